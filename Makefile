@@ -1,0 +1,56 @@
+# Two commands matter: `make run` and `make test`. Both install what is missing (and
+# skip what is done), so they work on a fresh Debian machine as root.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := debootstrap sip-tester espeak-ng sox ca-certificates
+APT_STAMP := /var/lib/ivr-apt-$(shell echo $(APT_PACKAGES) | md5sum | cut -c1-8)
+
+.PHONY: run test setup apt venv pbx bench lint clean
+
+run: setup
+	$(BIN)/ivr run
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+bench: setup
+	$(BIN)/python tests/perf/bench_agi.py
+	$(BIN)/python tests/perf/bench_rules.py
+
+setup: apt venv pbx
+
+# Debian packages: debootstrap builds the Asterisk root, sipp plays callers and phones,
+# espeak-ng and sox make prompts. Only run apt when something is missing.
+apt: $(APT_STAMP)
+$(APT_STAMP):
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> installing Debian packages:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -q && apt-get install -y -q $$missing; \
+	fi; \
+	if ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; fi
+	@touch $@
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	@echo "==> Python virtualenv with the package and its test tools"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+# Builds the Debian sid root with Asterisk once (about a minute), then reuses it.
+pbx: venv
+	$(BIN)/python -c 'from ivr.config import from_env; from ivr.pbx.root import ensure_root; r = ensure_root(from_env().cache_dir); print("==> Asterisk", r.version, "at", r.path)'
+
+lint: venv
+	$(BIN)/python -m ruff check ivr tests || true
+
+clean:
+	rm -rf $(VENV) .pytest_cache

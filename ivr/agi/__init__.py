@@ -1,0 +1,1 @@
+"""FastAGI: the protocol layer and the asyncio server."""

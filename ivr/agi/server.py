@@ -1,0 +1,80 @@
+"""The FastAGI server: one asyncio task per call, routed through an explicit table."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from .protocol import MAX_LINE, AgiChannel, AgiHandshakeError, read_headers
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AgiChannel], Awaitable[None]]
+
+
+class AgiServer:
+    """Accepts FastAGI connections and runs the route's handler for each call."""
+
+    def __init__(self, routes: Mapping[str, Handler], host: str = "127.0.0.1",
+                 port: int = 4573, handshake_timeout: float = 5.0,
+                 command_timeout: float = 10.0) -> None:
+        self.routes = dict(routes)
+        self.host = host
+        self.port = port
+        self.handshake_timeout = handshake_timeout
+        self.command_timeout = command_timeout
+        self.calls: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._on_connect, self.host, self.port,
+                                                  limit=MAX_LINE)
+        sock = self._server.sockets[0].getsockname()
+        self.port = sock[1]
+        log.info("FastAGI listening on %s:%d (routes: %s)", self.host, self.port,
+                 ", ".join(sorted(self.routes)))
+
+    async def stop(self, drain_seconds: float = 0) -> None:
+        """Stop accepting; give calls in progress up to drain_seconds, then cancel them."""
+        if self._server is not None:
+            self._server.close()
+        if self.calls and drain_seconds > 0:
+            await asyncio.wait(set(self.calls), timeout=drain_seconds)
+        for task in list(self.calls):
+            task.cancel()
+        if self.calls:
+            await asyncio.gather(*self.calls, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _on_connect(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.calls.add(task)
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self.calls.discard(task)
+            if not writer.is_closing():
+                writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            headers = await read_headers(reader, self.handshake_timeout)
+        except AgiHandshakeError as exc:
+            log.info("AGI connection dropped before its headers: %s", exc)
+            return
+        channel = AgiChannel(reader, writer, headers, default_timeout=self.command_timeout)
+        try:
+            handler = self.routes.get(channel.route)
+            if handler is None:
+                # No sentinel will be set, so the dialplan's fallback takes the call.
+                log.warning("call %s: no AGI route %r; leaving it to the fallback",
+                            channel.uniqueid, channel.route[:40])
+                return
+            await handler(channel)
+        finally:
+            await channel.aclose()

@@ -1,0 +1,183 @@
+"""The call record: create, step, finish, reconcile and read calls (one commit per step)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from . import contract
+from .db.engine import Database
+from .db.models import (
+    END_CALLER_HANGUP,
+    END_COMPLETED,
+    END_FALLBACK_ABANDONED,
+    END_FALLBACK_ANSWERED,
+    END_FALLBACK_RECORDED,
+    Call,
+    CallEvent,
+)
+from .stamps import Stamp
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_call_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def start_call(db: Database, *, uniqueid: str, node: str, dialled: str,
+                     forwarded_from: str, caller: str, started_at: datetime) -> str:
+    """Create the call the moment the controller sees it; return its id."""
+    async with db.session() as s:
+        existing = await s.scalar(select(Call).where(Call.node == node,
+                                                     Call.uniqueid == uniqueid))
+        if existing is not None:
+            existing.seen_by_controller = True
+            return existing.id
+        call = Call(id=new_call_id(), uniqueid=uniqueid, node=node, dialled=dialled,
+                    forwarded_from=forwarded_from, caller=caller, started_at=started_at,
+                    seen_by_controller=True)
+        s.add(call)
+        s.add(CallEvent(call_id=call.id, at=started_at, kind="call.started", detail="{}"))
+        return call.id
+
+
+async def add_event(db: Database, call_id: str, kind: str, **detail: Any) -> None:
+    """Append one step to the call's timeline; detail must hold no patient data."""
+    async with db.session() as s:
+        s.add(CallEvent(call_id=call_id, at=now(), kind=kind, detail=json.dumps(detail)))
+
+
+async def update_call(db: Database, call_id: str, **fields: Any) -> None:
+    async with db.session() as s:
+        call = await s.get(Call, call_id)
+        if call is None:
+            raise KeyError(call_id)
+        for name, value in fields.items():
+            setattr(call, name, value)
+
+
+async def finish_call(db: Database, call_id: str, *, result: str, hung_up: bool,
+                      fallback_reason: str | None = None) -> None:
+    """Record what the controller decided at the end of its part of the call."""
+    async with db.session() as s:
+        call = await s.get(Call, call_id)
+        if call is None:
+            raise KeyError(call_id)
+        call.result = result
+        call.fallback_reason = fallback_reason
+        if hung_up:
+            call.end_reason = END_CALLER_HANGUP
+            call.ended_at = call.ended_at or now()
+        elif result == contract.RESULT_DONE:
+            call.end_reason = END_COMPLETED
+        s.add(CallEvent(call_id=call_id, at=now(), kind="controller.finished",
+                        detail=json.dumps({"result": result, "hung_up": hung_up,
+                                           "fallback_reason": fallback_reason})))
+
+
+def _end_reason_from_stamp(stamp: Stamp, recording_exists: bool) -> str:
+    """How a call ended, judged from the dialplan's last stage."""
+    if stamp.stage == contract.STAGE_FALLBACK_ANSWERED:
+        return END_FALLBACK_ANSWERED
+    if stamp.stage in (contract.STAGE_FALLBACK_RECORDED, contract.STAGE_FALLBACK_RECORD):
+        return END_FALLBACK_RECORDED if recording_exists else END_FALLBACK_ABANDONED
+    if stamp.stage.startswith(contract.STAGE_FALLBACK):
+        return END_FALLBACK_ABANDONED
+    if stamp.result == contract.RESULT_DONE:
+        return END_COMPLETED
+    return END_CALLER_HANGUP
+
+
+async def apply_stamp(db: Database, node: str, stamp: Stamp,
+                      recording: Path | None) -> tuple[str, bool]:
+    """Fold a hang-up stamp into the record; create the call if the controller never saw it.
+
+    Returns (call id, created). Idempotent: applying a stamp twice changes nothing more.
+    """
+    recording_exists = recording is not None and recording.exists() \
+        and recording.stat().st_size > 44
+    async with db.session() as s:
+        call = await s.scalar(select(Call).where(Call.node == node,
+                                                 Call.uniqueid == stamp.uniqueid))
+        created = call is None
+        if call is None:
+            call = Call(id=new_call_id(), uniqueid=stamp.uniqueid, node=node,
+                        dialled=stamp.did, forwarded_from=stamp.forwarded_from,
+                        caller=stamp.caller, started_at=stamp.started_at,
+                        seen_by_controller=False)
+            s.add(call)
+            s.add(CallEvent(call_id=call.id, at=stamp.started_at, kind="call.started",
+                            detail=json.dumps({"source": "hangup-stamp"})))
+        if call.reconciled_at is not None:
+            return call.id, False
+        call.ended_at = stamp.ended_at
+        call.last_stage = stamp.stage
+        reason = _end_reason_from_stamp(stamp, recording_exists)
+        # The controller's own verdict on a hang-up stands, unless the fallback took over.
+        if call.end_reason is None or reason.startswith("fallback"):
+            call.end_reason = reason
+        if stamp.stage.startswith(contract.STAGE_FALLBACK) and call.fallback_reason is None:
+            call.fallback_reason = "controller-missing" if not stamp.result else None
+        if recording_exists:
+            call.fallback_recording = str(recording)
+        call.reconciled_at = now()
+        s.add(CallEvent(call_id=call.id, at=stamp.ended_at, kind="call.ended",
+                        detail=json.dumps({"stage": stamp.stage, "result": stamp.result,
+                                           "dialstatus": stamp.dialstatus,
+                                           "end_reason": call.end_reason})))
+        return call.id, created
+
+
+# --- reading ---------------------------------------------------------------------------
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def call_summary(call: Call) -> dict[str, Any]:
+    return {
+        "id": call.id, "uniqueid": call.uniqueid, "node": call.node,
+        "practice_id": call.practice_id, "dialled": call.dialled,
+        "forwarded_from": call.forwarded_from, "caller": call.caller, "route": call.route,
+        "started_at": _iso(call.started_at), "ended_at": _iso(call.ended_at),
+        "end_reason": call.end_reason, "result": call.result,
+        "fallback_reason": call.fallback_reason, "last_stage": call.last_stage,
+        "fallback_recording": call.fallback_recording,
+        "seen_by_controller": call.seen_by_controller,
+        "reconciled_at": _iso(call.reconciled_at),
+    }
+
+
+async def list_calls(db: Database, *, practice: str | None = None,
+                     since: datetime | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    async with db.session() as s:
+        query = select(Call).order_by(Call.started_at.desc()).limit(limit)
+        if practice:
+            query = query.where(Call.practice_id == practice)
+        if since:
+            query = query.where(Call.started_at >= since)
+        return [call_summary(c) for c in (await s.scalars(query)).all()]
+
+
+async def show_call(db: Database, ident: str) -> dict[str, Any] | None:
+    """One call with its timeline, found by call id or Asterisk uniqueid."""
+    async with db.session() as s:
+        query = select(Call).options(selectinload(Call.events))
+        call = await s.scalar(query.where(Call.id == ident))
+        if call is None:
+            call = await s.scalar(query.where(Call.uniqueid == ident))
+        if call is None:
+            return None
+        out = call_summary(call)
+        out["timeline"] = [{"at": _iso(e.at), "kind": e.kind, "detail": json.loads(e.detail)}
+                           for e in call.events]
+        return out

@@ -1,0 +1,263 @@
+"""The `ivr` command line: one table of commands, each a small function."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import config, logs
+
+
+def _settings() -> config.Settings:
+    return config.from_env()
+
+
+def _pbx(build: bool = False) -> Any:
+    from .pbx.instance import PbxInstance
+    from .pbx.root import ensure_root, find_root
+
+    settings = _settings()
+    root = ensure_root(settings.cache_dir) if build else find_root(settings.cache_dir)
+    if root is None:
+        raise SystemExit("no Asterisk yet: run `ivr pbx up` (or `make run`) first")
+    return PbxInstance(settings, root)
+
+
+def _print(data: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+    elif isinstance(data, list):
+        for row in data:
+            print("  ".join(f"{k}={v}" for k, v in row.items() if v not in (None, "")))
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            print(f"{key}: {value if not isinstance(value, (list, dict)) else json.dumps(value)}")
+    else:
+        print(data)
+
+
+# --- pbx ---------------------------------------------------------------------------------
+
+def cmd_pbx_up(args: argparse.Namespace) -> int:
+    pbx = _pbx(build=True)
+    pbx.start()
+    status = pbx.status()
+    print(f"Asterisk {status['version']} running (instance {status['instance']}): "
+          f"SIP udp {status['sip']}, AMI {status['ami']}, controller expected at "
+          f"{status['agi']}")
+    return 0
+
+
+def cmd_pbx_down(args: argparse.Namespace) -> int:
+    pbx = _pbx()
+    pbx.stop()
+    print(f"Asterisk instance {pbx.settings.instance} stopped")
+    return 0
+
+
+def cmd_pbx_status(args: argparse.Namespace) -> int:
+    status = _pbx().status()
+    _print(status, args.json)
+    return 0 if status["running"] else 3
+
+
+def cmd_pbx_cli(args: argparse.Namespace) -> int:
+    print(_pbx().cli(args.command), end="")
+    return 0
+
+
+# --- controller --------------------------------------------------------------------------
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .service import Controller, ControllerError
+
+    settings = _settings()
+    logs.setup(args.log_level, settings.log_dir / f"controller-{settings.instance}.log")
+    try:
+        asyncio.run(Controller(settings).run())
+    except ControllerError as exc:
+        print(f"ivr serve: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """PBX up, controller in the foreground, everything stopped on Ctrl-C."""
+    pbx = _pbx(build=True)
+    pbx.start()
+    settings = pbx.settings
+    env = dict(os.environ, **config.to_env(settings))
+    controller = subprocess.Popen([sys.executable, "-m", "ivr.cli", "serve"], env=env)
+    did = _example_did(settings)
+    print(f"""
+  The answering service is running.
+    Call it:      sip:{did}@{settings.sip_host}:{settings.sip_port}  (UDP)
+    or try:       ivr demo-call          (in a second terminal)
+    Calls:        ivr calls list --json
+    Data:         {settings.data_dir}
+    Logs:         {settings.log_dir}  and  {pbx.host_dir / 'log'}
+    Rules:        {settings.rules_path}
+  Ctrl-C stops the controller and Asterisk.
+""", flush=True)
+    try:
+        controller.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if controller.poll() is None:
+            controller.send_signal(signal.SIGTERM)
+            try:
+                controller.wait(15)
+            except subprocess.TimeoutExpired:
+                controller.kill()
+        pbx.stop()
+        print("stopped.")
+    return 0
+
+
+def _example_did(settings: config.Settings) -> str:
+    try:
+        from .rules import load_rules
+
+        result = load_rules(settings.rules_path, now=datetime.now(UTC))
+        if result.rules:
+            for practice in result.rules.practices.values():
+                if practice.dids:
+                    return str(practice.dids[0])
+    except Exception:  # the hint is a nicety; the service itself reports rule errors
+        pass
+    return "+16175550100"
+
+
+def cmd_demo_call(args: argparse.Namespace) -> int:
+    from .sipp import CallerSpec, run_caller
+
+    settings = _settings()
+    number = args.to or _example_did(settings)
+    spec = CallerSpec(caller_id=args.caller_id, keys=args.keys, wait_bye_ms=args.wait * 1000)
+    print(f"calling sip:{number}@{settings.sip_host}:{settings.sip_port} as {args.caller_id}, "
+          f"pressing {args.keys or 'nothing'} ...", flush=True)
+    result = run_caller(spec, f"{settings.sip_host}:{settings.sip_port}", number,
+                        timeout_s=args.wait + 30)
+    ok = result.returncode == 0
+    print("call completed" if ok else f"call failed (sipp exit {result.returncode})\n"
+          f"{result.stderr[-2000:]}")
+    if ok:
+        print("see it with: ivr calls list --json")
+    return 0 if ok else 1
+
+
+# --- calls -------------------------------------------------------------------------------
+
+def _parse_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def _with_db(fn: Callable[[Any], Any]) -> Any:
+    from .db.engine import Database
+
+    db = Database(_settings().database_url)
+    try:
+        await db.create()
+        return await fn(db)
+    finally:
+        await db.close()
+
+
+def cmd_calls_list(args: argparse.Namespace) -> int:
+    from . import calls
+
+    since = _parse_time(args.since) if args.since else None
+    rows = asyncio.run(_with_db(lambda db: calls.list_calls(
+        db, practice=args.practice, since=since, limit=args.limit)))
+    _print(rows, args.json)
+    return 0
+
+
+def cmd_calls_show(args: argparse.Namespace) -> int:
+    from . import calls
+
+    row = asyncio.run(_with_db(lambda db: calls.show_call(db, args.id)))
+    if row is None:
+        print(f"no call {args.id!r}", file=sys.stderr)
+        return 1
+    _print(row, args.json)
+    return 0
+
+
+# --- the table ---------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ivr", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    pbx = sub.add_parser("pbx", help="provision, start, stop and query Asterisk")
+    pbx_sub = pbx.add_subparsers(dest="pbx_command", required=True)
+    pbx_sub.add_parser("up", help="build the Asterisk root if needed, render, start"
+                       ).set_defaults(func=cmd_pbx_up)
+    pbx_sub.add_parser("down", help="stop Asterisk cleanly").set_defaults(func=cmd_pbx_down)
+    status = pbx_sub.add_parser("status", help="is Asterisk running, version, channels")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_pbx_status)
+    cli = pbx_sub.add_parser("cli", help='run one Asterisk CLI command: ivr pbx cli "core show channels"')
+    cli.add_argument("command")
+    cli.set_defaults(func=cmd_pbx_cli)
+
+    serve = sub.add_parser("serve", help="run the controller (FastAGI + AMI) in the foreground")
+    serve.add_argument("--log-level", default="INFO")
+    serve.set_defaults(func=cmd_serve)
+
+    run = sub.add_parser("run", help="start Asterisk and the controller; Ctrl-C stops both")
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo-call", help="place a call to the running service with SIPp")
+    demo.add_argument("--to", help="number to dial (default: the first example DID)")
+    demo.add_argument("--caller-id", default="+16175550199")
+    demo.add_argument("--keys", default="1", help="keys to press, e.g. 1 or 19,2")
+    demo.add_argument("--wait", type=int, default=60, help="seconds to wait for the end")
+    demo.set_defaults(func=cmd_demo_call)
+
+    calls = sub.add_parser("calls", help="read the call record")
+    calls_sub = calls.add_subparsers(dest="calls_command", required=True)
+    lst = calls_sub.add_parser("list", help="recent calls, newest first")
+    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--practice")
+    lst.add_argument("--since", help="ISO time, e.g. 2026-11-26T18:00:00-05:00")
+    lst.add_argument("--limit", type=int, default=200)
+    lst.set_defaults(func=cmd_calls_list)
+    show = calls_sub.add_parser("show", help="one call with its timeline")
+    show.add_argument("id", help="call id or Asterisk uniqueid")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_calls_show)
+
+    try:
+        from . import cli_rules
+    except ImportError:  # pragma: no cover - only while the rules package is being built
+        cli_rules = None  # type: ignore[assignment]
+    if cli_rules is not None:
+        cli_rules.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except config.ConfigError as exc:
+        print(f"ivr: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

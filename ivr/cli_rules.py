@@ -1,0 +1,219 @@
+"""The `ivr rules`, `ivr simulate` and `ivr oncall` commands (the clock is read only here)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Sequence
+from zoneinfo import ZoneInfo
+
+from ivr.rules import LoadResult, default_rules_path, load_rules
+from ivr.rules.model import Practice
+from ivr.rules.oncall import dial_list, fallback_numbers, resolve, timeline
+from ivr.rules.schedule import state_at
+from ivr.rules.schema import schema_text
+from ivr.rules.simulate import format_text, simulate
+from ivr.rules.timeutil import fmt_local, local_naive_to_instant
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def parse_when(text: str, tz: ZoneInfo) -> datetime:
+    """An ISO date-time; without an offset it is wall time in `tz`, with one it is an instant."""
+    text = text.strip()
+    if text.lower() == "now":
+        return _now()
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        return local_naive_to_instant(value, tz)
+    return value.astimezone(timezone.utc)
+
+
+def _load(path: str | None, out: Any = None) -> LoadResult:
+    return load_rules(path or default_rules_path(), now=_now())
+
+
+def _print_issues(res: LoadResult, out: Any) -> None:
+    for issue in res.errors:
+        print(f"error: {issue}", file=out)
+    for issue in res.warnings:
+        print(f"warning: {issue}", file=out)
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    """Validate rules; exit 1 when there is any error."""
+    now = parse_when(args.now, ZoneInfo("UTC")) if args.now else _now()
+    res = load_rules(args.path or default_rules_path(), now=now)
+    if args.json:
+        doc = {
+            "ok": res.ok,
+            "digest": res.rules.digest if res.rules else None,
+            "practices": sorted(res.rules.practices) if res.rules else [],
+            "errors": [i.to_json() for i in res.errors],
+            "warnings": [i.to_json() for i in res.warnings],
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        _print_issues(res, sys.stdout)
+        if res.ok and res.rules is not None:
+            names = ", ".join(sorted(res.rules.practices))
+            print(f"ok: {len(res.rules.practices)} practice(s) ({names}); "
+                  f"{len(res.warnings)} warning(s); digest {res.rules.digest}")
+        else:
+            print(f"invalid: {len(res.errors)} error(s), {len(res.warnings)} warning(s)")
+    return EXIT_OK if res.ok else EXIT_INVALID
+
+
+def cmd_rules_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of a practice file."""
+    sys.stdout.write(schema_text())
+    return EXIT_OK
+
+
+def _fail_load(res: LoadResult) -> int:
+    _print_issues(res, sys.stderr)
+    print("the rules have errors; run `ivr rules check`", file=sys.stderr)
+    return EXIT_INVALID
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Dry-run one call and print what would happen."""
+    res = _load(args.rules)
+    if not res.ok or res.rules is None:
+        return _fail_load(res)
+    practice = res.rules.route(args.to, args.forwarded_from)
+    tz = practice.tz if practice else ZoneInfo("UTC")
+    try:
+        at = parse_when(args.at, tz)
+    except ValueError:
+        print(f"--at {args.at!r} is not an ISO date-time such as 2026-11-26T21:30", file=sys.stderr)
+        return EXIT_USAGE
+    result = simulate(res.rules, args.to, args.forwarded_from, args.caller, at, args.keys or "")
+    print(json.dumps(result, indent=2) if args.json else format_text(result))
+    return EXIT_OK
+
+
+def _oncall_at(practice: Practice, at: datetime) -> dict[str, Any]:
+    roles = {}
+    for role in practice.on_call.roles:
+        cid, source = resolve(practice, role, at)
+        roles[role] = {"clinician_id": cid, "source": source,
+                       "name": practice.on_call.clinicians[cid].name if cid else None}
+    return {
+        "practice": practice.id,
+        "at": fmt_local(at, practice.tz),
+        "state": state_at(practice, at).kind,
+        "on_call": roles,
+        "dial_list": [{"clinician_id": d.clinician_id, "name": d.name, "role": d.role,
+                       "number": d.number, "ring_seconds": d.ring_seconds, "attempt": d.attempt,
+                       "step": d.step_index} for d in dial_list(practice, at)],
+        "fallback_numbers": list(fallback_numbers(practice, at)),
+    }
+
+
+def cmd_oncall(args: argparse.Namespace) -> int:
+    """Who is on call at an instant, or as a timeline between two instants."""
+    res = _load(args.rules)
+    if not res.ok or res.rules is None:
+        return _fail_load(res)
+    practice = res.rules.practices.get(args.practice)
+    if practice is None:
+        print(f"no practice {args.practice!r}; known: {', '.join(sorted(res.rules.practices))}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    tz = practice.tz
+    try:
+        if args.start or args.end:
+            start = parse_when(args.start, tz) if args.start else _now()
+            end = parse_when(args.end, tz) if args.end else start + timedelta(days=7)
+        else:
+            at = parse_when(args.at, tz) if args.at else _now()
+    except ValueError as exc:
+        print(f"bad time: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.start or args.end:
+        if end <= start:
+            print("--to must be after --from", file=sys.stderr)
+            return EXIT_USAGE
+        rows = timeline(practice, start, end)
+        if args.json:
+            print(json.dumps([{"role": r.role, "clinician_id": r.clinician_id,
+                               "start": fmt_local(r.start, tz), "end": fmt_local(r.end, tz),
+                               "source": r.source} for r in rows], indent=2))
+        else:
+            for r in rows:
+                who = r.clinician_id or "NOBODY"
+                print(f"{r.role:<10} {fmt_local(r.start, tz)}  ->  {fmt_local(r.end, tz)}  "
+                      f"{who:<16} ({r.source})")
+        return EXIT_OK
+    doc = _oncall_at(practice, at)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"{practice.name} at {doc['at']} ({doc['state']})")
+        for role, info in doc["on_call"].items():
+            print(f"  {role:<10} {info['clinician_id'] or 'NOBODY'}  {info['name'] or ''}"
+                  f"  ({info['source']})")
+        print("  dial list:")
+        for d in doc["dial_list"]:
+            print(f"    {d['step']}.{d['attempt']} {d['number']} {d['name']} ring {d['ring_seconds']}s")
+        print(f"  fallback numbers: {', '.join(doc['fallback_numbers'])}")
+    return EXIT_OK
+
+
+def add_commands(sub: Any) -> None:
+    """Register `rules`, `simulate` and `oncall` on an argparse subparsers object."""
+    rules = sub.add_parser("rules", help="check routing rules, print their JSON Schema")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser("check", help="validate the rules (exit 1 on any error)")
+    check.add_argument("path", nargs="?", help="file or directory (default $IVR_RULES or routing_rules/)")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument("--now", help="pretend it is this instant (coverage warnings)")
+    check.set_defaults(func=cmd_rules_check)
+    schema = rules_sub.add_parser("schema", help="print the JSON Schema of a practice file")
+    schema.set_defaults(func=cmd_rules_schema)
+
+    simp = sub.add_parser("simulate", help="what would happen to a call")
+    simp.add_argument("--rules", help="rules path (default $IVR_RULES or routing_rules/)")
+    simp.add_argument("--to", required=True, help="dialled number")
+    simp.add_argument("--forwarded-from", dest="forwarded_from", help="forwarding number (Diversion)")
+    simp.add_argument("--from", dest="caller", help="caller id")
+    simp.add_argument("--at", required=True,
+                      help="ISO time; without offset it is the practice's local time")
+    simp.add_argument("--keys", default="", help="menu keys pressed, one per attempt ('.' = none)")
+    simp.add_argument("--json", action="store_true")
+    simp.set_defaults(func=cmd_simulate)
+
+    onc = sub.add_parser("oncall", help="who is on call")
+    onc.add_argument("--rules", help="rules path (default $IVR_RULES or routing_rules/)")
+    onc.add_argument("--practice", required=True, help="practice id")
+    onc.add_argument("--at", help="instant (default now)")
+    onc.add_argument("--from", dest="start", help="timeline start")
+    onc.add_argument("--to", dest="end", help="timeline end (default start + 7 days)")
+    onc.add_argument("--json", action="store_true")
+    onc.set_defaults(func=cmd_oncall)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A stand-alone parser with just these commands (tests, `python -m ivr.cli_rules`)."""
+    parser = argparse.ArgumentParser(prog="ivr")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,134 @@
+"""Runtime settings: ports, folders and addresses, read from IVR_* environment variables."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+_REPO = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message names the variable and the value."""
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "ivr"
+
+
+def _default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ivr"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a controller or a PBX instance needs to know about where things are."""
+
+    instance: str = "default"
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    # Where the PBX sends calls for clinicians' phones (an outbound SIP trunk in
+    # production, a SIPp phone in tests).
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 5070
+    # Source addresses identified as the inbound trunk; nothing else may place calls.
+    trunk_match: str = "127.0.0.1"
+    rtp_start: int = 20000
+    rtp_end: int = 29999
+    data_dir: Path = field(default_factory=_default_data_dir)
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    rules_path: Path = _REPO / "routing_rules"
+    db_url: str = ""
+    # Extra controller addresses the dialplan tries, in order, after agi_host:agi_port.
+    agi_backups: tuple[str, ...] = ()
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite+aiosqlite:///{self.data_dir / 'ivr.sqlite3'}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "log"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+    @property
+    def prompts_cache_dir(self) -> Path:
+        return self.data_dir / "prompts"
+
+    def validate(self) -> "Settings":
+        """Check every value; raise ConfigError naming the IVR_* variable."""
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", self.instance):
+            raise ConfigError(f"IVR_INSTANCE={self.instance!r}: expected [a-z0-9_-], max 40")
+        for name in ("sip_host", "ami_host", "agi_host", "web_host", "gateway_host"):
+            value = getattr(self, name)
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ConfigError(f"{_env_name(name)}={value!r}: expected an IP address")
+        for name in ("sip_port", "ami_port", "agi_port", "web_port", "gateway_port",
+                     "rtp_start", "rtp_end"):
+            value = getattr(self, name)
+            if not 1 <= value <= 65535:
+                raise ConfigError(f"{_env_name(name)}={value!r}: expected a port 1-65535")
+        for part in self.trunk_match.split(","):
+            try:
+                ipaddress.ip_network(part.strip(), strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"IVR_TRUNK_MATCH={self.trunk_match!r}: expected IP addresses or networks")
+        for backup in self.agi_backups:
+            if not re.fullmatch(r"[0-9.]+:[0-9]{1,5}", backup):
+                raise ConfigError(f"IVR_AGI_BACKUPS: {backup!r}: expected HOST:PORT")
+        return self
+
+    def with_overrides(self, **changes: object) -> "Settings":
+        return replace(self, **{k: v for k, v in changes.items() if v is not None}).validate()
+
+
+def _env_name(field_name: str) -> str:
+    return "IVR_" + field_name.upper()
+
+
+def from_env(env: dict[str, str] | None = None) -> Settings:
+    """Settings from IVR_* variables (IVR_SIP_PORT, IVR_DATA_DIR, ...), defaults elsewhere."""
+    env = dict(os.environ if env is None else env)
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        raw = env.get(_env_name(f.name))
+        if raw is None or raw == "":
+            continue
+        if f.name.endswith("_port") or f.name.startswith("rtp_"):
+            try:
+                values[f.name] = int(raw)
+            except ValueError:
+                raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected a port number")
+        elif f.name.endswith("_dir") or f.name.endswith("_path"):
+            values[f.name] = Path(raw).expanduser()
+        elif f.name == "agi_backups":
+            values[f.name] = tuple(p.strip() for p in raw.split(",") if p.strip())
+        else:
+            values[f.name] = raw
+    return Settings(**values).validate()  # type: ignore[arg-type]
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The IVR_* variables that reproduce these settings (for child processes)."""
+    out: dict[str, str] = {}
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        out[_env_name(f.name)] = str(value)
+    return out

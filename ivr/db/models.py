@@ -1,0 +1,89 @@
+"""The database schema: calls and their timelines.
+
+Times are aware UTC datetimes. Patient data (the caller's number) is stored here and
+nowhere else; logs carry only call ids.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC; SQLite hands back naive ones, made aware again here."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use aware UTC times")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+# How a call ended. The controller sets the first three; reconciliation of a hang-up
+# stamp sets the fallback ones for calls the controller did not finish.
+END_COMPLETED = "completed"  # the controller finished the flow
+END_CALLER_HANGUP = "caller_hangup"  # the caller hung up while the controller had the call
+END_FALLBACK_ANSWERED = "fallback_answered"  # the fallback reached a clinician
+END_FALLBACK_RECORDED = "fallback_recorded"  # the fallback took a recorded message
+END_FALLBACK_ABANDONED = "fallback_abandoned"  # caller hung up inside the fallback
+END_REASONS = (END_COMPLETED, END_CALLER_HANGUP, END_FALLBACK_ANSWERED,
+               END_FALLBACK_RECORDED, END_FALLBACK_ABANDONED)
+
+
+class Call(Base):
+    __tablename__ = "calls"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    uniqueid: Mapped[str] = mapped_column(String(64))  # Asterisk's UNIQUEID
+    node: Mapped[str] = mapped_column(String(40))  # which PBX instance took it
+    practice_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    dialled: Mapped[str] = mapped_column(String(32), default="")
+    forwarded_from: Mapped[str] = mapped_column(String(32), default="")
+    caller: Mapped[str] = mapped_column(String(32), default="")
+    route: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    # What the controller asked of the dialplan last ("done", "fallback"), and why.
+    result: Mapped[str | None] = mapped_column(String(16))
+    fallback_reason: Mapped[str | None] = mapped_column(String(64))
+    last_stage: Mapped[str | None] = mapped_column(String(32))
+    fallback_recording: Mapped[str | None] = mapped_column(Text)
+    seen_by_controller: Mapped[bool] = mapped_column(default=False)
+    reconciled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    events: Mapped[list["CallEvent"]] = relationship(
+        back_populates="call", order_by="CallEvent.id", cascade="all, delete-orphan")
+
+    __table_args__ = (Index("ix_calls_node_uniqueid", "node", "uniqueid", unique=True),)
+
+
+class CallEvent(Base):
+    """One step of a call's timeline (no patient data in `detail`)."""
+
+    __tablename__ = "call_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"),
+                                         index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    kind: Mapped[str] = mapped_column(String(48))
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+
+    call: Mapped[Call] = relationship(back_populates="events")

@@ -1,0 +1,1 @@
+"""Call flows: one module per AGI route, and the runner that ends every call defined."""

@@ -1,0 +1,30 @@
+"""Logging set-up, and exception logging that keeps patient data out of the logs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+
+def setup(level: str = "INFO", log_file: Path | None = None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=handlers,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+
+
+def log_exception(logger: logging.Logger, call_id: str | None, what: str,
+                  exc: BaseException) -> None:
+    """Log where an exception came from, without its message.
+
+    Exception messages can quote the values that caused them (a keyed number, a date of
+    birth), so only the type and the stack of code locations reach the log.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                        for f in reversed(frames[-6:]))
+    logger.error("call %s: %s: %s at %s", call_id or "-", what, type(exc).__name__, where)

@@ -1,0 +1,1 @@
+"""The PBX side: building an Asterisk root, rendering configs, running instances."""

@@ -1,0 +1,66 @@
+"""Text-to-speech prompts: espeak-ng then sox to 8 kHz mono WAV, cached by content hash.
+
+Prompts are made ahead of time (at PBX start and rules load), never while a caller waits.
+The text is passed on standard input, never on a command line, so admin-written text
+cannot become an option or reach a shell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+#: The fallback dialplan's own prompts: it runs without the controller, so they are fixed.
+FALLBACK_PROMPTS = {
+    "fallback-apology": "We are sorry for the wait. Please stay on the line while we connect "
+                        "you to the clinician on call.",
+    "fallback-record": "No one could be reached right now. After the tone, please say your "
+                       "name, the number where we can call you back, and the reason for your "
+                       "call. Press pound when you are done.",
+    "fallback-thanks": "Thank you. Your message has been recorded and will be passed to the "
+                       "clinician on call. Goodbye.",
+    "fallback-screen": "This is the answering service with an urgent patient call. "
+                       "Press 1 to accept the call.",
+    "moh/hold": "Please stay on the line. We are still trying to reach the clinician on call.",
+}
+
+
+class PromptError(RuntimeError):
+    """A prompt could not be generated; the message names the tool that is missing."""
+
+
+def cache_key(text: str, voice: str = "en-us", speed: int = 160) -> str:
+    return hashlib.sha256(f"{voice}\0{speed}\0{text}".encode()).hexdigest()[:24]
+
+
+def synthesize(text: str, cache_dir: Path, voice: str = "en-us", speed: int = 160) -> Path:
+    """A prompt file for `text` (8 kHz, mono, 16-bit WAV), generated once per content."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / f"tts-{cache_key(text, voice, speed)}.wav"
+    if target.exists() and target.stat().st_size > 44:
+        return target
+    espeak, sox = shutil.which("espeak-ng"), shutil.which("sox")
+    if not espeak or not sox:
+        raise PromptError("espeak-ng and sox are needed for prompts: apt-get install "
+                          "espeak-ng sox (make run does it)")
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.wav"
+        subprocess.run([espeak, "-v", voice, "-s", str(speed), "-w", str(raw), "--stdin"],
+                       input=text.encode(), check=True, capture_output=True, timeout=60)
+        part = target.with_suffix(".part.wav")
+        subprocess.run([sox, str(raw), "-r", "8000", "-c", "1", "-b", "16", str(part)],
+                       check=True, capture_output=True, timeout=60)
+        part.replace(target)
+    return target
+
+
+def install(text: str, dest: Path, cache_dir: Path) -> Path:
+    """Generate (or reuse) the prompt for `text` and place it at dest (a .wav path)."""
+    source = synthesize(text, cache_dir)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists() or dest.read_bytes() != source.read_bytes():
+        shutil.copyfile(source, dest)
+    return dest

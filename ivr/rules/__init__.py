@@ -1,0 +1,130 @@
+"""Routing rules: load and validate the practices' YAML files into an immutable RuleSet.
+
+The engine lives in `schedule` (open/closed), `oncall` (who to ring) and `simulate`
+(a dry run of one call); all of them are pure functions of the rules and an instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from .model import (
+    Clinician,
+    Issue,
+    Override,
+    Practice,
+    RuleSet,
+    frozen_map,
+)
+from .timeutil import require_aware
+from .validate import build_file
+
+__all__ = [
+    "Clinician",
+    "Issue",
+    "LoadResult",
+    "Override",
+    "Practice",
+    "RuleSet",
+    "default_rules_path",
+    "load_rules",
+    "rule_files",
+]
+
+
+@dataclass
+class LoadResult:
+    """Outcome of loading rules: the RuleSet only when there is no error at all."""
+
+    rules: RuleSet | None
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.rules is not None and not self.errors
+
+
+def default_rules_path() -> Path:
+    """$IVR_RULES, else routing_rules/ (relative to the working directory)."""
+    return Path(os.environ.get("IVR_RULES") or "routing_rules")
+
+
+def rule_files(path: str | Path) -> list[Path]:
+    """The YAML files a rules path designates: the file itself, or a directory's *.yaml."""
+    p = Path(path)
+    if p.is_dir():
+        return sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml") and q.is_file())
+    return [p]
+
+
+def load_rules(path: str | Path, *, now: datetime) -> LoadResult:
+    """Load and validate every practice file under `path`.
+
+    `now` (aware) anchors the on-call coverage warnings (next 30 days) and the window
+    over which iCal recurrences are expanded. Every error is collected; the RuleSet is
+    returned only when there is none.
+    """
+    now = require_aware(now, "now")
+    p = Path(path)
+    result = LoadResult(None)
+    if not p.exists():
+        result.errors.append(Issue(str(p), 1, 1, "", str(p), "a YAML file or a directory of them",
+                                   "no such file or directory"))
+        return result
+    files = rule_files(p)
+    if not files:
+        result.errors.append(Issue(str(p), 1, 1, "", str(p), "at least one *.yaml file",
+                                   "no rules files found"))
+        return result
+
+    practices: dict[str, Practice] = {}
+    id_origin: dict[str, str] = {}
+    claimed: dict[str, tuple[str, str]] = {}  # e164 -> (practice id, where)
+    hasher = hashlib.sha256()
+    regions: list[str] = []
+    for f in files:
+        practice, builder, raw = build_file(f, str(f), now)
+        result.errors.extend(builder.c.errors)
+        result.warnings.extend(builder.c.warnings)
+        hasher.update(f.name.encode() + b"\0" + raw + b"\0" + builder.ical_bytes + b"\0")
+        # Cross-file: every DID and forwarding number reaches exactly one practice.
+        for e164, kind, node, keypath in builder.numbers:
+            where = f"{f}:{node.start_mark.line + 1}"
+            pid = practice.id if practice else str(f)
+            if e164 in claimed and claimed[e164][0] != pid:
+                other_pid, other_where = claimed[e164]
+                result.errors.append(Issue(
+                    str(f), node.start_mark.line + 1, node.start_mark.column + 1, keypath, e164,
+                    "a number no other practice uses",
+                    f"{kind} {e164} is already claimed by practice {other_pid!r} ({other_where})"))
+            elif e164 in claimed:
+                result.errors.append(Issue(
+                    str(f), node.start_mark.line + 1, node.start_mark.column + 1, keypath, e164,
+                    "each number once", f"{kind} {e164} is listed twice ({claimed[e164][1]})"))
+            else:
+                claimed[e164] = (pid, where)
+        if practice is None:
+            continue
+        if practice.id in practices:
+            result.errors.append(Issue(str(f), 1, 1, "practice.id", practice.id,
+                                       "a practice id used by one file only",
+                                       f"practice id {practice.id!r} is also used by "
+                                       f"{id_origin[practice.id]}"))
+            continue
+        practices[practice.id] = practice
+        id_origin[practice.id] = str(f)
+        if practice.country not in regions:
+            regions.append(practice.country)
+
+    if result.errors:
+        return result
+    by_did = {n: p.id for p in practices.values() for n in p.dids}
+    by_fwd = {n: p.id for p in practices.values() for n in p.forwarding_numbers}
+    result.rules = RuleSet(frozen_map(practices), hasher.hexdigest()[:16], frozen_map(by_did),
+                           frozen_map(by_fwd), tuple(regions) or ("US",))
+    return result

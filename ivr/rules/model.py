@@ -1,0 +1,310 @@
+"""Immutable objects that a validated set of routing rules loads into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from types import MappingProxyType
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+
+# Disposition kinds, most urgent first. The engine knows what each one does:
+# emergency/urgent reach a clinician now, the others become a message.
+DISPOSITIONS = ("emergency", "urgent", "prescription", "appointment", "routine")
+BRIDGE_DISPOSITIONS = frozenset({"emergency", "urgent"})
+ROLES = ("nurse", "physician")
+INTAKE_FIELDS = ("callback", "dob", "name", "reason")
+OVERFLOW_MODES = ("intake_then_bridge", "intake_same_day_callback")
+EXHAUSTED_ACTIONS = ("callback_until_acknowledged", "take_message")
+
+
+def frozen_map(data: Mapping[Any, Any] | None = None) -> Mapping[Any, Any]:
+    """A read-only view of a fresh dict (callers cannot mutate rules)."""
+    return MappingProxyType(dict(data or {}))
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One validation error or warning, located in a file."""
+
+    file: str
+    line: int
+    column: int
+    key: str
+    value: Any
+    expected: str
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        text = f"{self.file}:{self.line}:{self.column}: {self.key or '(top)'}: {self.message}"
+        if self.expected:
+            text += f"; expected {self.expected}"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        value = self.value if isinstance(self.value, (str, int, float, bool, type(None))) else str(
+            self.value
+        )
+        return {
+            "severity": self.severity,
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "key": self.key,
+            "value": value,
+            "expected": self.expected,
+            "message": self.message,
+            "text": str(self),
+        }
+
+
+@dataclass(frozen=True)
+class Period:
+    """One opening period in minutes past midnight; end <= start means it crosses midnight."""
+
+    start: int
+    end: int
+
+    @property
+    def crosses_midnight(self) -> bool:
+        return self.end <= self.start
+
+    def __str__(self) -> str:
+        from .timeutil import fmt_minute
+
+        return f"{fmt_minute(self.start)}-{fmt_minute(self.end)}"
+
+
+@dataclass(frozen=True)
+class CustomHoliday:
+    """A practice's own closed date: one-off (year set) or yearly (year None)."""
+
+    name: str
+    month: int
+    day: int
+    year: int | None = None
+    closed_from: int | None = None  # minutes; None = from midnight
+    closed_until: int | None = None  # minutes; None = until the next midnight
+
+    def applies_to(self, day: date) -> bool:
+        return day.month == self.month and day.day == self.day and self.year in (None, day.year)
+
+
+@dataclass(frozen=True)
+class Holidays:
+    """Public holidays from the `holidays` package plus the practice's own dates."""
+
+    country: str | None
+    subdivision: str | None
+    observed: bool = True
+    exclude: tuple[str, ...] = ()
+    custom: tuple[CustomHoliday, ...] = ()
+
+
+@dataclass(frozen=True)
+class Override:
+    """Force open or closed between two instants (end None: until cleared).
+
+    Rules overrides come from YAML; manual ones are passed to the engine by the caller.
+    """
+
+    start: datetime
+    end: datetime | None
+    is_open: bool
+    reason: str
+    manual: bool = False
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What plays: a recorded file when given, else the text (spoken by TTS)."""
+
+    id: str
+    text: str
+    file: str | None = None
+
+
+@dataclass(frozen=True)
+class Intake:
+    collect: tuple[str, ...] = INTAKE_FIELDS
+    reason_max_seconds: int = 60
+    name_max_seconds: int = 8
+    retries: int = 2
+    input_timeout_seconds: int = 6
+
+
+@dataclass(frozen=True)
+class Menu:
+    """The triage menu: one key -> one disposition kind."""
+
+    options: Mapping[str, str]
+    default: str
+    retries: int = 2
+    timeout_seconds: int = 6
+
+
+@dataclass(frozen=True)
+class Overflow:
+    mode: str = "intake_then_bridge"
+    bridge_to: tuple[str, ...] = ()  # front-desk numbers; empty = the on-call dial list
+    ring_seconds: int = 20
+
+
+@dataclass(frozen=True)
+class Clinician:
+    id: str
+    name: str
+    role: str
+    phone: str  # E.164
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """Weekly rotation: `order[0]` covers the week containing `anchor`."""
+
+    role: str
+    order: tuple[str, ...]
+    handoff_weekday: int  # Monday = 0
+    handoff_minute: int
+    anchor: date
+
+
+@dataclass(frozen=True)
+class Shift:
+    """An explicit on-call shift (from YAML or an iCal event); wins over the rotation."""
+
+    clinician_id: str
+    role: str
+    start: datetime
+    end: datetime
+    source: str  # 'shift' | 'ical'
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class EscalationStep:
+    role: str | None
+    clinician_id: str | None
+    ring_seconds: int
+    attempts: int
+
+
+@dataclass(frozen=True)
+class WhenExhausted:
+    action: str = "callback_until_acknowledged"
+    renotify_minutes: int = 5
+
+
+@dataclass(frozen=True)
+class OnCall:
+    clinicians: Mapping[str, Clinician]
+    rotations: Mapping[str, Rotation]
+    shifts: tuple[Shift, ...]
+    ical_shifts: tuple[Shift, ...]
+    escalation: tuple[EscalationStep, ...]
+    when_exhausted: WhenExhausted
+    max_caller_wait_seconds: int
+    ical_file: str | None = None
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Roles the rules schedule or escalate to, in a stable order."""
+        seen = {r.role for r in self.rotations.values()}
+        seen |= {s.role for s in self.shifts + self.ical_shifts}
+        seen |= {s.role for s in self.escalation if s.role}
+        return tuple(r for r in ROLES if r in seen)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    fax: str | None = None
+    email: str | None = None
+    webhook_url: str | None = None
+    webhook_secret_env: str | None = None
+
+
+@dataclass(frozen=True, repr=False)
+class Practice:
+    """One practice's complete, validated rules."""
+
+    id: str
+    name: str
+    timezone: str
+    tz: ZoneInfo = field(repr=False, compare=False)
+    country: str
+    subdivision: str | None
+    language: str
+    dids: tuple[str, ...]
+    forwarding_numbers: tuple[str, ...]
+    hours: tuple[tuple[Period, ...], ...]  # index 0 = Monday
+    holidays: Holidays
+    overrides: tuple[Override, ...]
+    prompts: Mapping[str, Prompt]
+    intake: Intake
+    menu: Menu
+    overflow: Overflow
+    on_call: OnCall
+    fallback_numbers: tuple[str, ...]
+    delivery: Delivery
+    source_file: str = ""
+
+    def __repr__(self) -> str:  # the full tree is far too long for logs and test reports
+        return f"Practice(id={self.id!r}, file={self.source_file!r})"
+
+
+def normalise_number(raw: str | None, regions: tuple[str, ...] = ("US",)) -> str | None:
+    """E.164 form of a dialled/caller number, or None when it is no usable number.
+
+    'anonymous', 'unknown', 'restricted', empty strings and short codes are no number.
+    Numbers without '+' are tried against each region in turn (the practices' countries).
+    """
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not text or text.lower() in {"anonymous", "unknown", "restricted", "private", "unavailable"}:
+        return None
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    for region in (None,) if text.startswith("+") else regions:
+        try:
+            num = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(num):
+            return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+@dataclass(frozen=True, repr=False)
+class RuleSet:
+    """All practices, indexed by the numbers that reach them."""
+
+    practices: Mapping[str, Practice]
+    digest: str
+    by_did: Mapping[str, str] = field(repr=False)
+    by_forwarding: Mapping[str, str] = field(repr=False)
+    regions: tuple[str, ...] = ("US",)
+
+    def route(self, dialled: str | None, forwarded_from: str | None = None) -> Practice | None:
+        """The practice a call belongs to, or None for an unknown number.
+
+        Precedence: the forwarding number (SIP Diversion) first when it is one a
+        practice declared, because it is the number the patient actually dialled;
+        several practices may forward to one shared trunk DID. Then the dialled DID.
+        """
+        fwd = normalise_number(forwarded_from, self.regions)
+        if fwd is not None and fwd in self.by_forwarding:
+            return self.practices[self.by_forwarding[fwd]]
+        did = normalise_number(dialled, self.regions)
+        if did is not None and did in self.by_did:
+            return self.practices[self.by_did[did]]
+        # A forwarded call whose Diversion names a practice's DID still belongs to it.
+        if fwd is not None and fwd in self.by_did:
+            return self.practices[self.by_did[fwd]]
+        return None
+
+    def __repr__(self) -> str:
+        return f"RuleSet(practices={sorted(self.practices)!r}, digest={self.digest!r})"

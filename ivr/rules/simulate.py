@@ -1,0 +1,190 @@
+"""Dry run of one call through the rules: route, state, prompts, triage and who is rung."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from .model import BRIDGE_DISPOSITIONS, Override, Practice, RuleSet, normalise_number
+from .oncall import DialStep, dial_list
+from .prompts import UNKNOWN_NUMBER_TEXT, render
+from .schedule import PracticeState, next_opening, state_at
+from .timeutil import fmt_local, human_time, require_aware
+
+NO_INPUT_KEY = "."  # in a simulated key string: "the caller pressed nothing this time"
+
+
+def _prompt(practice: Practice, pid: str, values: dict[str, str]) -> dict[str, Any]:
+    p = practice.prompts[pid]
+    return {"id": pid, "text": render(p.text, values), "file": p.file}
+
+
+def run_menu(practice: Practice, keys: str) -> tuple[str, list[dict[str, Any]]]:
+    """Apply the triage menu to a key string: (disposition, trace of attempts).
+
+    One key per attempt; '.' or running out of keys is "no input". A key that is not
+    in the menu is "invalid". After 1 + retries failed attempts the menu's default applies.
+    """
+    menu = practice.menu
+    trace: list[dict[str, Any]] = []
+    pos = 0
+    for attempt in range(1, menu.retries + 2):
+        key = keys[pos] if pos < len(keys) else None
+        pos += 1
+        if key is None or key == NO_INPUT_KEY:
+            trace.append({"attempt": attempt, "key": None, "result": "no_input"})
+        elif key in menu.options:
+            trace.append({"attempt": attempt, "key": key, "result": menu.options[key]})
+            return menu.options[key], trace
+        else:
+            trace.append({"attempt": attempt, "key": key, "result": "invalid"})
+    trace.append({"attempt": None, "key": None, "result": f"default: {menu.default}"})
+    return menu.default, trace
+
+
+def _dial_json(steps: tuple[DialStep, ...] | list[DialStep]) -> list[dict[str, Any]]:
+    return [
+        {"step": s.step_index, "attempt": s.attempt, "clinician_id": s.clinician_id,
+         "name": s.name, "role": s.role, "number": s.number, "ring_seconds": s.ring_seconds}
+        for s in steps
+    ]
+
+
+def _state_json(practice: Practice, st: PracticeState) -> dict[str, Any]:
+    return {
+        "kind": st.kind,
+        "is_open": st.is_open,
+        "reason": st.reason,
+        "next_change": fmt_local(st.next_change, practice.tz) if st.next_change else None,
+    }
+
+
+def simulate(rules: RuleSet, to: str, forwarded_from: str | None, caller: str | None,
+             at: datetime, keys: str = "", manual_overrides: tuple[Override, ...] = ()
+             ) -> dict[str, Any]:
+    """What would happen to a call to `to` at instant `at` if the caller pressed `keys`."""
+    at = require_aware(at, "at")
+    practice = rules.route(to, forwarded_from)
+    result: dict[str, Any] = {
+        "to": to, "forwarded_from": forwarded_from, "caller": caller, "at": at.isoformat(),
+        "keys": keys,
+    }
+    if practice is None:
+        result.update(practice=None, route="unknown_number", state=None,
+                      prompts=[{"id": "unknown_number", "text": UNKNOWN_NUMBER_TEXT, "file": None}],
+                      disposition=None, outcome="hangup_after_notice",
+                      caller_told=UNKNOWN_NUMBER_TEXT, dial_list=[])
+        return result
+
+    tz = practice.tz
+    st = state_at(practice, at, manual_overrides)
+    forwarded = bool(forwarded_from and forwarded_from.strip())
+    route = "after_hours" if not st.is_open else ("overflow" if forwarded else "open_direct")
+    reopen = next_opening(practice, at, manual_overrides) if not st.is_open else None
+    values = {
+        "practice": practice.name,
+        "callback_time": human_time(reopen, tz, at) if reopen else "the office reopens",
+        "closing_time": human_time(st.next_change, tz, at) if st.next_change else "closing time",
+    }
+    prompts = [_prompt(practice, "greeting" if route == "after_hours" else "overflow_greeting",
+                       values), _prompt(practice, "emergency_notice", values)]
+    caller_e164 = normalise_number(caller, rules.regions)
+    for fld in practice.intake.collect:
+        if fld == "callback" and caller_e164 is None:
+            prompts.append(_prompt(practice, "unknown_caller", values))
+        prompts.append(_prompt(practice, {"callback": "ask_callback", "dob": "ask_dob",
+                                          "name": "ask_name", "reason": "ask_reason"}[fld], values))
+
+    disposition, trace = run_menu(practice, keys)
+    prompts.append(_prompt(practice, "menu", values))
+    for event in trace:
+        if event["result"] in ("no_input", "invalid"):
+            pid = "menu_no_input" if event["result"] == "no_input" else "menu_invalid"
+            prompts.append(_prompt(practice, pid, values))
+            if event["attempt"] <= practice.menu.retries:
+                prompts.append(_prompt(practice, "menu", values))
+
+    oncall_list = dial_list(practice, at)
+    steps: list[dict[str, Any]]
+    if route != "after_hours" and practice.overflow.mode == "intake_then_bridge":
+        # Open and overflowing: everyone goes to the office line after the intake;
+        # urgent calls continue to the on-call chain if the office does not answer.
+        desk = [{"step": "overflow", "attempt": 1, "clinician_id": None, "name": "office",
+                 "role": None, "number": n, "ring_seconds": practice.overflow.ring_seconds}
+                for n in practice.overflow.bridge_to]
+        steps = desk + (_dial_json(oncall_list) if disposition in BRIDGE_DISPOSITIONS or not desk
+                        else [])
+        outcome = "bridge"
+    elif disposition in BRIDGE_DISPOSITIONS:
+        steps, outcome = _dial_json(oncall_list), "bridge"
+    else:
+        steps, outcome = [], "message"
+
+    if disposition == "emergency":
+        prompts.append(_prompt(practice, "emergency_advice", values))
+    if outcome == "bridge":
+        prompts.append(_prompt(practice, "connecting", values))
+        told = prompts[-1]["text"]
+        if_no_answer = _prompt(practice, "no_answer", values)["text"]
+    else:
+        pid = "callback_promise" if route == "after_hours" else "same_day_callback"
+        prompts.append(_prompt(practice, pid, values))
+        told = prompts[-1]["text"]
+        if_no_answer = None
+
+    oc = practice.on_call
+    result.update(
+        practice=practice.id,
+        practice_name=practice.name,
+        local_time=fmt_local(at, tz),
+        state=_state_json(practice, st),
+        route=route,
+        next_opening=fmt_local(reopen, tz) if reopen else None,
+        prompts=prompts,
+        menu_trace=trace,
+        disposition=disposition,
+        outcome=outcome,
+        caller_told=told,
+        if_no_answer=if_no_answer,
+        dial_list=steps,
+        max_caller_wait_seconds=oc.max_caller_wait_seconds if outcome == "bridge" else None,
+        when_exhausted={"action": oc.when_exhausted.action,
+                        "renotify_minutes": oc.when_exhausted.renotify_minutes}
+        if outcome == "bridge" else None,
+    )
+    return result
+
+
+def format_text(res: dict[str, Any]) -> str:
+    """The simulation as a short human-readable report."""
+    lines = []
+    if res["practice"] is None:
+        lines.append(f"Call to {res['to']}: no practice uses this number (unknown_number).")
+        lines.append(f"  Caller hears: {res['caller_told']}")
+        return "\n".join(lines)
+    st = res["state"]
+    lines.append(f"Practice:   {res['practice_name']} ({res['practice']})")
+    lines.append(f"Local time: {res['local_time']}")
+    lines.append(f"State:      {st['kind']} ({st['reason']}); next change {st['next_change']}")
+    lines.append(f"Route:      {res['route']}")
+    lines.append("Prompts:")
+    for p in res["prompts"]:
+        src = f" [file {p['file']}]" if p["file"] else ""
+        lines.append(f"  - {p['id']}{src}: {p['text']}")
+    keys = res["keys"] or "(none)"
+    lines.append(f"Keys {keys} -> disposition: {res['disposition']}")
+    for ev in res["menu_trace"]:
+        lines.append(f"    attempt {ev['attempt']}: key {ev['key']} -> {ev['result']}")
+    lines.append(f"Outcome:    {res['outcome']}")
+    lines.append(f"Told:       {res['caller_told']}")
+    if res["dial_list"]:
+        lines.append("Dial list:")
+        for d in res["dial_list"]:
+            who = f"{d['name']} ({d['role']})" if d["role"] else d["name"]
+            lines.append(f"  {d['step']}.{d['attempt']}  {d['number']}  {who}  "
+                         f"ring {d['ring_seconds']}s")
+        lines.append(f"  caller waits at most {res['max_caller_wait_seconds']}s; then: "
+                     f"{res['if_no_answer']}")
+        we = res["when_exhausted"]
+        lines.append(f"  if nobody answers: {we['action']} every {we['renotify_minutes']} min")
+    return "\n".join(lines)

@@ -1,0 +1,62 @@
+"""Wall-clock helpers: turn a practice's local dates and times into aware instants."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+UTC = timezone.utc
+MINUTES_PER_DAY = 24 * 60
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def local_instant(day: date, minute: int, tz: ZoneInfo) -> datetime:
+    """The instant at `minute` minutes past local midnight of `day` in `tz`.
+
+    `minute` may be 1440 (the next midnight). A wall time that happens twice (the
+    hour repeated when clocks go back) is taken at its FIRST occurrence (fold=0); a
+    wall time that does not exist (clocks go forward) is shifted forward by the gap
+    (02:30 on a spring-forward night is 03:30), which is what zoneinfo does with fold=0.
+    The result is normalised to UTC so comparisons and arithmetic are exact.
+    """
+    day = day + timedelta(days=minute // MINUTES_PER_DAY)
+    minute %= MINUTES_PER_DAY
+    wall = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=tz)
+    return wall.astimezone(UTC)
+
+
+def local_naive_to_instant(wall: datetime, tz: ZoneInfo) -> datetime:
+    """Attach `tz` to a naive local datetime (same fold rules as `local_instant`)."""
+    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+
+
+def require_aware(instant: datetime, what: str = "instant") -> datetime:
+    """Refuse naive datetimes: the engine never guesses a time zone."""
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"{what} must be an aware datetime, got naive {instant!r}")
+    return instant.astimezone(UTC)
+
+
+def fmt_minute(minute: int) -> str:
+    """'HH:MM' for minutes past midnight (1440 prints as 24:00)."""
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def fmt_local(instant: datetime, tz: ZoneInfo) -> str:
+    """ISO local time with offset, to the minute, for humans and JSON."""
+    return instant.astimezone(tz).isoformat(timespec="minutes")
+
+
+def human_time(instant: datetime, tz: ZoneInfo, reference: datetime | None = None) -> str:
+    """'8:00 AM tomorrow', '8:00 AM Friday, November 27' — what a caller is told."""
+    loc = instant.astimezone(tz)
+    hour12 = loc.hour % 12 or 12
+    clock = f"{hour12}:{loc.minute:02d} {'AM' if loc.hour < 12 else 'PM'}"
+    if reference is not None:
+        ref_day = reference.astimezone(tz).date()
+        delta = (loc.date() - ref_day).days
+        if delta == 0:
+            return f"{clock} today"
+        if delta == 1:
+            return f"{clock} tomorrow"
+    return f"{clock} {loc.strftime('%A, %B')} {loc.day}"

@@ -1,0 +1,210 @@
+"""The controller process: FastAGI server, AMI client, rules, reconciliation, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import contract, prompts, reconcile
+from .agi.server import AgiServer
+from .ami import AmiAuthError, AmiClient, AmiError
+from .config import Settings
+from .db.engine import Database
+from .flows.routes import build_routes
+from .pbx.instance import AMI_USER, PbxInstance
+from .pbx.root import find_root
+
+log = logging.getLogger(__name__)
+
+#: The controller's own prompts until the practice's rules name theirs.
+GENERIC_PROMPTS = {
+    "generic-greeting": "Thank you for calling. You have reached the after hours answering "
+                        "service. If this is a life threatening emergency, hang up and dial "
+                        "9 1 1.",
+    "press-a-key": "Please press any key.",
+    "goodbye": "Thank you. Goodbye.",
+    "bench": "Hello.",
+}
+RECONCILE_EVERY = 30.0
+FALLBACK_REFRESH_EVERY = 60.0
+
+
+class ControllerError(RuntimeError):
+    """The controller cannot start; the message says what to do."""
+
+
+class PromptBook:
+    """Prompt files in the PBX instance's sounds folder, by id."""
+
+    def __init__(self, pbx: PbxInstance, cache_dir: Path) -> None:
+        self.pbx = pbx
+        self.cache_dir = cache_dir
+        self.folder = pbx.host_dir / "sounds" / "ivr"
+
+    def prepare(self, texts: dict[str, str]) -> None:
+        for prompt_id, text in texts.items():
+            prompts.install(text, self.folder / f"{prompt_id}.wav", self.cache_dir)
+
+    def path(self, prompt_id: str) -> str:
+        """The path Asterisk plays (no extension: Asterisk picks the format)."""
+        return self.pbx.inner_path(self.folder / prompt_id)
+
+
+@dataclass
+class Services:
+    """Everything a flow may use; one instance per controller process."""
+
+    settings: Settings
+    db: Database
+    pbx: PbxInstance
+    prompts: PromptBook
+    ami: AmiClient
+    rules: Any = None  # ivr.rules.RuleSet once loaded
+    rules_error: str | None = None
+    _fallback_written: dict[str, str] = field(default_factory=dict)
+
+    def load_rules(self) -> bool:
+        """Load and validate the rules; keep the previous ones if the new ones fail."""
+        from .rules import load_rules
+
+        result = load_rules(self.settings.rules_path, now=datetime.now(UTC))
+        if not result.ok:
+            self.rules_error = "; ".join(str(e) for e in result.errors[:20])
+            log.error("rules refused (%d errors); keeping the previous rules: %s",
+                      len(result.errors), self.rules_error)
+            return False
+        self.rules, self.rules_error = result.rules, None
+        log.info("rules loaded: %d practices (digest %s)", len(result.rules.practices),
+                 result.rules.digest[:12])
+        return True
+
+    def fallback_map(self, instant: datetime) -> dict[str, str]:
+        """AstDB ivrfb entries: number digits -> '-'-joined fallback numbers (digits)."""
+        from .rules.oncall import fallback_numbers
+
+        out: dict[str, str] = {}
+        if self.rules is None:
+            return out
+        for practice in self.rules.practices.values():
+            numbers = [n.lstrip("+") for n in fallback_numbers(practice, instant)]
+            value = "-".join(n for n in numbers if n.isdigit())
+            for number in (*practice.dids, *practice.forwarding_numbers):
+                for key in (number, number.lstrip("+")):
+                    out[key] = value
+        return out
+
+    async def write_fallbacks(self) -> None:
+        """Write the fallback numbers into Asterisk's database (only what changed)."""
+        wanted = self.fallback_map(datetime.now(UTC))
+        try:
+            current = await self.ami.db_get_tree(contract.DB_FALLBACK)
+            for key in set(current) - set(wanted) - {contract.DB_FALLBACK_DEFAULT_KEY}:
+                await self.ami.db_del(contract.DB_FALLBACK, key)
+            for key, value in wanted.items():
+                if current.get(key) != value:
+                    await self.ami.db_put(contract.DB_FALLBACK, key, value)
+        except AmiError as exc:
+            log.warning("could not write fallback numbers to the PBX: %s", exc)
+            return
+        self._fallback_written = wanted
+        log.info("fallback numbers written for %d numbers", len(wanted))
+
+    async def reconcile(self, only: str | None = None) -> int:
+        return await reconcile.reconcile(
+            self.ami, self.db, node=self.settings.instance,
+            spool_fallback_dir=self.pbx.fallback_recordings_dir,
+            recordings_dir=self.settings.recordings_dir, only=only)
+
+
+class Controller:
+    """Starts and stops the services in order; the caller never meets a half-started one."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        root = find_root(settings.cache_dir)
+        if root is None:
+            raise ControllerError("no Asterisk found: run `ivr pbx up` (or `make run`) first")
+        self.pbx = PbxInstance(settings, root)
+        self.db = Database(settings.database_url)
+        self.ami = AmiClient(settings.ami_host, settings.ami_port, AMI_USER,
+                             self.pbx.ami_secret)
+        self.prompts = PromptBook(self.pbx, settings.prompts_cache_dir)
+        self.services = Services(settings, self.db, self.pbx, self.prompts, self.ami)
+        self.agi = AgiServer(build_routes(self.services, self.prompts.path("bench")),
+                             settings.agi_host, settings.agi_port)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.db.create()
+        await asyncio.to_thread(self.prompts.prepare, GENERIC_PROMPTS)
+        self.services.load_rules()
+        # AGI first: calls are served even while AMI is still connecting.
+        await self.agi.start()
+        self.ami.subscribe(contract.EV_CALL_ENDED, self._on_call_ended)
+        self.ami.on_connected(self._on_ami_connected)
+        try:
+            await self.ami.connect(timeout=10)
+        except AmiAuthError:
+            await self.agi.stop()
+            raise
+        except AmiError as exc:
+            log.warning("%s; will keep trying", exc)
+            self.ami.start_background()
+        self._tasks.append(asyncio.create_task(self._periodic(), name="periodic"))
+        log.info("controller ready: AGI %s:%d, AMI %s:%d, database %s",
+                 self.settings.agi_host, self.agi.port, self.settings.ami_host,
+                 self.settings.ami_port, self.db.url.split("///")[0])
+
+    async def _on_ami_connected(self) -> None:
+        await self.services.write_fallbacks()
+        await self.services.reconcile()
+
+    async def _on_call_ended(self, event: Any) -> None:
+        uniqueid = event.get("Uniqueid", "")
+        await self.services.reconcile(only=uniqueid)
+
+    async def _periodic(self) -> None:
+        last_fallback = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(RECONCILE_EVERY)
+            if not self.ami.connected:
+                continue
+            await self.services.reconcile()
+            if loop.time() - last_fallback >= FALLBACK_REFRESH_EVERY:
+                await self.services.write_fallbacks()  # on-call handoffs move the numbers
+                last_fallback = loop.time()
+
+    async def reload(self) -> bool:
+        ok = self.services.load_rules()
+        if ok and self.ami.connected:
+            await self.services.write_fallbacks()
+        return ok
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Start, serve until SIGTERM/SIGINT, reload rules on SIGHUP, then stop."""
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        await self.start()
+        await self._stop.wait()
+        await self.stop()
+
+    async def stop(self) -> None:
+        log.info("controller stopping")
+        await self.agi.stop(drain_seconds=5)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.ami.close()
+        await self.db.close()

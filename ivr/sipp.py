@@ -1,0 +1,283 @@
+"""SIPp scenarios built from parameters: the demo caller, test callers, clinician phones.
+
+Keys are sent as SIP INFO (application/dtmf-relay), which Asterisk takes in any order
+and repetition; the RFC 2833 captures shipped with SIPp only work in one fixed order
+(PLATFORM.md). Every value placed in a scenario is XML-escaped; callers of this module
+choose whether it is a well-formed number or a hostile string (tests send both).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+DTMF_PCAP_DIR = Path("/usr/share/sip-tester")
+KEYS = set("0123456789*#")
+
+_HEADER = '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="{name}">\n'
+
+_SDP = """
+      v=0
+      o=ivr 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      a=sendrecv"""
+
+
+def _info(key: str) -> str:
+    return f"""  <send>
+    <![CDATA[
+      INFO [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: [cseq] INFO
+      Contact: <sip:[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/dtmf-relay
+      Content-Length: [len]
+
+      Signal={key}
+      Duration=160
+    ]]>
+  </send>
+  <recv response="200"/>
+"""
+
+
+@dataclass(frozen=True)
+class CallerSpec:
+    """What a test caller does: who it claims to be, which keys it presses, when."""
+
+    caller_id: str = "+16175550199"
+    caller_name: str = "Test Caller"
+    keys: str = ""
+    before_keys_ms: int = 1500
+    between_keys_ms: int = 400
+    # Either wait for the PBX to hang up (wait_bye_ms) or hang up ourselves afterwards.
+    wait_bye_ms: int = 30000
+    hangup_after_ms: int | None = None
+    diversion: str | None = None  # a Diversion header value, sent raw (escaped for XML)
+    audio_pcap: str | None = None  # RTP to play after the answer (speech for recordings)
+    extra_headers: tuple[str, ...] = ()
+
+
+def caller_scenario(spec: CallerSpec) -> str:
+    """A UAC scenario: INVITE, answer, keys by SIP INFO, then BYE one way or the other."""
+    for key in spec.keys:
+        if key not in KEYS and key != ",":
+            raise ValueError(f"not a phone key: {key!r}")
+    name = escape(spec.caller_name).replace('"', "")
+    cid = escape(spec.caller_id)
+    headers = []
+    if spec.diversion:
+        headers.append(f"Diversion: {escape(spec.diversion)}")
+    headers += [escape(h) for h in spec.extra_headers]
+    extra = "".join(f"\n      {h}" for h in headers)
+    parts = [_HEADER.format(name="ivr caller"), f"""  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "{name}" <sip:{cid}@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Max-Forwards: 70{extra}
+      Content-Type: application/sdp
+      Content-Length: [len]
+{_SDP}
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
+  <send>
+    <![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+"""]
+    if spec.audio_pcap:
+        parts.append(f'  <nop><action><exec play_pcap_audio="{escape(spec.audio_pcap)}"/>'
+                     f'</action></nop>\n')
+    parts.append(f'  <pause milliseconds="{spec.before_keys_ms}"/>\n')
+    for key in spec.keys:
+        if key == ",":  # a comma is a longer pause, like a dialler's
+            parts.append('  <pause milliseconds="2000"/>\n')
+            continue
+        parts.append(_info(key))
+        parts.append(f'  <pause milliseconds="{spec.between_keys_ms}"/>\n')
+    if spec.hangup_after_ms is not None:
+        parts.append(f'  <pause milliseconds="{spec.hangup_after_ms}"/>\n')
+        parts.append(_bye_uac())
+    else:
+        parts.append(f'  <recv request="BYE" timeout="{spec.wait_bye_ms}" ontimeout="hangup"/>\n')
+        parts.append(_ok_to_bye())
+        parts.append('  <nop next="end"/>\n')
+        parts.append('  <label id="hangup"/>\n')
+        parts.append(_bye_uac())
+        parts.append('  <label id="end"/>\n')
+    parts.append("</scenario>\n")
+    return "".join(parts)
+
+
+def _bye_uac() -> str:
+    return """  <send retrans="500">
+    <![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: [cseq] BYE
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200" optional="true"/>
+  <recv response="481" optional="true"/>
+"""
+
+
+def _ok_to_bye() -> str:
+    return """  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port]>
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+
+
+@dataclass(frozen=True)
+class PhoneSpec:
+    """What a clinician's phone does when the PBX rings it."""
+
+    answer: bool = True
+    ring_ms: int = 500
+    busy: bool = False
+    key: str | None = "1"  # pressed after answering (RFC 2833 capture); None: silent
+    key_after_ms: int = 3000
+    wait_bye_ms: int = 60000
+
+
+def phone_scenario(spec: PhoneSpec) -> str:
+    """A UAS scenario for one incoming call."""
+    parts = [_HEADER.format(name="clinician phone"),
+             '  <recv request="INVITE" crlf="true" rrs="true"/>\n']
+    if spec.busy:
+        parts.append(_reply("486 Busy Here"))
+        parts.append('  <recv request="ACK" optional="true"/>\n</scenario>\n')
+        return "".join(parts)
+    parts.append(_reply("180 Ringing"))
+    if not spec.answer:
+        parts.append(f'  <recv request="CANCEL" timeout="{spec.wait_bye_ms}"/>\n')
+        parts.append(_reply("200 OK"))
+        parts.append(_reply("487 Request Terminated", cseq_invite=True))
+        parts.append('  <recv request="ACK" optional="true"/>\n</scenario>\n')
+        return "".join(parts)
+    parts.append(f'  <pause milliseconds="{spec.ring_ms}"/>\n')
+    parts.append(_reply("200 OK", sdp=True))
+    parts.append('  <recv request="ACK" rtd="true" crlf="true"/>\n')
+    if spec.key is not None:
+        pcap = DTMF_PCAP_DIR / f"dtmf_2833_{ {'*': 'star', '#': 'pound'}.get(spec.key, spec.key)}.pcap"
+        parts.append(f'  <pause milliseconds="{spec.key_after_ms}"/>\n')
+        parts.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n')
+    parts.append(f'  <recv request="BYE" timeout="{spec.wait_bye_ms}" ontimeout="hangup"/>\n')
+    parts.append(_ok_to_bye())
+    parts.append('  <nop next="end"/>\n  <label id="hangup"/>\n')
+    parts.append(_bye_uac())
+    parts.append('  <label id="end"/>\n</scenario>\n')
+    return "".join(parts)
+
+
+def _reply(status: str, sdp: bool = False, cseq_invite: bool = False) -> str:
+    body = f"\n      Content-Type: application/sdp\n      Content-Length: [len]\n{_SDP}" \
+        if sdp else "\n      Content-Length: 0"
+    return f"""  <send>
+    <![CDATA[
+      SIP/2.0 {status}
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>{body}
+    ]]>
+  </send>
+"""
+
+
+def sipp_binary() -> str:
+    binary = shutil.which("sipp")
+    if not binary:
+        raise RuntimeError("sipp is not installed: apt-get install sip-tester (make run does)")
+    return binary
+
+
+def run_caller(spec: CallerSpec, target: str, number: str, *, local_port: int = 0,
+               timeout_s: int = 120, calls: int = 1, rate: float | None = None,
+               concurrent: int | None = None,
+               log_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Place `calls` calls to sip:number@target and wait for them to end."""
+    with tempfile.TemporaryDirectory() as tmp:
+        scenario = Path(tmp) / "caller.xml"
+        scenario.write_text(caller_scenario(spec))
+        argv = [sipp_binary(), target, "-sf", str(scenario), "-s", number, "-m", str(calls),
+                "-i", "127.0.0.1", "-timeout", f"{timeout_s}s", "-timeout_error",
+                "-nostdin", "-trace_err", "-error_file", str(Path(tmp) / "errors.log")]
+        if local_port:
+            argv += ["-p", str(local_port)]
+        if rate is not None:
+            argv += ["-r", str(rate)]
+        if concurrent is not None:
+            argv += ["-l", str(concurrent)]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + 30,
+                                stdin=subprocess.DEVNULL, cwd=tmp)
+        errors = Path(tmp) / "errors.log"
+        if log_dir is not None and errors.exists():
+            log_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copy(errors, log_dir / "sipp-errors.log")
+        if result.returncode != 0 and errors.exists():
+            result.stderr += "\n" + errors.read_text()[-4000:]
+        return result
+
+
+def start_phone(spec: PhoneSpec, port: int, calls: int = 1,
+                workdir: Path | None = None) -> subprocess.Popen[str]:
+    """A clinician phone listening on 127.0.0.1:port for `calls` calls (background)."""
+    folder = Path(workdir or tempfile.mkdtemp(prefix="ivr-phone-"))
+    scenario = folder / f"phone-{port}.xml"
+    scenario.write_text(phone_scenario(spec))
+    argv = [sipp_binary(), "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),
+            "-m", str(calls), "-nostdin", "-trace_err",
+            "-error_file", str(folder / f"phone-{port}-errors.log")]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, cwd=folder)
