@@ -74,10 +74,13 @@ class _Manager(Manager):  # type: ignore[misc]
 
 
 def _check_value(key: str, value: object) -> None:
-    text = str(value)
-    if "\r" in text or "\n" in text:
-        # A newline would end the header and let a value inject another AMI header.
-        raise ValueError(f"AMI field {key!r} contains a line break")
+    # panoramisk writes a list or tuple value as one `key: item` line per item, so each
+    # item (and the key itself) must be checked, not the list's repr.
+    items = value if isinstance(value, (list, tuple)) else [value]
+    for text in [str(key), *(str(item) for item in items)]:
+        if "\r" in text or "\n" in text:
+            # A newline would end the header and let a value inject another AMI header.
+            raise ValueError(f"AMI field {key!r} contains a line break")
 
 
 class AmiClient:
@@ -191,7 +194,7 @@ class AmiClient:
                 log.info("AMI reconnect failed: %s", exc)
 
     def _connection_lost(self, exc: object) -> None:
-        if self.connected:
+        if self.connected and not self._closing:
             log.warning("AMI connection lost")
         self._connected.clear()
         self._fail_in_flight()
@@ -264,13 +267,24 @@ class AmiClient:
 
     async def originate(self, fields: dict[str, Any], timeout: float | None = None) -> Message:
         """Originate exactly once: on a lost connection it raises and is never re-sent."""
-        return await self.action({"Action": "Originate", **fields}, timeout=timeout)
+        # Async is spelled out (Asterisk's default): without it panoramisk's reading of
+        # "Originate successfully queued" raises KeyError('async') inside data_received,
+        # which kills the connection and leaves this call to time out.
+        return await self.action({"Action": "Originate", "Async": "false", **fields},
+                                 timeout=timeout)
 
     async def db_get_tree(self, family: str) -> dict[str, str]:
         """All keys of an AstDB family as {key-without-family: value}."""
+        # as_list stays None: with as_list=True panoramisk never completes a single
+        # `Response: Error`, so an error would only surface as a timeout.
         response = await self.action({"Action": "DBGetTree", "Family": family},
-                                     as_list=True, check=False)
+                                     check=False)
         entries = response if isinstance(response, list) else [response]
+        first = entries[0]
+        if first.get("Response") == "Error":
+            if "not found" in first.get("Message", "").lower():
+                return {}
+            raise AmiActionError("DBGetTree", first.get("Message", ""))
         out: dict[str, str] = {}
         prefix = f"/{family}/"
         for message in entries:

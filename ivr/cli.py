@@ -196,6 +196,141 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- rules in the running controller, manual overrides ---------------------------------
+
+def cmd_rules_status(args: argparse.Namespace) -> int:
+    from .rules_runtime import ReloadError, controller_pid, pid_path, read_status, status_path
+
+    settings = _settings()
+    path = status_path(settings)
+    doc = read_status(path)
+    if doc is None:
+        print(f"no rules status at {path}: the controller has not loaded rules yet "
+              "(is it running?)", file=sys.stderr)
+        return 3
+    try:
+        doc["controller_running"] = controller_pid(pid_path(settings)) == doc.get("pid")
+    except ReloadError:
+        doc["controller_running"] = False
+    if args.json:
+        _print(doc, True)
+        return 0
+    if not doc["controller_running"]:
+        print(f"controller not running; as of its last run (pid {doc.get('pid')}):")
+    _print_rules_status(doc)
+    return 0
+
+
+def _print_rules_status(doc: dict[str, Any]) -> None:
+    print(f"rules in force: digest {doc.get('digest') or 'none'}, loaded {doc.get('loaded_at')}"
+          f" ({doc.get('loaded_source')}) from {doc.get('rules_path')}")
+    print(f"practices: {', '.join(doc.get('practices') or []) or 'none'}")
+    ok = doc.get("last_attempt_ok")
+    print(f"last attempt: {doc.get('last_attempt_at')} ({doc.get('last_attempt_source')}): "
+          f"{'loaded' if ok else 'REFUSED, the rules above stay in force'}")
+    if not ok:
+        print(f"{doc.get('error_count')} error(s); first ones:")
+        for err in doc.get("errors") or []:
+            print(f"  {err}")
+
+
+def cmd_rules_reload(args: argparse.Namespace) -> int:
+    from .rules_runtime import ReloadError, request_reload
+
+    try:
+        doc = request_reload(_settings(), timeout=args.timeout)
+    except ReloadError as exc:
+        print(f"ivr rules reload: {exc}", file=sys.stderr)
+        return 3
+    if args.json:
+        _print(doc, True)
+    else:
+        _print_rules_status(doc)
+    return 0 if doc.get("last_attempt_ok") else 1
+
+
+def _current_rules() -> Any:
+    """The rules under settings.rules_path, or SystemExit(1) naming the first errors."""
+    from .rules import load_rules
+
+    path = _settings().rules_path
+    result = load_rules(path, now=datetime.now(UTC))
+    if not result.ok or result.rules is None:
+        first = "; ".join(str(e) for e in result.errors[:3])
+        print(f"the rules at {path} have {len(result.errors)} error(s): {first}\n"
+              "run `ivr rules check`", file=sys.stderr)
+        raise SystemExit(1)
+    return result.rules
+
+
+def cmd_override_set(args: argparse.Namespace) -> int:
+    from . import overrides
+    from .cli_rules import parse_when
+
+    rules = _current_rules()
+    practice = rules.practices.get(args.practice)
+    try:
+        tz = practice.tz if practice is not None else UTC
+        until = parse_when(args.until, tz)
+        start = parse_when(args.start, tz) if args.start else None
+    except ValueError:
+        print("ivr override set: times must be ISO date-times such as 2026-11-26T18:00 (the "
+              "practice's local time) or 2026-11-26T18:00-05:00", file=sys.stderr)
+        return 2
+    now = datetime.now(UTC)  # after parsing, so `--until now` is in the past
+    try:
+        new = overrides.check_new(rules, args.practice, args.open, until, args.reason, now, start)
+    except overrides.OverrideError as exc:
+        print(f"ivr override set: {exc}", file=sys.stderr)
+        return 2
+    row = asyncio.run(_with_db(lambda db: overrides.set_override(db, new, now)))
+    if args.json:
+        _print(row, True)
+    else:
+        print(f"{new.practice_id}: {row['mode']} from {row['start']} until {row['end']} "
+              f"({new.reason}) [override {row['id']}]")
+    return 0
+
+
+def cmd_override_clear(args: argparse.Namespace) -> int:
+    from . import overrides
+
+    count = asyncio.run(_with_db(lambda db: overrides.clear_overrides(
+        db, args.practice, datetime.now(UTC))))
+    print(f"{args.practice}: {count} override(s) cleared" if count else
+          f"{args.practice}: no override in force or to come; nothing cleared")
+    return 0
+
+
+def cmd_override_list(args: argparse.Namespace) -> int:
+    from . import overrides
+
+    rows = asyncio.run(_with_db(lambda db: overrides.list_overrides(
+        db, datetime.now(UTC), practice_id=args.practice, include_past=args.all)))
+    _print(rows, args.json)
+    if not rows and not args.json:
+        print("no manual overrides in force or to come")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """`ivr simulate`, with the manual overrides stored in the database applied."""
+    from . import cli_rules
+
+    return cli_rules.cmd_simulate(args, None if args.no_overrides else _stored_overrides)
+
+
+def _stored_overrides(practice_id: str, at: datetime) -> tuple[Any, ...]:
+    from . import overrides
+
+    settings = _settings()
+    if settings.database_url.startswith("sqlite") and not (
+            Path(settings.database_url.split("///", 1)[-1]).exists()):
+        return ()  # no database yet, so no override; a dry run must not create one
+    return tuple(asyncio.run(_with_db(
+        lambda db: overrides.active_overrides(db, practice_id, at))))
+
+
 # --- the table ---------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,7 +381,44 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # pragma: no cover - only while the rules package is being built
         cli_rules = None  # type: ignore[assignment]
     if cli_rules is not None:
-        cli_rules.add_commands(sub)
+        rules_sub = cli_rules.add_commands(sub)
+        rstatus = rules_sub.add_parser("status", help="the rules the running controller has "
+                                       "in force, and its last load attempt")
+        rstatus.add_argument("--json", action="store_true")
+        rstatus.set_defaults(func=cmd_rules_status)
+        reload = rules_sub.add_parser("reload", help="make the running controller reload its "
+                                      "rules (exit 1 if it refused them)")
+        reload.add_argument("--json", action="store_true")
+        reload.add_argument("--timeout", type=float, default=5.0,
+                            help="seconds to wait for the controller's answer")
+        reload.set_defaults(func=cmd_rules_reload)
+        simulate = sub.choices["simulate"]
+        simulate.add_argument("--no-overrides", action="store_true",
+                              help="ignore the manual overrides stored in the database")
+        simulate.set_defaults(func=cmd_simulate)
+
+    override = sub.add_parser("override", help="open or close a practice now, without "
+                              "editing the rules")
+    override_sub = override.add_subparsers(dest="override_command", required=True)
+    oset = override_sub.add_parser("set", help="closed (or open) from now until a time")
+    oset.add_argument("--practice", required=True, help="practice id")
+    mode = oset.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--closed", dest="open", action="store_false")
+    mode.add_argument("--open", dest="open", action="store_true")
+    oset.add_argument("--until", required=True,
+                      help="ISO time; without offset it is the practice's local time")
+    oset.add_argument("--from", dest="start", help="start later than now (same format)")
+    oset.add_argument("--reason", required=True, help="why (at most 200 characters)")
+    oset.add_argument("--json", action="store_true")
+    oset.set_defaults(func=cmd_override_set)
+    oclear = override_sub.add_parser("clear", help="end a practice's overrides now")
+    oclear.add_argument("--practice", required=True, help="practice id")
+    oclear.set_defaults(func=cmd_override_clear)
+    olist = override_sub.add_parser("list", help="overrides in force or to come")
+    olist.add_argument("--practice")
+    olist.add_argument("--all", action="store_true", help="also cleared and expired ones")
+    olist.add_argument("--json", action="store_true")
+    olist.set_defaults(func=cmd_override_list)
     return parser
 
 

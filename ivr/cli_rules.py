@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 from zoneinfo import ZoneInfo
 
 from ivr.rules import LoadResult, default_rules_path, load_rules
-from ivr.rules.model import Practice
+from ivr.rules.model import Override, Practice
 from ivr.rules.oncall import dial_list, fallback_numbers, resolve, timeline
 from ivr.rules.schedule import state_at
 from ivr.rules.schema import schema_text
@@ -84,7 +84,11 @@ def _fail_load(res: LoadResult) -> int:
     return EXIT_INVALID
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
+#: (practice id, instant) -> the manual overrides to apply (the CLI reads the database).
+OverridesFor = Callable[[str, datetime], tuple[Override, ...]]
+
+
+def cmd_simulate(args: argparse.Namespace, overrides_for: OverridesFor | None = None) -> int:
     """Dry-run one call and print what would happen."""
     res = _load(args.rules)
     if not res.ok or res.rules is None:
@@ -96,7 +100,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"--at {args.at!r} is not an ISO date-time such as 2026-11-26T21:30", file=sys.stderr)
         return EXIT_USAGE
-    result = simulate(res.rules, args.to, args.forwarded_from, args.caller, at, args.keys or "")
+    manual = overrides_for(practice.id, at) if overrides_for and practice else ()
+    result = simulate(res.rules, args.to, args.forwarded_from, args.caller, at, args.keys or "",
+                      manual_overrides=manual)
     print(json.dumps(result, indent=2) if args.json else format_text(result))
     return EXIT_OK
 
@@ -169,8 +175,8 @@ def cmd_oncall(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_commands(sub: Any) -> None:
-    """Register `rules`, `simulate` and `oncall` on an argparse subparsers object."""
+def add_commands(sub: Any) -> Any:
+    """Register `rules`, `simulate` and `oncall`; the `rules` subparsers, to add more to."""
     rules = sub.add_parser("rules", help="check routing rules, print their JSON Schema")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser("check", help="validate the rules (exit 1 on any error)")
@@ -200,6 +206,7 @@ def add_commands(sub: Any) -> None:
     onc.add_argument("--to", dest="end", help="timeline end (default start + 7 days)")
     onc.add_argument("--json", action="store_true")
     onc.set_defaults(func=cmd_oncall)
+    return rules_sub
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -81,6 +81,7 @@ EV_CONTROLLER_RETURNED = "IvrControllerReturned"  # AGI returned; Result: sentin
 EV_FALLBACK = "IvrFallback"  # fallback context entered; Reason: why
 EV_FALLBACK_DIAL = "IvrFallbackDial"  # dialling fallback number #Index
 EV_FALLBACK_DIAL_RESULT = "IvrFallbackDialResult"  # DialStatus of that attempt
+EV_FALLBACK_ACCEPTED = "IvrFallbackAccepted"  # clinician pressed 1 (Linkedid = caller)
 EV_FALLBACK_RECORD = "IvrFallbackRecord"  # recording the caller's message
 EV_CALL_ENDED = "IvrCallEnded"  # hang-up handler stamped the call
 

@@ -18,6 +18,14 @@ from .db.engine import Database
 from .flows.routes import build_routes
 from .pbx.instance import AMI_USER, PbxInstance
 from .pbx.root import find_root
+from .rules import RuleSet
+from .rules_runtime import (
+    SOURCE_SIGHUP,
+    RulesRuntime,
+    pid_path,
+    remove_pid_file,
+    write_pid_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +72,26 @@ class Services:
     pbx: PbxInstance
     prompts: PromptBook
     ami: AmiClient
-    rules: Any = None  # ivr.rules.RuleSet once loaded
-    rules_error: str | None = None
+    rules_runtime: RulesRuntime | None = None  # made from the settings when not given
     _fallback_written: dict[str, str] = field(default_factory=dict)
 
-    def load_rules(self) -> bool:
-        """Load and validate the rules; keep the previous ones if the new ones fail."""
-        from .rules import load_rules
+    def __post_init__(self) -> None:
+        if self.rules_runtime is None:
+            self.rules_runtime = RulesRuntime.for_settings(self.settings)
 
-        result = load_rules(self.settings.rules_path, now=datetime.now(UTC))
-        if not result.ok:
-            self.rules_error = "; ".join(str(e) for e in result.errors[:20])
-            log.error("rules refused (%d errors); keeping the previous rules: %s",
-                      len(result.errors), self.rules_error)
-            return False
-        self.rules, self.rules_error = result.rules, None
-        log.info("rules loaded: %d practices (digest %s)", len(result.rules.practices),
-                 result.rules.digest[:12])
-        return True
+    @property
+    def runtime(self) -> RulesRuntime:
+        assert self.rules_runtime is not None  # set in __post_init__
+        return self.rules_runtime
+
+    @property
+    def rules(self) -> RuleSet | None:
+        """The rules in force (None before the first good load).
+
+        A flow reads this once when a call starts and keeps the reference for the whole
+        call: a reload swaps what this returns, never the immutable RuleSet a call holds.
+        """
+        return self.runtime.current
 
     def fallback_map(self, instant: datetime) -> dict[str, str]:
         """AstDB ivrfb entries: number digits -> '-'-joined fallback numbers (digits)."""
@@ -139,11 +149,15 @@ class Controller:
                              settings.agi_host, settings.agi_port)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._signal_tasks: set[asyncio.Task[bool]] = set()
 
     async def start(self) -> None:
         await self.db.create()
         await asyncio.to_thread(self.prompts.prepare, GENERIC_PROMPTS)
-        self.services.load_rules()
+        # Rules (startup load, file watch, fallbacks after each good load) -----------------
+        self.services.runtime.on_loaded(self._on_rules_loaded)
+        await self.services.runtime.load()
+        # ----------------------------------------------------------------------------------
         # AGI first: calls are served even while AMI is still connecting.
         await self.agi.start()
         self.ami.subscribe(contract.EV_CALL_ENDED, self._on_call_ended)
@@ -157,6 +171,8 @@ class Controller:
             log.warning("%s; will keep trying", exc)
             self.ami.start_background()
         self._tasks.append(asyncio.create_task(self._periodic(), name="periodic"))
+        self._tasks.append(asyncio.create_task(self.services.runtime.watch(), name="rules-watch"))
+        write_pid_file(pid_path(self.settings))  # `ivr rules reload` signals this pid
         log.info("controller ready: AGI %s:%d, AMI %s:%d, database %s",
                  self.settings.agi_host, self.agi.port, self.settings.ami_host,
                  self.settings.ami_port, self.db.url.split("///")[0])
@@ -181,11 +197,20 @@ class Controller:
                 await self.services.write_fallbacks()  # on-call handoffs move the numbers
                 last_fallback = loop.time()
 
-    async def reload(self) -> bool:
-        ok = self.services.load_rules()
-        if ok and self.ami.connected:
+    async def reload(self, source: str = SOURCE_SIGHUP) -> bool:
+        """Reload the rules (SIGHUP, `ivr rules reload`); broken rules leave the old in force."""
+        if source == SOURCE_SIGHUP:  # `ivr rules reload` leaves a request file before the signal
+            return await self.services.runtime.reload_on_signal()
+        return await self.services.runtime.reload(source)
+
+    async def _on_rules_loaded(self, rules: RuleSet) -> None:
+        if self.ami.connected:  # otherwise _on_ami_connected writes them
             await self.services.write_fallbacks()
-        return ok
+
+    def _on_sighup(self) -> None:
+        task = asyncio.create_task(self.reload(), name="rules-reload")
+        self._signal_tasks.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._signal_tasks.discard)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -195,7 +220,7 @@ class Controller:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         await self.start()
         await self._stop.wait()
         await self.stop()
@@ -206,5 +231,7 @@ class Controller:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        remove_pid_file(pid_path(self.settings))
+        await asyncio.gather(*self._signal_tasks, return_exceptions=True)
         await self.ami.close()
         await self.db.close()

@@ -20,14 +20,19 @@ KEYS = set("0123456789*#")
 
 _HEADER = '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="{name}">\n'
 
-_SDP = """
+_CODECS = {"PCMU": 0, "PCMA": 8}
+
+
+def _sdp(codec: str = "PCMU") -> str:
+    payload = _CODECS[codec]
+    return f"""
       v=0
       o=ivr 53655765 2353687637 IN IP[local_ip_type] [local_ip]
       s=-
       c=IN IP[media_ip_type] [media_ip]
       t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
+      m=audio [media_port] RTP/AVP {payload} 101
+      a=rtpmap:{payload} {codec}/8000
       a=rtpmap:101 telephone-event/8000
       a=fmtp:101 0-15
       a=sendrecv"""
@@ -69,6 +74,8 @@ class CallerSpec:
     hangup_after_ms: int | None = None
     diversion: str | None = None  # a Diversion header value, sent raw (escaped for XML)
     audio_pcap: str | None = None  # RTP to play after the answer (speech for recordings)
+    audio_delay_ms: int = 0  # when to start it (after the prompts before a recording)
+    codec: str = "PCMU"  # PCMA for the a-law capture shipped with SIPp
     extra_headers: tuple[str, ...] = ()
 
 
@@ -96,7 +103,7 @@ def caller_scenario(spec: CallerSpec) -> str:
       Max-Forwards: 70{extra}
       Content-Type: application/sdp
       Content-Length: [len]
-{_SDP}
+{_sdp(spec.codec)}
     ]]>
   </send>
   <recv response="100" optional="true"/>
@@ -118,6 +125,8 @@ def caller_scenario(spec: CallerSpec) -> str:
   </send>
 """]
     if spec.audio_pcap:
+        if spec.audio_delay_ms:
+            parts.append(f'  <pause milliseconds="{spec.audio_delay_ms}"/>\n')
         parts.append(f'  <nop><action><exec play_pcap_audio="{escape(spec.audio_pcap)}"/>'
                      f'</action></nop>\n')
     parts.append(f'  <pause milliseconds="{spec.before_keys_ms}"/>\n')
@@ -155,8 +164,7 @@ def _bye_uac() -> str:
       Content-Length: 0
     ]]>
   </send>
-  <recv response="200" optional="true"/>
-  <recv response="481" optional="true"/>
+  <recv response="200"/>
 """
 
 
@@ -219,7 +227,7 @@ def phone_scenario(spec: PhoneSpec) -> str:
 
 
 def _reply(status: str, sdp: bool = False, cseq_invite: bool = False) -> str:
-    body = f"\n      Content-Type: application/sdp\n      Content-Length: [len]\n{_SDP}" \
+    body = f"\n      Content-Type: application/sdp\n      Content-Length: [len]\n{_sdp()}" \
         if sdp else "\n      Content-Length: 0"
     return f"""  <send>
     <![CDATA[
@@ -281,3 +289,40 @@ def start_phone(spec: PhoneSpec, port: int, calls: int = 1,
             "-error_file", str(folder / f"phone-{port}-errors.log")]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL, cwd=folder)
+
+
+def speech_pcap(text: str, dest: Path, *, lead_silence_s: float = 0.0,
+                tail_silence_s: float = 6.0, repeat: int = 1) -> Path:
+    """A pcap of G.711 u-law RTP saying `text` (espeak-ng), for SIPp's play_pcap_audio.
+
+    Silence before lets prompts finish; silence after lets the PBX's silence detection end
+    a recording, which it can only do while RTP keeps arriving.
+    """
+    import struct
+
+    from .prompts import synthesize
+
+    wav = synthesize(text, dest.parent / "tts-cache")
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "speech.ul"
+        subprocess.run(["sox", str(wav), "-t", "ul", "-r", "8000", "-c", "1", str(raw)],
+                       check=True, capture_output=True, timeout=60)
+        speech = raw.read_bytes()
+    silence = b"\xff"  # u-law digital silence
+    audio = (silence * int(lead_silence_s * 8000)
+             + (speech + silence * 4000) * repeat + silence * int(tail_silence_s * 8000))
+    frames = [audio[i:i + 160].ljust(160, silence) for i in range(0, len(audio), 160)]
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    for n, payload in enumerate(frames):
+        rtp = struct.pack("!BBHII", 0x80, 0x80 if n == 0 else 0x00, n & 0xFFFF, n * 160,
+                          0x1D5C0DE5) + payload
+        udp = struct.pack("!HHHH", 6000, 6002, 8 + len(rtp), 0) + rtp
+        ip_header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n & 0xFFFF, 0, 64,
+                                17, 0, bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))
+        frame = b"\x00" * 12 + b"\x08\x00" + ip_header + udp
+        usec = n * 20000
+        out += struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(frame),
+                           len(frame)) + frame
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(bytes(out))
+    return dest

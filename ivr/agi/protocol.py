@@ -236,6 +236,11 @@ class AgiChannel:
                 self._broken = f"no reply to {name} in time"
                 self.close()
                 raise AgiTimeout(self._broken) from exc
+            except asyncio.CancelledError:
+                # Same reasoning: the reply to this command is still on its way.
+                self._broken = f"{name} was cancelled while waiting for its reply"
+                self.close()
+                raise
             if item is _EOF:
                 self._replies.put_nowait(_EOF)  # later callers see it too
                 if self.hung_up:

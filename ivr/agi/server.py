@@ -26,8 +26,10 @@ class AgiServer:
         self.command_timeout = command_timeout
         self.calls: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
+        self._stopping = False
 
     async def start(self) -> None:
+        self._stopping = False
         self._server = await asyncio.start_server(self._on_connect, self.host, self.port,
                                                   limit=MAX_LINE)
         sock = self._server.sockets[0].getsockname()
@@ -37,6 +39,7 @@ class AgiServer:
 
     async def stop(self, drain_seconds: float = 0) -> None:
         """Stop accepting; give calls in progress up to drain_seconds, then cancel them."""
+        self._stopping = True
         if self._server is not None:
             self._server.close()
         if self.calls and drain_seconds > 0:
@@ -56,6 +59,12 @@ class AgiServer:
         self.calls.add(task)
         try:
             await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # Cancelled by stop(), which waits for us: end quietly. A cancelled
+            # client_connected_cb task makes Python 3.11.7's asyncio log an error
+            # traceback ("Exception in callback ...") for every call in progress.
         finally:
             self.calls.discard(task)
             if not writer.is_closing():

@@ -87,3 +87,22 @@ class CallEvent(Base):
     detail: Mapped[str] = mapped_column(Text, default="{}")
 
     call: Mapped[Call] = relationship(back_populates="events")
+
+
+class ManualOverride(Base):
+    """'Closed now until ...' / 'open until ...' set from the command line (ivr.overrides).
+
+    Admin data, no patient data. Never deleted: clearing stamps `cleared_at`, so the table
+    doubles as the record of who-changed-what-when for the schedule.
+    """
+
+    __tablename__ = "manual_overrides"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    practice_id: Mapped[str] = mapped_column(String(64), index=True)
+    is_open: Mapped[bool] = mapped_column()
+    start: Mapped[datetime] = mapped_column(UtcDateTime())
+    end: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    cleared_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -1,0 +1,360 @@
+"""The rules in force in a running controller: load, reload without dropping calls, status.
+
+A `RuleSet` is immutable (frozen dataclasses over read-only maps), so a reload never
+changes rules under a call in progress: it swaps which object `RulesRuntime.current`
+returns. A call that read `current` once when it started keeps that object, and so the
+rules it started with, until it ends; the next call sees the new rules. Nothing here
+waits for calls to finish, and nothing needs to.
+
+Rules that fail validation (or make the loader raise) are refused: the previous rules
+stay in force and the status says why. The status is also written to
+`<data_dir>/rules-status-<instance>.json` for `ivr rules status` and `ivr rules reload`,
+which reach the controller through its pid file and SIGHUP (the client side is at the
+bottom of this module).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .rules import Issue, LoadResult, RuleSet, load_rules
+
+log = logging.getLogger(__name__)
+
+# Why a load was attempted (recorded in the status).
+SOURCE_STARTUP = "startup"
+SOURCE_SIGHUP = "sighup"
+SOURCE_COMMAND = "command"  # `ivr rules reload`: a SIGHUP preceded by a request file
+SOURCE_FILE_CHANGE = "file-change"
+SOURCE_DAILY = "daily"  # re-anchors iCal expansion and coverage windows on `now`
+SOURCES = (SOURCE_STARTUP, SOURCE_SIGHUP, SOURCE_COMMAND, SOURCE_FILE_CHANGE, SOURCE_DAILY)
+
+POLL_SECONDS = 2.0
+REANCHOR_EVERY = timedelta(hours=24)
+ERRORS_KEPT = 10  # errors kept in the status file and logged (the count is always given)
+WATCHED_SUFFIXES = (".yaml", ".yml", ".ics")
+
+Fingerprint = tuple[tuple[str, int, int], ...]
+OnLoaded = Callable[[RuleSet], Awaitable[None]]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def status_path(settings: Settings) -> Path:
+    return settings.data_dir / f"rules-status-{settings.instance}.json"
+
+
+def pid_path(settings: Settings) -> Path:
+    return settings.data_dir / f"controller-{settings.instance}.pid"
+
+
+def request_path(settings: Settings) -> Path:
+    """Written by `ivr rules reload` just before the SIGHUP, so the reload is tagged."""
+    return settings.data_dir / f"rules-reload-{settings.instance}.request"
+
+
+@dataclass(frozen=True)
+class RulesStatus:
+    """What the controller has in force and how the last attempt went (JSON-ready)."""
+
+    instance: str
+    rules_path: str
+    pid: int
+    digest: str | None = None
+    practices: tuple[str, ...] = ()
+    loaded_at: str | None = None
+    loaded_source: str | None = None
+    attempts: int = 0
+    last_attempt_at: str | None = None
+    last_attempt_source: str | None = None
+    last_attempt_ok: bool | None = None
+    last_request_id: str | None = None
+    last_error: str | None = None  # the first error of the last refused attempt
+    error_count: int = 0
+    errors: tuple[str, ...] = ()
+    warning_count: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["practices"] = list(self.practices)
+        doc["errors"] = list(self.errors)
+        return doc
+
+
+class RulesRuntime:
+    """The current RuleSet of one controller, its reloads and their status."""
+
+    def __init__(self, rules_path: Path, *, instance: str = "default",
+                 status_file: Path | None = None, request_file: Path | None = None,
+                 clock: Callable[[], datetime] = _utc_now) -> None:
+        self.rules_path = Path(rules_path)
+        self.status_file = status_file
+        self.request_file = request_file
+        self._clock = clock
+        self._current: RuleSet | None = None
+        self._status = RulesStatus(instance, str(self.rules_path), os.getpid())
+        self._lock = asyncio.Lock()
+        self._listeners: list[OnLoaded] = []
+        self._loaded_fingerprint: Fingerprint | None = None
+        self._anchored_at: datetime | None = None
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> RulesRuntime:
+        return cls(settings.rules_path, instance=settings.instance,
+                   status_file=status_path(settings), request_file=request_path(settings))
+
+    @property
+    def current(self) -> RuleSet | None:
+        """The rules in force (None until the first successful load).
+
+        Read it once per call and keep the reference: a reload replaces what this
+        returns, never the object a call already holds.
+        """
+        return self._current
+
+    @property
+    def status(self) -> RulesStatus:
+        return self._status
+
+    def on_loaded(self, callback: OnLoaded) -> None:
+        """Run `callback(rules)` after every successful load (e.g. refresh the PBX fallbacks)."""
+        self._listeners.append(callback)
+
+    async def load(self) -> bool:
+        """The first load at startup."""
+        return await self.reload(SOURCE_STARTUP)
+
+    async def reload(self, source: str, request_id: str | None = None) -> bool:
+        """Load the rules again; on any error keep the ones in force. True when loaded."""
+        if source not in SOURCES:
+            raise ValueError(f"unknown reload source {source!r}; expected one of {SOURCES}")
+        async with self._lock:  # one load at a time; a second request waits, then loads again
+            fingerprint = await asyncio.to_thread(self.fingerprint)
+            now = self._clock()
+            # In a thread: parsing YAML and expanding iCal must not stall calls in progress.
+            result = await asyncio.to_thread(self._load_result, now)
+            ok = self._record(result, source, now, request_id)
+            if ok:
+                self._loaded_fingerprint = fingerprint
+                self._anchored_at = now
+            else:
+                # Do not retry the same broken files on every poll; a change retries.
+                self._loaded_fingerprint = fingerprint
+            await asyncio.to_thread(self._write_status)
+            rules = self._current
+        if ok and rules is not None:
+            for callback in self._listeners:
+                try:
+                    await callback(rules)
+                except Exception:  # a listener's failure must not undo a good load
+                    log.exception("rules-loaded listener %r failed", callback)
+        return ok
+
+    async def reload_on_signal(self) -> bool:
+        """SIGHUP: a reload requested by `ivr rules reload` when its request file is there."""
+        request_id = await asyncio.to_thread(self._take_request)
+        if request_id is None:
+            return await self.reload(SOURCE_SIGHUP)
+        return await self.reload(SOURCE_COMMAND, request_id)
+
+    async def watch(self, interval: float = POLL_SECONDS) -> None:
+        """Poll the rules files; reload when they changed and have stayed unchanged one poll.
+
+        Waiting for one quiet poll avoids loading a file an editor is half-way through
+        writing. Also reloads once a day, because iCal recurrences and coverage warnings
+        are computed over a window around the load time. Runs until cancelled.
+        """
+        previous = await asyncio.to_thread(self.fingerprint)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                seen = await asyncio.to_thread(self.fingerprint)
+                if seen != self._loaded_fingerprint and seen == previous:
+                    await self.reload(SOURCE_FILE_CHANGE)
+                elif (self._anchored_at is not None
+                      and self._clock() - self._anchored_at >= REANCHOR_EVERY):
+                    await self.reload(SOURCE_DAILY)
+                previous = seen
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the watcher must outlive any surprise; the rules stay in force
+                log.exception("rules watcher: unexpected error; still watching")
+
+    def fingerprint(self) -> Fingerprint:
+        """(path, mtime_ns, size) of every rules file and calendar the rules use."""
+        paths: set[Path] = set()
+        p = self.rules_path
+        if p.is_dir():
+            paths.update(q for q in p.iterdir() if q.suffix in WATCHED_SUFFIXES)
+        else:
+            paths.add(p)
+        rules = self._current
+        if rules is not None:  # calendars may live outside the rules directory
+            for practice in rules.practices.values():
+                if practice.on_call.ical_file:
+                    base = Path(practice.source_file).parent
+                    paths.add(base / practice.on_call.ical_file)
+        out = []
+        for path in sorted(paths):
+            try:
+                st = path.stat()
+            except OSError:
+                out.append((str(path), -1, -1))
+                continue
+            out.append((str(path), st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _load_result(self, now: datetime) -> LoadResult:
+        try:
+            return load_rules(self.rules_path, now=now)
+        except Exception as exc:  # a loader bug must not take the rules in force with it
+            log.exception("rules loader raised")
+            return LoadResult(None, [Issue(str(self.rules_path), 1, 1, "", None, "",
+                                           f"the rules loader failed: {exc!r}")])
+
+    def _record(self, result: LoadResult, source: str, now: datetime,
+                request_id: str | None) -> bool:
+        st = replace(self._status, attempts=self._status.attempts + 1,
+                     last_attempt_at=now.isoformat(), last_attempt_source=source,
+                     last_request_id=request_id, warning_count=len(result.warnings))
+        if result.ok and result.rules is not None:
+            rules = result.rules
+            previous = self._current.digest if self._current is not None else None
+            self._current = rules
+            self._status = replace(st, digest=rules.digest,
+                                   practices=tuple(sorted(rules.practices)),
+                                   loaded_at=now.isoformat(), loaded_source=source,
+                                   last_attempt_ok=True, last_error=None, error_count=0,
+                                   errors=())
+            log.info("rules loaded (%s): %d practices, digest %s%s, %d warnings", source,
+                     len(rules.practices), rules.digest,
+                     "" if previous in (None, rules.digest) else f" (was {previous})",
+                     len(result.warnings))
+            return True
+        errors = tuple(str(e) for e in result.errors[:ERRORS_KEPT])
+        if not errors:
+            errors = ("the rules could not be loaded (no error given)",)
+        self._status = replace(st, last_attempt_ok=False, last_error=errors[0],
+                               error_count=max(len(result.errors), 1), errors=errors)
+        kept = self._current.digest if self._current is not None else "none"
+        log.error("rules refused (%s): %d errors; keeping the rules in force (digest %s). "
+                  "First errors: %s", source, self._status.error_count, kept, " | ".join(errors))
+        return False
+
+    def _write_status(self) -> None:
+        if self.status_file is None:
+            return
+        try:
+            _write_atomic(self.status_file, json.dumps(self._status.to_json(), indent=2) + "\n")
+        except OSError as exc:  # the status is a report; the rules in force do not depend on it
+            log.warning("cannot write the rules status to %s: %s", self.status_file, exc)
+
+    def _take_request(self) -> str | None:
+        if self.request_file is None:
+            return None
+        try:
+            text = self.request_file.read_text().strip()
+            self.request_file.unlink()
+        except OSError:
+            return None
+        return text[:64] or None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# --- the controller's pid file -------------------------------------------------------------
+
+def write_pid_file(path: Path) -> None:
+    _write_atomic(path, f"{os.getpid()}\n")
+
+
+def remove_pid_file(path: Path) -> None:
+    """Remove the pid file if it is still ours (a newer controller may have replaced it)."""
+    try:
+        if path.read_text().strip() == str(os.getpid()):
+            path.unlink()
+    except OSError:
+        pass
+
+
+# --- the client side: `ivr rules status` and `ivr rules reload` ----------------------------
+
+class ReloadError(RuntimeError):
+    """The reload could not be requested or confirmed; the message says why."""
+
+
+def read_status(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def controller_pid(path: Path) -> int:
+    """The running controller's pid from its pid file; ReloadError when there is none.
+
+    A pid is only trusted when its process started before the pid file was written, so a
+    stale file whose pid now belongs to another process is never signalled.
+    """
+    import psutil
+
+    try:
+        text = path.read_text().strip()
+        written = path.stat().st_mtime
+    except OSError:
+        raise ReloadError(f"no controller pid file at {path}: is the controller running "
+                          "(`ivr serve` or `ivr run`)?") from None
+    if not text.isdigit():
+        raise ReloadError(f"{path}: expected a process id, found {text[:40]!r}")
+    pid = int(text)
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.Error:
+        raise ReloadError(f"the controller (pid {pid}, from {path}) is not running; "
+                          "the pid file is stale") from None
+    if started > written + 1.0:
+        raise ReloadError(f"pid {pid} from {path} belongs to a process started after the "
+                          "pid file was written; the controller is not running")
+    return pid
+
+
+def request_reload(settings: Settings, timeout: float = 5.0,
+                   poll: float = 0.1) -> dict[str, Any]:
+    """Ask the running controller to reload its rules; the status of that very attempt."""
+    pid = controller_pid(pid_path(settings))
+    request_id = uuid.uuid4().hex
+    _write_atomic(request_path(settings), request_id + "\n")
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except OSError as exc:
+        raise ReloadError(f"cannot signal the controller (pid {pid}): {exc}") from exc
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        doc = read_status(status_path(settings))
+        if doc is not None and doc.get("last_request_id") == request_id:
+            return doc
+        time.sleep(poll)
+    raise ReloadError(f"the controller (pid {pid}) did not report the reload within "
+                      f"{timeout:g} s; see its log and `ivr rules status`")

@@ -1,0 +1,43 @@
+"""Shared fixtures: one PBX instance and controller per test session, clean between tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from harness import Stack, wait_for  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """A running Asterisk instance (no controller yet) on free ports."""
+    workdir = Path(tempfile.mkdtemp(prefix="ivr-test-"))
+    s = Stack(name=f"t{os.getpid()}", workdir=workdir)
+    s.start_pbx()
+    try:
+        yield s
+    finally:
+        s.stop()
+        shutil.rmtree(s.pbx.host_dir, ignore_errors=True)
+        if os.environ.get("IVR_KEEP_TEST_DIRS") != "1":
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def live(stack):
+    """The stack with a running controller; after the test: no channels left."""
+    if stack.controller is None or stack.controller.poll() is not None:
+        stack.start_controller()
+    yield stack
+    try:
+        wait_for(lambda: stack.channels() == 0, 20, "no channels left in Asterisk")
+    finally:
+        if stack.channels():
+            stack.hangup_all()

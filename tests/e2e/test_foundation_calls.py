@@ -1,0 +1,146 @@
+"""Foundation, end to end through the real Asterisk: a call is recorded; killing or
+stopping the controller still gets the caller to the fallback clinician or a recording;
+calls the controller missed are reconciled when it comes back."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import EXAMPLE_DID, wait_for
+from ivr.sipp import CallerSpec, PhoneSpec, speech_pcap
+
+pytestmark = pytest.mark.pbx
+
+
+def _uniqueid_after(stack, mark, timeout=20):
+    return wait_for(lambda: stack.recorder.last_inbound_uniqueid(mark), timeout,
+                    "the call to enter the inbound context")
+
+
+def _record(stack, uniqueid, condition, timeout=40):
+    def ready():
+        call = stack.call_by_uniqueid(uniqueid)
+        return call if call and condition(call) else None
+    return wait_for(ready, timeout, f"call {uniqueid} to be recorded", interval=0.5)
+
+
+def test_caller_presses_a_key_and_the_call_is_recorded(live):
+    """A SIPp caller dials the example practice, presses 1 (SIP INFO), hears goodbye."""
+    mark = live.recorder.mark()
+    result = live.call(CallerSpec(keys="1", wait_bye_ms=30000))
+    assert result.returncode == 0, result.stderr
+    uniqueid = _uniqueid_after(live, mark)
+    call = _record(live, uniqueid, lambda c: c["ended_at"])
+    assert call["end_reason"] == "completed"
+    assert call["result"] == "done"
+    assert call["dialled"] == EXAMPLE_DID
+    assert call["caller"] == "+16175550199"
+    assert call["seen_by_controller"]
+    detail = live.show(call["id"])
+    keys = [e["detail"] for e in detail["timeline"] if e["kind"] == "menu.key"]
+    assert keys == [{"key": "1", "timed_out": False}]
+    path = live.recorder.path(uniqueid)
+    assert path[0] == "IvrInbound"
+    assert "IvrControllerReturned" in path and "IvrFallback" not in path
+    assert path[-1] == "IvrCallEnded"
+    returned = next(e for e in live.recorder.user_events(uniqueid)
+                    if e["UserEvent"] == "IvrControllerReturned")
+    assert returned["Result"] == "done"
+
+
+def test_caller_hangs_up_mid_command(live):
+    """The caller hangs up during the greeting: the controller sees HANGUP, records it,
+    and serves the next call normally."""
+    mark = live.recorder.mark()
+    result = live.call(CallerSpec(keys="", hangup_after_ms=1500))
+    assert result.returncode == 0, result.stderr
+    uniqueid = _uniqueid_after(live, mark)
+    call = _record(live, uniqueid, lambda c: c["end_reason"] and c["ended_at"])
+    assert call["end_reason"] == "caller_hangup"
+    assert "IvrControllerReturned" not in live.recorder.path(uniqueid)
+    assert "IvrFallback" not in live.recorder.path(uniqueid)
+    # and the controller is still fine
+    result = live.call(CallerSpec(keys="2", wait_bye_ms=30000))
+    assert result.returncode == 0, result.stderr
+
+
+def test_controller_killed_mid_call_caller_reaches_fallback_clinician(live):
+    """SIGKILL the controller during the greeting: AGISTATUS says SUCCESS, but the missing
+    sentinel sends the caller to the fallback, which dials the practice's fallback number;
+    the clinician's phone (SIPp) accepts with 1. The restarted controller reconciles."""
+    phone = live.phone(PhoneSpec(answer=True, key="1", key_after_ms=2500))
+    mark = live.recorder.mark()
+    call = live.call_async(CallerSpec(keys="", hangup_after_ms=24000))
+    uniqueid = _uniqueid_after(live, mark)
+    time.sleep(1.5)  # the controller is playing the greeting now
+    live.kill_controller(signal.SIGKILL)
+    result = call.join()
+    assert result.returncode == 0, result.stderr
+    phone_out, phone_err = phone.communicate(timeout=60)
+    assert phone.returncode == 0, phone_out[-2000:] + phone_err[-2000:]
+    events = live.recorder.user_events(uniqueid)
+    names = [e["UserEvent"] for e in events]
+    assert "IvrControllerReturned" not in names
+    fallback = next(e for e in events if e["UserEvent"] == "IvrFallback")
+    assert fallback["Reason"] == "controller-missing"
+    assert "IvrFallbackDial" in names
+    accepted = [e for e in live.recorder.user_events()
+                if e["UserEvent"] == "IvrFallbackAccepted" and e.get("Linkedid") == uniqueid]
+    assert len(accepted) == 1
+    # The controller comes back and reconciles the call it never saw end.
+    live.start_controller()
+    record = _record(live, uniqueid, lambda c: c["reconciled_at"])
+    assert record["end_reason"] == "fallback_answered"
+    assert record["seen_by_controller"] is True
+    assert record["last_stage"] == "fallback-answered"
+
+
+def test_controller_stopped_before_call_caller_reaches_fallback_clinician(live):
+    """With no controller at all, the call still reaches the fallback clinician, and the
+    controller creates the record from the hang-up stamp when it starts."""
+    live.stop_controller()
+    phone = live.phone(PhoneSpec(answer=True, key="1", key_after_ms=2500))
+    mark = live.recorder.mark()
+    result = live.call(CallerSpec(keys="", hangup_after_ms=20000))
+    assert result.returncode == 0, result.stderr
+    uniqueid = _uniqueid_after(live, mark)
+    phone_out, phone_err = phone.communicate(timeout=60)
+    assert phone.returncode == 0, phone_out[-2000:] + phone_err[-2000:]
+    names = live.recorder.path(uniqueid)
+    assert "IvrFallbackDial" in names and "IvrFallbackRecord" not in names
+    assert live.call_by_uniqueid(uniqueid) is None  # nobody has recorded it yet
+    live.start_controller()
+    record = _record(live, uniqueid, lambda c: c["reconciled_at"])
+    assert record["seen_by_controller"] is False
+    assert record["end_reason"] == "fallback_answered"
+    assert record["dialled"] == EXAMPLE_DID
+    assert record["fallback_reason"] == "controller-missing"
+
+
+def test_no_controller_and_no_clinician_caller_leaves_a_recording(live):
+    """Nobody takes the call (both fallback numbers busy): the caller speaks after the
+    tone, Record() writes the message into the spool, and the controller moves it into the
+    data folder and records the call when it starts."""
+    live.stop_controller()
+    phone = live.phone(PhoneSpec(busy=True), calls=2)
+    speech = speech_pcap("This is a test message. Please call me back.",
+                         live.workdir / "message.pcap", lead_silence_s=14, tail_silence_s=7)
+    mark = live.recorder.mark()
+    result = live.call(CallerSpec(keys="", wait_bye_ms=60000, audio_pcap=str(speech),
+                                  before_keys_ms=0), timeout_s=120)
+    assert result.returncode == 0, result.stderr
+    phone.communicate(timeout=30)
+    uniqueid = _uniqueid_after(live, mark)
+    names = live.recorder.path(uniqueid)
+    assert "IvrFallbackRecord" in names, names
+    live.start_controller()
+    record = _record(live, uniqueid, lambda c: c["reconciled_at"])
+    assert record["end_reason"] == "fallback_recorded"
+    recording = Path(record["fallback_recording"])
+    assert recording.is_file() and recording.stat().st_size > 8000
+    assert recording.is_relative_to(live.settings.recordings_dir)
+    assert not (live.pbx.fallback_recordings_dir / f"{uniqueid}.wav").exists()
