@@ -56,7 +56,6 @@ STAMP_FIELDS = (
     "stage",
     "call_id",
     "dialstatus",
-    "recording",
 )
 
 # --- Dialplan contexts -------------------------------------------------------------

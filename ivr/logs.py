@@ -9,12 +9,20 @@ from pathlib import Path
 
 
 def setup(level: str = "INFO", log_file: Path | None = None) -> None:
+    """Log to stderr (and a file); only our own loggers ever go below INFO.
+
+    Libraries log data at DEBUG: aiosqlite and SQLAlchemy print SQL parameters (caller
+    numbers, dates of birth), panoramisk prints whole AMI events (caller ID). Keeping
+    them at INFO or above is what keeps patient data out of the logs in debug mode too.
+    """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=handlers,
+    wanted = getattr(logging, level.upper(), logging.INFO)
+    logging.basicConfig(level=max(wanted, logging.INFO), handlers=handlers,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger("ivr").setLevel(wanted)
 
 
 def log_exception(logger: logging.Logger, call_id: str | None, what: str,

@@ -33,21 +33,21 @@ _TOKEN = re.compile(r"[a-zA-Z0-9_-]*")
 
 
 def _epoch(value: str, fallback: datetime | None = None) -> datetime:
+    if value == "" and fallback is not None:
+        return fallback
     if not value.isdigit():
-        if fallback is not None:
-            return fallback
         raise StampError("bad epoch")
     return datetime.fromtimestamp(int(value), UTC)
 
 
 def parse_stamp(uniqueid: str, value: str) -> Stamp:
-    """Parse `start|end|did|fwd|caller|result|stage|call_id|dialstatus|` (contract order)."""
+    """Parse `start|end|did|fwd|caller|result|stage|call_id|dialstatus` (contract order)."""
     if not _UNIQUEID.fullmatch(uniqueid):
         raise StampError("bad uniqueid")
     parts = value.split("|")
-    if len(parts) < len(contract.STAMP_FIELDS) - 1:
+    if len(parts) != len(contract.STAMP_FIELDS):
         raise StampError(f"{len(parts)} fields, expected {len(contract.STAMP_FIELDS)}")
-    fields = dict(zip(contract.STAMP_FIELDS, parts + [""] * len(contract.STAMP_FIELDS)))
+    fields = dict(zip(contract.STAMP_FIELDS, parts))
     for name in ("did", "forwarded_from", "caller"):
         if not _DIGITS.fullmatch(fields[name]):
             raise StampError(f"bad {name}")

@@ -144,3 +144,16 @@ def test_no_controller_and_no_clinician_caller_leaves_a_recording(live):
     assert recording.is_file() and recording.stat().st_size > 8000
     assert recording.is_relative_to(live.settings.recordings_dir)
     assert not (live.pbx.fallback_recordings_dir / f"{uniqueid}.wav").exists()
+
+
+def test_logs_carry_call_ids_not_caller_numbers(live):
+    """After the calls above (and one more), the controller's log (at DEBUG) holds call
+    ids but no caller number, dialled number or Diversion number."""
+    result = live.call(CallerSpec(caller_id="+16175550177", keys="3", wait_bye_ms=30000,
+                                  diversion="<sip:+16175550111@127.0.0.1>;reason=no-answer"))
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: "controller done" in live.controller_log(), 20, "the call to finish")
+    text = live.controller_log()
+    assert "call " in text
+    for number in ("6175550199", "6175550177", "6175550111", "6175550100"):
+        assert number not in text, f"{number} appears in the controller log"
