@@ -50,6 +50,11 @@ def _print(data: Any, as_json: bool) -> None:
 
 def cmd_pbx_up(args: argparse.Namespace) -> int:
     pbx = _pbx(build=True)
+    if args.foreground:
+        # Containers and service managers want the PBX as their main process.
+        pbx.render()
+        argv = pbx.asterisk("-f", "-n")
+        os.execvp(argv[0], argv)
     pbx.start()
     status = pbx.status()
     print(f"Asterisk {status['version']} running (instance {status['instance']}): "
@@ -339,8 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     pbx = sub.add_parser("pbx", help="provision, start, stop and query Asterisk")
     pbx_sub = pbx.add_subparsers(dest="pbx_command", required=True)
-    pbx_sub.add_parser("up", help="build the Asterisk root if needed, render, start"
-                       ).set_defaults(func=cmd_pbx_up)
+    up = pbx_sub.add_parser("up", help="build the Asterisk root if needed, render, start")
+    up.add_argument("--foreground", action="store_true",
+                    help="run Asterisk in the foreground (containers, systemd)")
+    up.set_defaults(func=cmd_pbx_up)
     pbx_sub.add_parser("down", help="stop Asterisk cleanly").set_defaults(func=cmd_pbx_down)
     status = pbx_sub.add_parser("status", help="is Asterisk running, version, channels")
     status.add_argument("--json", action="store_true")

@@ -180,7 +180,7 @@ def add_commands(sub: Any) -> Any:
     rules = sub.add_parser("rules", help="check routing rules, print their JSON Schema")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser("check", help="validate the rules (exit 1 on any error)")
-    check.add_argument("path", nargs="?", help="file or directory (default $IVR_RULES or routing_rules/)")
+    check.add_argument("path", nargs="?", help="file or directory (default $IVR_RULES_PATH or routing_rules/)")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.add_argument("--now", help="pretend it is this instant (coverage warnings)")
     check.set_defaults(func=cmd_rules_check)
@@ -188,7 +188,7 @@ def add_commands(sub: Any) -> Any:
     schema.set_defaults(func=cmd_rules_schema)
 
     simp = sub.add_parser("simulate", help="what would happen to a call")
-    simp.add_argument("--rules", help="rules path (default $IVR_RULES or routing_rules/)")
+    simp.add_argument("--rules", help="rules path (default $IVR_RULES_PATH or routing_rules/)")
     simp.add_argument("--to", required=True, help="dialled number")
     simp.add_argument("--forwarded-from", dest="forwarded_from", help="forwarding number (Diversion)")
     simp.add_argument("--from", dest="caller", help="caller id")
@@ -199,7 +199,7 @@ def add_commands(sub: Any) -> Any:
     simp.set_defaults(func=cmd_simulate)
 
     onc = sub.add_parser("oncall", help="who is on call")
-    onc.add_argument("--rules", help="rules path (default $IVR_RULES or routing_rules/)")
+    onc.add_argument("--rules", help="rules path (default $IVR_RULES_PATH or routing_rules/)")
     onc.add_argument("--practice", required=True, help="practice id")
     onc.add_argument("--at", help="instant (default now)")
     onc.add_argument("--from", dest="start", help="timeline start")

@@ -50,8 +50,10 @@ class LoadResult:
 
 
 def default_rules_path() -> Path:
-    """$IVR_RULES, else routing_rules/ (relative to the working directory)."""
-    return Path(os.environ.get("IVR_RULES") or "routing_rules")
+    """$IVR_RULES_PATH (the controller's setting), else the repository's routing_rules/."""
+    if os.environ.get("IVR_RULES_PATH"):
+        return Path(os.environ["IVR_RULES_PATH"])
+    return Path(__file__).resolve().parent.parent.parent / "routing_rules"
 
 
 def rule_files(path: str | Path) -> list[Path]:

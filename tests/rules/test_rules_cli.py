@@ -34,9 +34,9 @@ def test_check_json(capsys):
 
 
 def test_check_default_path_from_env(monkeypatch, capsys):
-    monkeypatch.setenv("IVR_RULES", str(FIXTURES / "valid_minimal.yaml"))
+    monkeypatch.setenv("IVR_RULES_PATH", str(FIXTURES / "valid_minimal.yaml"))
     assert run(["rules", "check", *NOW]) == 0
-    monkeypatch.setenv("IVR_RULES", str(FIXTURES / "does-not-exist"))
+    monkeypatch.setenv("IVR_RULES_PATH", str(FIXTURES / "does-not-exist"))
     assert run(["rules", "check", *NOW]) == 1
 
 
