@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,10 +113,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     Rules:        {settings.rules_path}
   Ctrl-C stops the controller and Asterisk.
 """, flush=True)
+    stopping = []
+
+    def _stop(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+        if controller.poll() is None:
+            controller.send_signal(signal.SIGTERM)
+
+    # Explicit handlers: a shell may start us with SIGINT ignored (background jobs).
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     try:
         controller.wait()
-    except KeyboardInterrupt:
-        pass
     finally:
         if controller.poll() is None:
             controller.send_signal(signal.SIGTERM)
@@ -127,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 controller.kill()
         pbx.stop()
         print("stopped.")
-    return 0
+    return 0 if stopping or controller.returncode == 0 else 1
 
 
 def _example_did(settings: config.Settings) -> str:
@@ -136,7 +143,7 @@ def _example_did(settings: config.Settings) -> str:
 
         result = load_rules(settings.rules_path, now=datetime.now(UTC))
         if result.rules:
-            for practice in result.rules.practices.values():
+            for _, practice in sorted(result.rules.practices.items(), reverse=True):
                 if practice.dids:
                     return str(practice.dids[0])
     except Exception:  # the hint is a nicety; the service itself reports rule errors
@@ -430,11 +437,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .pbx.instance import PbxError
+    from .pbx.root import ProvisionError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except config.ConfigError as exc:
         print(f"ivr: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (PbxError, ProvisionError) as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
         return 2
 
 

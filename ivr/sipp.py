@@ -243,6 +243,14 @@ def _reply(status: str, sdp: bool = False, cseq_invite: bool = False) -> str:
 """
 
 
+def _free_udp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def sipp_binary() -> str:
     binary = shutil.which("sipp")
     if not binary:
@@ -261,8 +269,9 @@ def run_caller(spec: CallerSpec, target: str, number: str, *, local_port: int = 
         argv = [sipp_binary(), target, "-sf", str(scenario), "-s", number, "-m", str(calls),
                 "-i", "127.0.0.1", "-timeout", f"{timeout_s}s", "-timeout_error",
                 "-nostdin", "-trace_err", "-error_file", str(Path(tmp) / "errors.log")]
-        if local_port:
-            argv += ["-p", str(local_port)]
+        # Always an explicit port: left alone, SIPp takes 5060 when it is free, which is
+        # the PBX's own port in a default set-up.
+        argv += ["-p", str(local_port or _free_udp_port())]
         if rate is not None:
             argv += ["-r", str(rate)]
         if concurrent is not None:

@@ -155,6 +155,7 @@ class PbxInstance:
             self.cli("module reload")
             self.cli("dialplan reload")
             return
+        self._check_ports_free()
         for stale in ("asterisk.ctl", "asterisk.pid"):
             (self.host_dir / "run" / stale).unlink(missing_ok=True)
         with open(self.host_dir / "log" / "startup.log", "ab") as out:
@@ -172,6 +173,27 @@ class PbxInstance:
             time.sleep(0.2)
         raise PbxError(f"Asterisk did not finish booting in {timeout:.0f}s; "
                        f"see {self.log_file}")
+
+    def _check_ports_free(self) -> None:
+        """Refuse to start when another program holds our ports.
+
+        Asterisk still boots "fully" when its SIP transport cannot bind, and would then
+        silently take no calls, so the ports are checked first.
+        """
+        import socket
+
+        s = self.settings
+        for kind, host, port, what in (
+                (socket.SOCK_DGRAM, s.sip_host, s.sip_port, "SIP (IVR_SIP_PORT)"),
+                (socket.SOCK_STREAM, s.ami_host, s.ami_port, "AMI (IVR_AMI_PORT)")):
+            with socket.socket(socket.AF_INET, kind) as sock:
+                if kind == socket.SOCK_STREAM:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((host, port))
+                except OSError as exc:
+                    raise PbxError(f"{what} port {host}:{port} is in use by another program "
+                                   f"({exc.strerror}); stop it or choose another port") from exc
 
     def stop(self, timeout: float = 20) -> None:
         """Stop Asterisk cleanly, then by signal if it does not go."""
