@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := debootstrap sip-tester espeak-ng sox ca-certificates
+APT_PACKAGES := debootstrap sip-tester espeak-ng sox ca-certificates ghostscript libtiff-tools
 APT_STAMP := /var/lib/ivr-apt-$(shell echo $(APT_PACKAGES) | md5sum | cut -c1-8)
 
 .PHONY: run test setup apt venv pbx bench lint clean
@@ -14,11 +14,16 @@ APT_STAMP := /var/lib/ivr-apt-$(shell echo $(APT_PACKAGES) | md5sum | cut -c1-8)
 run: setup
 	$(BIN)/ivr run
 
+# Calls spend most of their time listening to prompts, so several workers (each with its
+# own Asterisk instance and controller) share 2 cores well.
+TEST_WORKERS ?= 3
+BENCH_ARGS ?=
+
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests
 
 bench: setup
-	$(BIN)/python tests/perf/bench_agi.py
+	$(BIN)/python tests/perf/bench_agi.py $(BENCH_ARGS)
 	$(BIN)/python tests/perf/bench_rules.py
 
 setup: apt venv pbx

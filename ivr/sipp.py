@@ -259,7 +259,8 @@ def sipp_binary() -> str:
 
 
 def run_caller(spec: CallerSpec, target: str, number: str, *, local_port: int = 0,
-               timeout_s: int = 120, calls: int = 1, rate: float | None = None,
+               media_port: int = 0, timeout_s: int = 120, calls: int = 1,
+               rate: float | None = None,
                concurrent: int | None = None,
                log_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Place `calls` calls to sip:number@target and wait for them to end."""
@@ -272,6 +273,8 @@ def run_caller(spec: CallerSpec, target: str, number: str, *, local_port: int = 
         # Always an explicit port: left alone, SIPp takes 5060 when it is free, which is
         # the PBX's own port in a default set-up.
         argv += ["-p", str(local_port or _free_udp_port())]
+        if media_port:
+            argv += ["-mp", str(media_port)]
         if rate is not None:
             argv += ["-r", str(rate)]
         if concurrent is not None:
@@ -288,7 +291,7 @@ def run_caller(spec: CallerSpec, target: str, number: str, *, local_port: int = 
 
 
 def start_phone(spec: PhoneSpec, port: int, calls: int = 1,
-                workdir: Path | None = None) -> subprocess.Popen[str]:
+                workdir: Path | None = None, media_port: int = 0) -> subprocess.Popen[str]:
     """A clinician phone listening on 127.0.0.1:port for `calls` calls (background)."""
     folder = Path(workdir or tempfile.mkdtemp(prefix="ivr-phone-"))
     scenario = folder / f"phone-{port}.xml"
@@ -296,6 +299,8 @@ def start_phone(spec: PhoneSpec, port: int, calls: int = 1,
     argv = [sipp_binary(), "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),
             "-m", str(calls), "-nostdin", "-trace_err",
             "-error_file", str(folder / f"phone-{port}-errors.log")]
+    if media_port:
+        argv += ["-mp", str(media_port)]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL, cwd=folder)
 

@@ -1,7 +1,8 @@
 """Benchmark (a script, not a test): the bench flow through a real Asterisk, FastAGI vs pyst2.
 
-Run: .venv/bin/python tests/perf/bench_agi.py [--quick] [--levels 1,5,10,20,40]
-     (`make bench` runs it). Prints numbers only; asserts nothing about time.
+Run: .venv/bin/python tests/perf/bench_agi.py [--quick] [--levels 1,5,10,20,40,80]
+     (`make bench` runs it; about 3.5 minutes, --quick about one). Prints numbers only;
+     asserts nothing about time.
 
 SIPp callers dial into a throwaway Asterisk instance on free loopback ports. Each call
 runs the short fixed flow of ivr/flows/bench.py (answer, read a variable, set a variable,
@@ -11,6 +12,9 @@ play a short prompt, read one key, set the sentinel), either
 - as the baseline: the same flow as a pyst2 process-per-call AGI script
   (tests/perf/bench_pyst2_agi.py), which Asterisk forks once per call inside its root.
 Both variants run at each concurrency level, one after the other, in the same run.
+A call lasts about 2.3 s whatever serves it (Answer() waiting 0.5 s for media SIPp does not
+send, a 0.8 s prompt, the key, a 0.2 s Wait()), so calls/s grows with concurrency until
+a side runs out of CPU: that knee is what the levels look for.
 
 Per level and variant: calls/s, completed and failed calls, AGI command round trip p50/p99
 (timed inside the flow around each command; GET VARIABLE and SET VARIABLE only, since
