@@ -21,6 +21,8 @@ from .db.models import (
     END_FALLBACK_RECORDED,
     Call,
     CallEvent,
+    IntakeField,
+    Recording,
 )
 from .stamps import Stamp
 
@@ -63,6 +65,50 @@ async def update_call(db: Database, call_id: str, **fields: Any) -> None:
             raise KeyError(call_id)
         for name, value in fields.items():
             setattr(call, name, value)
+
+
+async def save_intake(db: Database, call_id: str, field: str, *, source: str,
+                      value: str | None = None, recording_path: str | None = None,
+                      duration_seconds: float | None = None, confirmed: bool = False,
+                      attempts: int = 1) -> None:
+    """Store one intake field now (one commit); a later capture of it replaces it."""
+    async with db.session() as s:
+        row = await s.scalar(select(IntakeField).where(IntakeField.call_id == call_id,
+                                                       IntakeField.field == field))
+        if row is None:
+            row = IntakeField(call_id=call_id, field=field)
+            s.add(row)
+        row.source, row.value, row.recording_path = source, value, recording_path
+        row.duration_seconds, row.confirmed, row.attempts = duration_seconds, confirmed, attempts
+        row.captured_at = now()
+        s.add(CallEvent(call_id=call_id, at=row.captured_at, kind=f"intake.{field}.captured",
+                        detail=json.dumps({"source": source, "confirmed": confirmed,
+                                           "attempts": attempts})))
+
+
+async def confirm_intake(db: Database, call_id: str, field: str) -> None:
+    async with db.session() as s:
+        row = await s.scalar(select(IntakeField).where(IntakeField.call_id == call_id,
+                                                       IntakeField.field == field))
+        if row is not None:
+            row.confirmed = True
+            s.add(CallEvent(call_id=call_id, at=now(), kind=f"intake.{field}.confirmed",
+                            detail="{}"))
+
+
+async def has_intake(db: Database, call_id: str, field: str) -> bool:
+    async with db.session() as s:
+        return await s.scalar(select(IntakeField.id).where(
+            IntakeField.call_id == call_id, IntakeField.field == field)) is not None
+
+
+async def add_recording(db: Database, call_id: str, field: str, *, path: str,
+                        duration_seconds: float, size_bytes: int, peak: int,
+                        rms: float) -> None:
+    async with db.session() as s:
+        s.add(Recording(call_id=call_id, field=field, path=path,
+                        duration_seconds=duration_seconds, size_bytes=size_bytes, peak=peak,
+                        rms=rms, created_at=now()))
 
 
 async def finish_call(db: Database, call_id: str, *, result: str, hung_up: bool,
@@ -154,30 +200,55 @@ def call_summary(call: Call) -> dict[str, Any]:
         "fallback_recording": call.fallback_recording,
         "seen_by_controller": call.seen_by_controller,
         "reconciled_at": _iso(call.reconciled_at),
+        "rules_digest": call.rules_digest, "state": call.state_kind,
+        "state_reason": call.state_reason, "disposition": call.disposition,
+        "caller_told": call.caller_told, "operator_flag": call.operator_flag,
+        "same_day_callback": call.same_day_callback, "abandoned_step": call.abandoned_step,
     }
+
+
+def _intake_json(row: IntakeField) -> dict[str, Any]:
+    return {"field": row.field, "value": row.value, "recording_path": row.recording_path,
+            "duration_seconds": row.duration_seconds, "captured_at": _iso(row.captured_at),
+            "confirmed": row.confirmed, "source": row.source, "attempts": row.attempts}
+
+
+def _recording_json(row: Recording) -> dict[str, Any]:
+    return {"field": row.field, "path": row.path, "duration_seconds": row.duration_seconds,
+            "size_bytes": row.size_bytes, "peak": row.peak, "rms": row.rms,
+            "created_at": _iso(row.created_at)}
 
 
 async def list_calls(db: Database, *, practice: str | None = None,
                      since: datetime | None = None, limit: int = 200) -> list[dict[str, Any]]:
     async with db.session() as s:
-        query = select(Call).order_by(Call.started_at.desc()).limit(limit)
+        query = (select(Call).options(selectinload(Call.intake))
+                 .order_by(Call.started_at.desc()).limit(limit))
         if practice:
             query = query.where(Call.practice_id == practice)
         if since:
             query = query.where(Call.started_at >= since)
-        return [call_summary(c) for c in (await s.scalars(query)).all()]
+        out = []
+        for call in (await s.scalars(query)).all():
+            row = call_summary(call)
+            row["intake"] = {f.field: _intake_json(f) for f in call.intake}
+            out.append(row)
+        return out
 
 
 async def show_call(db: Database, ident: str) -> dict[str, Any] | None:
     """One call with its timeline, found by call id or Asterisk uniqueid."""
     async with db.session() as s:
-        query = select(Call).options(selectinload(Call.events))
+        query = select(Call).options(selectinload(Call.events), selectinload(Call.intake),
+                                     selectinload(Call.recordings))
         call = await s.scalar(query.where(Call.id == ident))
         if call is None:
             call = await s.scalar(query.where(Call.uniqueid == ident))
         if call is None:
             return None
         out = call_summary(call)
+        out["intake"] = {f.field: _intake_json(f) for f in call.intake}
+        out["recordings"] = [_recording_json(r) for r in call.recordings]
         out["timeline"] = [{"at": _iso(e.at), "kind": e.kind, "detail": json.loads(e.detail)}
                            for e in call.events]
         return out

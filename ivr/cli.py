@@ -208,6 +208,30 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- deliveries (the outbox) ------------------------------------------------------------
+
+def cmd_deliveries_list(args: argparse.Namespace) -> int:
+    from .delivery import outbox
+
+    rows = asyncio.run(_with_db(lambda db: outbox.list_deliveries(
+        db, failed_only=args.failed, practice=args.practice, limit=args.limit,
+        with_attempts=args.json)))
+    _print(rows, args.json)
+    if not rows and not args.json:
+        print("no failed deliveries" if args.failed else "no deliveries")
+    return 0
+
+
+def cmd_deliveries_retry(args: argparse.Namespace) -> int:
+    from .delivery import outbox
+
+    if not asyncio.run(_with_db(lambda db: outbox.requeue(db, args.id))):
+        print(f"no failed delivery {args.id!r}", file=sys.stderr)
+        return 1
+    print(f"delivery {args.id} queued again")
+    return 0
+
+
 # --- rules in the running controller, manual overrides ---------------------------------
 
 def cmd_rules_status(args: argparse.Namespace) -> int:
@@ -410,6 +434,19 @@ def build_parser() -> argparse.ArgumentParser:
         simulate.add_argument("--no-overrides", action="store_true",
                               help="ignore the manual overrides stored in the database")
         simulate.set_defaults(func=cmd_simulate)
+
+    deliveries = sub.add_parser("deliveries", help="documents sent to practices (fax, "
+                                "e-mail, webhook): the outbox and its attempts")
+    deliveries_sub = deliveries.add_subparsers(dest="deliveries_command", required=True)
+    dlist = deliveries_sub.add_parser("list", help="deliveries, newest first")
+    dlist.add_argument("--json", action="store_true", help="with each attempt")
+    dlist.add_argument("--failed", action="store_true", help="only the failed ones")
+    dlist.add_argument("--practice")
+    dlist.add_argument("--limit", type=int, default=200)
+    dlist.set_defaults(func=cmd_deliveries_list)
+    dretry = deliveries_sub.add_parser("retry", help="queue a failed delivery again")
+    dretry.add_argument("id", help="delivery id")
+    dretry.set_defaults(func=cmd_deliveries_retry)
 
     override = sub.add_parser("override", help="open or close a practice now, without "
                               "editing the rules")

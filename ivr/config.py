@@ -50,6 +50,10 @@ class Settings:
     db_url: str = ""
     # Extra controller addresses the dialplan tries, in order, after agi_host:agi_port.
     agi_backups: tuple[str, ...] = ()
+    # Where the PBX sends outgoing faxes (a SIP trunk that carries G.711 fax; in tests a
+    # second Asterisk that runs ReceiveFAX).
+    fax_host: str = "127.0.0.1"
+    fax_port: int = 5080
 
     @property
     def database_url(self) -> str:
@@ -88,6 +92,12 @@ class Settings:
             except ValueError:
                 raise ConfigError(
                     f"IVR_TRUNK_MATCH={self.trunk_match!r}: expected IP addresses or networks")
+        try:
+            ipaddress.ip_address(self.fax_host)
+        except ValueError:
+            raise ConfigError(f"IVR_FAX_HOST={self.fax_host!r}: expected an IP address")
+        if not 1 <= self.fax_port <= 65535:
+            raise ConfigError(f"IVR_FAX_PORT={self.fax_port!r}: expected a port 1-65535")
         for backup in self.agi_backups:
             if not re.fullmatch(r"[0-9.]+:[0-9]{1,5}", backup):
                 raise ConfigError(f"IVR_AGI_BACKUPS: {backup!r}: expected HOST:PORT")

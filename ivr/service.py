@@ -10,12 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import contract, prompts, reconcile
+from . import calls, contract, prompts, reconcile
 from .agi.server import AgiServer
 from .ami import AmiAuthError, AmiClient, AmiError
 from .config import Settings
 from .db.engine import Database
+from .flows.intake import SPOOL_INTAKE_DIR
 from .flows.routes import build_routes
+from .flows.speech import PromptLibrary
 from .pbx.instance import AMI_USER, PbxInstance
 from .pbx.root import find_root
 from .rules import RuleSet
@@ -73,11 +75,19 @@ class Services:
     prompts: PromptBook
     ami: AmiClient
     rules_runtime: RulesRuntime | None = None  # made from the settings when not given
+    speech: PromptLibrary | None = None  # the rules' prompts; made from pbx when not given
     _fallback_written: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.rules_runtime is None:
             self.rules_runtime = RulesRuntime.for_settings(self.settings)
+        if self.speech is None:
+            self.speech = PromptLibrary(self.pbx.host_dir / "sounds" / "ivr",
+                                        self.pbx.inner_path, self.settings.prompts_cache_dir)
+
+    def clock(self) -> datetime:
+        """The instant a call's schedule is judged at."""
+        return calls.now()
 
     @property
     def runtime(self) -> RulesRuntime:
@@ -154,7 +164,11 @@ class Controller:
     async def start(self) -> None:
         await self.db.create()
         await asyncio.to_thread(self.prompts.prepare, GENERIC_PROMPTS)
-        # Rules (startup load, file watch, fallbacks after each good load) -----------------
+        # Where RECORD FILE writes intake recordings before the controller moves them.
+        (self.pbx.spool_dir / SPOOL_INTAKE_DIR).mkdir(parents=True, exist_ok=True)
+        # Rules (startup load, file watch, prompts and fallbacks after each good load) -----
+        # Prompts first: the startup load finishes them before the AGI server takes calls.
+        self.services.runtime.on_loaded(self._prepare_prompts)
         self.services.runtime.on_loaded(self._on_rules_loaded)
         await self.services.runtime.load()
         # ----------------------------------------------------------------------------------
@@ -202,6 +216,11 @@ class Controller:
         if source == SOURCE_SIGHUP:  # `ivr rules reload` leaves a request file before the signal
             return await self.services.runtime.reload_on_signal()
         return await self.services.runtime.reload(source)
+
+    async def _prepare_prompts(self, rules: RuleSet) -> None:
+        assert self.services.speech is not None
+        count = await asyncio.to_thread(self.services.speech.prepare_rules, rules)
+        log.info("prompts ready for rules %s: %d texts", rules.digest, count)
 
     async def _on_rules_loaded(self, rules: RuleSet) -> None:
         if self.ami.connected:  # otherwise _on_ami_connected writes them

@@ -2,8 +2,9 @@
 
 Keys are sent as SIP INFO (application/dtmf-relay), which Asterisk takes in any order
 and repetition; the RFC 2833 captures shipped with SIPp only work in one fixed order
-(PLATFORM.md). Every value placed in a scenario is XML-escaped; callers of this module
-choose whether it is a well-formed number or a hostile string (tests send both).
+(PLATFORM.md). Values inside the SIP messages (CDATA) are sent as given, so callers of this module
+choose whether it is a well-formed number or a hostile string (tests send both);
+attribute values are XML-escaped.
 """
 
 from __future__ import annotations
@@ -79,17 +80,23 @@ class CallerSpec:
     extra_headers: tuple[str, ...] = ()
 
 
+def _cdata(value: str) -> str:
+    return value.replace("]]>", "]] >")
+
+
 def caller_scenario(spec: CallerSpec) -> str:
     """A UAC scenario: INVITE, answer, keys by SIP INFO, then BYE one way or the other."""
     for key in spec.keys:
         if key not in KEYS and key != ",":
             raise ValueError(f"not a phone key: {key!r}")
-    name = escape(spec.caller_name).replace('"', "")
-    cid = escape(spec.caller_id)
+    # Values go inside CDATA, where XML escapes would reach the PBX literally; only the
+    # CDATA terminator must not appear. Everything else is sent as given, hostile or not.
+    name = _cdata(spec.caller_name).replace('"', "")
+    cid = _cdata(spec.caller_id)
     headers = []
     if spec.diversion:
-        headers.append(f"Diversion: {escape(spec.diversion)}")
-    headers += [escape(h) for h in spec.extra_headers]
+        headers.append(f"Diversion: {_cdata(spec.diversion)}")
+    headers += [_cdata(h) for h in spec.extra_headers]
     extra = "".join(f"\n      {h}" for h in headers)
     parts = [_HEADER.format(name="ivr caller"), f"""  <send retrans="500">
     <![CDATA[

@@ -27,19 +27,54 @@ from ivr.sipp import CallerSpec, PhoneSpec, run_caller, start_phone  # noqa: E40
 EXAMPLE_DID = "+16175550100"  # sunny-pediatrics
 
 
+class PortPlan:
+    """Ports for one test process, disjoint from other xdist workers and from the kernel's
+    ephemeral range, so parallel workers never race for a port between choosing and
+    binding it. Worker N owns 15000+200N .. 15000+200N+199 and RTP 21000+1000N .. +999."""
+
+    def __init__(self, worker: int | None = None) -> None:
+        if worker is None:
+            name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+            worker = int(name[2:]) if name[2:].isdigit() else 0
+        self.worker = worker
+        self.base = 15000 + 200 * (worker % 25)
+        self.rtp = (21000 + 1000 * (worker % 8), 21000 + 1000 * (worker % 8) + 999)
+        self._next = 20
+        self._lock = threading.Lock()
+
+    def fixed(self, n: int) -> int:
+        """The n-th control port (0-19): SIP, AMI, AGI, web, gateway, ..."""
+        return self.base + n
+
+    def next(self, width: int = 1) -> int:
+        """A port (or `width` consecutive ports) free right now, cycling in our range."""
+        with self._lock:
+            for _ in range(200):
+                port = self.base + self._next
+                self._next = 20 + (self._next - 20 + width) % (180 - width)
+                if all(_is_free(p) for p in range(port, port + width)):
+                    return port
+        raise RuntimeError("no free test port left in this worker's range")
+
+
+def _is_free(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port free for both TCP and UDP right now."""
+    """A port free for both TCP and UDP right now (outside tests' fixed ranges)."""
     while True:
         with socket.socket(socket.AF_INET, kind) as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
-        try:
-            with socket.socket(socket.AF_INET, other) as s:
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return port
+        if _is_free(port):
+            return port
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
@@ -133,10 +168,12 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.ports = PortPlan()
         self.settings = config.Settings(
-            instance=self.name, sip_port=free_port(socket.SOCK_DGRAM), ami_port=free_port(),
-            agi_port=free_port(), web_port=free_port(),
-            gateway_port=free_port(socket.SOCK_DGRAM),
+            instance=self.name, sip_port=self.ports.fixed(0), ami_port=self.ports.fixed(1),
+            agi_port=self.ports.fixed(2), web_port=self.ports.fixed(3),
+            gateway_port=self.ports.fixed(4), rtp_start=self.ports.rtp[0],
+            rtp_end=self.ports.rtp[1],
             data_dir=self.workdir / "data", rules_path=REPO / "routing_rules",
             cache_dir=config.Settings().cache_dir).validate()
         self.pbx = PbxInstance(self.settings, ensure_root(self.settings.cache_dir))
@@ -205,7 +242,8 @@ class Stack:
     # --- calls ------------------------------------------------------------------------
     def call(self, spec: CallerSpec, number: str = EXAMPLE_DID,
              timeout_s: int = 90) -> subprocess.CompletedProcess[str]:
-        return run_caller(spec, self.target, number, timeout_s=timeout_s)
+        return run_caller(spec, self.target, number, timeout_s=timeout_s,
+                          local_port=self.ports.next(), media_port=self.ports.next(4))
 
     def call_async(self, spec: CallerSpec, number: str = EXAMPLE_DID,
                    timeout_s: int = 90) -> "BackgroundCall":
@@ -213,7 +251,7 @@ class Stack:
 
     def phone(self, spec: PhoneSpec, calls: int = 1) -> subprocess.Popen[str]:
         return start_phone(spec, self.settings.gateway_port, calls=calls,
-                           workdir=self.workdir)
+                           workdir=self.workdir, media_port=self.ports.next(4))
 
     def calls(self) -> list[dict[str, Any]]:
         out = subprocess.run([sys.executable, "-m", "ivr.cli", "calls", "list", "--json"],
@@ -251,3 +289,86 @@ class BackgroundCall:
         self._thread.join(timeout)
         assert self.result is not None, "the SIPp caller did not finish"
         return self.result
+
+
+# --- scripted callers (the call-flow e2e tests) ------------------------------------------
+
+def timed_caller_scenario(spec: CallerSpec, timeline: list[tuple[int, str]],
+                          end_ms: int, hangup: bool = False,
+                          raw_headers: tuple[str, ...] = ()) -> str:
+    """A caller that presses keys at given times (ms after the answer), then waits for the
+    PBX's BYE until `end_ms` (or hangs up itself at `end_ms` when `hangup`).
+
+    Built from the same pieces as ivr.sipp.caller_scenario, with explicit pauses so a test
+    can place each key inside the prompt it answers. `raw_headers` replace same-named
+    INVITE headers (or are added) byte for byte: CallerSpec's values are XML-escaped
+    inside CDATA, so '<', '&' or quotes would reach the PBX as entities, not as
+    themselves."""
+    from ivr import sipp
+
+    base = sipp.caller_scenario(CallerSpec(
+        caller_id=spec.caller_id, caller_name=spec.caller_name, diversion=spec.diversion,
+        extra_headers=spec.extra_headers, audio_pcap=spec.audio_pcap, codec=spec.codec,
+        keys="", before_keys_ms=0, hangup_after_ms=0))
+    head = base.split('  <pause milliseconds="0"/>\n')[0]
+    for header in raw_headers:
+        assert "]]>" not in header and "\n" not in header
+        name = header.split(":", 1)[0]
+        lines = head.split("\n")
+        at = next((i for i, line in enumerate(lines)
+                   if line.strip().lower().startswith(name.lower() + ":")), None)
+        if at is None:
+            at = next(i for i, line in enumerate(lines) if "Max-Forwards: 70" in line)
+            lines.insert(at + 1, "      " + header)
+        else:
+            lines[at] = "      " + header
+        head = "\n".join(lines)
+    parts = [head]
+    now = 0
+    for at, key in sorted(timeline):
+        if at > now:
+            parts.append(f'  <pause milliseconds="{at - now}"/>\n')
+            now = at
+        parts.append(sipp._info(key))
+    rest = max(end_ms - now, 0)
+    if hangup:
+        parts.append(f'  <pause milliseconds="{rest}"/>\n')
+        parts.append(sipp._bye_uac())
+    else:
+        parts.append(f'  <recv request="BYE" timeout="{max(rest, 1000)}" ontimeout="hangup"/>\n')
+        parts.append(sipp._ok_to_bye())
+        parts.append('  <nop next="end"/>\n  <label id="hangup"/>\n')
+        parts.append(sipp._bye_uac())
+        parts.append('  <label id="end"/>\n')
+    parts.append("</scenario>\n")
+    return "".join(parts)
+
+
+def run_scenario(xml: str, target: str, number: str, workdir: Path,
+                 timeout_s: int = 300) -> subprocess.CompletedProcess[str]:
+    """Run one SIPp scenario on its own SIP and media ports (calls may run side by side)."""
+    from ivr.sipp import sipp_binary
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    scenario = workdir / "caller.xml"
+    scenario.write_text(xml)
+    argv = [sipp_binary(), target, "-sf", str(scenario), "-s", number, "-m", "1",
+            "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)),
+            "-mp", str(free_port(socket.SOCK_DGRAM)), "-timeout", f"{timeout_s}s",
+            "-timeout_error", "-nostdin", "-trace_err",
+            "-error_file", str(workdir / "errors.log")]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + 30,
+                            stdin=subprocess.DEVNULL, cwd=workdir)
+    errors = workdir / "errors.log"
+    if result.returncode != 0 and errors.exists():
+        result.stderr += "\n" + errors.read_text()[-4000:]
+    return result
+
+
+def silence_pcap(dest: Path, seconds: float) -> Path:
+    """RTP of u-law digital silence (a caller who says nothing, with the line open)."""
+    from ivr.sipp import speech_pcap
+
+    # speech_pcap needs some text; a single pause character speaks as (near) silence, and
+    # the long lead keeps the whole stream silent for `seconds`.
+    return speech_pcap(".", dest, lead_silence_s=seconds, tail_silence_s=0)

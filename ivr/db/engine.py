@@ -1,4 +1,8 @@
-"""The async engine: SQLite (WAL, busy timeout, foreign keys) by default, any URL else."""
+"""The async engine: SQLite (WAL, busy timeout, foreign keys) by default, any URL else.
+
+The schema is made and upgraded by Alembic (ivr/db/migrations), never by create_all, so
+an existing database is brought forward instead of being left behind.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,28 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from .models import Base
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config() -> Any:
+    """Alembic's configuration, in code: the scripts ship inside the package."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def _upgrade(connection: Any) -> None:
+    from alembic import command
+
+    cfg = alembic_config()
+    cfg.attributes["connection"] = connection  # env.py runs on this connection
+    command.upgrade(cfg, "head")
 
 
 class Database:
-    """One engine and its session factory; `create()` makes the schema if missing."""
+    """One engine and its session factory; `create()` migrates the schema to head."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -28,8 +49,9 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def create(self) -> None:
+        """Bring the schema to the newest migration (creates it in an empty database)."""
         async with self.engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
+            await conn.run_sync(_upgrade)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

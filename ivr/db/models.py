@@ -1,4 +1,7 @@
-"""The database schema: calls and their timelines.
+"""The database schema: calls, their timelines, intakes and recordings.
+
+Schema changes go through Alembic (ivr/db/migrations); a test checks the migrations and
+these models agree.
 
 Times are aware UTC datetimes. Patient data (the caller's number) is stored here and
 nowhere else; logs carry only call ids.
@@ -8,7 +11,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -67,9 +79,23 @@ class Call(Base):
     fallback_recording: Mapped[str | None] = mapped_column(Text)
     seen_by_controller: Mapped[bool] = mapped_column(default=False)
     reconciled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The flow's decisions (ivr.flows): which rules, which state, what the caller chose
+    # and what they were told. All set step by step while the call runs.
+    rules_digest: Mapped[str | None] = mapped_column(String(32))
+    state_kind: Mapped[str | None] = mapped_column(String(16))
+    state_reason: Mapped[str | None] = mapped_column(String(200))
+    disposition: Mapped[str | None] = mapped_column(String(16))
+    caller_told: Mapped[str | None] = mapped_column(Text)
+    operator_flag: Mapped[bool] = mapped_column(default=False)  # a person must route it
+    same_day_callback: Mapped[bool] = mapped_column(default=False)
+    abandoned_step: Mapped[str | None] = mapped_column(String(32))  # step of the hang-up
 
     events: Mapped[list["CallEvent"]] = relationship(
         back_populates="call", order_by="CallEvent.id", cascade="all, delete-orphan")
+    intake: Mapped[list["IntakeField"]] = relationship(
+        order_by="IntakeField.id", cascade="all, delete-orphan")
+    recordings: Mapped[list["Recording"]] = relationship(
+        order_by="Recording.id", cascade="all, delete-orphan")
 
     __table_args__ = (Index("ix_calls_node_uniqueid", "node", "uniqueid", unique=True),)
 
@@ -106,3 +132,46 @@ class ManualOverride(Base):
     reason: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     cleared_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+# Where an intake value came from.
+SOURCE_KEYED = "keyed"  # typed on the keypad
+SOURCE_CALLER_ID = "caller_id"  # the network's caller ID
+SOURCE_RECORDING = "recording"  # spoken, recorded
+
+
+class IntakeField(Base):
+    """One intake field of a call, written the moment it is captured (patient data)."""
+
+    __tablename__ = "intake_fields"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"),
+                                         index=True)
+    field: Mapped[str] = mapped_column(String(16))  # callback | dob | name | reason
+    value: Mapped[str | None] = mapped_column(Text)  # E.164 number, ISO date
+    recording_path: Mapped[str | None] = mapped_column(Text)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    captured_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    confirmed: Mapped[bool] = mapped_column(default=False)
+    source: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (Index("ix_intake_fields_call_field", "call_id", "field", unique=True),)
+
+
+class Recording(Base):
+    """A caller's recording kept in the data folder (the spool copy is moved, not copied)."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"),
+                                         index=True)
+    field: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)
+    duration_seconds: Mapped[float] = mapped_column(Float)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    peak: Mapped[int] = mapped_column(Integer)  # max |sample|, 16-bit scale
+    rms: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -1,24 +1,120 @@
-"""Route `inbound`: the call flow for every call arriving from the trunk."""
+"""Route `inbound`: every call from the trunk, step by step.
+
+route and state (decide) -> greeting -> emergency notice -> intake -> triage -> action.
+Each step is written to the call's timeline as it happens; a hang-up at any step is
+recorded with the step and keeps what was captured.
+"""
 
 from __future__ import annotations
 
-from .. import calls
-from .runner import CallContext, Outcome
+import logging
 
-ALL_KEYS = "0123456789*#"
+from .. import calls, contract
+from ..agi.protocol import AgiHangup
+from ..db.models import SOURCE_CALLER_ID
+from ..overrides import active_overrides
+from ..rules.model import normalise_number
+from . import intake, triage
+from .decide import ROUTE_AFTER_HOURS, ROUTE_UNKNOWN, decide, find_practice
+from .runner import CallContext, Outcome
+from .session import Session
+from .speech import ALL_KEYS, play
+
+log = logging.getLogger(__name__)
 
 
 async def handle(ctx: CallContext) -> Outcome:
-    """Greet, give the emergency notice, take one key, and record it."""
-    channel, services = ctx.channel, ctx.services
-    prompts = services.prompts  # type: ignore[attr-defined]
+    services = ctx.services
+    rules = services.rules  # type: ignore[attr-defined]  # read once: the call keeps them
+    channel = ctx.channel
     db = services.db  # type: ignore[attr-defined]
-    await calls.add_event(db, ctx.call_id, "prompt.greeting")
-    key = await channel.stream_file(prompts.path("generic-greeting"), ALL_KEYS)
-    if key is None:
-        digits, timed_out = await channel.get_data(prompts.path("press-a-key"), 5000, 1)
+    # Values the dialplan FILTERed to digits and '+'; the caller ID as Asterisk sent it.
+    dialled = await channel.get_variable(contract.VAR_DID) or ""
+    forwarded = await channel.get_variable(contract.VAR_FORWARDED_FROM) or ""
+    caller = "".join(c for c in channel.headers.get("callerid", "") if c.isdigit() or c == "+")
+    instant = services.clock()  # type: ignore[attr-defined]
+    practice = find_practice(rules, dialled, forwarded)
+    overrides: tuple = ()
+    if practice is not None:
+        try:
+            overrides = await active_overrides(db, practice.id, instant)
+        except Exception as exc:  # the schedule alone still decides; never hold the caller
+            log.warning("call %s: manual overrides unreadable (%s); deciding without them",
+                        ctx.call_id, type(exc).__name__)
+    decision = decide(rules, dialled, forwarded, instant, overrides)
+    regions = (practice.country,) if practice is not None else \
+        (rules.regions if rules is not None else ("US",))
+    s = Session(channel, ctx.call_id, services, decision, instant, regions,
+                normalise_number(caller[:32] or None, regions))
+    state = decision.state
+    await calls.update_call(
+        db, ctx.call_id, practice_id=practice.id if practice else None, route=decision.route,
+        rules_digest=rules.digest if rules is not None else None,
+        state_kind=state.kind if state else None, state_reason=state.reason if state else None,
+        operator_flag=decision.route == ROUTE_UNKNOWN)
+    await calls.add_event(db, ctx.call_id, "route.decided", route=decision.route,
+                          practice=practice.id if practice else None,
+                          state=state.kind if state else None)
+    log.info("call %s: route %s, practice %s", ctx.call_id, decision.route,
+             practice.id if practice else "-")
+    try:
+        return await _steps(s)
+    except AgiHangup:
+        await _abandoned(s)
+        raise
+
+
+async def _steps(s: Session) -> Outcome:
+    lib = s.library
+    s.step = "greeting"
+    await calls.add_event(s.db, s.call_id, "prompt.greeting")
+    if s.practice is None:
+        greeting = [lib.flow("generic_greeting")]
     else:
-        digits, timed_out = key, False
-    await calls.add_event(db, ctx.call_id, "menu.key", key=digits, timed_out=timed_out)
-    await channel.stream_file(prompts.path("goodbye"))
-    return Outcome()
+        greeting = s.prompt("greeting" if s.decision.route == ROUTE_AFTER_HOURS
+                            else "overflow_greeting")
+    await play(s.channel, greeting, ALL_KEYS)  # a key skips to the notice
+    s.step = "emergency_notice"
+    skipped = await play(s.channel, s.prompt("emergency_notice"), ALL_KEYS)
+    await calls.add_event(s.db, s.call_id, "prompt.emergency_notice", skipped=bool(skipped))
+    await intake.run(s)
+    if s.practice is None:
+        # No practice to triage for: the intake goes to an operator (flagged at routing).
+        s.step = "operator_closing"
+        s.told.append(_flow_text("operator_closing"))
+        await play(s.channel, [lib.flow("operator_closing")])
+        await _told(s)
+        return Outcome()
+    s.step = "triage"
+    disposition = await triage.run_menu(s)
+    await calls.update_call(s.db, s.call_id, disposition=disposition)
+    outcome = await triage.act(s, disposition)
+    await _told(s)
+    await calls.add_event(s.db, s.call_id, "action", disposition=disposition,
+                          result=outcome.result, reason=outcome.fallback_reason)
+    return outcome
+
+
+def _flow_text(key: str) -> str:
+    from .speech import FLOW_TEXTS
+
+    return FLOW_TEXTS[key]
+
+
+async def _told(s: Session) -> None:
+    await calls.update_call(s.db, s.call_id, caller_told=" ".join(s.told))
+
+
+async def _abandoned(s: Session) -> None:
+    """The caller hung up at `s.step`: say so, keep the caller ID as a callback number."""
+    try:
+        await calls.update_call(s.db, s.call_id, abandoned_step=s.step)
+        if s.told:
+            await _told(s)
+        if s.caller_e164 and not await calls.has_intake(s.db, s.call_id, "callback"):
+            await calls.save_intake(s.db, s.call_id, "callback", value=s.caller_e164,
+                                    source=SOURCE_CALLER_ID, confirmed=False, attempts=0)
+        await calls.add_event(s.db, s.call_id, "call.abandoned", step=s.step)
+    except Exception as exc:  # the runner still records the hang-up itself
+        log.warning("call %s: could not record the abandoned step (%s)", s.call_id,
+                    type(exc).__name__)

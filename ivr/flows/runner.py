@@ -66,6 +66,7 @@ async def run_call(flow: Flow, services: object, channel: AgiChannel) -> None:
         outcome = await flow(CallContext(channel, call_id, services))
     except AgiHangup:
         hung_up = True
+        outcome = Outcome()  # the caller left; nothing went wrong and nothing is asked
         log.info("call %s: caller hung up", call_id or "-")
     except (AgiDisconnected, AgiTimeout) as exc:
         log.warning("call %s: AGI stream lost (%s); the dialplan fallback takes over",

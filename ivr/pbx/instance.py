@@ -97,6 +97,8 @@ class PbxInstance:
             "agi_backup_lines": agi_backup_lines(s.agi_backups, contract.ROUTE_INBOUND),
             "gateway_host": s.gateway_host,
             "gateway_port": str(s.gateway_port),
+            "fax_host": s.fax_host,
+            "fax_port": str(s.fax_port),
             "trunk_match": s.trunk_match,
             "rtp_start": str(s.rtp_start),
             "rtp_end": str(s.rtp_end),

@@ -70,9 +70,10 @@ def test_controller_reconnects_after_asterisk_restart(live):
     assert "IvrInbound" not in live.pbx.cli("database show ivrfb")  # sanity: plain data
     assert "16175550121" in live.pbx.cli(f"database show {contract.DB_FALLBACK}")
     mark = live.recorder.mark()
-    result = live.call(CallerSpec(keys="1", wait_bye_ms=30000))
+    result = live.call(CallerSpec(keys="", hangup_after_ms=3000))
     assert result.returncode == 0, result.stderr
     uniqueid = wait_for(lambda: live.recorder.last_inbound_uniqueid(mark), 20, "the call")
     call = wait_for(lambda: (c := live.call_by_uniqueid(uniqueid)) and c["reconciled_at"] and c,
                     40, "the call to be reconciled", interval=0.5)
-    assert call["end_reason"] == "completed"
+    assert call["seen_by_controller"] and call["end_reason"] == "caller_hangup"
+    assert call["practice_id"] == "sunny-pediatrics"

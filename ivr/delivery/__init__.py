@@ -1,0 +1,1 @@
+"""Delivery of documents to practices (fax, e-mail, webhook) through a database outbox."""

@@ -1,0 +1,258 @@
+"""The intake steps: callback number, date of birth, name and reason (one commit each).
+
+Each step asks, checks, reads back and confirms within the rules' timeout and retries;
+when the retries run out the call goes on with what it has rather than ending. Values are
+stored the moment they are captured, and never logged or put in the timeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+
+import phonenumbers
+
+from .. import calls
+from ..agi.protocol import AgiHangup
+from ..db.models import SOURCE_CALLER_ID, SOURCE_KEYED, SOURCE_RECORDING
+from ..rules.model import normalise_number
+from .audio import analyse
+from .session import Session
+from .speech import ALL_KEYS, SayDigits, SayTime, play
+
+log = logging.getLogger(__name__)
+
+DIGITS = "0123456789"
+MAX_NUMBER_DIGITS = 15  # E.164's limit
+ACCEPT_WAIT_MS = 1500  # after "1": a pause means "yes, that number"; more keys, a new one
+SILENCE_SECONDS = 3  # a recording ends after this much silence
+MAX_AGE_YEARS = 125
+SPOOL_INTAKE_DIR = "ivr-intake"
+
+
+# --- pure checks -------------------------------------------------------------------------
+
+def parse_dob(digits: str, today: date) -> date | None:
+    """MMDDYYYY as a real date, not in the future, not more than 125 years ago."""
+    if len(digits) != 8 or not digits.isdigit():
+        return None
+    try:
+        dob = date(int(digits[4:]), int(digits[:2]), int(digits[2:4]))
+    except ValueError:
+        return None
+    if dob > today or today.year - dob.year > MAX_AGE_YEARS:
+        return None
+    return dob
+
+
+def spoken_number(e164: str) -> str:
+    """The digits a caller would dial at home: the national form, digits only."""
+    num = phonenumbers.parse(e164, None)
+    national = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return "".join(c for c in national if c.isdigit())
+
+
+def dob_item(dob: date) -> SayTime:
+    """Asterisk reads a date back from an instant: noon UTC of that day, said in UTC."""
+    epoch = int(datetime.combine(dob, time(12), tzinfo=UTC).timestamp())
+    return SayTime(epoch, "UTC", "BdY")
+
+
+# --- keypad helpers ----------------------------------------------------------------------
+
+async def read_keys(s: Session, first: str | None, max_digits: int,
+                    timeout_ms: int) -> str:
+    """Keys until '#', `max_digits` digits, or a pause of `timeout_ms`; '#' is dropped."""
+    keys = ""
+    key = first
+    while True:
+        if key is None:
+            key = await s.channel.wait_for_digit(timeout_ms)
+            if key is None:
+                return keys
+        if key == "#":
+            return keys
+        keys += key
+        if len(keys) >= max_digits:
+            return keys
+        key = None
+
+
+async def confirm(s: Session, readback: list) -> str | None:
+    """'You entered <readback>. Correct: 1, again: 2' -> '1', '2', other key or None."""
+    lib = s.library
+    key = await play(s.channel, [lib.flow("you_entered"), *readback, lib.flow("confirm")],
+                     ALL_KEYS)
+    if key is None:
+        key = await s.channel.wait_for_digit(s.timeout_ms)
+    return key
+
+
+async def _event(s: Session, kind: str, **detail: object) -> None:
+    await calls.add_event(s.db, s.call_id, kind, **detail)
+
+
+# --- the steps ---------------------------------------------------------------------------
+
+async def ask_callback(s: Session) -> None:
+    """Offer the caller ID back ('press 1'), or take a keyed number, validated and confirmed."""
+    lib = s.library
+    tries = s.intake.retries + 1
+    keyed: str | None = None  # a valid keyed number, stored but not confirmed yet
+    for attempt in range(1, tries + 1):
+        if s.caller_e164:
+            items = [lib.flow("offer_caller_id"), SayDigits(spoken_number(s.caller_e164)),
+                     lib.flow("offer_caller_id_end")]
+        else:
+            items = (s.prompt("unknown_caller") if attempt == 1 else []) + \
+                s.prompt("ask_callback")
+        key = await play(s.channel, items, ALL_KEYS)
+        if key is None:
+            key = await s.channel.wait_for_digit(s.timeout_ms)
+        if key is None:
+            await _event(s, "intake.callback.no_input", attempt=attempt)
+            await play(s.channel, [lib.flow("no_input")])
+            continue
+        if key == "1" and s.caller_e164:
+            more = await s.channel.wait_for_digit(ACCEPT_WAIT_MS)
+            if more is None:
+                await calls.save_intake(s.db, s.call_id, "callback", value=s.caller_e164,
+                                        source=SOURCE_CALLER_ID, confirmed=True,
+                                        attempts=attempt)
+                return
+            key = "1" + more
+        if len(key) > 1:  # "1" and more keys: a number that starts with 1
+            digits = "1" + await read_keys(s, key[1], MAX_NUMBER_DIGITS - 1, s.timeout_ms)
+        else:
+            digits = await read_keys(s, key, MAX_NUMBER_DIGITS, s.timeout_ms)
+        number = normalise_number(digits, s.regions) if digits.isdigit() else None
+        if number is None:
+            await _event(s, "intake.callback.invalid", attempt=attempt)
+            await play(s.channel, [lib.flow("invalid_number")])
+            continue
+        keyed = number
+        await calls.save_intake(s.db, s.call_id, "callback", value=number,
+                                source=SOURCE_KEYED, confirmed=False, attempts=attempt)
+        answer = await confirm(s, [SayDigits(spoken_number(number))])
+        if answer == "1":
+            await calls.confirm_intake(s.db, s.call_id, "callback")
+            return
+        await _event(s, "intake.callback.not_confirmed", attempt=attempt,
+                     answer="none" if answer is None else "other")
+    if keyed is None and s.caller_e164:
+        # Retries ran out: the caller ID is the best number we have, unconfirmed.
+        await calls.save_intake(s.db, s.call_id, "callback", value=s.caller_e164,
+                                source=SOURCE_CALLER_ID, confirmed=False, attempts=tries)
+    await _event(s, "intake.callback.gave_up", kept="keyed" if keyed else
+                 ("caller_id" if s.caller_e164 else "none"))
+
+
+async def ask_dob(s: Session) -> None:
+    """Eight digits MMDDYYYY, a real and plausible date, read back and confirmed."""
+    lib = s.library
+    tries = s.intake.retries + 1
+    zone = s.practice.tz if s.practice is not None else UTC
+    today = s.instant.astimezone(zone).date()
+    for attempt in range(1, tries + 1):
+        key = await play(s.channel, s.prompt("ask_dob"), DIGITS + "#")
+        digits = await read_keys(s, key, 8, s.timeout_ms)
+        if not digits:
+            await _event(s, "intake.dob.no_input", attempt=attempt)
+            await play(s.channel, [lib.flow("no_input")])
+            continue
+        dob = parse_dob(digits, today)
+        if dob is None:
+            await _event(s, "intake.dob.invalid", attempt=attempt)
+            await play(s.channel, [lib.flow("invalid_date")])
+            continue
+        await calls.save_intake(s.db, s.call_id, "dob", value=dob.isoformat(),
+                                source=SOURCE_KEYED, confirmed=False, attempts=attempt)
+        answer = await confirm(s, [dob_item(dob)])
+        if answer == "1":
+            await calls.confirm_intake(s.db, s.call_id, "dob")
+            return
+        await _event(s, "intake.dob.not_confirmed", attempt=attempt,
+                     answer="none" if answer is None else "other")
+    await _event(s, "intake.dob.gave_up")
+
+
+async def ask_recording(s: Session, field: str) -> None:
+    """A short recording after the beep; a silent one is asked for once more."""
+    lib = s.library
+    max_seconds = s.intake.name_max_seconds if field == "name" else s.intake.reason_max_seconds
+    pid = "ask_name" if field == "name" else "ask_reason"
+    spool = s.services.pbx.spool_dir / SPOOL_INTAKE_DIR
+    for attempt in (1, 2):
+        await play(s.channel, s.prompt(pid))
+        host = spool / f"{s.call_id}-{field}-{attempt}"
+        try:
+            reply = await s.channel.record_file(s.services.pbx.inner_path(host), "wav", "#",
+                                                max_seconds * 1000, beep=True,
+                                                silence_seconds=SILENCE_SECONDS)
+            if reply.result == "-1":  # the reply can come before Asterisk's HANGUP line
+                raise AgiHangup("caller hung up during the recording")
+        except AgiHangup:
+            # Keep what was said before the hang-up; then let the flow end.
+            await _keep(s, field, host.with_suffix(".wav"), attempt, partial=True)
+            raise
+        if await _keep(s, field, host.with_suffix(".wav"), attempt, partial=False):
+            return
+        if attempt == 1:
+            await play(s.channel, [lib.flow("no_voice")])
+    await _event(s, f"intake.{field}.gave_up")
+
+
+async def _keep(s: Session, field: str, spooled: Path, attempt: int, partial: bool) -> bool:
+    """Move a recording into the data folder if it holds a voice; True when kept."""
+    dest = s.services.settings.recordings_dir / s.call_id / f"{field}.wav"
+    try:
+        stats = await asyncio.to_thread(_move_if_voiced, spooled, dest)
+    except (OSError, ValueError, EOFError) as exc:
+        log.warning("call %s: %s recording unreadable (%s)", s.call_id, field,
+                    type(exc).__name__)
+        stats = None
+    if stats is None or not stats.has_voice:
+        await _event(s, f"intake.{field}.silent", attempt=attempt, partial=partial)
+        return False
+    await calls.add_recording(s.db, s.call_id, field, path=str(dest),
+                              duration_seconds=round(stats.duration_seconds, 2),
+                              size_bytes=dest.stat().st_size, peak=stats.peak,
+                              rms=round(stats.rms, 1))
+    await calls.save_intake(s.db, s.call_id, field, recording_path=str(dest),
+                            duration_seconds=round(stats.duration_seconds, 2),
+                            source=SOURCE_RECORDING, confirmed=False, attempts=attempt)
+    if partial:
+        await _event(s, f"intake.{field}.partial")
+    return True
+
+
+def _move_if_voiced(spooled: Path, dest: Path):  # type: ignore[no-untyped-def]
+    """Analyse the spooled file; move a voiced one (0600), delete a silent one."""
+    if not spooled.exists():
+        return None
+    stats = analyse(spooled)
+    if not stats.has_voice:
+        spooled.unlink(missing_ok=True)  # silence holds no patient data worth keeping
+        return stats
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(dest.parent, 0o700)
+    shutil.move(str(spooled), dest)
+    os.chmod(dest, 0o600)
+    return stats
+
+
+STEPS = {"callback": ask_callback, "dob": ask_dob,
+         "name": lambda s: ask_recording(s, "name"),
+         "reason": lambda s: ask_recording(s, "reason")}
+
+
+async def run(s: Session) -> None:
+    """Every field the rules collect, in their order; the step is kept for a hang-up."""
+    for field in s.intake.collect:
+        s.step = f"intake.{field}"
+        await _event(s, f"intake.{field}.asked")
+        await STEPS[field](s)

@@ -1,0 +1,62 @@
+"""One call while the flow runs: its channel, decision, rules, and the step it is at.
+
+Holds no patient data beyond what the flow needs next (the caller's number to offer it
+back); everything captured is written to the database the moment it is captured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..agi.protocol import AgiChannel
+from ..rules.model import Intake, Practice
+from .decide import Decision
+from .speech import Item, PromptLibrary, say_time
+
+
+@dataclass
+class Session:
+    channel: AgiChannel
+    call_id: str
+    services: Any  # ivr.service.Services
+    decision: Decision
+    instant: datetime  # when the call started (the schedule was judged at this instant)
+    regions: tuple[str, ...]
+    caller_e164: str | None
+    step: str = "start"
+    told: list[str] = field(default_factory=list)  # texts of what the caller was told
+
+    @property
+    def practice(self) -> Practice | None:
+        return self.decision.practice
+
+    @property
+    def intake(self) -> Intake:
+        return self.practice.intake if self.practice is not None else Intake()
+
+    @property
+    def library(self) -> PromptLibrary:
+        return self.services.speech  # type: ignore[no-any-return]
+
+    @property
+    def db(self) -> Any:
+        return self.services.db
+
+    @property
+    def timeout_ms(self) -> int:
+        return self.intake.input_timeout_seconds * 1000
+
+    def slots(self) -> dict[str, list[Item]]:
+        """Per-call values spoken by Asterisk inside the rules' prompt texts."""
+        out: dict[str, list[Item]] = {}
+        zone = self.practice.timezone if self.practice is not None else "UTC"
+        if self.decision.reopens_at is not None:
+            out["callback_time"] = say_time(self.decision.reopens_at, zone, self.instant)
+        if self.decision.closes_at is not None:
+            out["closing_time"] = say_time(self.decision.closes_at, zone, self.instant)
+        return out
+
+    def prompt(self, pid: str) -> list[Item]:
+        return self.library.items(self.practice, pid, self.slots())

@@ -1,0 +1,85 @@
+"""Triage: the practice's menu (keys -> dispositions), then what each disposition does.
+
+The menu follows the rules' semantics exactly as `ivr.rules.simulate.run_menu` states
+them: one key per attempt, no key is "no input", a key not in the menu is "invalid",
+after 1 + retries failed attempts the menu's default applies.
+"""
+
+from __future__ import annotations
+
+from .. import calls, contract
+from ..rules.model import BRIDGE_DISPOSITIONS
+from ..rules.prompts import render
+from ..rules.timeutil import human_time
+from .runner import Outcome
+from .session import Session
+from .speech import ALL_KEYS, play
+
+EMERGENCY_WAIT_MS = 3000  # after the 911 advice: time to hang up before we connect
+REASON_URGENT = "urgent-bridge"  # placeholder until the on-call bridge: dialplan fallback
+REASON_OVERFLOW = "overflow-bridge"
+
+
+async def run_menu(s: Session) -> str:
+    """Play the menu until a valid key or the retries run out; the disposition."""
+    assert s.practice is not None
+    menu = s.practice.menu
+    for attempt in range(1, menu.retries + 2):
+        key = await play(s.channel, s.prompt("menu"), ALL_KEYS)
+        if key is None:
+            key = await s.channel.wait_for_digit(menu.timeout_seconds * 1000)
+        if key is None:
+            await calls.add_event(s.db, s.call_id, "menu.key", attempt=attempt, key=None,
+                                  result="no_input")
+            await play(s.channel, s.prompt("menu_no_input"))
+        elif key in menu.options:
+            await calls.add_event(s.db, s.call_id, "menu.key", attempt=attempt, key=key,
+                                  result=menu.options[key])
+            return menu.options[key]
+        else:
+            await calls.add_event(s.db, s.call_id, "menu.key", attempt=attempt, key=key,
+                                  result="invalid")
+            await play(s.channel, s.prompt("menu_invalid"))
+    await calls.add_event(s.db, s.call_id, "menu.default", disposition=menu.default)
+    return menu.default
+
+
+def told_text(s: Session, pid: str) -> str:
+    """The words of a prompt as this caller heard them (for the record)."""
+    assert s.practice is not None
+    tz, at = s.practice.tz, s.instant
+    values = {"practice": s.practice.name}
+    if s.decision.reopens_at is not None:
+        values["callback_time"] = human_time(s.decision.reopens_at, tz, at)
+    if s.decision.closes_at is not None:
+        values["closing_time"] = human_time(s.decision.closes_at, tz, at)
+    return render(s.practice.prompts[pid].text, values)
+
+
+async def _say(s: Session, pid: str) -> None:
+    s.told.append(told_text(s, pid))
+    await play(s.channel, s.prompt(pid))
+
+
+async def act(s: Session, disposition: str) -> Outcome:
+    """Do what the disposition means on this route; say exactly what happens next."""
+    assert s.practice is not None
+    overflow = s.decision.is_overflow
+    mode = s.practice.overflow.mode
+    s.step = f"action.{disposition}"
+    if disposition == "emergency":
+        await _say(s, "emergency_advice")
+        # The advice says "hang up and dial 911"; a caller who stays is connected.
+        await s.channel.wait_for_digit(EMERGENCY_WAIT_MS)
+    if overflow and mode == "intake_then_bridge":
+        await _say(s, "connecting")
+        return Outcome(contract.RESULT_FALLBACK, REASON_OVERFLOW)
+    if disposition in BRIDGE_DISPOSITIONS:
+        await _say(s, "connecting")
+        return Outcome(contract.RESULT_FALLBACK, REASON_URGENT)
+    if overflow:  # intake_same_day_callback
+        await calls.update_call(s.db, s.call_id, same_day_callback=True)
+        await _say(s, "same_day_callback")
+    else:
+        await _say(s, "callback_promise")
+    return Outcome()

@@ -1,0 +1,20 @@
+"""Fixtures for the delivery tests: a fresh SQLite database with the outbox tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr.db.engine import Database
+from ivr.delivery import models  # noqa: F401  (registers the outbox tables on Base)
+
+
+@pytest.fixture
+async def outbox_db(tmp_path: Path):
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'outbox.sqlite3'}")
+    await db.create()
+    try:
+        yield db
+    finally:
+        await db.close()
