@@ -204,6 +204,7 @@ def call_summary(call: Call) -> dict[str, Any]:
         "state_reason": call.state_reason, "disposition": call.disposition,
         "caller_told": call.caller_told, "operator_flag": call.operator_flag,
         "same_day_callback": call.same_day_callback, "abandoned_step": call.abandoned_step,
+        "oncall_outcome": call.oncall_outcome, "oncall_clinician": call.oncall_clinician,
     }
 
 
@@ -251,4 +252,9 @@ async def show_call(db: Database, ident: str) -> dict[str, Any] | None:
         out["recordings"] = [_recording_json(r) for r in call.recordings]
         out["timeline"] = [{"at": _iso(e.at), "kind": e.kind, "detail": json.loads(e.detail)}
                            for e in call.events]
-        return out
+    from . import callbacks
+
+    out["oncall_legs"] = await callbacks.legs_of_call(db, out["id"])
+    cb = await callbacks.for_call(db, out["id"])
+    out["callback"] = callbacks.callback_json(cb) if cb is not None else None
+    return out

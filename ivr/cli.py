@@ -208,6 +208,17 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_callbacks_list(args: argparse.Namespace) -> int:
+    from . import callbacks
+
+    rows = asyncio.run(_with_db(lambda db: callbacks.list_callbacks(
+        db, all_states=args.all, limit=args.limit)))
+    _print(rows, args.json)
+    if not rows and not args.json:
+        print("no pending call-backs")
+    return 0
+
+
 # --- deliveries (the outbox) ------------------------------------------------------------
 
 def cmd_deliveries_list(args: argparse.Namespace) -> int:
@@ -229,6 +240,118 @@ def cmd_deliveries_retry(args: argparse.Namespace) -> int:
         print(f"no failed delivery {args.id!r}", file=sys.stderr)
         return 1
     print(f"delivery {args.id} queued again")
+    return 0
+
+
+# --- documents: call notes and morning reports (ivr.documents) --------------------------
+
+def _practices_or_empty() -> dict[str, Any]:
+    """The practices of the rules in force; none when they do not load (a note still shows)."""
+    from .rules import load_rules
+
+    result = load_rules(_settings().rules_path, now=datetime.now(UTC))
+    if not result.ok or result.rules is None:
+        print("warning: the rules do not load; notes show without practice details",
+              file=sys.stderr)
+        return {}
+    return dict(result.rules.practices)
+
+
+def _write_private(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def cmd_notes_show(args: argparse.Namespace) -> int:
+    from .documents import pdf, store
+
+    practices = _practices_or_empty()
+    note = asyncio.run(_with_db(lambda db: store.note_for_call(db, args.id, practices)))
+    if note is None:
+        print(f"no call {args.id!r}", file=sys.stderr)
+        return 1
+    if args.pdf:
+        _write_private(args.pdf, pdf.note_pdf(note, datetime.now(UTC)))
+        print(f"note PDF written to {args.pdf}", file=sys.stderr)
+    if args.json:
+        _print(note.to_json(), True)
+    elif not args.pdf:
+        for label, value in note.rows():
+            print(f"{label}: {value}")
+    return 0
+
+
+def _night_arg(practice: Any, text: str | None, now: datetime) -> Any:
+    """--night DATE, or the last night whose morning opening has passed."""
+    from datetime import date, timedelta
+
+    from .documents.report import night_of
+
+    if text:
+        return date.fromisoformat(text)
+    current = night_of(practice, now)
+    last = night_of(practice, current.covers_from - timedelta(microseconds=1)) \
+        if current is not None else None
+    if last is None:
+        raise SystemExit("no night to report: the practice never opens")
+    return last.night
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .documents import pdf, store
+
+    practice = _current_rules().practices.get(args.practice)
+    if practice is None:
+        print(f"ivr report: no practice {args.practice!r} in the rules", file=sys.stderr)
+        return 2
+    now = datetime.now(UTC)
+    try:
+        night = _night_arg(practice, args.night, now)
+    except ValueError:
+        print(f"ivr report: --night {args.night!r}: expected a date like 2026-11-26",
+              file=sys.stderr)
+        return 2
+    if args.deliver:
+        settings = _settings()
+        made = asyncio.run(_with_db(lambda db: store.make_report(
+            db, practice, night, now, out_dir=settings.data_dir / "documents",
+            worker=f"cli:{os.getpid()}")))
+        if made.status == store.NOT_DUE:
+            print(f"ivr report: the night of {made.night} is not over yet; it is made at the "
+                  "practice's opening (use no --deliver for a preview)", file=sys.stderr)
+            return 1
+        if args.pdf and made.pdf_path:
+            _write_private(args.pdf, made.pdf_path.read_bytes())
+        _print(made.to_json(), args.json)
+        return 0 if made.status in (store.MADE, store.EXISTS) else 1
+    report = asyncio.run(_with_db(lambda db: store.preview_report(db, practice, night, now)))
+    if report is None:
+        print("ivr report: no night to report: the practice never opens", file=sys.stderr)
+        return 1
+    if args.pdf:
+        _write_private(args.pdf, pdf.report_pdf(report))
+        print(f"report PDF written to {args.pdf}", file=sys.stderr)
+    if args.json:
+        _print(report.to_json(), True)
+    elif not args.pdf:
+        print(f"{report.practice_name}: {report.title}")
+        print(report.period_text())
+        print(f"{len(report.notes)} call(s), {len(report.needs_action)} need action")
+        for note in report.needs_action:
+            print(f"  NEEDS ACTION  {note.summary}  [{note.call_id}]")
+        for note in report.notes:
+            print(f"  {note.summary}  [{note.call_id}]")
+    return 0
+
+
+def cmd_reports_list(args: argparse.Namespace) -> int:
+    from .documents import store
+
+    rows = asyncio.run(_with_db(lambda db: store.report_rows(db, args.practice, args.limit)))
+    _print(rows, args.json)
+    if not rows and not args.json:
+        print("no reports made yet")
     return 0
 
 
@@ -414,6 +537,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_calls_show)
 
+    callbacks_p = sub.add_parser("callbacks", help="messages the on-call must acknowledge "
+                                 "(called back until someone does)")
+    callbacks_sub = callbacks_p.add_subparsers(dest="callbacks_command", required=True)
+    cblist = callbacks_sub.add_parser("list", help="pending call-backs, newest first")
+    cblist.add_argument("--json", action="store_true")
+    cblist.add_argument("--all", action="store_true", help="also acknowledged and given up")
+    cblist.add_argument("--limit", type=int, default=200)
+    cblist.set_defaults(func=cmd_callbacks_list)
+
     try:
         from . import cli_rules
     except ImportError:  # pragma: no cover - only while the rules package is being built
@@ -447,6 +579,32 @@ def build_parser() -> argparse.ArgumentParser:
     dretry = deliveries_sub.add_parser("retry", help="queue a failed delivery again")
     dretry.add_argument("id", help="delivery id")
     dretry.set_defaults(func=cmd_deliveries_retry)
+
+    notes = sub.add_parser("notes", help="per-call notes (the documents sent to practices)")
+    notes_sub = notes.add_subparsers(dest="notes_command", required=True)
+    nshow = notes_sub.add_parser("show", help="one call's note")
+    nshow.add_argument("id", help="call id or Asterisk uniqueid")
+    nshow.add_argument("--pdf", metavar="FILE", help="write the note as a PDF")
+    nshow.add_argument("--json", action="store_true")
+    nshow.set_defaults(func=cmd_notes_show)
+
+    report = sub.add_parser("report", help="a practice's morning report for a night "
+                            "(preview; --deliver makes it once and sends it)")
+    report.add_argument("--practice", required=True, help="practice id")
+    report.add_argument("--night", metavar="DATE", help="the evening the night starts, e.g. "
+                        "2026-11-26 (default: the last night whose opening has passed)")
+    report.add_argument("--pdf", metavar="FILE", help="write the report as a PDF")
+    report.add_argument("--json", action="store_true")
+    report.add_argument("--deliver", action="store_true", help="make it (once, as the "
+                        "controller would) and enqueue it per the practice's delivery rules")
+    report.set_defaults(func=cmd_report)
+    reports = sub.add_parser("reports", help="the morning reports made so far")
+    reports_sub = reports.add_subparsers(dest="reports_command", required=True)
+    rlist = reports_sub.add_parser("list", help="reports, newest night first")
+    rlist.add_argument("--practice")
+    rlist.add_argument("--limit", type=int, default=100)
+    rlist.add_argument("--json", action="store_true")
+    rlist.set_defaults(func=cmd_reports_list)
 
     override = sub.add_parser("override", help="open or close a practice now, without "
                               "editing the rules")

@@ -54,6 +54,10 @@ class Settings:
     # second Asterisk that runs ReceiveFAX).
     fax_host: str = "127.0.0.1"
     fax_port: int = 5080
+    # Seconds in one "minute" of the rules' call-back timing (when_exhausted.renotify_
+    # minutes). 60 in production; tests set IVR_ONCALL_MINUTE_SECONDS=1 so a whole
+    # call-back chain runs in seconds. Nothing else is scaled.
+    oncall_minute_seconds: float = 60.0
 
     @property
     def database_url(self) -> str:
@@ -98,6 +102,9 @@ class Settings:
             raise ConfigError(f"IVR_FAX_HOST={self.fax_host!r}: expected an IP address")
         if not 1 <= self.fax_port <= 65535:
             raise ConfigError(f"IVR_FAX_PORT={self.fax_port!r}: expected a port 1-65535")
+        if not 0.1 <= self.oncall_minute_seconds <= 3600:
+            raise ConfigError(f"IVR_ONCALL_MINUTE_SECONDS={self.oncall_minute_seconds!r}: "
+                              "expected seconds between 0.1 and 3600")
         for backup in self.agi_backups:
             if not re.fullmatch(r"[0-9.]+:[0-9]{1,5}", backup):
                 raise ConfigError(f"IVR_AGI_BACKUPS: {backup!r}: expected HOST:PORT")
@@ -126,6 +133,11 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
                 raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected a port number")
         elif f.name.endswith("_dir") or f.name.endswith("_path"):
             values[f.name] = Path(raw).expanduser()
+        elif f.name == "oncall_minute_seconds":
+            try:
+                values[f.name] = float(raw)
+            except ValueError:
+                raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected a number")
         elif f.name == "agi_backups":
             values[f.name] = tuple(p.strip() for p in raw.split(",") if p.strip())
         else:

@@ -16,6 +16,9 @@ SENTINEL = "IVR_RESULT"
 #: Sentinel values. Anything else (in practice: unset) means the controller failed.
 RESULT_DONE = "done"  # the controller handled the call; the dialplan hangs up
 RESULT_FALLBACK = "fallback"  # the controller asks the dialplan's fallback to take over
+RESULT_BRIDGE = "bridge"  # a clinician accepted: bridge the caller to VAR_BRIDGE_TO
+#: Sentinel values on a clinician's leg (ivr-clinician). Anything else hangs the leg up.
+RESULT_ACCEPTED = "accepted"  # the clinician pressed 1: park them until the caller bridges
 
 #: The dialled number as the dialplan saw it, digits and '+' only (FILTERed in dialplan).
 VAR_DID = "IVR_DID"
@@ -27,6 +30,11 @@ VAR_CALL_ID = "IVR_CALL_ID"
 VAR_FALLBACK_REASON = "IVR_FALLBACK_REASON"
 #: The last stage the dialplan reached: see STAGE_* below.
 VAR_STAGE = "IVR_STAGE"
+#: The accepting clinician's channel name, set by the controller before RESULT_BRIDGE
+#: (taken from the screen AGI's agi_channel header, FILTERed again in the dialplan).
+VAR_BRIDGE_TO = "IVR_BRIDGE_TO"
+#: On a clinician leg: the leg's id (hex), set by the controller's Originate.
+VAR_LEG = "IVR_LEG"
 
 # Stages the dialplan writes into VAR_STAGE; the hang-up stamp carries the last one.
 STAGE_CONTROLLER = "controller"
@@ -35,6 +43,7 @@ STAGE_FALLBACK_DIAL = "fallback-dial"
 STAGE_FALLBACK_ANSWERED = "fallback-answered"
 STAGE_FALLBACK_RECORD = "fallback-record"
 STAGE_FALLBACK_RECORDED = "fallback-recorded"
+STAGE_BRIDGED = "bridged"  # the caller was bridged to the clinician who accepted
 
 # --- Asterisk database (AstDB) families --------------------------------------------
 
@@ -65,6 +74,9 @@ CTX_FALLBACK = "ivr-fallback"
 CTX_HANGUP = "ivr-hangup"
 CTX_SCREEN = "ivr-screen"  # fallback screening: "press 1 to accept"
 CTX_GATEWAY_IN = "ivr-gateway-in"  # anything arriving from the clinician gateway: nothing
+CTX_CLINICIAN = "ivr-clinician"  # the controller's Originates to clinicians land here
+#: How long an accepted clinician waits (music) for the caller's Bridge before hanging up.
+PARK_SECONDS = 30
 ENDPOINT_TRUNK = "trunk"
 ENDPOINT_GATEWAY = "clinician-gateway"
 
@@ -72,6 +84,7 @@ ENDPOINT_GATEWAY = "clinician-gateway"
 
 ROUTE_INBOUND = "inbound"
 ROUTE_BENCH = "bench"
+ROUTE_SCREEN = "screen"  # a clinician leg: screening, acknowledgement, dial the patient
 
 # --- UserEvents (AMI) emitted by the dialplan at each decision point -----------------
 
@@ -83,6 +96,10 @@ EV_FALLBACK_DIAL_RESULT = "IvrFallbackDialResult"  # DialStatus of that attempt
 EV_FALLBACK_ACCEPTED = "IvrFallbackAccepted"  # clinician pressed 1 (Linkedid = caller)
 EV_FALLBACK_RECORD = "IvrFallbackRecord"  # recording the caller's message
 EV_CALL_ENDED = "IvrCallEnded"  # hang-up handler stamped the call
+EV_BRIDGE = "IvrBridge"  # the caller is about to Bridge(); Leg: the clinician leg id
+EV_BRIDGE_RESULT = "IvrBridgeResult"  # Bridge() returned; Result: BRIDGERESULT
+EV_LEG_ANSWERED = "IvrLegAnswered"  # a clinician leg answered; Leg: its id
+EV_LEG_SCREENED = "IvrLegScreened"  # the screen AGI returned; Leg, Result: sentinel
 
 # --- Recordings --------------------------------------------------------------------
 

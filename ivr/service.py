@@ -13,11 +13,13 @@ from typing import Any
 from . import calls, contract, prompts, reconcile
 from .agi.server import AgiServer
 from .ami import AmiAuthError, AmiClient, AmiError
+from .callback_scheduler import CallbackScheduler
 from .config import Settings
 from .db.engine import Database
 from .flows.intake import SPOOL_INTAKE_DIR
 from .flows.routes import build_routes
 from .flows.speech import PromptLibrary
+from .oncall_dialer import Dialer
 from .pbx.instance import AMI_USER, PbxInstance
 from .pbx.root import find_root
 from .rules import RuleSet
@@ -76,11 +78,15 @@ class Services:
     ami: AmiClient
     rules_runtime: RulesRuntime | None = None  # made from the settings when not given
     speech: PromptLibrary | None = None  # the rules' prompts; made from pbx when not given
+    dialer: Dialer | None = None  # clinician legs (made from ami/db when not given)
     _fallback_written: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.rules_runtime is None:
             self.rules_runtime = RulesRuntime.for_settings(self.settings)
+        if self.dialer is None:
+            self.dialer = Dialer(self.ami, self.db, lambda pid: self.rules.practices.get(pid)
+                                 if self.rules is not None else None)
         if self.speech is None:
             self.speech = PromptLibrary(self.pbx.host_dir / "sounds" / "ivr",
                                         self.pbx.inner_path, self.settings.prompts_cache_dir)
@@ -155,6 +161,7 @@ class Controller:
                              self.pbx.ami_secret)
         self.prompts = PromptBook(self.pbx, settings.prompts_cache_dir)
         self.services = Services(settings, self.db, self.pbx, self.prompts, self.ami)
+        self.scheduler = CallbackScheduler(self.services)
         self.agi = AgiServer(build_routes(self.services, self.prompts.path("bench")),
                              settings.agi_host, settings.agi_port)
         self._stop = asyncio.Event()
@@ -175,6 +182,8 @@ class Controller:
         # AGI first: calls are served even while AMI is still connecting.
         await self.agi.start()
         self.ami.subscribe(contract.EV_CALL_ENDED, self._on_call_ended)
+        assert self.services.dialer is not None
+        self.services.dialer.subscribe()  # leg events; resolves lost legs on (re)connect
         self.ami.on_connected(self._on_ami_connected)
         try:
             await self.ami.connect(timeout=10)
@@ -185,6 +194,23 @@ class Controller:
             log.warning("%s; will keep trying", exc)
             self.ami.start_background()
         self._tasks.append(asyncio.create_task(self._periodic(), name="periodic"))
+        # Documents to practices (fax, e-mail, webhook) go through the database outbox;
+        # a delivery in flight at stop is retried when its lease expires.
+        from .delivery.outbox import run_forever
+        from .delivery.wiring import build_senders
+
+        senders = build_senders(self.ami, self.pbx)
+        self._tasks.append(asyncio.create_task(run_forever(self.db, senders),
+                                               name="delivery-outbox"))
+        # Morning reports (ivr.documents): each practice's night is made once, at its
+        # opening, and its documents enqueued in the outbox above. --------------------------
+        from .documents.scheduler import ReportScheduler
+
+        reports = ReportScheduler(self.db, lambda: self.services.rules,
+                                  self.settings.data_dir / "documents")
+        self._tasks.append(asyncio.create_task(reports.run(), name="morning-reports"))
+        # ----------------------------------------------------------------------------------
+        self._tasks.append(asyncio.create_task(self.scheduler.run(), name="callbacks"))
         self._tasks.append(asyncio.create_task(self.services.runtime.watch(), name="rules-watch"))
         write_pid_file(pid_path(self.settings))  # `ivr rules reload` signals this pid
         log.info("controller ready: AGI %s:%d, AMI %s:%d, database %s",
@@ -250,6 +276,7 @@ class Controller:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.scheduler.stop()
         remove_pid_file(pid_path(self.settings))
         await asyncio.gather(*self._signal_tasks, return_exceptions=True)
         await self.ami.close()

@@ -347,3 +347,125 @@ def speech_pcap(text: str, dest: Path, *, lead_silence_s: float = 0.0,
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_bytes(bytes(out))
     return dest
+
+
+# --- clinician phones that behave per dialled number ---------------------------------------
+
+_DTMF_EVENTS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
+
+
+def dtmf_pcap(timeline: tuple[tuple[int, str], ...], dest: Path) -> Path:
+    """RFC 2833 (payload 101) key presses at given ms, one RTP stream, for play_pcap_audio.
+
+    One stream with rising sequence numbers, so any keys in any order and repetition
+    arrive (SIPp's shipped captures each restart their numbering, PLATFORM.md).
+    """
+    import struct
+
+    packets: list[tuple[int, bytes]] = []
+    seq = 1
+    for at_ms, key in sorted(timeline):
+        event = _DTMF_EVENTS[key]
+        ts = at_ms * 8
+        for n in range(8):  # 5 updates every 20 ms, then 3 end packets
+            end = n >= 5
+            duration = min(n + 1, 5) * 160
+            payload = struct.pack("!BBH", event, (0x80 if end else 0) | 10, duration)
+            rtp = struct.pack("!BBHII", 0x80, (0x80 if n == 0 else 0) | 101, seq & 0xFFFF,
+                              ts, 0x2833D7F1) + payload
+            packets.append((at_ms + 20 * min(n, 5) + (n - 5 if end else 0), rtp))
+            seq += 1
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    for n, (ms, rtp) in enumerate(packets):
+        udp = struct.pack("!HHHH", 6000, 6002, 8 + len(rtp), 0) + rtp
+        ip_header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n & 0xFFFF, 0, 64,
+                                17, 0, bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))
+        frame = b"\x00" * 12 + b"\x08\x00" + ip_header + udp
+        usec = ms * 1000
+        out += struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(frame),
+                           len(frame)) + frame
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(bytes(out))
+    return dest
+
+
+@dataclass(frozen=True)
+class PhoneBehaviour:
+    """One clinician's phone in a multi-number UAS: ring, answer or not, keys after answer."""
+
+    answer: bool = True
+    busy: bool = False
+    ring_ms: int = 500
+    keys: tuple[tuple[int, str], ...] = ()  # (ms after the answer, key)
+    wait_bye_ms: int = 120000
+
+
+def _branch(label: str, spec: PhoneBehaviour, pcap: Path | None) -> str:
+    parts = [f'  <label id="{label}"/>\n']
+    if spec.busy:
+        parts.append(_reply("486 Busy Here"))
+        parts.append('  <recv request="ACK" timeout="5000" ontimeout="end"/>\n'
+                     '  <nop next="end"/>\n')
+        return "".join(parts)
+    parts.append(_reply("180 Ringing"))
+    if not spec.answer:
+        parts.append(f'  <recv request="CANCEL" timeout="{spec.wait_bye_ms}"/>\n')
+        parts.append(_reply("200 OK"))
+        parts.append(_reply("487 Request Terminated"))
+        parts.append('  <recv request="ACK" timeout="5000" ontimeout="end"/>\n'
+                     '  <nop next="end"/>\n')
+        return "".join(parts)
+    parts.append(f'  <pause milliseconds="{spec.ring_ms}"/>\n')
+    parts.append(_reply("200 OK", sdp=True))
+    parts.append('  <recv request="ACK" crlf="true"/>\n')
+    if pcap is not None:
+        parts.append(f'  <nop><action><exec play_pcap_audio="{escape(str(pcap))}"/>'
+                     f'</action></nop>\n')
+    parts.append(f'  <recv request="BYE" timeout="{spec.wait_bye_ms}" ontimeout="end"/>\n')
+    parts.append(_ok_to_bye())
+    parts.append('  <nop next="end"/>\n')
+    return "".join(parts)
+
+
+def multi_phone_scenario(behaviours: dict[str, PhoneBehaviour], default: PhoneBehaviour,
+                         workdir: Path) -> str:
+    """A UAS whose behaviour depends on the dialled number (digits, no '+').
+
+    Real phones differ by number; so do these: one SIPp on the gateway port plays every
+    clinician (and patient) of a test at once, calls in any order and concurrently.
+    """
+    parts = [_HEADER.format(name="clinician phones"),
+             '  <recv request="INVITE" crlf="true" rrs="true">\n    <action>\n'
+             '      <ereg regexp="INVITE sip:[0-9]+@" search_in="msg" '
+             'check_it="false" assign_to="num"/>\n    </action>\n  </recv>\n']
+    items = list(behaviours.items())
+    for i, (number, _spec) in enumerate(items):
+        if not number.isdigit():
+            raise ValueError(f"phone numbers here are digits only: {number!r}")
+        parts.append(f'  <nop><action><strcmp assign_to="c{i}" variable="num" '
+                     f'value="INVITE sip:{number}@"/><test assign_to="t{i}" variable="c{i}" '
+                     f'compare="equal" value="0"/></action></nop>\n')
+        parts.append(f'  <nop next="b{i}" test="t{i}"/>\n')
+    parts.append('  <nop next="bdefault"/>\n')
+    for i, (number, spec) in enumerate([*items, ("default", default)]):
+        pcap = dtmf_pcap(spec.keys, workdir / f"keys-{number}.pcap") if spec.keys else None
+        parts.append(_branch(f"b{i}" if number != "default" else "bdefault", spec, pcap))
+    parts.append('  <label id="end"/>\n</scenario>\n')
+    return "".join(parts)
+
+
+def start_multi_phone(behaviours: dict[str, PhoneBehaviour], default: PhoneBehaviour,
+                      port: int, workdir: Path, media_port: int = 0,
+                      calls: int = 10000) -> subprocess.Popen[str]:
+    """The multi-number phone listening on 127.0.0.1:port (background; stop it yourself)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    scenario = workdir / f"phones-{port}.xml"
+    scenario.write_text(multi_phone_scenario(behaviours, default, workdir))
+    argv = [sipp_binary(), "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),
+            "-m", str(calls), "-nostdin", "-trace_err", "-trace_msg",
+            "-message_file", str(workdir / f"phones-{port}-messages.log"),
+            "-error_file", str(workdir / f"phones-{port}-errors.log")]
+    if media_port:
+        argv += ["-mp", str(media_port)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            text=True, stdin=subprocess.DEVNULL, cwd=workdir)

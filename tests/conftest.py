@@ -37,7 +37,7 @@ def live(stack):
         stack.start_controller()
     yield stack
     try:
-        wait_for(lambda: stack.channels() == 0, 20, "no channels left in Asterisk")
+        wait_for(lambda: stack.channels() == 0, 45, "no channels left in Asterisk")
     finally:
         if stack.channels():
             stack.hangup_all()

@@ -36,6 +36,8 @@ class PortPlan:
         if worker is None:
             name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
             worker = int(name[2:]) if name[2:].isdigit() else 0
+            # Another test run on the same machine can hold the first workers' ports.
+            worker += int(os.environ.get("IVR_TEST_WORKER_OFFSET", "0") or 0)
         self.worker = worker
         self.base = 15000 + 200 * (worker % 25)
         self.rtp = (21000 + 1000 * (worker % 8), 21000 + 1000 * (worker % 8) + 999)
@@ -165,6 +167,8 @@ class Stack:
     controller: subprocess.Popen[bytes] | None = None
     recorder: EventRecorder | None = None
     _controller_log: Any = None
+    # Extra IVR_* variables for the controller process (e.g. IVR_ONCALL_MINUTE_SECONDS).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -180,7 +184,7 @@ class Stack:
 
     @property
     def env(self) -> dict[str, str]:
-        return dict(os.environ, **config.to_env(self.settings))
+        return {**os.environ, **config.to_env(self.settings), **self.extra_env}
 
     @property
     def target(self) -> str:
@@ -372,3 +376,47 @@ def silence_pcap(dest: Path, seconds: float) -> Path:
     # speech_pcap needs some text; a single pause character speaks as (near) silence, and
     # the long lead keeps the whole stream silent for `seconds`.
     return speech_pcap(".", dest, lead_silence_s=seconds, tail_silence_s=0)
+
+
+def run_scenario_in(stack: Stack, xml: str, number: str, workdir: Path,
+                    timeout_s: int = 300) -> subprocess.CompletedProcess[str]:
+    """run_scenario on ports from the stack's own range (SIP, and 4 media ports: SIPp
+    binds audio and video RTP and RTCP next to each other), free of other workers' calls
+    and of the kernel's ephemeral ports."""
+    from ivr.sipp import sipp_binary
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    scenario = workdir / "caller.xml"
+    scenario.write_text(xml)
+    argv = [sipp_binary(), stack.target, "-sf", str(scenario), "-s", number, "-m", "1",
+            "-i", "127.0.0.1", "-p", str(stack.ports.next()),
+            "-mp", str(stack.ports.next(4)), "-timeout", f"{timeout_s}s",
+            "-timeout_error", "-nostdin", "-trace_err",
+            "-error_file", str(workdir / "errors.log")]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + 30,
+                            stdin=subprocess.DEVNULL, cwd=workdir)
+    errors = workdir / "errors.log"
+    if result.returncode != 0 and errors.exists():
+        result.stderr += "\n" + errors.read_text()[-4000:]
+    return result
+
+
+def drop_pending_callbacks(stack: Stack) -> int:
+    """End a module's pending call-backs, so later tests' controllers do not ring them."""
+    from sqlalchemy import update
+
+    from ivr.db.engine import Database
+    from ivr.db.models import CB_NOT_ACKNOWLEDGED, CB_PENDING, OncallCallback
+
+    async def run() -> int:
+        db = Database(stack.settings.database_url)
+        try:
+            async with db.session() as s:
+                res = await s.execute(update(OncallCallback)
+                                      .where(OncallCallback.status == CB_PENDING)
+                                      .values(status=CB_NOT_ACKNOWLEDGED))
+                return int(res.rowcount or 0)  # type: ignore[attr-defined]
+        finally:
+            await db.close()
+
+    return asyncio.run(run())

@@ -89,6 +89,10 @@ class Call(Base):
     operator_flag: Mapped[bool] = mapped_column(default=False)  # a person must route it
     same_day_callback: Mapped[bool] = mapped_column(default=False)
     abandoned_step: Mapped[str | None] = mapped_column(String(32))  # step of the hang-up
+    # Reaching the on-call (ivr.flows.bridge, ivr.callback_scheduler): connected live,
+    # acknowledged by call-back, not acknowledged, or pending; and who took it.
+    oncall_outcome: Mapped[str | None] = mapped_column(String(24))
+    oncall_clinician: Mapped[str | None] = mapped_column(String(64))
 
     events: Mapped[list["CallEvent"]] = relationship(
         back_populates="call", order_by="CallEvent.id", cascade="all, delete-orphan")
@@ -175,3 +179,128 @@ class Recording(Base):
     peak: Mapped[int] = mapped_column(Integer)  # max |sample|, 16-bit scale
     rms: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+# What happened to one clinician leg (OncallLeg.status). `placing` is written and
+# committed before the Originate; `unknown` means the controller lost track of an
+# Originate (AMI dropped or controller restarted) and found no live channel for it.
+LEG_PLACING = "placing"
+LEG_ANSWERED = "answered"  # answered, screening in progress (or interrupted)
+LEG_ACCEPTED = "accepted"  # pressed 1: live call bridged, or call-back acknowledged
+LEG_DECLINED = "declined"  # pressed 2, or hung up during screening
+LEG_NO_ANSWER = "no_answer"
+LEG_BUSY = "busy"
+LEG_FAILED = "failed"  # unreachable, congestion, refused by the gate
+LEG_SCREEN_TIMEOUT = "screen_timeout"  # answered, no key (a voicemail)
+LEG_CALLER_GONE = "caller_gone"  # the caller hung up while this leg rang or screened
+LEG_UNKNOWN = "unknown"
+LEG_COMPLETED = "completed"  # a patient call-back dialled by the clinician ended
+LEG_ACTIVE = (LEG_PLACING, LEG_ANSWERED)
+
+LEG_LIVE = "live"  # the caller is waiting to be bridged
+LEG_CALLBACK = "callback"  # notifying the on-call of a message until acknowledged
+LEG_PATIENT = "patient"  # the acknowledging clinician calls the patient back
+
+# OncallCallback.status
+CB_PENDING = "pending"
+CB_ACKNOWLEDGED = "acknowledged"
+CB_NOT_ACKNOWLEDGED = "not_acknowledged"  # the attempts ran out
+
+# Call.oncall_outcome
+OUTCOME_CONNECTED = "connected"
+OUTCOME_ACKNOWLEDGED = "acknowledged"
+OUTCOME_PENDING = "callback_pending"
+OUTCOME_NOT_ACKNOWLEDGED = "not_acknowledged"
+
+
+class OncallCallback(Base):
+    """A message the on-call must acknowledge; the scheduler calls until someone does."""
+
+    __tablename__ = "oncall_callbacks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    practice_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(24))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # attempts claimed so far
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    interval_seconds: Mapped[float] = mapped_column(Float)  # between two attempts
+    promised_by: Mapped[datetime | None] = mapped_column(UtcDateTime())  # told the caller
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))  # clinician id
+    acknowledged_via: Mapped[str | None] = mapped_column(String(16))  # callback | line | live
+
+    __table_args__ = (
+        Index("ix_oncall_callbacks_call_id", "call_id", unique=True),
+        Index("ix_oncall_callbacks_status_next", "status", "next_attempt_at"),
+    )
+
+
+class OncallLeg(Base):
+    """One call placed to a clinician (or, after an acknowledgement, to the patient)."""
+
+    __tablename__ = "oncall_legs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"),
+                                         index=True)
+    callback_id: Mapped[str | None] = mapped_column(
+        ForeignKey("oncall_callbacks.id", ondelete="CASCADE"))
+    attempt_no: Mapped[int | None] = mapped_column(Integer)  # within its call-back
+    kind: Mapped[str] = mapped_column(String(16))  # live | callback | patient
+    practice_id: Mapped[str] = mapped_column(String(64))
+    clinician_id: Mapped[str | None] = mapped_column(String(64))
+    role: Mapped[str | None] = mapped_column(String(16))
+    number: Mapped[str] = mapped_column(String(32))  # E.164, passed the dialling gate
+    step_index: Mapped[int | None] = mapped_column(Integer)
+    channel_id: Mapped[str] = mapped_column(String(64))  # the Uniqueid we gave Asterisk
+    channel: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(String(64))  # hang-up cause, reason
+    placed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ring_ms: Mapped[int | None] = mapped_column(Integer)
+    bridged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    bridge_seconds: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_oncall_legs_callback_attempt", "callback_id", "attempt_no", unique=True),
+        Index("ix_oncall_legs_status", "status"),
+    )
+
+
+# Report.status (ivr.documents.store): claimed by one controller, then made. A claim whose
+# lease ran out (the controller died while making it) is taken over by another.
+REPORT_MAKING = "making"
+REPORT_MADE = "made"
+
+
+class Report(Base):
+    """One practice's morning report for one night: made once, whoever races for it."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    practice_id: Mapped[str] = mapped_column(String(64))
+    night: Mapped[str] = mapped_column(String(10))  # ISO date, ivr.documents.report
+    status: Mapped[str] = mapped_column(String(16))
+    claimed_by: Mapped[str] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    made_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    covers_from: Mapped[datetime] = mapped_column(UtcDateTime())
+    closing: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    opening: Mapped[datetime] = mapped_column(UtcDateTime())
+    call_count: Mapped[int | None] = mapped_column(Integer)
+    needs_action: Mapped[int | None] = mapped_column(Integer)
+    pdf_path: Mapped[str | None] = mapped_column(Text)
+    json_path: Mapped[str | None] = mapped_column(Text)
+    deliveries: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of ids
+
+    __table_args__ = (
+        Index("ix_reports_practice_night", "practice_id", "night", unique=True),
+        Index("ix_reports_practice_opening", "practice_id", "opening"),
+    )

@@ -7,7 +7,7 @@ from functools import partial
 
 from .. import contract
 from ..agi.protocol import AgiChannel
-from . import bench, inbound
+from . import bench, inbound, screen
 from .runner import run_call
 
 
@@ -18,4 +18,5 @@ def build_routes(services: object, bench_prompt: str) -> dict[str,
     return {
         contract.ROUTE_INBOUND: partial(run_call, inbound.handle, services),
         contract.ROUTE_BENCH: partial(bench.handle, prompt=bench_prompt),
+        contract.ROUTE_SCREEN: partial(screen.handle, services),
     }

@@ -53,6 +53,38 @@ FLOW_TEXTS = {
     "operator_closing": "Thank you. Your message has been recorded, and an operator will make "
                         "sure it reaches the right office. Goodbye.",
     "goodbye": "Goodbye.",
+    # Reaching the on-call: what the caller hears while we search.
+    "still_searching": "We are still trying to reach the clinician on call. Please stay on "
+                       "the line.",
+    "callback_eta": "We could not reach the clinician on call right now. They have your "
+                    "message and will call you back by",
+    "message_taken": "No one could take your call right now. Your message has been recorded "
+                     "and the office will call you back. Goodbye.",
+    # What a clinician hears when we call them (screening, call-backs, their own line).
+    "screen_name": "The patient's name is",
+    "screen_reason": "The reason for the call:",
+    "screen_number": "The call back number is",
+    "screen_accept": "To accept the call, press 1. To pass it to the next clinician on call, "
+                     "press 2.",
+    "screen_ack": "To acknowledge this message, press 1. To pass it to the next clinician on "
+                  "call, press 2.",
+    "screen_caller_gone": "The caller has hung up.",
+    "offer_dial": "To call the patient now, press 1. Otherwise, hang up.",
+    "screen_taken": "Thank you. This message is now yours.",
+    "screen_passed": "Thank you. We will try the next clinician on call. Goodbye.",
+    "already_taken": "This message has already been taken by another clinician. Goodbye.",
+    "not_waiting": "This call is no longer waiting. Goodbye.",
+    "cannot_dial": "This number cannot be dialled from the answering service. Goodbye.",
+    "ask_pin": "Please enter your PIN, then press the pound key.",
+    "no_pending": "You have no messages waiting. Goodbye.",
+    "next_message": "Next message.",
+}
+
+#: Per-practice words a clinician hears first ({practice} filled in when prepared).
+SCREEN_INTROS = {
+    "live": "This is the after hours answering service for {practice}, with an urgent call.",
+    "callback": "This is the after hours answering service for {practice}, with a message "
+                "that needs a call back.",
 }
 
 #: Asterisk's core sounds used around spoken times.
@@ -147,6 +179,7 @@ class PromptLibrary:
         texts = list(FLOW_TEXTS.values())
         for practice in rules.practices.values():
             texts.extend(self.texts_for(practice))
+            texts.extend(render(t, {"practice": practice.name}) for t in SCREEN_INTROS.values())
             for prompt in practice.prompts.values():
                 if prompt.file:
                     source = self._source(practice, prompt.file)

@@ -11,12 +11,13 @@ from .. import calls, contract
 from ..rules.model import BRIDGE_DISPOSITIONS
 from ..rules.prompts import render
 from ..rules.timeutil import human_time
+from . import bridge
 from .runner import Outcome
 from .session import Session
 from .speech import ALL_KEYS, play
 
 EMERGENCY_WAIT_MS = 3000  # after the 911 advice: time to hang up before we connect
-REASON_URGENT = "urgent-bridge"  # placeholder until the on-call bridge: dialplan fallback
+REASON_URGENT = "urgent-bridge"  # when the controller cannot place legs: dialplan fallback
 REASON_OVERFLOW = "overflow-bridge"
 
 
@@ -73,10 +74,10 @@ async def act(s: Session, disposition: str) -> Outcome:
         await s.channel.wait_for_digit(EMERGENCY_WAIT_MS)
     if overflow and mode == "intake_then_bridge":
         await _say(s, "connecting")
-        return Outcome(contract.RESULT_FALLBACK, REASON_OVERFLOW)
+        return await bridge.connect(s, REASON_OVERFLOW, overflow=True)
     if disposition in BRIDGE_DISPOSITIONS:
         await _say(s, "connecting")
-        return Outcome(contract.RESULT_FALLBACK, REASON_URGENT)
+        return await bridge.connect(s, REASON_URGENT)
     if overflow:  # intake_same_day_callback
         await calls.update_call(s.db, s.call_id, same_day_callback=True)
         await _say(s, "same_day_callback")

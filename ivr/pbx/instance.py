@@ -95,6 +95,8 @@ class PbxInstance:
             "agi_host": s.agi_host,
             "agi_port": str(s.agi_port),
             "agi_backup_lines": agi_backup_lines(s.agi_backups, contract.ROUTE_INBOUND),
+            "screen_backup_lines": agi_backup_lines(s.agi_backups, contract.ROUTE_SCREEN),
+            "park_seconds": str(contract.PARK_SECONDS),
             "gateway_host": s.gateway_host,
             "gateway_port": str(s.gateway_port),
             "fax_host": s.fax_host,

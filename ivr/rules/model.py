@@ -159,6 +159,9 @@ class Clinician:
     name: str
     role: str
     phone: str  # E.164
+    # Digits a clinician keys when calling the service from this phone to hear and
+    # acknowledge pending call-backs; None: that phone gets the patient flow.
+    pin: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,10 @@ def json_schema() -> dict[str, Any]:
     })
     clinician = _obj(v.CLINICIAN_KEYS, {"id": SLUG, "name": {"type": "string"},
                                         "role": {"enum": list(ROLES)},
-                                        "phone": {"$ref": "#/$defs/phone"}})
+                                        "phone": {"$ref": "#/$defs/phone"},
+                                        "pin": {"type": "string", "pattern": "^[0-9]{4,8}$",
+                                                "description": "Digits this clinician keys "
+                                                "to hear pending call-backs by phone."}})
     rotation = _obj(v.ROTATION_KEYS, {
         "role": {"enum": list(ROLES)},
         "order": {"type": "array", "items": SLUG, "minItems": 1},

@@ -82,7 +82,8 @@ ON_CALL_KEYS = {
     "when_exhausted": False,
     "max_caller_wait_seconds": False,
 }
-CLINICIAN_KEYS = {"id": True, "name": True, "role": True, "phone": True}
+CLINICIAN_KEYS = {"id": True, "name": True, "role": True, "phone": True, "pin": False}
+PIN_RE = re.compile(r"[0-9]{4,8}$")
 ROTATION_KEYS = {"role": True, "order": True, "handoff": True, "anchor": True}
 HANDOFF_KEYS = {"weekday": True, "time": True}
 SHIFT_KEYS = {"clinician": True, "start": True, "end": True, "role": False, "note": False}
@@ -644,8 +645,12 @@ class Builder:
             name = self.text(c.get("name"), _join(path, "name"))
             role = self.choice(c.get("role"), _join(path, "role"), m.ROLES)
             phone = self.phone(c.get("phone"), _join(path, "phone"))
+            pin = None
+            if c.get("pin") is not None:
+                pin = self.text(c.get("pin"), _join(path, "pin"),
+                                'a PIN of 4 to 8 digits, quoted: "4821"', PIN_RE)
             if cid and name and role and phone:
-                clinicians[cid] = m.Clinician(cid, name, role, phone)
+                clinicians[cid] = m.Clinician(cid, name, role, phone, pin)
         if "clinicians" in f and not clinicians and len(self.c.errors) == errors_before:
             self.c.error(f["clinicians"], "on_call.clinicians", None, "at least one clinician",
                          "no clinicians defined")

@@ -23,7 +23,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO, run_scenario, silence_pcap, timed_caller_scenario, wait_for
+from harness import (
+    REPO,
+    drop_pending_callbacks,
+    run_scenario,
+    silence_pcap,
+    timed_caller_scenario,
+    wait_for,
+)
 from ivr.flows.audio import analyse
 from ivr.rules import load_rules
 from ivr.rules.model import Override
@@ -162,6 +169,7 @@ def campaign(stack, tmp_path_factory):
             stack.hangup_all()
         for practice in ("sunny-pediatrics", "mesa-family"):
             _cli(stack, "override", "clear", "--practice", practice)
+        drop_pending_callbacks(stack)  # nobody answers here: stop their call-backs
 
 
 def _finished(campaign, name: str) -> dict:
@@ -227,22 +235,23 @@ def test_after_hours_routine_message(campaign):
     assert "menu.key" in _kinds(call)
 
 
-def test_urgent_goes_to_the_dialplan_fallback(campaign):
+def test_urgent_searches_the_on_call_chain(campaign):
+    """No phone answers the gateway in this module: the chain is rung (each leg stored),
+    and the call is never handed to the dialplan fallback while the controller is up."""
     call = _finished(campaign, "urgent")
     assert call["disposition"] == "urgent"
-    assert call["result"] == "fallback" and call["fallback_reason"] == "urgent-bridge"
+    assert call["fallback_reason"] is None
     assert "connect you with the clinician on call" in call["caller_told"]
     _full_intake(call, "+16175550143")
-    events = campaign.stack.recorder.user_events(call["uniqueid"])
-    fallback = [e for e in events if e.get("UserEvent") == "IvrFallback"]
-    assert fallback and fallback[0]["Reason"] == "urgent-bridge"
+    assert call["oncall_legs"] and call["oncall_legs"][0]["kind"] == "live"
+    assert "IvrFallback" not in campaign.stack.recorder.path(call["uniqueid"])
 
 
 def test_emergency_plays_the_911_advice_then_connects(campaign):
     call = _finished(campaign, "emergency")
     assert call["disposition"] == "emergency"
     assert "dial 911 now" in call["caller_told"]
-    assert call["result"] == "fallback" and call["fallback_reason"] == "urgent-bridge"
+    assert call["fallback_reason"] is None and call["oncall_legs"]
     _full_intake(call, "+16175550144")
 
 
@@ -306,7 +315,7 @@ def test_silence_at_every_prompt_still_ends_somewhere(campaign):
     assert kinds.count("intake.dob.no_input") == 2  # mesa: 1 + 1 retry
     assert kinds.count("intake.name.silent") == 2 and kinds.count("intake.reason.silent") == 2
     assert "menu.default" in kinds and call["disposition"] == "urgent"
-    assert call["result"] == "fallback" and call["recordings"] == []
+    assert call["recordings"] == [] and call["oncall_legs"]
 
 
 @pytest.mark.parametrize("step", ["callback", "dob", "name", "reason"])

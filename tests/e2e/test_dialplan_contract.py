@@ -23,7 +23,9 @@ def test_every_contract_name_is_in_the_dialplan(stack):
              contract.VAR_STAGE, contract.DB_FALLBACK, contract.DB_FALLBACK_DEFAULT_KEY,
              contract.DB_STAMP, contract.CTX_INBOUND, contract.CTX_FALLBACK,
              contract.CTX_HANGUP, contract.CTX_SCREEN, contract.CTX_GATEWAY_IN,
-             contract.ENDPOINT_GATEWAY, contract.ROUTE_INBOUND, contract.SPOOL_FALLBACK_DIR]
+             contract.ENDPOINT_GATEWAY, contract.ROUTE_INBOUND, contract.SPOOL_FALLBACK_DIR,
+             contract.RESULT_BRIDGE, contract.RESULT_ACCEPTED, contract.VAR_BRIDGE_TO,
+             contract.VAR_LEG, contract.CTX_CLINICIAN, contract.ROUTE_SCREEN]
     names += [v for k, v in vars(contract).items() if k.startswith(("EV_", "STAGE_"))]
     missing = [n for n in names if n not in text]
     assert not missing
@@ -38,7 +40,7 @@ def test_stamp_fields_match_the_hangup_handler(stack):
 def test_asterisk_loaded_the_dialplan_without_errors(stack):
     shown = stack.pbx.cli("dialplan show")
     for ctx in (contract.CTX_INBOUND, "ivr-call", contract.CTX_FALLBACK, contract.CTX_HANGUP,
-                contract.CTX_SCREEN, contract.CTX_GATEWAY_IN):
+                contract.CTX_SCREEN, contract.CTX_GATEWAY_IN, contract.CTX_CLINICIAN):
         assert f"'{ctx}'" in shown
     log = stack.pbx.log_file.read_text(errors="replace")
     boot = log.split("modules will be loaded")[-1]
@@ -70,3 +72,16 @@ def test_no_anonymous_endpoint_and_loopback_listeners(stack):
     assert f"bind = 127.0.0.1:{stack.settings.sip_port}" in pjsip
     assert "bindaddr = 127.0.0.1" in manager
     assert "deny = 0.0.0.0/0.0.0.0" in manager
+
+
+def test_clinician_context_dials_nothing_itself(stack):
+    """A clinician's leg reaches only the controller: no Dial, no Goto out of it. (The
+    controller's EXEC Dial on it uses numbers that passed ivr.oncall_dialer's gate.)"""
+    text = _rendered(stack)
+    contexts = dict(re.findall(r"^\[([\w-]+)\]\n(.*?)(?=^\[|\Z)", text, re.M | re.S))
+    body = contexts[contract.CTX_CLINICIAN]
+    assert "Dial(" not in body and "Goto(" not in body
+    assert "Set(IVR_LEG=${FILTER(0-9a-f," in body
+    # The bridge target is checked whole before Bridge() sees it.
+    assert 'REGEX("^PJSIP/clinician-gateway-[0-9a-f]+$" ${IVR_BRIDGE_TO})' in \
+        contexts["ivr-call"]

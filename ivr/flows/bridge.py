@@ -1,0 +1,194 @@
+"""The caller's side of reaching the on-call: hold music, escalation, bridge or call-back.
+
+Urgent (and emergency-then-connect, and overflow intake_then_bridge) calls come here
+after the intake. The chain is rung one step at a time through the dialler; a step that
+does not answer, is busy, declines or says nothing moves on to the next, with a word to
+the caller in between. A clinician who presses 1 is bridged by the dialplan
+(RESULT_BRIDGE). When the chain or the caller's maximum wait runs out, the caller is
+told when to expect a call and the message goes to the call-back scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from .. import calls, callbacks, contract
+from ..agi.protocol import AgiError, AgiHangup
+from ..db.models import (
+    LEG_ACCEPTED,
+    LEG_CALLER_GONE,
+    LEG_LIVE,
+    LEG_NO_ANSWER,
+    OUTCOME_CONNECTED,
+)
+from ..oncall_dialer import Leg, new_leg_id, utc_now
+from ..rules.oncall import DialStep, dial_list
+from .runner import Outcome
+from .session import Session
+from .speech import FLOW_TEXTS, play, say_time
+
+log = logging.getLogger(__name__)
+
+SCREEN_MAX_SECONDS = 75  # an answered leg has this long to accept or pass
+RING_MARGIN_SECONDS = 10  # after the ring time, a leg with no news is given up
+POLL_SECONDS = 0.25
+
+
+def live_chain(s: Session, overflow: bool) -> tuple[DialStep, ...]:
+    """Who is rung for this call: the overflow desk when the rules name one, else on-call."""
+    practice = s.practice
+    assert practice is not None
+    if overflow and practice.overflow.bridge_to:
+        return tuple(DialStep("", "front desk", "desk", number,
+                              practice.overflow.ring_seconds, 1, index)
+                     for index, number in enumerate(practice.overflow.bridge_to))
+    return dial_list(practice, utc_now())
+
+
+async def _music(s: Session, on: bool) -> None:
+    try:
+        await s.channel.command("SET MUSIC", "on" if on else "off", "default")
+    except AgiHangup:
+        raise
+    except AgiError as exc:  # no music is no reason to drop the caller
+        log.warning("call %s: hold music %s failed (%s)", s.call_id, on,
+                    type(exc).__name__)
+
+
+async def connect(s: Session, fallback_reason: str, overflow: bool = False) -> Outcome:
+    """Ring the chain until someone accepts; else the call-back promise."""
+    services = s.services
+    dialer = getattr(services, "dialer", None)
+    practice = s.practice
+    assert practice is not None
+    steps = live_chain(s, overflow)
+    if dialer is None or not services.ami.connected or not steps:
+        # The controller cannot place legs: the dialplan's fallback can (AstDB numbers).
+        await calls.add_event(s.db, s.call_id, "oncall.unavailable",
+                              reason="no-ami" if steps else "no-chain")
+        return Outcome(contract.RESULT_FALLBACK, fallback_reason)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + practice.on_call.max_caller_wait_seconds
+    s.step = "oncall.search"
+    await _music(s, True)
+    leg: Leg | None = None
+    try:
+        for index, step in enumerate(steps):
+            if deadline - loop.time() < 2:
+                break
+            if index > 0:
+                await _music(s, False)
+                await play(s.channel, [s.library.flow("still_searching")])
+                await _music(s, True)
+            leg = Leg(id=new_leg_id(), call_id=s.call_id, kind=LEG_LIVE, practice=practice,
+                      clinician_id=step.clinician_id or None, number=step.number,
+                      ring_seconds=step.ring_seconds)
+            await dialer.insert(leg, role=step.role, step_index=step.step_index)
+            await calls.add_event(s.db, s.call_id, "oncall.leg", leg=leg.id,
+                                  clinician=step.clinician_id or None, step=step.step_index,
+                                  attempt=step.attempt)
+            if not await dialer.originate(leg):
+                continue
+            status = await _wait(s, leg, deadline)
+            await calls.add_event(s.db, s.call_id, "oncall.leg.result", leg=leg.id,
+                                  result=status)
+            if status == LEG_ACCEPTED and leg.channel:
+                await _music(s, False)
+                await s.channel.set_variable(contract.VAR_BRIDGE_TO, leg.channel)
+                await s.channel.set_variable(contract.VAR_LEG, leg.id)
+                await dialer.record(leg.id, bridged_at=utc_now())
+                await calls.update_call(s.db, s.call_id, oncall_outcome=OUTCOME_CONNECTED,
+                                        oncall_clinician=leg.clinician_id)
+                log.info("call %s: clinician accepted; bridging", s.call_id)
+                return Outcome(contract.RESULT_BRIDGE)
+            leg = None
+    except AgiHangup:
+        await _caller_left(s, leg)
+        raise
+    await _music(s, False)
+    return await exhausted(s)
+
+
+async def _wait(s: Session, leg: Leg, deadline: float) -> str:
+    """The leg's result; the caller's hang-up raises AgiHangup; waits have limits."""
+    loop = asyncio.get_running_loop()
+    give_up_ringing = loop.time() + leg.ring_seconds + RING_MARGIN_SECONDS
+    hangup = asyncio.ensure_future(s.channel.hangup_event.wait())
+    try:
+        while True:
+            if leg.result.done():
+                return leg.result.result()
+            if s.channel.hung_up:
+                raise AgiHangup("caller hung up while the on-call was rung")
+            now = loop.time()
+            if leg.answered.is_set():
+                if now > (leg.answered_mono or now) + SCREEN_MAX_SECONDS:
+                    await s.services.dialer.hangup(leg)
+                    await s.services.dialer.finish(leg, "screen_timeout",
+                                                   detail="screen-too-long")
+            elif now > deadline or now > give_up_ringing:
+                # The caller's maximum wait (or a leg with no news): stop ringing it.
+                await s.services.dialer.finish(leg, LEG_NO_ANSWER,
+                                               detail="caller-wait-limit"
+                                               if now > deadline else "no-news")
+                await s.services.dialer.hangup(leg)
+            await asyncio.wait({leg.result, hangup}, timeout=POLL_SECONDS)
+    finally:
+        hangup.cancel()
+
+
+async def _caller_left(s: Session, leg: Leg | None) -> None:
+    """The caller hung up during the search: tell the leg, then queue the call-back."""
+    dialer = s.services.dialer
+    try:
+        if leg is not None and not leg.result.done():
+            leg.caller_gone = True
+            if not leg.answered.is_set():
+                await dialer.finish(leg, LEG_CALLER_GONE, detail="caller-hung-up")
+                await dialer.hangup(leg)
+            # An answered leg is screening: the screen route tells the clinician.
+        elif leg is not None and leg.result.done() and leg.result.result() == LEG_ACCEPTED:
+            # Accepted, but the caller went before the bridge: free the parked clinician.
+            leg.caller_gone = True
+            await dialer.hangup(leg)
+        await queue_callback(s, first_in_interval=True)
+    except Exception as exc:  # the runner still records the hang-up
+        log.warning("call %s: could not queue the call-back after the hang-up (%s)",
+                    s.call_id, type(exc).__name__)
+
+
+async def queue_callback(s: Session, first_in_interval: bool) -> bool:
+    """A pending call-back for this call, if the rules want call-backs."""
+    practice = s.practice
+    assert practice is not None
+    oc = practice.on_call
+    if oc.when_exhausted.action != "callback_until_acknowledged":
+        return False
+    now = utc_now()
+    interval = oc.when_exhausted.renotify_minutes * s.services.settings.oncall_minute_seconds
+    first = now + timedelta(seconds=interval if first_in_interval else 0)
+    return await callbacks.create(s.db, callback_id=new_leg_id(), call_id=s.call_id,
+                                  practice=practice, now=now, first_at=first,
+                                  interval_seconds=interval,
+                                  promised=callbacks.promised_by(practice, now))
+
+
+async def exhausted(s: Session) -> Outcome:
+    """Nobody took the call live: say when to expect a call, then hand it to call-backs."""
+    practice = s.practice
+    assert practice is not None
+    s.step = "oncall.exhausted"
+    if await queue_callback(s, first_in_interval=True):
+        promised = callbacks.promised_by(practice, utc_now())
+        s.told.append(FLOW_TEXTS["callback_eta"] + " "
+                      + promised.astimezone(practice.tz).strftime("%-I:%M %p") + ".")
+        await play(s.channel, [s.library.flow("callback_eta"),
+                               *say_time(promised, practice.timezone, utc_now()),
+                               s.library.flow("goodbye")])
+    else:
+        s.told.append(FLOW_TEXTS["message_taken"])
+        await play(s.channel, [s.library.flow("message_taken")])
+    await calls.add_event(s.db, s.call_id, "oncall.exhausted")
+    return Outcome()

@@ -1,0 +1,270 @@
+"""Route `screen`: a clinician's leg. Who is calling and why, then "press 1".
+
+Live legs: 1 accepts (the leg parks until the caller's Bridge takes it), 2 passes the
+call on; no key is a screen timeout, so a voicemail can never take a call. If the caller
+hung up meanwhile, the clinician hears so and may take the call-back instead.
+Call-back legs: 1 acknowledges the message (one clinician wins), then "press 1 to call
+the patient now" dials the confirmed callback number, through the dialling gate only.
+The sentinel on the leg (IVR_RESULT) is written last, as on the caller's side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .. import callbacks, calls, contract
+from ..agi.protocol import AgiChannel, AgiDisconnected, AgiError, AgiHangup, AgiTimeout
+from ..db.models import (
+    CB_PENDING,
+    LEG_ACCEPTED,
+    LEG_ANSWERED,
+    LEG_CALLBACK,
+    LEG_CALLER_GONE,
+    LEG_COMPLETED,
+    LEG_DECLINED,
+    LEG_LIVE,
+    LEG_NO_ANSWER,
+    LEG_PATIENT,
+    LEG_SCREEN_TIMEOUT,
+    OncallLeg,
+)
+from ..oncall_dialer import Leg, allowed_number, dial_target, new_leg_id, utc_now
+from ..rules.prompts import render
+from .intake import spoken_number
+from .speech import FLOW_TEXTS, SCREEN_INTROS, Item, PlayFile, SayDigits, play
+
+log = logging.getLogger(__name__)
+
+KEY_WAIT_MS = 5000  # after the menu, per round
+ROUNDS = 2
+PATIENT_RING_SECONDS = 30
+SCREEN_SPOOL = "ivr-screen"  # <instance>/sounds/ivr-screen: recordings Asterisk can play
+_CHANNEL = re.compile(r"[^A-Za-z0-9/@._-]")
+
+
+async def handle(services: Any, channel: AgiChannel) -> None:
+    """Serve one clinician leg; always ends with the leg's sentinel when it can."""
+    result = contract.RESULT_DONE
+    leg: Leg | None = None
+    copies: list[Path] = []
+    try:
+        leg_id = "".join(c for c in (await channel.get_variable(contract.VAR_LEG) or "")
+                         if c in "0123456789abcdef")[:32]
+        leg = services.dialer.legs.get(leg_id) or await _adopt(services, leg_id)
+        if leg is None:
+            await play(channel, [services.speech.flow("not_waiting")])
+        else:
+            await _answered(services, leg, channel)
+            screen = Screen(services, channel, leg, copies)
+            result = await (screen.live() if leg.kind == LEG_LIVE else screen.callback())
+    except AgiHangup:
+        if leg is not None and not leg.result.done():
+            await services.dialer.finish(leg, LEG_DECLINED, detail="hung-up-in-screening")
+        return
+    except (AgiDisconnected, AgiTimeout):
+        return
+    except Exception as exc:  # a bug must not leave a clinician in silence
+        log.error("leg %s: screening failed (%s)", leg.id if leg else "-",
+                  type(exc).__name__, exc_info=exc)
+        if leg is not None and not leg.result.done():
+            await services.dialer.finish(leg, "failed", detail="controller-error")
+    finally:
+        for path in copies:
+            path.unlink(missing_ok=True)
+    try:
+        await channel.set_variable(contract.SENTINEL, result)  # the last act
+    except AgiError:
+        return
+    if leg is not None and result == contract.RESULT_ACCEPTED:
+        # Only now, with the leg told to park, may the caller's side bridge it.
+        leg.settle(LEG_ACCEPTED)
+
+
+async def _adopt(services: Any, leg_id: str) -> Leg | None:
+    """A call-back leg this process did not place (placed before a restart)."""
+    if not leg_id:
+        return None
+    async with services.db.session() as s:
+        row = await s.get(OncallLeg, leg_id)
+        if row is None or row.kind != LEG_CALLBACK:
+            return None
+        data = (row.call_id, row.practice_id, row.clinician_id, row.number, row.callback_id)
+    rules = services.rules
+    practice = rules.practices.get(data[1]) if rules is not None else None
+    if practice is None:
+        return None
+    leg = Leg(id=leg_id, call_id=data[0], kind=LEG_CALLBACK, practice=practice,
+              clinician_id=data[2], number=data[3], ring_seconds=0, callback_id=data[4])
+    services.dialer.register(leg)
+    log.info("leg %s: adopted after a restart", leg_id)
+    return leg
+
+
+async def _answered(services: Any, leg: Leg, channel: AgiChannel) -> None:
+    loop = asyncio.get_running_loop()
+    leg.channel = _CHANNEL.sub("", channel.headers.get("channel", ""))[:120]
+    leg.answered_mono = loop.time()
+    leg.answered.set()
+    ring_ms = int((leg.answered_mono - leg.placed_mono) * 1000) if leg.placed_mono else None
+    await services.dialer.record(leg.id, status=LEG_ANSWERED, answered_at=utc_now(),
+                                 channel=leg.channel, ring_ms=ring_ms)
+
+
+class Screen:
+    """What one clinician hears and presses on one leg."""
+
+    def __init__(self, services: Any, channel: AgiChannel, leg: Leg,
+                 copies: list[Path]) -> None:
+        self.services, self.channel, self.leg, self.copies = services, channel, leg, copies
+        self.lib = services.speech
+        self.dialer = services.dialer
+
+    # --- what the clinician hears ------------------------------------------------------
+    async def message(self, kind: str) -> list[Item]:
+        leg = self.leg
+        intake = await callbacks.intake_of(self.services.db, leg.call_id)
+        items: list[Item] = [self.lib.text(render(SCREEN_INTROS[kind],
+                                                  {"practice": leg.practice.name}))]
+        for field, pid in (("name", "screen_name"), ("reason", "screen_reason")):
+            row = intake.get(field)
+            copy = self._playable(row.recording_path if row else None, field)
+            if copy is not None:
+                items += [self.lib.flow(pid), PlayFile(copy)]
+        number = intake.get("callback")
+        if number is not None and number.value:
+            items += [self.lib.flow("screen_number"), SayDigits(spoken_number(number.value))]
+        return items
+
+    def _playable(self, path: str | None, field: str) -> str | None:
+        """A copy of an intake recording inside the PBX instance, deleted after the leg."""
+        if not path or not Path(path).is_file():
+            return None
+        pbx = self.services.pbx
+        dest = pbx.host_dir / "sounds" / SCREEN_SPOOL / f"{self.leg.id}-{field}.wav"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
+        self.copies.append(dest)
+        return pbx.inner_path(dest.with_suffix(""))  # type: ignore[no-any-return]
+
+    async def ask(self, items: list[Item], keys: str = "12") -> str | None:
+        key = await play(self.channel, items, keys)
+        if key is None:
+            key = await self.channel.wait_for_digit(KEY_WAIT_MS)
+        return key
+
+    # --- live legs -----------------------------------------------------------------------
+    async def live(self) -> str:
+        leg = self.leg
+        items = await self.message("live")
+        for round_no in range(ROUNDS):
+            if leg.caller_gone:
+                return await self.caller_gone()
+            key = await self.ask((items if round_no == 0 else []) +
+                                 [self.lib.flow("screen_accept")])
+            if leg.caller_gone:
+                return await self.caller_gone()
+            if key == "1":
+                await self.dialer.finish(leg, LEG_ACCEPTED, ended=False, settle=False)
+                return contract.RESULT_ACCEPTED
+            if key == "2":
+                await self.dialer.finish(leg, LEG_DECLINED, detail="pressed-2")
+                await play(self.channel, [self.lib.flow("screen_passed")])
+                return contract.RESULT_DONE
+        await self.dialer.finish(leg, LEG_SCREEN_TIMEOUT, detail="no-key")
+        return contract.RESULT_DONE
+
+    async def caller_gone(self) -> str:
+        """The caller left while this clinician listened: offer the call-back instead."""
+        leg = self.leg
+        await self.dialer.finish(leg, LEG_CALLER_GONE, detail="caller-left-in-screening")
+        cb = await self._callback_for_call()
+        key = await self.ask([self.lib.flow("screen_caller_gone"),
+                              self.lib.flow("screen_ack")])
+        if key == "1" and cb is not None:
+            return await self.acknowledge(cb, via="live")
+        return contract.RESULT_DONE
+
+    async def _callback_for_call(self) -> Any:
+        for _ in range(20):  # the caller's side queues it as it sees the hang-up
+            cb = await callbacks.for_call(self.services.db, self.leg.call_id)
+            if cb is not None:
+                return cb
+            await asyncio.sleep(0.1)
+        return None
+
+    # --- call-back legs ------------------------------------------------------------------
+    async def callback(self) -> str:
+        leg = self.leg
+        cb = await callbacks.get(self.services.db, leg.callback_id or "")
+        if cb is None or cb.status != CB_PENDING:
+            await self.dialer.finish(leg, LEG_DECLINED, detail="already-acknowledged")
+            await play(self.channel, [self.lib.flow("already_taken")])
+            return contract.RESULT_DONE
+        items = await self.message("callback")
+        for round_no in range(ROUNDS):
+            key = await self.ask((items if round_no == 0 else []) +
+                                 [self.lib.flow("screen_ack")])
+            if key == "1":
+                return await self.acknowledge(cb, via="callback")
+            if key == "2":
+                await self.dialer.finish(leg, LEG_DECLINED, detail="pressed-2")
+                await play(self.channel, [self.lib.flow("screen_passed")])
+                return contract.RESULT_DONE
+        await self.dialer.finish(leg, LEG_SCREEN_TIMEOUT, detail="no-key")
+        return contract.RESULT_DONE
+
+    async def acknowledge(self, cb: Any, via: str) -> str:
+        leg = self.leg
+        won = await callbacks.acknowledge(self.services.db, cb.id,
+                                          clinician_id=leg.clinician_id, via=via,
+                                          now=utc_now())
+        if not won:
+            if not leg.result.done():
+                await self.dialer.finish(leg, LEG_DECLINED, detail="already-acknowledged")
+            await play(self.channel, [self.lib.flow("already_taken")])
+            return contract.RESULT_DONE
+        if not leg.result.done():
+            await self.dialer.finish(leg, LEG_ACCEPTED, detail="acknowledged")
+        await offer_patient_call(self.services, self.channel, leg.practice, leg.call_id,
+                                 leg.clinician_id, [self.lib.flow("screen_taken")])
+        return contract.RESULT_DONE
+
+
+async def offer_patient_call(services: Any, channel: AgiChannel, practice: Any,
+                             call_id: str, clinician_id: str | None,
+                             before: list[Item]) -> None:
+    """After an acknowledgement: 'press 1 to call the patient now', through the gate."""
+    lib = services.speech
+    intake = await callbacks.intake_of(services.db, call_id)
+    row = intake.get("callback")
+    confirmed = row.value if row is not None and row.confirmed else None
+    number = allowed_number(practice, confirmed, patient=confirmed) if confirmed else None
+    key = await play(channel, [*before, lib.flow("offer_dial")], "12")
+    if key is None:
+        key = await channel.wait_for_digit(KEY_WAIT_MS)
+    if key != "1":
+        return
+    if number is None:
+        await calls.add_event(services.db, call_id, "patient.refused_by_gate")
+        await play(channel, [lib.flow("cannot_dial")])
+        return
+    leg = Leg(id=new_leg_id(), call_id=call_id, kind=LEG_PATIENT, practice=practice,
+              clinician_id=clinician_id, number=number, ring_seconds=PATIENT_RING_SECONDS)
+    await services.dialer.insert(leg, role=None, step_index=None)
+    # The number passed the gate above; Dial runs on the clinician's own channel.
+    await channel.exec("Dial", f"{dial_target(number)},{PATIENT_RING_SECONDS}",
+                       timeout=6 * 3600)
+    status = (await channel.get_variable("DIALSTATUS") or "").upper()
+    ring = await channel.get_variable("RINGTIME_MS")
+    talk = await channel.get_variable("ANSWEREDTIME_MS")
+    final = {"ANSWER": LEG_COMPLETED, "BUSY": "busy", "NOANSWER": LEG_NO_ANSWER}.get(
+        status, "failed")
+    await services.dialer.finish(leg, final, detail=f"dial-{status.lower()}"[:64],
+                                 ring_ms=int(ring) if ring and ring.isdigit() else None,
+                                 bridge_seconds=round(int(talk) / 1000, 2)
+                                 if talk and talk.isdigit() else None)

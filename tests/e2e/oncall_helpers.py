@@ -1,0 +1,120 @@
+"""Shared by the on-call e2e tests: test-only practices, the phones, the controller set-up.
+
+Each scenario gets its own practice (own DID, own clinicians' numbers), so all of them
+run at once against one multi-number SIPp phone on the gateway port: behaviour follows
+the dialled number, as with real phones. Practices are closed all week (no hours), so
+every call is after hours whatever the time. IVR_ONCALL_MINUTE_SECONDS=1 makes the
+rules' call-back minutes seconds.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from harness import REPO, wait_for
+
+MINUTE_SECONDS = "1"
+
+
+def practice_yaml(pid: str, did: str, clinicians: list[tuple[str, str, int]], *,
+                  max_wait: int = 90, renotify: int = 2, collect: str = "[callback, name]",
+                  pins: dict[str, str] | None = None) -> str:
+    """A closed-all-week practice whose chain is `clinicians` (id, phone, ring seconds)."""
+    pins = pins or {}
+    people = "\n".join(
+        f'    - {{id: {cid}, name: Clinician {cid}, role: nurse, phone: "{phone}"'
+        + (f', pin: "{pins[cid]}"' if cid in pins else "") + "}"
+        for cid, phone, _ in clinicians)
+    steps = "\n".join(f"    - {{clinician: {cid}, ring_seconds: {ring}}}"
+                      for cid, _, ring in clinicians)
+    return f"""practice:
+  id: {pid}
+  name: Practice {pid}
+  timezone: America/New_York
+  country: US
+  language: en-US
+  dids: ["{did}"]
+hours: {{}}
+holidays:
+  country: none
+prompts:
+  greeting: Hello.
+  emergency_notice: Notice.
+intake:
+  collect: {collect}
+  name_max_seconds: 3
+  retries: 0
+  input_timeout_seconds: 3
+triage:
+  keys: {{1: urgent, 4: routine}}
+  retries: 0
+  timeout_seconds: 3
+  default: urgent
+overflow:
+  mode: intake_same_day_callback
+on_call:
+  clinicians:
+{people}
+  escalation:
+{steps}
+  when_exhausted:
+    action: callback_until_acknowledged
+    renotify_minutes: {renotify}
+  max_caller_wait_seconds: {max_wait}
+delivery:
+  email: office@example.org
+"""
+
+
+def use_rules(stack, folder: Path, extra_env: dict[str, str] | None = None) -> None:
+    """Restart the controller on these rules (and env); `restore` puts the suite's back."""
+    stack.stop_controller()
+    stack._saved_settings = getattr(stack, "_saved_settings", stack.settings)
+    stack.settings = stack._saved_settings.with_overrides(rules_path=folder)
+    stack.extra_env = {"IVR_ONCALL_MINUTE_SECONDS": MINUTE_SECONDS, **(extra_env or {})}
+    stack.start_controller()
+    wait_for(lambda: "AMI connected" in stack.controller_log().split("controller stopping")[-1],
+             20, "the controller's AMI connection")
+
+
+def restore(stack) -> None:
+    from harness import drop_pending_callbacks
+
+    stack.stop_controller()
+    drop_pending_callbacks(stack)
+    saved = getattr(stack, "_saved_settings", None)
+    if saved is not None:
+        stack.settings = saved
+        del stack._saved_settings
+    stack.extra_env = {}
+
+
+def cli_json(stack, *args: str):
+    import json
+
+    out = subprocess.run([sys.executable, "-m", "ivr.cli", *args, "--json"], env=stack.env,
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def call_of(stack, did: str) -> dict | None:
+    calls = [c for c in stack.calls() if c["dialled"] == did]
+    return stack.show(calls[0]["id"]) if calls else None
+
+
+def gateway_channels(stack, after: int = 0) -> list[dict]:
+    """Newchannel events of channels to the clinician gateway (every leg, every Dial)."""
+    with stack.recorder._lock:
+        events = list(stack.recorder.events[after:])
+    return [e for e in events if e.get("Event") == "Newchannel"
+            and e.get("Channel", "").startswith("PJSIP/clinician-gateway-")]
+
+
+def dial_begins(stack, number_digits: str, after: int = 0) -> list[dict]:
+    with stack.recorder._lock:
+        events = list(stack.recorder.events[after:])
+    return [e for e in events if e.get("Event") == "DialBegin"
+            and e.get("DialString", "").startswith(number_digits + "@")]
