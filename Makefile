@@ -20,7 +20,7 @@ TEST_WORKERS ?= 3
 BENCH_ARGS ?=
 
 test: setup
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 bench: setup
 	$(BIN)/python tests/perf/bench_agi.py $(BENCH_ARGS)

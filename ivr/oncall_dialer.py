@@ -228,9 +228,12 @@ class Dialer:
                   "Async": "true"}
         try:
             self.originates += 1
-            sent = self.ami.action({"Action": "Originate", **fields}, as_list=False)
+            sent = asyncio.ensure_future(
+                self.ami.action({"Action": "Originate", **fields}, as_list=False))
             if os.environ.get(FAULT_DROP_AMI_ENV) == "1":
-                await asyncio.sleep(0.05)  # the bytes are out; now lose the connection
+                # One turn of the loop runs the action up to its wait for the response:
+                # the bytes are written. Now lose the connection while it is in flight.
+                await asyncio.sleep(0)
                 log.warning("leg %s: fault injection: dropping AMI after Originate", leg.id)
                 self.ami._drop()
             await sent

@@ -172,7 +172,7 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.ports = PortPlan()
+        self.ports = _worker_ports()
         self.settings = config.Settings(
             instance=self.name, sip_port=self.ports.fixed(0), ami_port=self.ports.fixed(1),
             agi_port=self.ports.fixed(2), web_port=self.ports.fixed(3),
@@ -350,16 +350,30 @@ def timed_caller_scenario(spec: CallerSpec, timeline: list[tuple[int, str]],
 
 def run_scenario(xml: str, target: str, number: str, workdir: Path,
                  timeout_s: int = 300) -> subprocess.CompletedProcess[str]:
-    """Run one SIPp scenario on its own SIP and media ports (calls may run side by side)."""
+    """Run one SIPp scenario on ports from this worker's own range (see run_scenario_in)."""
+    return _run_sipp(xml, target, number, workdir, timeout_s, _worker_ports())
+
+
+_PORTS: list[PortPlan] = []
+
+
+def _worker_ports() -> PortPlan:
+    """This process's port plan (one per xdist worker), made on first use."""
+    if not _PORTS:
+        _PORTS.append(PortPlan())
+    return _PORTS[0]
+
+
+def _run_sipp(xml: str, target: str, number: str, workdir: Path, timeout_s: int,
+              ports: PortPlan) -> subprocess.CompletedProcess[str]:
     from ivr.sipp import sipp_binary
 
     workdir.mkdir(parents=True, exist_ok=True)
     scenario = workdir / "caller.xml"
     scenario.write_text(xml)
     argv = [sipp_binary(), target, "-sf", str(scenario), "-s", number, "-m", "1",
-            "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)),
-            "-mp", str(free_port(socket.SOCK_DGRAM)), "-timeout", f"{timeout_s}s",
-            "-timeout_error", "-nostdin", "-trace_err",
+            "-i", "127.0.0.1", "-p", str(ports.next()), "-mp", str(ports.next(4)),
+            "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin", "-trace_err",
             "-error_file", str(workdir / "errors.log")]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + 30,
                             stdin=subprocess.DEVNULL, cwd=workdir)
@@ -383,22 +397,7 @@ def run_scenario_in(stack: Stack, xml: str, number: str, workdir: Path,
     """run_scenario on ports from the stack's own range (SIP, and 4 media ports: SIPp
     binds audio and video RTP and RTCP next to each other), free of other workers' calls
     and of the kernel's ephemeral ports."""
-    from ivr.sipp import sipp_binary
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    scenario = workdir / "caller.xml"
-    scenario.write_text(xml)
-    argv = [sipp_binary(), stack.target, "-sf", str(scenario), "-s", number, "-m", "1",
-            "-i", "127.0.0.1", "-p", str(stack.ports.next()),
-            "-mp", str(stack.ports.next(4)), "-timeout", f"{timeout_s}s",
-            "-timeout_error", "-nostdin", "-trace_err",
-            "-error_file", str(workdir / "errors.log")]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + 30,
-                            stdin=subprocess.DEVNULL, cwd=workdir)
-    errors = workdir / "errors.log"
-    if result.returncode != 0 and errors.exists():
-        result.stderr += "\n" + errors.read_text()[-4000:]
-    return result
+    return _run_sipp(xml, stack.target, number, workdir, timeout_s, stack.ports)
 
 
 def drop_pending_callbacks(stack: Stack) -> int:

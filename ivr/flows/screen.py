@@ -41,6 +41,7 @@ from .speech import FLOW_TEXTS, SCREEN_INTROS, Item, PlayFile, SayDigits, play
 log = logging.getLogger(__name__)
 
 KEY_WAIT_MS = 5000  # after the menu, per round
+KEY_SLICE_MS = 500  # live legs: how often the key wait looks for the caller's hang-up
 ROUNDS = 2
 PATIENT_RING_SECONDS = 30
 SCREEN_SPOOL = "ivr-screen"  # <instance>/sounds/ivr-screen: recordings Asterisk can play
@@ -83,6 +84,8 @@ async def handle(services: Any, channel: AgiChannel) -> None:
     if leg is not None and result == contract.RESULT_ACCEPTED:
         # Only now, with the leg told to park, may the caller's side bridge it.
         leg.settle(LEG_ACCEPTED)
+        if leg.caller_gone:  # the caller left between the key and the sentinel
+            await services.dialer.hangup(leg)
 
 
 async def _adopt(services: Any, leg_id: str) -> Leg | None:
@@ -157,6 +160,24 @@ class Screen:
             key = await self.channel.wait_for_digit(KEY_WAIT_MS)
         return key
 
+    async def ask_live(self, items: list[Item], keys: str = "12") -> str | None:
+        """As `ask`, but stops as soon as it sees the caller gone (between prompts, and
+        within half a second while waiting for a key), so the clinician hears it at once."""
+        leg = self.leg
+        for item in items:
+            if leg.caller_gone:
+                return None
+            key = await play(self.channel, [item], keys)
+            if key is not None:
+                return key
+        waited = 0
+        while waited < KEY_WAIT_MS and not leg.caller_gone:
+            key = await self.channel.wait_for_digit(min(KEY_SLICE_MS, KEY_WAIT_MS - waited))
+            if key is not None:
+                return key
+            waited += KEY_SLICE_MS
+        return None
+
     # --- live legs -----------------------------------------------------------------------
     async def live(self) -> str:
         leg = self.leg
@@ -164,10 +185,12 @@ class Screen:
         for round_no in range(ROUNDS):
             if leg.caller_gone:
                 return await self.caller_gone()
-            key = await self.ask((items if round_no == 0 else []) +
-                                 [self.lib.flow("screen_accept")])
+            key = await self.ask_live((items if round_no == 0 else []) +
+                                      [self.lib.flow("screen_accept")])
             if leg.caller_gone:
-                return await self.caller_gone()
+                # A 1 pressed to take the call, with the caller already gone, takes the
+                # message instead (the clinician hears that the caller hung up).
+                return await self.caller_gone(taken=key == "1")
             if key == "1":
                 await self.dialer.finish(leg, LEG_ACCEPTED, ended=False, settle=False)
                 return contract.RESULT_ACCEPTED
@@ -178,11 +201,17 @@ class Screen:
         await self.dialer.finish(leg, LEG_SCREEN_TIMEOUT, detail="no-key")
         return contract.RESULT_DONE
 
-    async def caller_gone(self) -> str:
-        """The caller left while this clinician listened: offer the call-back instead."""
+    async def caller_gone(self, taken: bool = False) -> str:
+        """The caller left while this clinician listened: offer the call-back instead.
+
+        `taken`: the clinician pressed 1 (take the call) after the caller had gone; that
+        acknowledges the message without asking again."""
         leg = self.leg
         await self.dialer.finish(leg, LEG_CALLER_GONE, detail="caller-left-in-screening")
         cb = await self._callback_for_call()
+        if taken and cb is not None:
+            return await self.acknowledge(cb, via="live",
+                                          before=[self.lib.flow("screen_caller_gone")])
         key = await self.ask([self.lib.flow("screen_caller_gone"),
                               self.lib.flow("screen_ack")])
         if key == "1" and cb is not None:
@@ -218,7 +247,7 @@ class Screen:
         await self.dialer.finish(leg, LEG_SCREEN_TIMEOUT, detail="no-key")
         return contract.RESULT_DONE
 
-    async def acknowledge(self, cb: Any, via: str) -> str:
+    async def acknowledge(self, cb: Any, via: str, before: list[Item] | None = None) -> str:
         leg = self.leg
         won = await callbacks.acknowledge(self.services.db, cb.id,
                                           clinician_id=leg.clinician_id, via=via,
@@ -231,7 +260,8 @@ class Screen:
         if not leg.result.done():
             await self.dialer.finish(leg, LEG_ACCEPTED, detail="acknowledged")
         await offer_patient_call(self.services, self.channel, leg.practice, leg.call_id,
-                                 leg.clinician_id, [self.lib.flow("screen_taken")])
+                                 leg.clinician_id,
+                                 [*(before or []), self.lib.flow("screen_taken")])
         return contract.RESULT_DONE
 
 

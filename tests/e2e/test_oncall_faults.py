@@ -1,0 +1,164 @@
+"""On-call legs under faults, through the real Asterisk: a controller killed while a
+call-back is pending, and the AMI connection lost during an Originate. In both, no
+clinician may be rung twice for the same leg or attempt.
+
+Each test has its own practice, phone and controller (function-scoped), so they may run
+on any worker. Channels to the clinician gateway are counted from the AMI Newchannel
+events the EventRecorder saw: an Originated leg's channel carries our ChannelId
+(ivrleg-<leg id>) as its Uniqueid.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from harness import run_scenario, timed_caller_scenario, wait_for
+from ivr.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
+from oncall_helpers import call_of, cli_json, gateway_channels, practice_yaml, restore, use_rules
+
+pytestmark = pytest.mark.pbx
+
+# As in test_oncall_bridge: skip greeting and notice, accept the caller ID, say the name,
+# end it with #, then 1 (urgent).
+URGENT = [(800, "#"), (1600, "#"), (2600, "1"), (9500, "#"), (11500, "1")]
+# A clinician pressing 1 while the screening message plays. SIPp plays a key pcap from its
+# first packet, so a "*" at 0 ms (no menu takes it) puts the 1 really 2.5 s in.
+PRESS_1 = PhoneBehaviour(keys=((0, "*"), (2500, "1")))
+
+
+def _did(n: int) -> str:
+    return f"+1617555{n:04d}"
+
+
+class Phone:
+    """The multi-number SIPp phone on the gateway port, replaceable mid-test."""
+
+    def __init__(self, stack, workdir: Path) -> None:
+        self.stack, self.workdir, self.proc = stack, workdir, None
+
+    def start(self, behaviours: dict[str, PhoneBehaviour], tag: str) -> None:
+        self.stop()
+        self.proc = start_multi_phone(behaviours, PhoneBehaviour(busy=True),
+                                      self.stack.settings.gateway_port, self.workdir / tag,
+                                      media_port=self.stack.ports.next(4))
+        time.sleep(0.5)  # bound to its port before anything rings it
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture
+def faults(stack, tmp_path):
+    phone = Phone(stack, tmp_path)
+    try:
+        yield stack, phone, tmp_path
+    finally:
+        phone.stop()
+        if stack.channels():
+            stack.hangup_all()
+        wait_for(lambda: stack.channels() == 0, 30, "no channels left in Asterisk")
+        restore(stack)
+
+
+def _caller(stack, workdir: Path, did: str, cid: str, end_ms: int, hangup: bool):
+    speech = speech_pcap("Alex Smith.", workdir / "speech.pcap", repeat=40,
+                         tail_silence_s=1)
+    xml = timed_caller_scenario(CallerSpec(caller_id=cid, audio_pcap=str(speech)),
+                                URGENT, end_ms, hangup)
+    return run_scenario(xml, stack.target, did, workdir / "caller")
+
+
+def _leg_channels(stack, mark: int) -> Counter:
+    """ivrleg-<id> -> how many gateway channels were created with that id."""
+    return Counter(e.get("Uniqueid", "") for e in gateway_channels(stack, mark))
+
+
+def test_controller_killed_with_a_callback_pending(faults):
+    """SIGKILL while a call-back waits for its first attempt; the restarted controller
+    places it once, the clinician acknowledges, and no attempt rings twice."""
+    stack, phone, workdir = faults
+    did, cid, clin = _did(501), "+16175550591", _did(511)
+    rules = workdir / "rules"
+    rules.mkdir()
+    # Call-back minutes are seconds here: the first attempt is due 30 s after the
+    # caller is told to expect a call, long enough to kill and restart in between.
+    (rules / "restart.yaml").write_text(practice_yaml(
+        "oc-restart", did, [("r1", clin, 6)], max_wait=10, renotify=30))
+    use_rules(stack, rules)
+    mark = stack.recorder.mark()
+    phone.start({}, "busy")  # everyone busy: the live search ends at once
+    result = _caller(stack, workdir, did, cid, 45000, hangup=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    call = wait_for(lambda: (c := call_of(stack, did)) is not None and c.get("callback")
+                    and c, 30, "the call's pending call-back")
+    cb = call["callback"]
+    assert cb["status"] == "pending" and cb["attempts"] == 0, cb
+    assert "will call you back by" in call["caller_told"]
+
+    stack.kill_controller(signal.SIGKILL)
+    killed = [r for r in cli_json(stack, "callbacks", "list", "--all")
+              if r["id"] == cb["id"]][0]
+    assert killed["attempts"] == 0, "the attempt was placed before the kill: too slow"
+    # The clinician is reachable again, and a new controller starts.
+    phone.start({clin[1:]: PRESS_1}, "ack")
+    connected = stack.controller_log().count("AMI connected")
+    stack.start_controller()
+    wait_for(lambda: stack.controller_log().count("AMI connected") > connected, 20,
+             "the restarted controller's AMI")
+
+    done = wait_for(lambda: (c := call_of(stack, did)) is not None
+                    and c["callback"]["status"] == "acknowledged"
+                    and all(leg["ended_at"] for leg in c["oncall_legs"]) and c,
+                    75, "the call-back acknowledged after the restart")
+    cb = done["callback"]
+    assert cb["acknowledged_by"] == "r1" and cb["acknowledged_via"] == "callback"
+    attempts = [leg for leg in done["oncall_legs"] if leg["kind"] == "callback"]
+    assert [a["attempt_no"] for a in attempts] == list(range(1, len(attempts) + 1))
+    assert attempts[-1]["status"] == "accepted" and attempts[-1]["number"] == clin
+    # Every leg rang exactly once (one gateway channel per leg row, none re-sent), and
+    # nothing else rang the gateway (no patient dial: the clinician did not press 1).
+    ids = {f"ivrleg-{leg['id']}" for leg in done["oncall_legs"]}
+    channels = _leg_channels(stack, mark)
+    assert set(channels) <= ids, channels
+    assert {f"ivrleg-{a['id']}" for a in attempts} <= set(channels), channels
+    assert all(n == 1 for n in channels.values()), channels
+
+
+def test_ami_dropped_during_the_originate(faults):
+    """The controller's AMI connection is cut right after the Originate is sent: the
+    leg is not re-sent after the reconnect, and the clinician is rung exactly once."""
+    stack, phone, workdir = faults
+    did, cid, clin = _did(502), "+16175550592", _did(521)
+    rules = workdir / "rules"
+    rules.mkdir()
+    (rules / "drop.yaml").write_text(practice_yaml("oc-drop", did, [("f1", clin, 8)],
+                                                   max_wait=30))
+    use_rules(stack, rules, {"IVR_FAULT_DROP_AMI_AFTER_ORIGINATE": "1"})
+    mark = stack.recorder.mark()
+    phone.start({clin[1:]: PRESS_1}, "accept")
+    result = _caller(stack, workdir, did, cid, 35000, hangup=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    call = wait_for(lambda: (c := call_of(stack, did)) is not None and c["reconciled_at"]
+                    and all(leg["ended_at"] for leg in c["oncall_legs"]) and c,
+                    45, "the call's record")
+    log = stack.controller_log()
+    assert "fault injection: dropping AMI after Originate" in log
+    assert "AMI lost during the Originate; not re-sent" in log
+    live = [leg for leg in call["oncall_legs"] if leg["kind"] == "live"]
+    assert live and live[0]["clinician_id"] == "f1"
+    channels = _leg_channels(stack, mark)
+    # One gateway channel per leg row: the Originate lost in flight was never re-sent.
+    assert all(n == 1 for n in channels.values()), channels
+    assert set(channels) == {f"ivrleg-{leg['id']}" for leg in call["oncall_legs"]
+                             if leg["kind"] != "patient"}, channels
+    # The leg survived the reconnect (its channel was up), so the caller was bridged.
+    assert [(leg["clinician_id"], leg["status"]) for leg in live] == [("f1", "accepted")]
+    assert call["oncall_outcome"] == "connected"
