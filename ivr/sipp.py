@@ -333,15 +333,24 @@ def speech_pcap(text: str, dest: Path, *, lead_silence_s: float = 0.0,
     audio = (silence * int(lead_silence_s * 8000)
              + (speech + silence * 4000) * repeat + silence * int(tail_silence_s * 8000))
     frames = [audio[i:i + 160].ljust(160, silence) for i in range(0, len(audio), 160)]
+    packets = [(n * 20, struct.pack("!BBHII", 0x80, 0x80 if n == 0 else 0x00, n & 0xFFFF,
+                                    n * 160, 0x1D5C0DE5) + payload)
+               for n, payload in enumerate(frames)]
+    return _write_pcap(packets, dest)
+
+
+def _write_pcap(packets: list[tuple[int, bytes]], dest: Path) -> Path:
+    """A pcap of RTP packets sent at the given ms, as SIPp's play_pcap_audio reads it
+    (Ethernet + IPv4 + UDP around each packet; SIPp re-addresses them)."""
+    import struct
+
     out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-    for n, payload in enumerate(frames):
-        rtp = struct.pack("!BBHII", 0x80, 0x80 if n == 0 else 0x00, n & 0xFFFF, n * 160,
-                          0x1D5C0DE5) + payload
+    for n, (ms, rtp) in enumerate(packets):
         udp = struct.pack("!HHHH", 6000, 6002, 8 + len(rtp), 0) + rtp
         ip_header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n & 0xFFFF, 0, 64,
                                 17, 0, bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))
         frame = b"\x00" * 12 + b"\x08\x00" + ip_header + udp
-        usec = n * 20000
+        usec = ms * 1000
         out += struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(frame),
                            len(frame)) + frame
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -375,18 +384,7 @@ def dtmf_pcap(timeline: tuple[tuple[int, str], ...], dest: Path) -> Path:
                               ts, 0x2833D7F1) + payload
             packets.append((at_ms + 20 * min(n, 5) + (n - 5 if end else 0), rtp))
             seq += 1
-    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-    for n, (ms, rtp) in enumerate(packets):
-        udp = struct.pack("!HHHH", 6000, 6002, 8 + len(rtp), 0) + rtp
-        ip_header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n & 0xFFFF, 0, 64,
-                                17, 0, bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))
-        frame = b"\x00" * 12 + b"\x08\x00" + ip_header + udp
-        usec = ms * 1000
-        out += struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(frame),
-                           len(frame)) + frame
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(bytes(out))
-    return dest
+    return _write_pcap(packets, dest)
 
 
 @dataclass(frozen=True)

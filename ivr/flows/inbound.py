@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from .. import calls, contract
+from .. import calls
 from ..agi.protocol import AgiHangup
 from ..db.models import SOURCE_CALLER_ID
 from ..overrides import active_overrides
@@ -28,10 +28,8 @@ async def handle(ctx: CallContext) -> Outcome:
     rules = services.rules  # type: ignore[attr-defined]  # read once: the call keeps them
     channel = ctx.channel
     db = services.db  # type: ignore[attr-defined]
-    # Values the dialplan FILTERed to digits and '+'; the caller ID as Asterisk sent it.
-    dialled = await channel.get_variable(contract.VAR_DID) or ""
-    forwarded = await channel.get_variable(contract.VAR_FORWARDED_FROM) or ""
-    caller = "".join(c for c in channel.headers.get("callerid", "") if c.isdigit() or c == "+")
+    # Read once by the runner when it created the call: digits and '+' only.
+    dialled, forwarded, caller = ctx.dialled, ctx.forwarded_from, ctx.caller
     instant = services.clock()  # type: ignore[attr-defined]
     practice = find_practice(rules, dialled, forwarded)
     overrides: tuple = ()

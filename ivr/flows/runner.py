@@ -31,11 +31,15 @@ Flow = Callable[["CallContext"], Awaitable[Outcome]]
 
 @dataclass
 class CallContext:
-    """What a flow gets: the channel, the call's id, and the controller's services."""
+    """What a flow gets: the channel, the call's id, the numbers the runner already read
+    (digits and '+' only), and the controller's services."""
 
     channel: AgiChannel
     call_id: str
     services: object  # ivr.service.Services; typed loosely to keep flows importable alone
+    dialled: str = ""
+    forwarded_from: str = ""
+    caller: str = ""
 
 
 def _digits(value: str | None, limit: int = 32) -> str:
@@ -63,7 +67,7 @@ async def run_call(flow: Flow, services: object, channel: AgiChannel) -> None:
                                          started_at=calls.now())
         await channel.set_variable(contract.VAR_CALL_ID, call_id)
         log.info("call %s: started (route %s)", call_id, channel.route)
-        outcome = await flow(CallContext(channel, call_id, services))
+        outcome = await flow(CallContext(channel, call_id, services, did, fwd, caller))
     except AgiHangup:
         hung_up = True
         outcome = Outcome()  # the caller left; nothing went wrong and nothing is asked

@@ -195,10 +195,17 @@ class Screen:
                 await self.dialer.finish(leg, LEG_ACCEPTED, ended=False, settle=False)
                 return contract.RESULT_ACCEPTED
             if key == "2":
-                await self.dialer.finish(leg, LEG_DECLINED, detail="pressed-2")
-                await play(self.channel, [self.lib.flow("screen_passed")])
-                return contract.RESULT_DONE
-        await self.dialer.finish(leg, LEG_SCREEN_TIMEOUT, detail="no-key")
+                return await self._passed()
+        return await self._no_key()
+
+    async def _passed(self) -> str:
+        """The clinician pressed 2: this leg is declined and the chain moves on."""
+        await self.dialer.finish(self.leg, LEG_DECLINED, detail="pressed-2")
+        await play(self.channel, [self.lib.flow("screen_passed")])
+        return contract.RESULT_DONE
+
+    async def _no_key(self) -> str:
+        await self.dialer.finish(self.leg, LEG_SCREEN_TIMEOUT, detail="no-key")
         return contract.RESULT_DONE
 
     async def caller_gone(self, taken: bool = False) -> str:
@@ -241,11 +248,8 @@ class Screen:
             if key == "1":
                 return await self.acknowledge(cb, via="callback")
             if key == "2":
-                await self.dialer.finish(leg, LEG_DECLINED, detail="pressed-2")
-                await play(self.channel, [self.lib.flow("screen_passed")])
-                return contract.RESULT_DONE
-        await self.dialer.finish(leg, LEG_SCREEN_TIMEOUT, detail="no-key")
-        return contract.RESULT_DONE
+                return await self._passed()
+        return await self._no_key()
 
     async def acknowledge(self, cb: Any, via: str, before: list[Item] | None = None) -> str:
         leg = self.leg
