@@ -33,26 +33,14 @@ from .db.models import (
     OncallLeg,
 )
 from .rules.model import Practice
-from .rules.oncall import DialStep, dial_list
-
-MIN_ATTEMPTS = 6  # at least this many call-back attempts before giving up
-
-
-def callback_chain(practice: Practice, instant: datetime) -> tuple[DialStep, ...]:
-    """Who is called back, in turn: the escalation chain at that instant."""
-    return dial_list(practice, instant)
-
-
-def max_attempts(practice: Practice, instant: datetime) -> int:
-    """Two full rounds of the chain, and never fewer than MIN_ATTEMPTS."""
-    return max(MIN_ATTEMPTS, 2 * len(callback_chain(practice, instant)))
-
+from .rules.oncall import DialStep, callback_chain, max_attempts, step_for
 
 def promised_by(practice: Practice, instant: datetime) -> datetime:
     """When the caller is told to expect a call: one round of re-notifications, + 15 min."""
-    oc = practice.on_call
+    we = practice.on_call.when_exhausted
     chain = max(1, len(callback_chain(practice, instant)))
-    return instant + timedelta(minutes=oc.when_exhausted.renotify_minutes * chain + 15)
+    rounds = min(chain * we.attempts_per_person, max_attempts(practice, instant))
+    return instant + timedelta(minutes=we.renotify_minutes * rounds + 15)
 
 
 async def create(db: Database, *, callback_id: str, call_id: str, practice: Practice,
@@ -119,7 +107,8 @@ async def claim_attempt(db: Database, cb: OncallCallback, practice: Practice,
                 s.add(CallEvent(call_id=cb.call_id, at=now, kind="callback.gave_up",
                                 detail=json.dumps({"attempts": cb.attempts})))
                 return None
-            step = chain[(attempt_no - 1) % len(chain)]
+            step = step_for(chain, attempt_no,
+                            practice.on_call.when_exhausted.attempts_per_person)
             s.add(OncallLeg(id=leg_id, call_id=cb.call_id, callback_id=cb.id,
                             attempt_no=attempt_no, kind=LEG_CALLBACK,
                             practice_id=practice.id, clinician_id=step.clinician_id,
@@ -174,6 +163,19 @@ async def pending_for_practices(db: Database, practice_ids: list[str]) -> list[O
             select(OncallCallback).where(OncallCallback.status == CB_PENDING,
                                          OncallCallback.practice_id.in_(practice_ids))
             .order_by(OncallCallback.created_at))).all())
+
+
+async def pending_messages(db: Database,
+                           practice_id: str) -> list[tuple[OncallCallback, datetime]]:
+    """The practice's pending call-backs, oldest first, each with when its call came in."""
+    async with db.session() as s:
+        rows = (await s.execute(
+            select(OncallCallback, Call.started_at)
+            .join(Call, Call.id == OncallCallback.call_id)
+            .where(OncallCallback.status == CB_PENDING,
+                   OncallCallback.practice_id == practice_id)
+            .order_by(Call.started_at, OncallCallback.created_at))).all()
+        return [(cb, started) for cb, started in rows]
 
 
 async def intake_of(db: Database, call_id: str) -> dict[str, IntakeField]:

@@ -14,7 +14,7 @@ from ivr.rules.model import Override, Practice
 from ivr.rules.oncall import dial_list, fallback_numbers, resolve, timeline
 from ivr.rules.schedule import state_at
 from ivr.rules.schema import schema_text
-from ivr.rules.simulate import format_text, simulate
+from ivr.rules.simulate import dial_lines, format_text, simulate
 from ivr.rules.timeutil import fmt_local, local_naive_to_instant
 
 EXIT_OK = 0
@@ -118,9 +118,7 @@ def _oncall_at(practice: Practice, at: datetime) -> dict[str, Any]:
         "at": fmt_local(at, practice.tz),
         "state": state_at(practice, at).kind,
         "on_call": roles,
-        "dial_list": [{"clinician_id": d.clinician_id, "name": d.name, "role": d.role,
-                       "number": d.number, "ring_seconds": d.ring_seconds, "attempt": d.attempt,
-                       "step": d.step_index} for d in dial_list(practice, at)],
+        "dial_list": [d.to_json() for d in dial_list(practice, at)],
         "fallback_numbers": list(fallback_numbers(practice, at)),
     }
 
@@ -169,8 +167,8 @@ def cmd_oncall(args: argparse.Namespace) -> int:
             print(f"  {role:<10} {info['clinician_id'] or 'NOBODY'}  {info['name'] or ''}"
                   f"  ({info['source']})")
         print("  dial list:")
-        for d in doc["dial_list"]:
-            print(f"    {d['step']}.{d['attempt']} {d['number']} {d['name']} ring {d['ring_seconds']}s")
+        for line in dial_lines(doc["dial_list"]):
+            print("    " + line)
         print(f"  fallback numbers: {', '.join(doc['fallback_numbers'])}")
     return EXIT_OK
 

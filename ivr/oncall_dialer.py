@@ -51,6 +51,7 @@ _REFUSED_TYPES = {phonenumbers.PhoneNumberType.PREMIUM_RATE,
                   phonenumbers.PhoneNumberType.UAN,
                   phonenumbers.PhoneNumberType.PAGER,
                   phonenumbers.PhoneNumberType.VOICEMAIL}
+CAUSE_WAIT_SECONDS = 1.0  # an unexplained Originate failure waits this long for its cause
 #: Test-only fault injection: drop the AMI connection right after an Originate is sent.
 FAULT_DROP_AMI_ENV = "IVR_FAULT_DROP_AMI_AFTER_ORIGINATE"
 
@@ -115,6 +116,13 @@ def new_leg_id() -> str:
     return uuid.uuid4().hex
 
 
+class RingClaim:
+    """Shared by the legs rung together: the first clinician to press 1 takes the call."""
+
+    def __init__(self) -> None:
+        self.taken_by: str | None = None
+
+
 @dataclass
 class Leg:
     """One leg in flight, as this process knows it."""
@@ -136,6 +144,25 @@ class Leg:
     placed_mono: float = 0.0
     answered_mono: float | None = None
     hangup_cause: str | None = None
+    dial_status: str | None = None  # from DialEnd, when the leg ended unanswered
+    final_detail: str | None = None  # the detail given with the result that settled
+    ring: RingClaim | None = None  # set when other legs ring at the same time
+
+    def claim(self) -> bool:
+        """Take the call for this leg; False when a leg rung with it took it first.
+
+        No await between the test and the set, so two keys pressed at once on two legs
+        cannot both win (one event loop)."""
+        if self.ring is None:
+            return True
+        if self.ring.taken_by in (None, self.id):
+            self.ring.taken_by = self.id
+            return True
+        return False
+
+    @property
+    def taken_elsewhere(self) -> bool:
+        return self.ring is not None and self.ring.taken_by not in (None, self.id)
 
     @property
     def channel_id(self) -> str:
@@ -156,6 +183,11 @@ class Leg:
 # OriginateResponse Reason codes (Asterisk's AST_CONTROL_* values).
 _REASONS = {"5": LEG_BUSY, "3": LEG_NO_ANSWER, "1": LEG_NO_ANSWER, "8": LEG_FAILED,
             "0": LEG_FAILED}
+# DialEnd DialStatus of a leg that did not answer. Asterisk 22 reports a 486 Busy Here
+# as OriginateResponse Reason 0 (seen here) while its DialEnd says BUSY; the two come
+# from different threads, in either order.
+_DIAL_STATUS = {"BUSY": LEG_BUSY, "NOANSWER": LEG_NO_ANSWER, "CANCEL": LEG_NO_ANSWER,
+                "CONGESTION": LEG_FAILED, "CHANUNAVAIL": LEG_FAILED}
 
 
 # Hang-up causes of a leg that never answered (Q.850).
@@ -173,9 +205,12 @@ class Dialer:
         self.practice_of = practice_of  # practice id -> Practice (the rules in force)
         self.legs: dict[str, Leg] = {}
         self._by_channel: dict[str, Leg] = {}
+        # A clinician's channel name -> the patient leg its own Dial() places.
+        self._dialling: dict[str, Leg] = {}
         self.originates = 0  # Originate actions sent by this process (tests, bench)
 
     def subscribe(self) -> None:
+        self.ami.subscribe("DialEnd", self._on_dial_end)
         self.ami.subscribe("OriginateResponse", self._on_originate_response)
         self.ami.subscribe("Hangup", self._on_hangup)
         self.ami.on_connected(self.resolve_lost)
@@ -269,9 +304,15 @@ class Dialer:
 
     async def finish(self, leg: Leg, status: str, *, detail: str | None = None,
                      ended: bool = True, settle: bool = True, **fields: Any) -> None:
-        """Settle and store a leg's final status (first final status wins in the row)."""
-        if settle:
-            leg.settle(status)
+        """Settle and store a leg's final status: the first one wins, in the row as well.
+
+        Two events may finish a leg at once (DialEnd and OriginateResponse): whichever
+        settled `leg.result` first also names the row's status, whatever order their
+        database writes take."""
+        if settle and leg.settle(status):
+            leg.final_detail = detail
+        if leg.result.done():
+            status, detail = leg.result.result(), leg.final_detail or detail
         now = utc_now()
         ring_ms = fields.pop("ring_ms", None)
         if ring_ms is None and leg.placed_mono:
@@ -292,6 +333,25 @@ class Dialer:
                 row.ended_at = now
 
     # --- AMI events ------------------------------------------------------------------
+    def watch_dial(self, channel: str, leg: Leg) -> None:
+        """Follow the Dial() that `channel` runs for `leg` (its DialEnd says how it went)."""
+        self._dialling[channel] = leg
+
+    def unwatch_dial(self, channel: str) -> None:
+        self._dialling.pop(channel, None)
+
+    async def _on_dial_end(self, event: Any) -> None:
+        status = str(event.get("DialStatus", ""))[:16]
+        watched = self._dialling.get(event.get("Channel", ""))
+        if watched is not None:
+            watched.dial_status = status  # its Dial's owner finishes it
+        leg = self._by_channel.get(event.get("DestUniqueid", ""))
+        if leg is None:
+            return
+        leg.dial_status = status
+        if status in _DIAL_STATUS and not leg.result.done():
+            await self.finish(leg, _DIAL_STATUS[status], detail=f"dial-{status.lower()}")
+
     async def _on_originate_response(self, event: Any) -> None:
         action_id = event.get("ActionID", "")
         leg = self.legs.get(action_id.removeprefix("ivrleg-")) if action_id.startswith(
@@ -300,9 +360,18 @@ class Dialer:
             return
         if event.get("Response") == "Success":
             return  # answered: the screen route takes it from here
-        status = _REASONS.get(str(event.get("Reason", "0")), LEG_FAILED)
-        log.info("call %s: leg %s %s", leg.call_id, leg.id, status)
-        await self.finish(leg, status, detail=f"reason-{event.get('Reason', '?')}")
+        reason = str(event.get("Reason", "0"))
+        if reason == "0" and not leg.result.done():
+            # Reason 0 says only "failed" (a 486 too); the leg's DialEnd or Hangup,
+            # which Asterisk may send just before or just after this, knows why.
+            try:
+                await asyncio.wait_for(asyncio.shield(leg.result), CAUSE_WAIT_SECONDS)
+            except TimeoutError:
+                pass
+        status = _REASONS.get(reason, LEG_FAILED)
+        log.info("call %s: leg %s not answered (%s)", leg.call_id, leg.id,
+                 leg.result.result() if leg.result.done() else status)
+        await self.finish(leg, status, detail=f"reason-{reason}")
         leg.ended.set()
         self.forget(leg)
 

@@ -350,7 +350,9 @@ def _write_pcap(packets: list[tuple[int, bytes]], dest: Path) -> Path:
         ip_header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n & 0xFFFF, 0, 64,
                                 17, 0, bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))
         frame = b"\x00" * 12 + b"\x08\x00" + ip_header + udp
-        usec = ms * 1000
+        # SIPp takes a packet time of exactly zero for "no previous packet" and does not
+        # wait before the next one; starting the capture's clock at 1 s avoids that.
+        usec = (1000 + ms) * 1000
         out += struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(frame),
                            len(frame)) + frame
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -367,12 +369,15 @@ def dtmf_pcap(timeline: tuple[tuple[int, str], ...], dest: Path) -> Path:
     """RFC 2833 (payload 101) key presses at given ms, one RTP stream, for play_pcap_audio.
 
     One stream with rising sequence numbers, so any keys in any order and repetition
-    arrive (SIPp's shipped captures each restart their numbering, PLATFORM.md).
+    arrive (SIPp's shipped captures each restart their numbering, PLATFORM.md). It opens
+    with one packet of silence at 0 ms: SIPp times a capture from its first packet, so
+    without it the first key would be sent at once, whatever its time.
     """
     import struct
 
-    packets: list[tuple[int, bytes]] = []
-    seq = 1
+    silence = struct.pack("!BBHII", 0x80, 0, 1, 0, 0x2833D7F1) + b"\xff" * 160  # PCMU
+    packets: list[tuple[int, bytes]] = [(0, silence)]
+    seq = 2
     for at_ms, key in sorted(timeline):
         event = _DTMF_EVENTS[key]
         ts = at_ms * 8
@@ -432,11 +437,12 @@ def multi_phone_scenario(behaviours: dict[str, PhoneBehaviour], default: PhoneBe
     Real phones differ by number; so do these: one SIPp on the gateway port plays every
     clinician (and patient) of a test at once, calls in any order and concurrently.
     """
-    parts = [_HEADER.format(name="clinician phones"),
-             '  <recv request="INVITE" crlf="true" rrs="true">\n    <action>\n'
-             '      <ereg regexp="INVITE sip:[0-9]+@" search_in="msg" '
-             'check_it="false" assign_to="num"/>\n    </action>\n  </recv>\n']
     items = list(behaviours.items())
+    # SIPp refuses a variable that is assigned but never tested: no numbers, no ereg.
+    number = ('    <action>\n      <ereg regexp="INVITE sip:[0-9]+@" search_in="msg" '
+              'check_it="false" assign_to="num"/>\n    </action>\n') if items else ""
+    parts = [_HEADER.format(name="clinician phones"),
+             f'  <recv request="INVITE" crlf="true" rrs="true">\n{number}  </recv>\n']
     for i, (number, _spec) in enumerate(items):
         if not number.isdigit():
             raise ValueError(f"phone numbers here are digits only: {number!r}")

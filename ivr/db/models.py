@@ -195,6 +195,7 @@ LEG_SCREEN_TIMEOUT = "screen_timeout"  # answered, no key (a voicemail)
 LEG_CALLER_GONE = "caller_gone"  # the caller hung up while this leg rang or screened
 LEG_UNKNOWN = "unknown"
 LEG_COMPLETED = "completed"  # a patient call-back dialled by the clinician ended
+LEG_TAKEN_BY_OTHER = "taken_by_other"  # rung together with the leg that accepted
 LEG_ACTIVE = (LEG_PLACING, LEG_ANSWERED)
 
 LEG_LIVE = "live"  # the caller is waiting to be bridged
@@ -230,7 +231,8 @@ class OncallCallback(Base):
     promised_by: Mapped[datetime | None] = mapped_column(UtcDateTime())  # told the caller
     acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     acknowledged_by: Mapped[str | None] = mapped_column(String(64))  # clinician id
-    acknowledged_via: Mapped[str | None] = mapped_column(String(16))  # callback | line | live
+    acknowledged_via: Mapped[str | None] = mapped_column(String(16))
+    # ^ callback (a call-back leg) | live (the caller left during screening) | clinician-line
 
     __table_args__ = (
         Index("ix_oncall_callbacks_call_id", "call_id", unique=True),

@@ -24,6 +24,7 @@ ROUTE_LABELS = {
     "overflow": "Overflow (office open, call forwarded)",
     "open_direct": "Office open (dialled directly)",
     "unknown_number": "Unknown number (no practice)",
+    "clinician_line": "Clinician line (a clinician reviewing messages)",
 }
 MESSAGE_DISPOSITIONS = ("prescription", "appointment", "routine")
 LIVE_DISPOSITIONS = ("emergency", "urgent")

@@ -26,6 +26,9 @@ from .note import NEEDS_ACTION_TEXT, Note, build_note, fmt_human
 
 REPORT_VERSION = 1
 LOOKBACK_DAYS = 31  # how far back the previous morning opening is looked for
+# A clinician's own call (ivr.flows.clinician_line) is no patient message: it is listed
+# apart, and what it did shows on the patients' notes (acknowledged ... via clinician-line).
+ROUTE_CLINICIAN_LINE = "clinician_line"
 
 
 @dataclass(frozen=True)
@@ -139,13 +142,43 @@ def due_nights(practice: Practice, now: datetime, manual: Iterable[Override] = (
 # --- the report --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class ClinicianLineCall:
+    """A clinician's own call to hear and acknowledge messages (no patient data)."""
+
+    call_id: str
+    started_at: datetime
+    clinician_id: str | None
+    acknowledged: int  # call-backs this call acknowledged
+
+    def to_json(self, tz: Any) -> dict[str, Any]:
+        return {"call_id": self.call_id, "started_at": self.started_at.isoformat(),
+                "started_local": self.started_at.astimezone(tz).isoformat(
+                    timespec="minutes"),
+                "clinician_id": self.clinician_id, "acknowledged": self.acknowledged}
+
+
+def clinician_line_call(call: Mapping[str, Any]) -> ClinicianLineCall | None:
+    """The clinician-line summary of a call record (ivr.calls.show_call), if it is one."""
+    if call.get("route") != ROUTE_CLINICIAN_LINE:
+        return None
+    started = build_note(call, None).started_at  # the note's own reading of the time
+    events = [e for e in call.get("timeline") or [] if isinstance(e, Mapping)]
+    who = next((e.get("detail", {}).get("clinician") for e in events
+                if e.get("kind") == "route.changed" and isinstance(e.get("detail"), Mapping)),
+               None)
+    acked = sum(1 for e in events if e.get("kind") == "clinician.acknowledged")
+    return ClinicianLineCall(str(call.get("id", "")), started, who, acked)
+
+
+@dataclass(frozen=True)
 class Report:
     practice_id: str
     practice_name: str
     tz: Any
     window: NightWindow
     generated_at: datetime
-    notes: tuple[Note, ...]  # every call, in time order
+    notes: tuple[Note, ...]  # every patient call, in time order
+    clinician_line: tuple[ClinicianLineCall, ...] = ()  # clinicians' own calls
 
     @property
     def needs_action(self) -> tuple[Note, ...]:
@@ -189,20 +222,31 @@ class Report:
             "generated_at": self.generated_at.isoformat(),
             "counts": {"calls": len(self.notes), "needs_action": len(self.needs_action),
                        "by_disposition": self.by_disposition, "by_outcome": self.by_outcome,
-                       "by_route": self.by_route},
+                       "by_route": self.by_route,
+                       "clinician_line_calls": len(self.clinician_line)},
             "needs_action": [{"call_id": n.call_id,
                               "reasons": [{"kind": k, "text": NEEDS_ACTION_TEXT[k]}
                                           for k in n.needs_action],
                               "summary": n.summary} for n in self.needs_action],
             "calls": [n.to_json() for n in self.notes],
+            "clinician_line_calls": [c.to_json(self.tz) for c in self.clinician_line],
         }
 
 
 def build_report(practice: Practice, window: NightWindow,
                  calls: Iterable[Mapping[str, Any]], generated_at: datetime) -> Report:
-    """The report of the calls in the window (calls outside it are left out)."""
-    notes = [build_note(c, practice) for c in calls]
+    """The report of the calls in the window (calls outside it are left out); clinicians'
+    own calls are listed apart from the patient calls."""
+    notes: list[Note] = []
+    lines: list[ClinicianLineCall] = []
+    for call in calls:
+        line = clinician_line_call(call)
+        if line is None:
+            notes.append(build_note(call, practice))
+        elif window.contains(line.started_at):
+            lines.append(line)
     notes = [n for n in notes if window.contains(n.started_at)]
     notes.sort(key=lambda n: (n.started_at, n.call_id))
+    lines.sort(key=lambda c: (c.started_at, c.call_id))
     return Report(practice.id, practice.name, practice.tz, window,
-                  require_aware(generated_at), tuple(notes))
+                  require_aware(generated_at), tuple(notes), tuple(lines))

@@ -1,6 +1,8 @@
 """Route `inbound`: every call from the trunk, step by step.
 
-route and state (decide) -> greeting -> emergency notice -> intake -> triage -> action.
+route and state (decide) -> [clinician line] -> greeting -> emergency notice -> intake ->
+triage -> action. A call from a clinician's own phone is offered the clinician line
+first (ivr.flows.clinician_line); anything but the right PIN goes on as a patient call.
 Each step is written to the call's timeline as it happens; a hang-up at any step is
 recorded with the step and keeps what was captured.
 """
@@ -10,11 +12,11 @@ from __future__ import annotations
 import logging
 
 from .. import calls
-from ..agi.protocol import AgiHangup
+from ..agi.protocol import AgiError, AgiHangup
 from ..db.models import SOURCE_CALLER_ID
 from ..overrides import active_overrides
-from ..rules.model import normalise_number
-from . import intake, triage
+from ..rules.model import Clinician, normalise_number
+from . import clinician_line, intake, triage
 from .decide import ROUTE_AFTER_HOURS, ROUTE_UNKNOWN, decide, find_practice
 from .runner import CallContext, Outcome
 from .session import Session
@@ -56,9 +58,13 @@ async def handle(ctx: CallContext) -> Outcome:
     log.info("call %s: route %s, practice %s", ctx.call_id, decision.route,
              practice.id if practice else "-")
     try:
+        clinician = await _clinician(s)
+        if clinician is not None:
+            return await clinician_line.serve(s, clinician)
         return await _steps(s)
     except AgiHangup:
-        await _abandoned(s)
+        if s.step != clinician_line.STEP_LINE:  # a clinician's own call is no patient's
+            await _abandoned(s)
         raise
 
 
@@ -91,6 +97,18 @@ async def _steps(s: Session) -> Outcome:
     await calls.add_event(s.db, s.call_id, "action", disposition=disposition,
                           result=outcome.result, reason=outcome.fallback_reason)
     return outcome
+
+
+async def _clinician(s: Session) -> Clinician | None:
+    """The clinician line's PIN check; a failure of it leaves a patient call unharmed."""
+    try:
+        return await clinician_line.identify(s)
+    except AgiError:
+        raise
+    except Exception as exc:
+        log.warning("call %s: clinician line check failed (%s); patient flow", s.call_id,
+                    type(exc).__name__)
+        return None
 
 
 def _flow_text(key: str) -> str:

@@ -23,14 +23,18 @@ from ..db.models import (
     CB_PENDING,
     LEG_ACCEPTED,
     LEG_ANSWERED,
+    LEG_BUSY,
     LEG_CALLBACK,
     LEG_CALLER_GONE,
     LEG_COMPLETED,
     LEG_DECLINED,
+    LEG_FAILED,
     LEG_LIVE,
     LEG_NO_ANSWER,
     LEG_PATIENT,
     LEG_SCREEN_TIMEOUT,
+    LEG_TAKEN_BY_OTHER,
+    LEG_UNKNOWN,
     OncallLeg,
 )
 from ..oncall_dialer import Leg, allowed_number, dial_target, new_leg_id, utc_now
@@ -80,6 +84,8 @@ async def handle(services: Any, channel: AgiChannel) -> None:
     try:
         await channel.set_variable(contract.SENTINEL, result)  # the last act
     except AgiError:
+        if leg is not None and leg.ring is not None and leg.ring.taken_by == leg.id:
+            leg.ring.taken_by = None  # gone before parking: a colleague may still take it
         return
     if leg is not None and result == contract.RESULT_ACCEPTED:
         # Only now, with the leg told to park, may the caller's side bridge it.
@@ -130,29 +136,8 @@ class Screen:
     # --- what the clinician hears ------------------------------------------------------
     async def message(self, kind: str) -> list[Item]:
         leg = self.leg
-        intake = await callbacks.intake_of(self.services.db, leg.call_id)
-        items: list[Item] = [self.lib.text(render(SCREEN_INTROS[kind],
-                                                  {"practice": leg.practice.name}))]
-        for field, pid in (("name", "screen_name"), ("reason", "screen_reason")):
-            row = intake.get(field)
-            copy = self._playable(row.recording_path if row else None, field)
-            if copy is not None:
-                items += [self.lib.flow(pid), PlayFile(copy)]
-        number = intake.get("callback")
-        if number is not None and number.value:
-            items += [self.lib.flow("screen_number"), SayDigits(spoken_number(number.value))]
-        return items
-
-    def _playable(self, path: str | None, field: str) -> str | None:
-        """A copy of an intake recording inside the PBX instance, deleted after the leg."""
-        if not path or not Path(path).is_file():
-            return None
-        pbx = self.services.pbx
-        dest = pbx.host_dir / "sounds" / SCREEN_SPOOL / f"{self.leg.id}-{field}.wav"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, dest)
-        self.copies.append(dest)
-        return pbx.inner_path(dest.with_suffix(""))  # type: ignore[no-any-return]
+        intro = self.lib.text(render(SCREEN_INTROS[kind], {"practice": leg.practice.name}))
+        return [intro, *await message_items(self.services, leg.call_id, leg.id, self.copies)]
 
     async def ask(self, items: list[Item], keys: str = "12") -> str | None:
         key = await play(self.channel, items, keys)
@@ -165,13 +150,13 @@ class Screen:
         within half a second while waiting for a key), so the clinician hears it at once."""
         leg = self.leg
         for item in items:
-            if leg.caller_gone:
+            if leg.caller_gone or leg.taken_elsewhere:
                 return None
             key = await play(self.channel, [item], keys)
             if key is not None:
                 return key
         waited = 0
-        while waited < KEY_WAIT_MS and not leg.caller_gone:
+        while waited < KEY_WAIT_MS and not (leg.caller_gone or leg.taken_elsewhere):
             key = await self.channel.wait_for_digit(min(KEY_SLICE_MS, KEY_WAIT_MS - waited))
             if key is not None:
                 return key
@@ -191,6 +176,8 @@ class Screen:
                 # A 1 pressed to take the call, with the caller already gone, takes the
                 # message instead (the clinician hears that the caller hung up).
                 return await self.caller_gone(taken=key == "1")
+            if leg.taken_elsewhere or (key == "1" and not leg.claim()):
+                return await self._taken_elsewhere()
             if key == "1":
                 await self.dialer.finish(leg, LEG_ACCEPTED, ended=False, settle=False)
                 return contract.RESULT_ACCEPTED
@@ -202,6 +189,12 @@ class Screen:
         """The clinician pressed 2: this leg is declined and the chain moves on."""
         await self.dialer.finish(self.leg, LEG_DECLINED, detail="pressed-2")
         await play(self.channel, [self.lib.flow("screen_passed")])
+        return contract.RESULT_DONE
+
+    async def _taken_elsewhere(self) -> str:
+        """A clinician rung at the same time pressed 1 first: this one is thanked."""
+        await self.dialer.finish(self.leg, LEG_TAKEN_BY_OTHER, detail="taken-by-other")
+        await play(self.channel, [self.lib.flow("taken_elsewhere")])
         return contract.RESULT_DONE
 
     async def _no_key(self) -> str:
@@ -269,35 +262,93 @@ class Screen:
         return contract.RESULT_DONE
 
 
+async def message_items(services: Any, call_id: str, tag: str,
+                        copies: list[Path]) -> list[Item]:
+    """What a clinician hears of a message: the name and reason recordings and the
+    callback number, as the intake of `call_id` holds them (recordings copied in)."""
+    lib = services.speech
+    intake = await callbacks.intake_of(services.db, call_id)
+    items: list[Item] = []
+    for field, pid in (("name", "screen_name"), ("reason", "screen_reason")):
+        row = intake.get(field)
+        copy = playable_copy(services, row.recording_path if row else None,
+                             f"{tag}-{field}", copies)
+        if copy is not None:
+            items += [lib.flow(pid), PlayFile(copy)]
+    number = intake.get("callback")
+    if number is not None and number.value:
+        items += [lib.flow("screen_number"), SayDigits(spoken_number(number.value))]
+    return items
+
+
+def playable_copy(services: Any, path: str | None, name: str,
+                  copies: list[Path]) -> str | None:
+    """A copy of an intake recording inside the PBX instance (Asterisk may not read the
+    data folder); listed in `copies` for the caller to delete when the call ends."""
+    if not path or not Path(path).is_file():
+        return None
+    pbx = services.pbx
+    dest = pbx.host_dir / "sounds" / SCREEN_SPOOL / f"{name}.wav"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, dest)
+    copies.append(dest)
+    return pbx.inner_path(dest.with_suffix(""))  # type: ignore[no-any-return]
+
+
+# DIALSTATUS of the clinician's Dial to the patient -> the patient leg's result.
+_PATIENT_RESULTS = {"ANSWER": LEG_COMPLETED, "BUSY": LEG_BUSY, "NOANSWER": LEG_NO_ANSWER,
+                    "CANCEL": LEG_NO_ANSWER, "CONGESTION": LEG_FAILED,
+                    "CHANUNAVAIL": LEG_FAILED}
+
+
 async def offer_patient_call(services: Any, channel: AgiChannel, practice: Any,
                              call_id: str, clinician_id: str | None,
-                             before: list[Item]) -> None:
-    """After an acknowledgement: 'press 1 to call the patient now', through the gate."""
+                             before: list[Item], *, offer: str = "offer_dial",
+                             refused: str = "cannot_dial", dial_options: str = "",
+                             present_as: str | None = None) -> None:
+    """After an acknowledgement: 'press 1 to call the patient now', through the gate.
+
+    `offer`/`refused`: the FLOW_TEXTS said; `dial_options`: Dial's (ours, never a
+    caller's); `present_as`: the caller ID the patient sees, when the channel's own is
+    not the practice's (a clinician calling in from their own phone)."""
     lib = services.speech
     intake = await callbacks.intake_of(services.db, call_id)
     row = intake.get("callback")
     confirmed = row.value if row is not None and row.confirmed else None
     number = allowed_number(practice, confirmed, patient=confirmed) if confirmed else None
-    key = await play(channel, [*before, lib.flow("offer_dial")], "12")
+    key = await play(channel, [*before, lib.flow(offer)], "12")
     if key is None:
         key = await channel.wait_for_digit(KEY_WAIT_MS)
     if key != "1":
         return
     if number is None:
         await calls.add_event(services.db, call_id, "patient.refused_by_gate")
-        await play(channel, [lib.flow("cannot_dial")])
+        await play(channel, [lib.flow(refused)])
         return
     leg = Leg(id=new_leg_id(), call_id=call_id, kind=LEG_PATIENT, practice=practice,
               clinician_id=clinician_id, number=number, ring_seconds=PATIENT_RING_SECONDS)
     await services.dialer.insert(leg, role=None, step_index=None)
+    if present_as is not None:
+        await channel.set_variable("CALLERID(all)", present_as)
     # The number passed the gate above; Dial runs on the clinician's own channel.
-    await channel.exec("Dial", f"{dial_target(number)},{PATIENT_RING_SECONDS}",
-                       timeout=6 * 3600)
+    source = _CHANNEL.sub("", channel.headers.get("channel", ""))[:120]
+    services.dialer.watch_dial(source, leg)
+    try:
+        await channel.exec("Dial", f"{dial_target(number)},{PATIENT_RING_SECONDS}"
+                           + (f",{dial_options}" if dial_options else ""), timeout=6 * 3600)
+    except AgiHangup:
+        # The clinician hung up (often simply the end of the conversation): the channel
+        # cannot be asked any more, but the Dial's DialEnd event said whether it answered.
+        status = (leg.dial_status or "").upper()
+        await services.dialer.finish(leg, _PATIENT_RESULTS.get(status, LEG_UNKNOWN),
+                                     detail="clinician-hung-up")
+        raise
+    finally:
+        services.dialer.unwatch_dial(source)
     status = (await channel.get_variable("DIALSTATUS") or "").upper()
     ring = await channel.get_variable("RINGTIME_MS")
     talk = await channel.get_variable("ANSWEREDTIME_MS")
-    final = {"ANSWER": LEG_COMPLETED, "BUSY": "busy", "NOANSWER": LEG_NO_ANSWER}.get(
-        status, "failed")
+    final = _PATIENT_RESULTS.get(status, LEG_FAILED)
     await services.dialer.finish(leg, final, detail=f"dial-{status.lower()}"[:64],
                                  ring_ms=int(ring) if ring and ring.isdigit() else None,
                                  bridge_seconds=round(int(talk) / 1000, 2)

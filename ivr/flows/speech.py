@@ -74,10 +74,25 @@ FLOW_TEXTS = {
     "screen_passed": "Thank you. We will try the next clinician on call. Goodbye.",
     "already_taken": "This message has already been taken by another clinician. Goodbye.",
     "not_waiting": "This call is no longer waiting. Goodbye.",
+    "taken_elsewhere": "Another clinician has taken this call. Thank you. Goodbye.",
     "cannot_dial": "This number cannot be dialled from the answering service. Goodbye.",
     "ask_pin": "Please enter your PIN, then press the pound key.",
-    "no_pending": "You have no messages waiting. Goodbye.",
+    "no_pending": "There are no messages waiting. Goodbye.",
     "next_message": "Next message.",
+    # The clinician line (ivr.flows.clinician_line): a clinician calling from their phone.
+    "clinician_offer": "Clinicians, enter your PIN followed by pound. Patients, please stay "
+                       "on the line.",
+    "pin_wrong": "That PIN is not correct.",
+    "you_have": "You have",
+    "message_waiting": "message waiting.",
+    "messages_waiting": "messages waiting.",
+    "message": "Message",
+    "received_at": "Received at",
+    "line_menu": "Press 1 to acknowledge, 2 to hear it again, 3 for the next message.",
+    "line_taken_by_other": "Another clinician has already taken this message.",
+    "line_offer_dial": "Press 1 to call the patient now, or 2 for the next message.",
+    "line_cannot_dial": "This number cannot be dialled from the answering service.",
+    "no_more_messages": "There are no more messages. Goodbye.",
 }
 
 #: Per-practice words a clinician hears first ({practice} filled in when prepared).
@@ -111,7 +126,14 @@ class SayTime:
     fmt: str
 
 
-Item = PlayFile | SayDigits | SayTime
+@dataclass(frozen=True)
+class SayNumber:
+    """A count, spoken as a number by Asterisk ("twelve", not "one two")."""
+
+    number: int
+
+
+Item = PlayFile | SayDigits | SayTime | SayNumber
 
 
 class PromptLibrary:
@@ -277,6 +299,8 @@ async def play(channel: AgiChannel, items: Sequence[Item], escape: str = "") -> 
         elif isinstance(item, SayDigits):
             reply = await channel.command("SAY DIGITS", item.digits, escape,
                                           timeout=len(item.digits) * 2 + 10)
+        elif isinstance(item, SayNumber):
+            reply = await channel.command("SAY NUMBER", item.number, escape, timeout=20)
         else:
             reply = await channel.command("SAY DATETIME", item.epoch, escape, item.fmt,
                                           item.zone, timeout=20)

@@ -73,11 +73,10 @@ async def act(s: Session, disposition: str) -> Outcome:
         # The advice says "hang up and dial 911"; a caller who stays is connected.
         await s.channel.wait_for_digit(EMERGENCY_WAIT_MS)
     if overflow and mode == "intake_then_bridge":
-        await _say(s, "connecting")
-        return await bridge.connect(s, REASON_OVERFLOW, overflow=True)
+        return await bridge.connect(s, REASON_OVERFLOW, overflow=True,
+                                    announce=lambda: _say(s, "connecting"))
     if disposition in BRIDGE_DISPOSITIONS:
-        await _say(s, "connecting")
-        return await bridge.connect(s, REASON_URGENT)
+        return await bridge.connect(s, REASON_URGENT, announce=lambda: _say(s, "connecting"))
     if overflow:  # intake_same_day_callback
         await calls.update_call(s.db, s.call_id, same_day_callback=True)
         await _say(s, "same_day_callback")

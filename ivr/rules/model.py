@@ -188,17 +188,36 @@ class Shift:
 
 
 @dataclass(frozen=True)
+class Target:
+    """Whom a ring reaches: whoever covers `role` at the moment, or one named clinician."""
+
+    role: str | None
+    clinician_id: str | None
+
+
+@dataclass(frozen=True)
 class EscalationStep:
     role: str | None
     clinician_id: str | None
     ring_seconds: int
     attempts: int
+    # A `together:` step rings all its targets at once; the first to accept takes the
+    # call and the others stop ringing. Empty for a step naming one role or clinician.
+    together: tuple[Target, ...] = ()
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        return self.together or (Target(self.role, self.clinician_id),)
 
 
 @dataclass(frozen=True)
 class WhenExhausted:
     action: str = "callback_until_acknowledged"
     renotify_minutes: int = 5
+    # Call-backs to one clinician before moving to the next in the chain.
+    attempts_per_person: int = 1
+    # Attempts before the call is marked "not acknowledged"; None: two rounds of the chain.
+    max_attempts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -217,7 +236,7 @@ class OnCall:
         """Roles the rules schedule or escalate to, in a stable order."""
         seen = {r.role for r in self.rotations.values()}
         seen |= {s.role for s in self.shifts + self.ical_shifts}
-        seen |= {s.role for s in self.escalation if s.role}
+        seen |= {t.role for s in self.escalation for t in s.targets if t.role}
         return tuple(r for r in ROLES if r in seen)
 
 

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from .model import Clinician, Practice, Rotation, Shift
+from .model import Clinician, Practice, Rotation, Shift, Target
 from .timeutil import local_instant, require_aware
 
 
@@ -26,6 +26,12 @@ class DialStep:
     ring_seconds: int
     attempt: int  # 1-based, within its escalation step
     step_index: int  # 0-based index into on_call.escalation
+    ring: int = 0  # 0-based; entries with the same ring are rung at the same time
+
+    def to_json(self) -> dict[str, object]:
+        return {"step": self.step_index, "attempt": self.attempt, "ring": self.ring,
+                "clinician_id": self.clinician_id, "name": self.name, "role": self.role,
+                "number": self.number, "ring_seconds": self.ring_seconds}
 
 
 class TimelineEntry(NamedTuple):
@@ -86,25 +92,75 @@ def on_call(practice: Practice, role: str, instant: datetime) -> Clinician | Non
     return practice.on_call.clinicians[cid] if cid is not None else None
 
 
-def dial_list(practice: Practice, instant: datetime) -> tuple[DialStep, ...]:
-    """The escalation chain at `instant`: each step's clinician, once per attempt.
+def _who(practice: Practice, target: Target, instant: datetime) -> Clinician | None:
+    if target.clinician_id is not None:
+        return practice.on_call.clinicians[target.clinician_id]
+    assert target.role is not None
+    return on_call(practice, target.role, instant)
 
-    A role step with nobody on call is skipped (the coverage warning reported it).
+
+def dial_list(practice: Practice, instant: datetime) -> tuple[DialStep, ...]:
+    """The escalation chain at `instant`: each step's clinicians, once per attempt.
+
+    A role with nobody on call is skipped (the coverage warning reported it); a person
+    reached twice by one `together` step (by role and by name) is rung once.
     """
-    out = []
-    oc = practice.on_call
-    for index, step in enumerate(oc.escalation):
-        if step.clinician_id is not None:
-            who: Clinician | None = oc.clinicians[step.clinician_id]
-        else:
-            assert step.role is not None
-            who = on_call(practice, step.role, instant)
-        if who is None:
+    out: list[DialStep] = []
+    ring = 0
+    for index, step in enumerate(practice.on_call.escalation):
+        people: list[tuple[Clinician, str]] = []
+        for target in step.targets:
+            who = _who(practice, target, instant)
+            if who is not None and all(who.id != p.id for p, _ in people):
+                people.append((who, target.role or who.role))
+        if not people:
             continue
         for attempt in range(1, step.attempts + 1):
-            out.append(DialStep(who.id, who.name, step.role or who.role, who.phone,
-                                step.ring_seconds, attempt, index))
+            out.extend(DialStep(who.id, who.name, role, who.phone, step.ring_seconds, attempt,
+                                index, ring) for who, role in people)
+            ring += 1
     return tuple(out)
+
+
+MIN_ATTEMPTS = 6  # at least this many call-back attempts before giving up, by default
+
+
+def callback_chain(practice: Practice, instant: datetime) -> tuple[DialStep, ...]:
+    """Who is called back, in turn: each person of the escalation chain once, in order.
+
+    A step's `attempts` are rings of the live search; how often one person is called
+    back is `when_exhausted.attempts_per_person`.
+    """
+    seen: set[str] = set()
+    out = []
+    for step in dial_list(practice, instant):
+        if step.clinician_id not in seen:
+            seen.add(step.clinician_id)
+            out.append(step)
+    return tuple(out)
+
+
+def step_for(chain: tuple[DialStep, ...], attempt_no: int, per_person: int) -> DialStep:
+    """Who call-back attempt `attempt_no` (1-based) calls: each person `per_person`
+    times, then the next in the chain, round and round."""
+    return chain[((attempt_no - 1) // per_person) % len(chain)]
+
+
+def max_attempts(practice: Practice, instant: datetime) -> int:
+    """Call-back attempts before giving up: the rules' limit, else two full rounds of the
+    chain and never fewer than MIN_ATTEMPTS."""
+    we = practice.on_call.when_exhausted
+    if we.max_attempts is not None:
+        return we.max_attempts
+    return max(MIN_ATTEMPTS, 2 * len(callback_chain(practice, instant)) * we.attempts_per_person)
+
+
+def rings(steps: tuple[DialStep, ...]) -> list[tuple[DialStep, ...]]:
+    """The chain grouped into rings: each group is rung at the same time, in order."""
+    groups: dict[int, list[DialStep]] = {}
+    for step in steps:
+        groups.setdefault(step.ring, []).append(step)
+    return [tuple(group) for _, group in sorted(groups.items())]
 
 
 def fallback_numbers(practice: Practice, instant: datetime) -> tuple[str, ...]:

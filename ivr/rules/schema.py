@@ -123,9 +123,15 @@ def json_schema() -> dict[str, Any]:
         "end": {"$ref": "#/$defs/local_datetime"}, "role": {"enum": list(ROLES)},
         "note": {"type": "string"},
     })
+    target = _obj(v.TARGET_KEYS, {"role": {"enum": list(ROLES)}, "clinician": SLUG})
+    target["oneOf"] = [{"required": ["role"]}, {"required": ["clinician"]}]
     step = _obj(v.STEP_KEYS, {"role": {"enum": list(ROLES)}, "clinician": SLUG,
+                              "together": {"type": "array", "items": target, "minItems": 2,
+                                           "description": "Rung at the same time; the "
+                                           "first to press 1 takes the call."},
                               "ring_seconds": _int(5, 120), "attempts": _int(1, 10)})
-    step["oneOf"] = [{"required": ["role"]}, {"required": ["clinician"]}]
+    step["oneOf"] = [{"required": ["role"]}, {"required": ["clinician"]},
+                     {"required": ["together"]}]
     on_call = _obj(v.ON_CALL_KEYS, {
         "clinicians": {"type": "array", "items": clinician, "minItems": 1},
         "rotations": {"type": "array", "items": rotation},
@@ -134,7 +140,9 @@ def json_schema() -> dict[str, Any]:
                                    "clinician_from": {"type": "string"}}),
         "escalation": {"type": "array", "items": step, "minItems": 1},
         "when_exhausted": _obj(v.EXHAUSTED_KEYS, {"action": {"enum": list(EXHAUSTED_ACTIONS)},
-                                                  "renotify_minutes": _int(1, 120)}),
+                                                  "renotify_minutes": _int(1, 120),
+                                                  "attempts_per_person": _int(1, 20),
+                                                  "max_attempts": _int(1, 200)}),
         "max_caller_wait_seconds": _int(10, 900),
     })
     delivery = _obj(v.DELIVERY_KEYS, {

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from .model import BRIDGE_DISPOSITIONS, Override, Practice, RuleSet, normalise_number
-from .oncall import DialStep, dial_list
+from .oncall import DialStep, dial_list, max_attempts
 from .prompts import UNKNOWN_NUMBER_TEXT, render
 from .schedule import PracticeState, next_opening, state_at
 from .timeutil import fmt_local, human_time, require_aware
@@ -43,11 +43,19 @@ def run_menu(practice: Practice, keys: str) -> tuple[str, list[dict[str, Any]]]:
 
 
 def _dial_json(steps: tuple[DialStep, ...] | list[DialStep]) -> list[dict[str, Any]]:
-    return [
-        {"step": s.step_index, "attempt": s.attempt, "clinician_id": s.clinician_id,
-         "name": s.name, "role": s.role, "number": s.number, "ring_seconds": s.ring_seconds}
-        for s in steps
-    ]
+    return [s.to_json() for s in steps]
+
+
+def dial_lines(entries: list[dict[str, Any]]) -> list[str]:
+    """One line per dial-list entry (JSON form), '&' marking one rung with the line above."""
+    lines, previous = [], None
+    for d in entries:
+        who = f"{d['name']} ({d['role']})" if d["role"] else d["name"]
+        label = "  &" if d["ring"] is not None and d["ring"] == previous else \
+            f"{d['step']}.{d['attempt']}"
+        previous = d["ring"]
+        lines.append(f"{label}  {d['number']}  {who}  ring {d['ring_seconds']}s")
+    return lines
 
 
 def _state_json(practice: Practice, st: PracticeState) -> dict[str, Any]:
@@ -109,8 +117,9 @@ def simulate(rules: RuleSet, to: str, forwarded_from: str | None, caller: str | 
     if route != "after_hours" and practice.overflow.mode == "intake_then_bridge":
         # Open and overflowing: everyone goes to the office line after the intake;
         # urgent calls continue to the on-call chain if the office does not answer.
-        desk = [{"step": "overflow", "attempt": 1, "clinician_id": None, "name": "office",
-                 "role": None, "number": n, "ring_seconds": practice.overflow.ring_seconds}
+        desk = [{"step": "overflow", "attempt": 1, "ring": None, "clinician_id": None,
+                 "name": "office", "role": None, "number": n,
+                 "ring_seconds": practice.overflow.ring_seconds}
                 for n in practice.overflow.bridge_to]
         steps = desk + (_dial_json(oncall_list) if disposition in BRIDGE_DISPOSITIONS or not desk
                         else [])
@@ -149,7 +158,9 @@ def simulate(rules: RuleSet, to: str, forwarded_from: str | None, caller: str | 
         dial_list=steps,
         max_caller_wait_seconds=oc.max_caller_wait_seconds if outcome == "bridge" else None,
         when_exhausted={"action": oc.when_exhausted.action,
-                        "renotify_minutes": oc.when_exhausted.renotify_minutes}
+                        "renotify_minutes": oc.when_exhausted.renotify_minutes,
+                        "attempts_per_person": oc.when_exhausted.attempts_per_person,
+                        "max_attempts": max_attempts(practice, at)}
         if outcome == "bridge" else None,
     )
     return result
@@ -179,12 +190,11 @@ def format_text(res: dict[str, Any]) -> str:
     lines.append(f"Told:       {res['caller_told']}")
     if res["dial_list"]:
         lines.append("Dial list:")
-        for d in res["dial_list"]:
-            who = f"{d['name']} ({d['role']})" if d["role"] else d["name"]
-            lines.append(f"  {d['step']}.{d['attempt']}  {d['number']}  {who}  "
-                         f"ring {d['ring_seconds']}s")
+        lines += ["  " + line for line in dial_lines(res["dial_list"])]
         lines.append(f"  caller waits at most {res['max_caller_wait_seconds']}s; then: "
                      f"{res['if_no_answer']}")
         we = res["when_exhausted"]
-        lines.append(f"  if nobody answers: {we['action']} every {we['renotify_minutes']} min")
+        lines.append(f"  if nobody answers: {we['action']} every {we['renotify_minutes']} min, "
+                     f"{we['attempts_per_person']} call(s) per clinician, at most "
+                     f"{we['max_attempts']} calls")
     return "\n".join(lines)

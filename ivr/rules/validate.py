@@ -88,8 +88,11 @@ ROTATION_KEYS = {"role": True, "order": True, "handoff": True, "anchor": True}
 HANDOFF_KEYS = {"weekday": True, "time": True}
 SHIFT_KEYS = {"clinician": True, "start": True, "end": True, "role": False, "note": False}
 ICAL_KEYS = {"file": True, "clinician_from": False}
-STEP_KEYS = {"role": False, "clinician": False, "ring_seconds": False, "attempts": False}
-EXHAUSTED_KEYS = {"action": True, "renotify_minutes": False}
+STEP_KEYS = {"role": False, "clinician": False, "together": False, "ring_seconds": False,
+             "attempts": False}
+TARGET_KEYS = {"role": False, "clinician": False}
+EXHAUSTED_KEYS = {"action": True, "renotify_minutes": False, "attempts_per_person": False,
+                  "max_attempts": False}
 DELIVERY_KEYS = {"fax": False, "email": False, "webhook": False}
 WEBHOOK_KEYS = {"url": True, "secret_env": False}
 
@@ -291,12 +294,18 @@ class Builder:
             self.numbers.append((e164, kind, node, path))
         return e164
 
-    def phones(self, node: yaml.Node | None, path: str, kind: str | None = None
-               ) -> tuple[str, ...]:
+    def phones(self, node: yaml.Node | None, path: str, kind: str | None = None,
+               among: frozenset[str] | None = None) -> tuple[str, ...]:
+        """A list of E.164 numbers; with `among`, each must be one of those numbers."""
         out = []
         for i, item in enumerate(self.seq(node, path, "a list of phone numbers")):
             num = self.phone(item, _join(path, i), kind)
-            if num is not None:
+            if num is not None and among is not None and num not in among:
+                self.c.error(item, _join(path, i), num,
+                             "a clinician's phone or an overflow bridge_to number",
+                             f"{num} is not a clinician's phone: the PBX dials only numbers "
+                             "the rules name for the practice's clinicians")
+            elif num is not None:
                 out.append(num)
         return tuple(out)
 
@@ -378,7 +387,9 @@ class Builder:
         prompts.update(menu_prompts)
         overflow = self.overflow(top.get("overflow"))
         on_call = self.on_call(top.get("on_call"))
-        fallback = self.phones(top.get("fallback_numbers"), "fallback_numbers")
+        named = None if on_call is None else frozenset(
+            {c.phone for c in on_call.clinicians.values()} | set(overflow.bridge_to))
+        fallback = self.phones(top.get("fallback_numbers"), "fallback_numbers", among=named)
         delivery = self.delivery(top.get("delivery"))
         if len(self.c.errors) > errors_before or menu is None or on_call is None:
             return None
@@ -721,6 +732,24 @@ class Builder:
         if "ical" in f:
             ical_shifts, ical_file = self.ical(f["ical"], clinicians)
 
+        def target(item: yaml.Node, path: str, s: dict[str, yaml.Node],
+                   what: str) -> m.Target | None:
+            """One role or one clinician, named by exactly one key of `s`."""
+            if ("role" in s) == ("clinician" in s):
+                self.c.error(item, path, None, f"exactly one of {what}",
+                             "an escalation step names whom to call by role, by clinician "
+                             "or (together) by several of them")
+                return None
+            if "clinician" in s:
+                cid = clinician_ref(s.get("clinician"), _join(path, "clinician"))
+                return m.Target(None, cid) if cid else None
+            role = self.choice(s.get("role"), _join(path, "role"), m.ROLES)
+            if role is not None and not any(c.role == role for c in clinicians.values()):
+                self.c.error(s.get("role"), _join(path, "role"), role,
+                             "a role that at least one clinician has", f"no clinician is a {role}")
+                return None
+            return m.Target(role, None) if role else None
+
         steps = []
         enode = f.get("escalation")
         for i, item in enumerate(self.seq(enode, "on_call.escalation")):
@@ -728,22 +757,39 @@ class Builder:
             s = self.mapping(item, path, STEP_KEYS)
             if s is None:
                 continue
-            if ("role" in s) == ("clinician" in s):
-                self.c.error(item, path, None, "exactly one of 'role' or 'clinician'",
-                             "an escalation step names whom to call by role or by clinician")
-                continue
-            role = self.choice(s.get("role"), _join(path, "role"), m.ROLES) if "role" in s else None
-            cid = clinician_ref(s.get("clinician"), _join(path, "clinician")) if "clinician" in s \
-                else None
             ring = self.integer(s.get("ring_seconds"), _join(path, "ring_seconds"), 5, 120,
                                 DEFAULT_RING_SECONDS)
             attempts = self.integer(s.get("attempts"), _join(path, "attempts"), 1, 10, 1)
-            if role is not None and not any(c.role == role for c in clinicians.values()):
-                self.c.error(s.get("role"), _join(path, "role"), role,
-                             "a role that at least one clinician has", f"no clinician is a {role}")
+            if "together" not in s:
+                one = target(item, path, s, "'role', 'clinician' or 'together'")
+                if one is not None:
+                    steps.append(m.EscalationStep(one.role, one.clinician_id, ring, attempts))
                 continue
-            if role or cid:
-                steps.append(m.EscalationStep(role, cid, ring, attempts))
+            if "role" in s or "clinician" in s:
+                self.c.error(item, path, None, "exactly one of 'role', 'clinician' or 'together'",
+                             "a 'together' step lists its roles and clinicians inside 'together'")
+                continue
+            tpath = _join(path, "together")
+            errors_in_step = len(self.c.errors)
+            group: list[m.Target] = []
+            for j, entry in enumerate(self.seq(s["together"], tpath,
+                                               "a list of {role: ...} or {clinician: ...}")):
+                epath = _join(tpath, j)
+                e = self.mapping(entry, epath, TARGET_KEYS)
+                one = target(entry, epath, e, "'role' or 'clinician'") if e is not None else None
+                if one is None:
+                    continue
+                if one in group:
+                    self.c.error(entry, epath, one.role or one.clinician_id,
+                                 "each role or clinician once", "listed twice in this step")
+                    continue
+                group.append(one)
+            if len(group) < 2 and len(self.c.errors) == errors_in_step:
+                self.c.error(s["together"], tpath, None, "two or more roles or clinicians",
+                             "a 'together' step rings several at once; for one, use "
+                             "'role' or 'clinician'")
+                continue
+            steps.append(m.EscalationStep(None, None, ring, attempts, tuple(group)))
         if enode is not None and not self.seq(enode, "on_call.escalation"):
             self.c.error(enode, "on_call.escalation", None, "at least one step",
                          "the escalation chain is empty")
@@ -754,7 +800,11 @@ class Builder:
             action = self.choice(w.get("action"), "on_call.when_exhausted.action", m.EXHAUSTED_ACTIONS)
             renotify = self.integer(w.get("renotify_minutes"),
                                     "on_call.when_exhausted.renotify_minutes", 1, 120, 5)
-            we = m.WhenExhausted(action or we.action, renotify)
+            per_person = self.integer(w.get("attempts_per_person"),
+                                      "on_call.when_exhausted.attempts_per_person", 1, 20, 1)
+            limit = (self.integer(w.get("max_attempts"), "on_call.when_exhausted.max_attempts",
+                                  1, 200, 0) or None) if "max_attempts" in w else None
+            we = m.WhenExhausted(action or we.action, renotify, per_person or 1, limit)
         wait = self.integer(f.get("max_caller_wait_seconds"), "on_call.max_caller_wait_seconds",
                             10, 900, 120)
         if len(self.c.errors) > errors_before:
@@ -856,7 +906,7 @@ def coverage_warnings(practice: m.Practice, col: Collector, node: yaml.Node | No
     """Warn about stretches in the next 30 days when an escalated-to role has nobody."""
     from .oncall import timeline
 
-    roles = {s.role for s in practice.on_call.escalation if s.role}
+    roles = {t.role for s in practice.on_call.escalation for t in s.targets if t.role}
     for role, cid, start, end, _src in timeline(practice, now, now + timedelta(days=COVERAGE_DAYS)):
         if role in roles and cid is None:
             span = f"{fmt_local(start, practice.tz)} to {fmt_local(end, practice.tz)}"

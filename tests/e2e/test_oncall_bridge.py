@@ -49,7 +49,17 @@ SCENARIOS = {
         [("c1", _did(431), 8), ("c2", _did(432), 6), ("c3", _did(433), 8)],
         {"max_wait": 12, "renotify": 2}, 60000, False),
     "caller_gone": (_did(404), "+16175550494", [("d1", _did(441), 8)], {}, 21000, True),
+    # `together` steps (TOGETHER below): three phones at once, the first 1 takes it;
+    # then a ring where one is busy and the other passes, so the chain moves on.
+    "together": (_did(405), "+16175550495",
+                 [("g1", _did(451), 8), ("g2", _did(452), 8), ("g3", _did(453), 8)], {},
+                 40000, True),
+    "together_fail": (_did(406), "+16175550496",
+                      [("h1", _did(461), 8), ("h2", _did(462), 8), ("h3", _did(463), 8)], {},
+                      60000, True),
 }
+# Escalation of the `together` scenarios: (ids rung at once, ...) replace one step each.
+TOGETHER = {"together": [("g1", "g2", "g3")], "together_fail": [("h1", "h2"), ("h3",)]}
 PHONES = {
     _did(411)[1:]: PhoneBehaviour(keys=((2500, "1"),)),
     _did(421)[1:]: PhoneBehaviour(keys=((2500, "2"),)),
@@ -60,9 +70,14 @@ PHONES = {
     # Acknowledges the call-back (1), then "press 1 to call the patient now" (1).
     _did(433)[1:]: PhoneBehaviour(keys=((2500, "1"), (6000, "1"))),
     # Listens past the caller's hang-up, then takes the call-back and calls the patient.
-    # SIPp plays a pcap from its first packet, so the first key would go at once: a "*"
-    # at 0 ms (before the screen listens; no menu takes it) keeps the later keys on time.
-    _did(441)[1:]: PhoneBehaviour(keys=((0, "*"), (9000, "1"), (13000, "1"))),
+    _did(441)[1:]: PhoneBehaviour(keys=((9000, "1"), (13000, "1"))),
+    _did(451)[1:]: PhoneBehaviour(answer=False),
+    _did(452)[1:]: PhoneBehaviour(keys=((2500, "1"),)),
+    # Listens too, and would press 1 later: by then g2 has the call.
+    _did(453)[1:]: PhoneBehaviour(keys=((9000, "1"),)),
+    _did(461)[1:]: PhoneBehaviour(busy=True),
+    _did(462)[1:]: PhoneBehaviour(keys=((2500, "2"),)),
+    _did(463)[1:]: PhoneBehaviour(keys=((2500, "1"),)),
     # Patients: busy, so the clinician's Dial ends at once.
     "16175550493": PhoneBehaviour(busy=True),
     "16175550494": PhoneBehaviour(busy=True),
@@ -97,8 +112,9 @@ class Campaign:
 def oncall(stack, tmp_path_factory):
     rules = tmp_path_factory.mktemp("oncall-rules")
     for name, (did, _cid, people, opts, _end, _hangup) in SCENARIOS.items():
+        text = practice_yaml(f"oc-{name.replace('_', '-')}", did, people, **opts)
         (rules / f"{name.replace('_', '-')}.yaml").write_text(
-            practice_yaml(f"oc-{name.replace('_', '-')}", did, people, **opts))
+            _together(text, TOGETHER[name]) if name in TOGETHER else text)
     workdir = tmp_path_factory.mktemp("oncall-calls")
     use_rules(stack, rules)
     phone = start_multi_phone(PHONES, PhoneBehaviour(busy=True),
@@ -118,6 +134,16 @@ def oncall(stack, tmp_path_factory):
         restore(stack)
 
 
+def _together(text: str, rings: list[tuple[str, ...]]) -> str:
+    """The practice's escalation rewritten as `rings` (several ids: a `together` step)."""
+    head, _, tail = text.partition("  escalation:\n")
+    steps = "".join(
+        f"    - {{together: [{', '.join(f'{{clinician: {c}}}' for c in ids)}], "
+        "ring_seconds: 8}\n" if len(ids) > 1 else f"    - {{clinician: {ids[0]}, ring_seconds: 8}}\n"
+        for ids in rings)
+    return head + "  escalation:\n" + steps + tail[tail.index("  when_exhausted:"):]
+
+
 def _legs(call: dict) -> list[dict]:
     return call["oncall_legs"]
 
@@ -126,8 +152,13 @@ def _call(oncall, name: str, ready=lambda c: True) -> dict:
     result = oncall.finished(name)
     assert result.returncode == 0, f"{name}: {result.stderr[-2000:]}"
     did = SCENARIOS[name][0]
-    return wait_for(lambda: (c := call_of(oncall.stack, did)) is not None and ready(c) and c,
-                    90, f"the {name} call's record")
+    try:
+        return wait_for(lambda: (c := call_of(oncall.stack, did)) is not None and ready(c)
+                        and c, 90, f"the {name} call's record")
+    except AssertionError as exc:  # show what the record had instead
+        last = call_of(oncall.stack, did) or {}
+        raise AssertionError(f"{exc}; its legs: {last.get('oncall_legs')}; timeline: "
+                             f"{[e['kind'] for e in last.get('timeline', [])]}") from None
 
 
 def test_first_step_accepts_and_is_bridged(oncall):
@@ -176,8 +207,8 @@ def test_nobody_live_then_callback_acknowledged_and_patient_dialled(oncall):
                  and any(leg["kind"] == "patient" and leg["ended_at"]
                          for leg in c["oncall_legs"]))
     live = _statuses(call, "live")
-    # A 486 reaches us as OriginateResponse Reason != 5 on 22.10.1 (seen: failed).
-    assert live[0][0] == "c1" and live[0][1] in ("busy", "failed") and live[1][0] == "c2"
+    # A 486: busy (from DialEnd; the OriginateResponse alone says Reason 0).
+    assert live[0] == ("c1", "busy") and live[1][0] == "c2", _legs(call)
     assert live[1][1] == "no_answer"
     assert "will call you back by" in call["caller_told"]
     cb = call["callback"]
@@ -213,3 +244,27 @@ def test_pending_callbacks_listed_as_json(oncall):
     rows = cli_json(oncall.stack, "callbacks", "list", "--all")
     assert {r["status"] for r in rows} <= {"pending", "acknowledged", "not_acknowledged"}
     assert any(r["acknowledged_by"] == "c3" for r in rows)
+
+
+def test_together_first_to_accept_takes_the_call(oncall):
+    call = _call(oncall, "together", lambda c: c["oncall_outcome"] == "connected"
+                 and c["reconciled_at"] and all(leg["ended_at"] for leg in c["oncall_legs"]))
+    assert sorted(_statuses(call, "live")) == [("g1", "taken_by_other"), ("g2", "accepted"),
+                                               ("g3", "taken_by_other")]
+    assert call["oncall_clinician"] == "g2"
+    legs = {leg["clinician_id"]: leg for leg in _legs(call)}
+    assert legs["g3"]["answered_at"] and not legs["g1"]["answered_at"]
+    # All three were rung at once: their channels appeared within a second or two.
+    ids = {f"ivrleg-{leg['id']}" for leg in _legs(call)}
+    made = [float(e["Timestamp"]) for e in gateway_channels(oncall.stack, oncall.mark)
+            if e["Uniqueid"] in ids]
+    assert len(made) == 3 and max(made) - min(made) < 2
+    assert "IvrBridge" in oncall.stack.recorder.path(call["uniqueid"])
+
+
+def test_together_ring_that_fails_moves_on(oncall):
+    call = _call(oncall, "together_fail", lambda c: c["oncall_outcome"] == "connected"
+                 and c["reconciled_at"])
+    live = dict(_statuses(call, "live"))
+    assert live["h1"] == "busy" and live["h2"] == "declined", _legs(call)
+    assert live["h3"] == "accepted" and call["oncall_clinician"] == "h3"

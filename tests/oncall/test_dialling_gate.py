@@ -163,10 +163,23 @@ def test_no_key_no_dial(practice, monkeypatch):
     assert run.execs == [] and run.inserted == []
 
 
-def _offer(monkeypatch, practice, *, value, confirmed, key, spy):
+def test_clinician_hanging_up_ends_the_patient_leg(practice, monkeypatch):
+    """The clinician hangs up while talking to the patient: the AGI channel is gone, the
+    Dial's DialEnd (seen by the dialler) says the patient answered: `completed`."""
+    run = _offer(monkeypatch, practice, value=PATIENT, confirmed=True, key="1", spy=[],
+                 hang_up_after="ANSWER")
+    assert run.finished == [("completed", "clinician-hung-up")]
+    assert run.watched == []  # no longer followed once the Dial is over
+    run = _offer(monkeypatch, practice, value=PATIENT, confirmed=True, key="1", spy=[],
+                 hang_up_after=None)  # gone before the Dial ended: nobody knows
+    assert run.finished == [("unknown", "clinician-hung-up")]
+
+
+def _offer(monkeypatch, practice, *, value, confirmed, key, spy, hang_up_after="-"):
+    from ivr.agi.protocol import AgiHangup
     from ivr.flows import screen
 
-    run = SimpleNamespace(execs=[], events=[], inserted=[])
+    run = SimpleNamespace(execs=[], events=[], inserted=[], finished=[], watched=[])
 
     def gate(p, number, *, patient=None):
         spy.append((number, patient))
@@ -182,11 +195,17 @@ def _offer(monkeypatch, practice, *, value, confirmed, key, spy):
         run.events.append(kind)
 
     class Channel:
+        headers = {"channel": "PJSIP/clinician-gateway-00000007"}
+
         async def wait_for_digit(self, _ms):
             return None
 
         async def exec(self, app, options="", timeout=60):
             run.execs.append((app, options))
+            if hang_up_after != "-":
+                [(_, leg)] = run.watched
+                leg.dial_status = hang_up_after
+                raise AgiHangup("clinician hung up")
 
         async def get_variable(self, name):
             return {"DIALSTATUS": "BUSY"}.get(name)
@@ -195,8 +214,14 @@ def _offer(monkeypatch, practice, *, value, confirmed, key, spy):
         async def insert(self, leg, **_kw):
             run.inserted.append(leg)
 
-        async def finish(self, leg, status, **_kw):
-            pass
+        async def finish(self, leg, status, detail=None, **_kw):
+            run.finished.append((status, detail))
+
+        def watch_dial(self, channel, leg):
+            run.watched.append((channel, leg))
+
+        def unwatch_dial(self, channel):
+            run.watched[:] = [w for w in run.watched if w[0] != channel]
 
     monkeypatch.setattr(screen, "allowed_number", gate)
     monkeypatch.setattr(screen.callbacks, "intake_of", intake_of)
@@ -204,8 +229,11 @@ def _offer(monkeypatch, practice, *, value, confirmed, key, spy):
     monkeypatch.setattr(screen.calls, "add_event", add_event)
     lib = SimpleNamespace(flow=lambda name: name)
     services = SimpleNamespace(speech=lib, db=None, dialer=FakeDialer())
-    asyncio.run(screen.offer_patient_call(services, Channel(), practice, "call-1", "n-one",
-                                          []))
+    try:
+        asyncio.run(screen.offer_patient_call(services, Channel(), practice, "call-1",
+                                              "n-one", []))
+    except AgiHangup:
+        assert hang_up_after != "-"
     return run
 
 
@@ -503,4 +531,35 @@ def test_fault_knob_drops_the_connection_after_the_bytes_are_written(practice, m
         assert await dialer.originate(leg) is True
         assert len(ami.actions) == 1
         assert dialer.recorded == [{"detail": "ami-lost-in-flight"}]
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("dial_status, reason, expected", [
+    ("BUSY", "0", ("busy", "dial-busy")),          # a 486, as Asterisk 22 reports it
+    ("NOANSWER", "0", ("no_answer", "dial-noanswer")),
+    ("CHANUNAVAIL", "0", ("failed", "dial-chanunavail")),
+    (None, "5", ("busy", "reason-5")),             # no DialEnd seen: the reason code
+    (None, "0", ("failed", "reason-0")),           # ... after a short wait for a cause
+])
+@pytest.mark.parametrize("dial_end_first", [True, False])
+def test_unanswered_leg_result_from_dial_end(practice, monkeypatch, dial_status, reason,
+                                             expected, dial_end_first):
+    """DialEnd and OriginateResponse come from different Asterisk threads, in any order."""
+    monkeypatch.setattr(oncall_dialer, "CAUSE_WAIT_SECONDS", 0.3)
+
+    async def go():
+        dialer = RecordingDialer(FakeAmi())
+        leg = _leg(practice, CLINICIAN)
+        assert await dialer.originate(leg)
+        dial_end = {"DestUniqueid": leg.channel_id, "DialStatus": dial_status}
+        response = {"ActionID": leg.action_id, "Response": "Failure", "Reason": reason}
+        if dial_status and dial_end_first:
+            await dialer._on_dial_end(dial_end)
+        later = asyncio.ensure_future(dialer._on_originate_response(response))
+        await asyncio.sleep(0.05)
+        if dial_status and not dial_end_first:
+            await dialer._on_dial_end(dial_end)
+        await later
+        assert dialer.finished[0] == expected and leg.result.result() == expected[0]
+        assert leg.id not in dialer.legs
     asyncio.run(go())

@@ -149,14 +149,17 @@ def run_sipp(xml: str, target: str, number: str, workdir: Path, *, calls: int,
 
 class UserEvents:
     """The instance's AMI UserEvents only (Events: user keeps the stream small), each with
-    Asterisk's own Timestamp. A raw socket: the AmiClient would subscribe to everything."""
+    Asterisk's own Timestamp. A raw socket: the AmiClient would subscribe to everything.
+    `classes` and `kinds` widen it (bench_bridge.py also keeps call and DTMF events)."""
 
-    def __init__(self, port: int, user: str, secret: str) -> None:
+    def __init__(self, port: int, user: str, secret: str, classes: str = "user",
+                 kinds: frozenset[str] = frozenset({"UserEvent"})) -> None:
         self.events: list[dict[str, str]] = []
+        self._kinds = kinds
         self._lock = threading.Lock()
         self._sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self._sock.sendall((f"Action: Login\r\nUsername: {user}\r\nSecret: {secret}\r\n"
-                            "Events: user\r\n\r\n").encode())
+                            f"Events: {classes}\r\n\r\n").encode())
         self._logged_in = threading.Event()
         self._login_ok = False
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -186,7 +189,7 @@ class UserEvents:
                 if "Response" in msg and not self._logged_in.is_set():
                     self._login_ok = msg["Response"] == "Success"
                     self._logged_in.set()
-                elif msg.get("Event") == "UserEvent":
+                elif msg.get("Event") in self._kinds:
                     with self._lock:
                         self.events.append(msg)
 
@@ -391,8 +394,10 @@ def pick_port_slot() -> int:
     """A harness worker slot whose control ports are free now (tests may be running)."""
     from harness import PortPlan, _is_free
 
+    # Stack adds IVR_TEST_WORKER_OFFSET to the slot (PortPlan): check the ports it will use.
+    offset = int(os.environ.get("IVR_TEST_WORKER_OFFSET", "0") or 0)
     for slot in PORT_SLOTS:
-        plan = PortPlan(slot)
+        plan = PortPlan(slot + offset)
         if all(_is_free(plan.fixed(n)) for n in range(5)):
             return slot
     raise RuntimeError("no free port slot for the bench; is another bench running?")

@@ -6,7 +6,16 @@ from datetime import datetime, timedelta, timezone
 
 from rules_helpers import DENVER, NOW, NY, base, load_data, practice_from
 
-from ivr.rules.oncall import dial_list, fallback_numbers, on_call, timeline
+from ivr.rules.oncall import (
+    callback_chain,
+    dial_list,
+    fallback_numbers,
+    max_attempts,
+    on_call,
+    rings,
+    step_for,
+    timeline,
+)
 
 UTC = timezone.utc
 
@@ -119,7 +128,11 @@ def test_dial_list_order_and_attempts(sunny):
 def test_fallback_numbers(sunny, mesa):
     at = datetime(2026, 11, 24, 22, 0, tzinfo=NY)
     assert fallback_numbers(sunny, at) == ("+16175550121", "+16175550124")
-    assert fallback_numbers(mesa, at) == (on_call(mesa, "physician", at).phone,)
+    # Mesa names no list: the chain's numbers, the physician on call first, then the
+    # others its `together` step rings.
+    mesa_numbers = fallback_numbers(mesa, at)
+    assert mesa_numbers[0] == on_call(mesa, "physician", at).phone
+    assert sorted(mesa_numbers) == ["+17205550221", "+17205550222", "+17205550223"]
 
 
 def test_gap_skips_step(tmp_path):
@@ -150,3 +163,44 @@ def test_examples_have_no_gaps_2026_11_to_2027_12(examples):
         start = datetime(2026, 11, 1, tzinfo=UTC)
         rows = timeline(practice, start, datetime(2028, 1, 31, tzinfo=UTC))
         assert not [r for r in rows if r.clinician_id is None], practice.id
+
+
+def test_together_step_is_one_ring_per_attempt(tmp_path):
+    data = base()
+    data["on_call"]["escalation"] = [
+        {"role": "nurse", "ring_seconds": 20},
+        # The nurse on call (n-one this week) is also named: rung once, not twice.
+        {"together": [{"role": "physician"}, {"clinician": "n-two"}, {"clinician": "n-one"},
+                      {"role": "nurse"}], "ring_seconds": 30, "attempts": 2},
+    ]
+    p = practice_from(tmp_path, data)
+    steps = dial_list(p, datetime(2026, 11, 4, 21, 0, tzinfo=NY))
+    assert [(s.ring, s.clinician_id, s.attempt) for s in steps] == [
+        (0, "n-one", 1),
+        (1, "d-one", 1), (1, "n-two", 1), (1, "n-one", 1),
+        (2, "d-one", 2), (2, "n-two", 2), (2, "n-one", 2),
+    ]
+    assert [len(r) for r in rings(steps)] == [1, 3, 3]
+    assert {s.ring_seconds for s in rings(steps)[1]} == {30}
+    # Fallback numbers (controller down) are every distinct number, in order.
+    assert fallback_numbers(p, NOW) == ("+16175550321", "+16175550323", "+16175550322")
+
+
+def test_callback_schedule_from_the_rules(tmp_path):
+    data = base()  # chain: nurse x2 attempts, physician x1
+    data["on_call"]["when_exhausted"] = {"action": "callback_until_acknowledged",
+                                         "renotify_minutes": 2, "attempts_per_person": 5}
+    p = practice_from(tmp_path, data)
+    at = datetime(2026, 11, 4, 21, 0, tzinfo=NY)
+    chain = callback_chain(p, at)
+    # Each person once (a step's attempts are rings of the live search).
+    assert [s.clinician_id for s in chain] == ["n-one", "d-one"]
+    # Every 2 minutes the same nurse, and the physician from the 10th minute on.
+    who = [step_for(chain, n, 5).clinician_id for n in range(1, 12)]
+    assert who == ["n-one"] * 5 + ["d-one"] * 5 + ["n-one"]
+    assert max_attempts(p, at) == 20  # two rounds of 2 people x 5 calls
+    data["on_call"]["when_exhausted"]["max_attempts"] = 7
+    assert max_attempts(practice_from(tmp_path, data), at) == 7
+    data["on_call"]["when_exhausted"]["attempts_per_person"] = 0
+    res = load_data(tmp_path, data)
+    assert [e.key for e in res.errors] == ["on_call.when_exhausted.attempts_per_person"]

@@ -45,5 +45,7 @@ def test_dial_list_never_empty_where_covered(examples, at, which):
     for step in practice.on_call.escalation:
         if step.role:
             assert on_call(practice, step.role, at) is not None
-    expected = sum(s.attempts for s in practice.on_call.escalation)
+    # One entry per person per attempt (the examples' `together` steps name distinct people).
+    expected = sum(s.attempts * len(s.targets) for s in practice.on_call.escalation)
     assert len(steps) == expected
+    assert [s.ring for s in steps] == sorted(s.ring for s in steps)

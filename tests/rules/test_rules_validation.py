@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rules_helpers import FIXTURES, NOW, base, load_data, load_text
+from rules_helpers import FIXTURES, NOW, base, load_data, load_text, practice_from
 
 from ivr.rules import load_rules
 from ivr.rules.yamlload import load_plain
@@ -186,3 +186,40 @@ def test_route_precedence(examples):
     assert examples.route("+17205550200", "+13035550199").id == "mesa-family"
     assert examples.route("+19995550100", None) is None
     assert examples.route("anonymous", None) is None
+
+
+def test_together_step_rings_several_and_is_checked(tmp_path):
+    data = base()
+    data["on_call"]["escalation"].append(
+        {"together": [{"role": "physician"}, {"clinician": "n-two"}], "ring_seconds": 40})
+    p = practice_from(tmp_path, data)
+    step = p.on_call.escalation[-1]
+    assert [(t.role, t.clinician_id) for t in step.targets] == [("physician", None),
+                                                                 (None, "n-two")]
+    bad = base()
+    bad["on_call"]["escalation"] = [
+        {"together": [{"role": "nurse"}]},                                  # only one
+        {"together": [{"role": "nurse"}, {"role": "nurse"}]},               # twice
+        {"together": [{"clinician": "nobody"}, {"role": "physician"}]},     # unknown id
+        {"together": [{"role": "nurse"}, {"role": "physician"}], "role": "nurse"},
+        {"together": [{"role": "nurse", "clinician": "n-one"}, {"role": "physician"}]},
+    ]
+    res = load_data(tmp_path, bad)
+    found = {(e.key, e.message.split(";")[0]) for e in res.errors}
+    assert ("on_call.escalation[0].together", "a 'together' step rings several at once") \
+        in {(k, m.split(",")[0]) for k, m in found}
+    assert any(k == "on_call.escalation[1].together[1]" and "twice" in m for k, m in found)
+    assert any(k == "on_call.escalation[2].together[0].clinician" for k, _ in found)
+    assert any(k == "on_call.escalation[3]" for k, _ in found)
+    assert any(k == "on_call.escalation[4].together[0]" for k, _ in found)
+    assert all(e.line > 0 for e in res.errors)
+
+
+def test_fallback_numbers_must_be_named_by_the_rules(tmp_path):
+    data = base()
+    data["fallback_numbers"] = ["+16175550321", "+16175550399"]
+    res = load_data(tmp_path, data)
+    assert [(e.key, e.value) for e in res.errors] == [("fallback_numbers[1]", "+16175550399")]
+    assert "not a clinician's phone" in res.errors[0].message
+    data["fallback_numbers"] = ["+16175550321"]
+    assert not load_data(tmp_path, data).errors

@@ -1,0 +1,132 @@
+"""The clinician line through the real Asterisk: a clinician calls the service from their
+own phone, keys the PIN, hears the message waiting, acknowledges it and calls the patient.
+
+Scenario: an urgent patient call that nobody takes live (the only clinician's phone is
+busy) leaves a pending call-back, re-notified every 8 s (call-back minutes are seconds
+here). Then nurse-avery calls the DID from +16175550121 and keys 4821#, 1 (acknowledge),
+1 (call the patient now: the patient's phone is busy, so the Dial ends at once). The
+call-back must be acknowledged by nurse-avery via the clinician line, no call-back leg may
+be placed after that, and the patient must be dialled once, through the gateway, from
+the clinician's own inbound channel.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from harness import run_scenario, timed_caller_scenario, wait_for
+from ivr.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
+from oncall_helpers import dial_begins, practice_yaml, restore, use_rules
+
+pytestmark = pytest.mark.pbx
+
+DID = "+16175550601"
+PATIENT = "+16175550691"
+NURSE = "+16175550121"  # nurse-avery's phone, as in sunny-pediatrics
+RENOTIFY = 8  # seconds between call-back attempts here
+# The patient (as in test_oncall_bridge): skip greeting and notice, accept the caller ID,
+# say the name and end it with #, then 1 (urgent).
+URGENT = [(800, "#"), (1600, "#"), (2600, "1"), (9500, "#"), (11500, "1")]
+# The clinician: the PIN during the offer ("Clinicians, enter your PIN..."), then 1 while
+# the message plays (after "You have 1 message waiting", which takes no keys), then 1 at
+# "Press 1 to call the patient now".
+CLINICIAN = [(1500, "4"), (1900, "8"), (2300, "2"), (2700, "1"), (3100, "#"),
+             (10000, "1"), (13500, "1")]
+
+
+@pytest.fixture
+def line(stack, tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "line.yaml").write_text(practice_yaml(
+        "cl-line", DID, [("nurse-avery", NURSE, 6)], max_wait=10, renotify=RENOTIFY,
+        pins={"nurse-avery": "4821"}))
+    use_rules(stack, rules)
+    assert "rules refused" not in stack.controller_log().split("controller stopping")[-1]
+    # Every number on the gateway is busy: the nurse's phone when the chain rings it,
+    # and the patient's when the nurse calls them back. (Named, not only the default:
+    # SIPp refuses a multi-phone scenario whose number variable nothing reads.)
+    busy = PhoneBehaviour(busy=True)
+    phone = start_multi_phone({NURSE[1:]: busy, PATIENT[1:]: busy}, busy,
+                              stack.settings.gateway_port, tmp_path / "phones",
+                              media_port=stack.ports.next(4))
+    time.sleep(0.5)  # bound to its port before anything rings it
+    try:
+        yield stack, tmp_path
+    finally:
+        phone.send_signal(signal.SIGTERM)
+        phone.wait(10)
+        if stack.channels():
+            stack.hangup_all()
+        wait_for(lambda: stack.channels() == 0, 30, "no channels left in Asterisk")
+        restore(stack)
+
+
+def _call_from(stack, caller: str) -> dict | None:
+    found = [c for c in stack.calls() if c["dialled"] == DID and c["caller"] == caller]
+    return stack.show(found[0]["id"]) if found else None
+
+
+def _callback_legs(call: dict) -> list[dict]:
+    return [leg for leg in call["oncall_legs"] if leg["kind"] == "callback"]
+
+
+def test_clinician_acknowledges_by_phone_and_calls_the_patient(line):
+    stack, workdir = line
+    mark = stack.recorder.mark()
+    speech = speech_pcap("Alex Smith.", workdir / "speech.pcap", repeat=40, tail_silence_s=1)
+    patient_xml = timed_caller_scenario(CallerSpec(caller_id=PATIENT, audio_pcap=str(speech)),
+                                        URGENT, 45000)
+    result = run_scenario(patient_xml, stack.target, DID, workdir / "patient")
+    assert result.returncode == 0, result.stderr[-2000:]
+    message = wait_for(lambda: (c := _call_from(stack, PATIENT)) is not None
+                       and c.get("callback") and c, 30, "the patient's pending call-back")
+    assert message["callback"]["status"] == "pending", message["callback"]
+    assert "will call you back by" in message["caller_told"]
+
+    clinician_xml = timed_caller_scenario(CallerSpec(caller_id=NURSE), CLINICIAN, 60000)
+    result = run_scenario(clinician_xml, stack.target, DID, workdir / "clinician")
+    assert result.returncode == 0, result.stderr[-2000:]
+
+    done = wait_for(lambda: (c := _call_from(stack, PATIENT)) is not None
+                    and c["callback"]["status"] == "acknowledged"
+                    and any(leg["kind"] == "patient" and leg["ended_at"]
+                            for leg in c["oncall_legs"]) and c,
+                    30, "the call-back acknowledged on the clinician line")
+    cb = done["callback"]
+    assert (cb["acknowledged_by"], cb["acknowledged_via"]) == ("nurse-avery", "clinician-line")
+    assert done["oncall_outcome"] == "acknowledged"
+    assert done["oncall_clinician"] == "nurse-avery"
+    # "Call the patient now": one patient leg, the confirmed number, dialled once from
+    # the clinician's own inbound channel through the gateway (busy here).
+    [patient] = [leg for leg in done["oncall_legs"] if leg["kind"] == "patient"]
+    assert (patient["number"], patient["clinician_id"], patient["status"]) == \
+        (PATIENT, "nurse-avery", "busy")
+    assert len(dial_begins(stack, PATIENT[1:], mark)) == 1
+
+    # The clinician's own call: on the clinician line, never a patient message.
+    own = wait_for(lambda: (c := _call_from(stack, NURSE)) is not None
+                   and c["reconciled_at"] and c, 30, "the clinician's call record")
+    kinds = [e["kind"] for e in own["timeline"]]
+    for kind in ("clinician.offered", "clinician.pin_ok", "route.changed",
+                 "clinician.acknowledged"):
+        assert kind in kinds, kind
+    assert "clinician.pin_failed" not in kinds and "prompt.greeting" not in kinds
+    assert own["route"] == "clinician_line" and own["result"] == "done"
+    assert own["end_reason"] == "completed" and own["intake"] == {}
+    assert "IvrFallback" not in stack.recorder.path(own["uniqueid"])
+
+    # The acknowledgement stopped the call-backs: no attempt after it, for longer than
+    # two re-notification intervals.
+    acked_at = cb["acknowledged_at"]
+    before = len(_callback_legs(done))
+    time.sleep(2 * RENOTIFY + 2)
+    after = _call_from(stack, PATIENT)
+    assert after is not None
+    legs = _callback_legs(after)
+    assert len(legs) == before, legs
+    assert all(leg["placed_at"] < acked_at for leg in legs), (legs, acked_at)
+    assert after["callback"]["status"] == "acknowledged"
