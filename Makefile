@@ -55,8 +55,10 @@ $(STAMP): pyproject.toml
 pbx: venv
 	$(BIN)/python -c 'from ivr.config import from_env; from ivr.pbx.root import ensure_root; r = ensure_root(from_env().cache_dir); print("==> Asterisk", r.version, "at", r.path)'
 
+# The same checks as tests/unit/test_lint.py; fails on any finding.
 lint: venv
-	$(BIN)/python -m ruff check ivr tests || true
+	$(BIN)/python -m ruff check ivr tests
+	$(BIN)/python -m mypy ivr
 
 clean:
 	rm -rf $(VENV) .pytest_cache

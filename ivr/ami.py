@@ -57,7 +57,7 @@ class AmiActionError(AmiError):
         self.message = message
 
 
-class _Manager(Manager):  # type: ignore[misc]
+class _Manager(Manager):
     """panoramisk's Manager with its own reconnect, replay and blind ping turned off."""
 
     def __init__(self, on_lost: Callable[[object], None], **config: Any) -> None:
@@ -97,7 +97,7 @@ class AmiClient:
         self.reconnect_delay = reconnect_delay
         self._manager: _Manager | None = None
         self._subscriptions: list[tuple[str, re.Pattern[str], EventCallback]] = []
-        self._on_connected: list[Callable[[], Awaitable[None]]] = []
+        self._on_connected: list[Callable[[], Awaitable[object]]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
@@ -110,7 +110,7 @@ class AmiClient:
         """Call `callback(event)` for events whose name (or UserEvent name) matches."""
         self._subscriptions.append((pattern, re.compile(fnmatch.translate(pattern)), callback))
 
-    def on_connected(self, callback: Callable[[], Awaitable[None]]) -> None:
+    def on_connected(self, callback: Callable[[], Awaitable[object]]) -> None:
         """Run after every (re)connection, e.g. to resynchronise call state."""
         self._on_connected.append(callback)
 

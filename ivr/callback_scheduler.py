@@ -10,6 +10,7 @@ resolved by the dialler (channel still up, else `unknown`) and the schedule goes
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -72,10 +73,14 @@ class CallbackScheduler:
                       ring_seconds=step.ring_seconds, callback_id=cb.id)
             task = asyncio.create_task(self._follow(leg), name=f"callback-{cb.id}")
             self._following[cb.id] = task
-            task.add_done_callback(lambda _t, key=cb.id: self._following.pop(key, None))
+            task.add_done_callback(functools.partial(self._forget, cb.id))
             placed += 1
             log.info("call %s: call-back attempt %d placed", cb.call_id, claimed.attempt_no)
         return placed
+
+    def _forget(self, callback_id: str, _task: asyncio.Task[None]) -> None:
+        """Done callback of a followed leg: the call-back is no longer being followed."""
+        self._following.pop(callback_id, None)
 
     async def _follow(self, leg: Leg) -> None:
         dialer = self.services.dialer

@@ -35,6 +35,7 @@ from .db.models import (
 from .rules.model import Practice
 from .rules.oncall import DialStep, callback_chain, max_attempts, step_for
 
+
 def promised_by(practice: Practice, instant: datetime) -> datetime:
     """When the caller is told to expect a call: one round of re-notifications, + 15 min."""
     we = practice.on_call.when_exhausted

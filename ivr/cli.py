@@ -506,7 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     status = pbx_sub.add_parser("status", help="is Asterisk running, version, channels")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_pbx_status)
-    cli = pbx_sub.add_parser("cli", help='run one Asterisk CLI command: ivr pbx cli "core show channels"')
+    cli = pbx_sub.add_parser(
+        "cli", help='run one Asterisk CLI command: ivr pbx cli "core show channels"')
     cli.add_argument("command")
     cli.set_defaults(func=cmd_pbx_cli)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from ivr.rules import LoadResult, default_rules_path, load_rules
@@ -23,10 +24,10 @@ EXIT_USAGE = 2
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-def parse_when(text: str, tz: ZoneInfo) -> datetime:
+def parse_when(text: str, tz: tzinfo) -> datetime:
     """An ISO date-time; without an offset it is wall time in `tz`, with one it is an instant."""
     text = text.strip()
     if text.lower() == "now":
@@ -34,7 +35,7 @@ def parse_when(text: str, tz: ZoneInfo) -> datetime:
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
         return local_naive_to_instant(value, tz)
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def _load(path: str | None, out: Any = None) -> LoadResult:
@@ -178,7 +179,8 @@ def add_commands(sub: Any) -> Any:
     rules = sub.add_parser("rules", help="check routing rules, print their JSON Schema")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser("check", help="validate the rules (exit 1 on any error)")
-    check.add_argument("path", nargs="?", help="file or directory (default $IVR_RULES_PATH or routing_rules/)")
+    check.add_argument("path", nargs="?",
+                       help="file or directory (default $IVR_RULES_PATH or routing_rules/)")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.add_argument("--now", help="pretend it is this instant (coverage warnings)")
     check.set_defaults(func=cmd_rules_check)
@@ -188,7 +190,8 @@ def add_commands(sub: Any) -> Any:
     simp = sub.add_parser("simulate", help="what would happen to a call")
     simp.add_argument("--rules", help="rules path (default $IVR_RULES_PATH or routing_rules/)")
     simp.add_argument("--to", required=True, help="dialled number")
-    simp.add_argument("--forwarded-from", dest="forwarded_from", help="forwarding number (Diversion)")
+    simp.add_argument("--forwarded-from", dest="forwarded_from",
+                      help="forwarding number (Diversion)")
     simp.add_argument("--from", dest="caller", help="caller id")
     simp.add_argument("--at", required=True,
                       help="ISO time; without offset it is the practice's local time")

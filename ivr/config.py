@@ -7,6 +7,7 @@ import os
 import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -75,7 +76,7 @@ class Settings:
     def prompts_cache_dir(self) -> Path:
         return self.data_dir / "prompts"
 
-    def validate(self) -> "Settings":
+    def validate(self) -> Settings:
         """Check every value; raise ConfigError naming the IVR_* variable."""
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", self.instance):
             raise ConfigError(f"IVR_INSTANCE={self.instance!r}: expected [a-z0-9_-], max 40")
@@ -84,7 +85,7 @@ class Settings:
             try:
                 ipaddress.ip_address(value)
             except ValueError:
-                raise ConfigError(f"{_env_name(name)}={value!r}: expected an IP address")
+                raise ConfigError(f"{_env_name(name)}={value!r}: expected an IP address") from None
         for name in ("sip_port", "ami_port", "agi_port", "web_port", "gateway_port",
                      "rtp_start", "rtp_end"):
             value = getattr(self, name)
@@ -95,11 +96,12 @@ class Settings:
                 ipaddress.ip_network(part.strip(), strict=False)
             except ValueError:
                 raise ConfigError(
-                    f"IVR_TRUNK_MATCH={self.trunk_match!r}: expected IP addresses or networks")
+                    f"IVR_TRUNK_MATCH={self.trunk_match!r}: expected IP addresses or networks"
+                ) from None
         try:
             ipaddress.ip_address(self.fax_host)
         except ValueError:
-            raise ConfigError(f"IVR_FAX_HOST={self.fax_host!r}: expected an IP address")
+            raise ConfigError(f"IVR_FAX_HOST={self.fax_host!r}: expected an IP address") from None
         if not 1 <= self.fax_port <= 65535:
             raise ConfigError(f"IVR_FAX_PORT={self.fax_port!r}: expected a port 1-65535")
         if not 0.1 <= self.oncall_minute_seconds <= 3600:
@@ -110,8 +112,10 @@ class Settings:
                 raise ConfigError(f"IVR_AGI_BACKUPS: {backup!r}: expected HOST:PORT")
         return self
 
-    def with_overrides(self, **changes: object) -> "Settings":
-        return replace(self, **{k: v for k, v in changes.items() if v is not None}).validate()
+    def with_overrides(self, **changes: object) -> Settings:
+        # Values of mixed types, checked by validate() rather than by the type checker.
+        given: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **given).validate()
 
 
 def _env_name(field_name: str) -> str:
@@ -121,7 +125,7 @@ def _env_name(field_name: str) -> str:
 def from_env(env: dict[str, str] | None = None) -> Settings:
     """Settings from IVR_* variables (IVR_SIP_PORT, IVR_DATA_DIR, ...), defaults elsewhere."""
     env = dict(os.environ if env is None else env)
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for f in fields(Settings):
         raw = env.get(_env_name(f.name))
         if raw is None or raw == "":
@@ -130,19 +134,19 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
             try:
                 values[f.name] = int(raw)
             except ValueError:
-                raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected a port number")
+                raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected a port number") from None
         elif f.name.endswith("_dir") or f.name.endswith("_path"):
             values[f.name] = Path(raw).expanduser()
         elif f.name == "oncall_minute_seconds":
             try:
                 values[f.name] = float(raw)
             except ValueError:
-                raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected a number")
+                raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected a number") from None
         elif f.name == "agi_backups":
             values[f.name] = tuple(p.strip() for p in raw.split(",") if p.strip())
         else:
             values[f.name] = raw
-    return Settings(**values).validate()  # type: ignore[arg-type]
+    return Settings(**values).validate()
 
 
 def to_env(settings: Settings) -> dict[str, str]:

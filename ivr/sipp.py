@@ -222,7 +222,8 @@ def phone_scenario(spec: PhoneSpec) -> str:
     parts.append(_reply("200 OK", sdp=True))
     parts.append('  <recv request="ACK" rtd="true" crlf="true"/>\n')
     if spec.key is not None:
-        pcap = DTMF_PCAP_DIR / f"dtmf_2833_{ {'*': 'star', '#': 'pound'}.get(spec.key, spec.key)}.pcap"
+        key_name = {"*": "star", "#": "pound"}.get(spec.key, spec.key)
+        pcap = DTMF_PCAP_DIR / f"dtmf_2833_{key_name}.pcap"
         parts.append(f'  <pause milliseconds="{spec.key_after_ms}"/>\n')
         parts.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n')
     parts.append(f'  <recv request="BYE" timeout="{spec.wait_bye_ms}" ontimeout="hangup"/>\n')

@@ -47,7 +47,7 @@ def parse_stamp(uniqueid: str, value: str) -> Stamp:
     parts = value.split("|")
     if len(parts) != len(contract.STAMP_FIELDS):
         raise StampError(f"{len(parts)} fields, expected {len(contract.STAMP_FIELDS)}")
-    fields = dict(zip(contract.STAMP_FIELDS, parts))
+    fields = dict(zip(contract.STAMP_FIELDS, parts, strict=True))
     for name in ("did", "forwarded_from", "caller"):
         if not _DIGITS.fullmatch(fields[name]):
             raise StampError(f"bad {name}")

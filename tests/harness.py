@@ -11,9 +11,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -102,7 +103,7 @@ class EventRecorder:
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> "EventRecorder":
+    def start(self) -> EventRecorder:
         self._thread.start()
         if not self._ready.wait(30):
             raise RuntimeError("AMI event recorder could not connect")
@@ -250,7 +251,7 @@ class Stack:
                           local_port=self.ports.next(), media_port=self.ports.next(4))
 
     def call_async(self, spec: CallerSpec, number: str = EXAMPLE_DID,
-                   timeout_s: int = 90) -> "BackgroundCall":
+                   timeout_s: int = 90) -> BackgroundCall:
         return BackgroundCall(self, spec, number, timeout_s)
 
     def phone(self, spec: PhoneSpec, calls: int = 1) -> subprocess.Popen[str]:

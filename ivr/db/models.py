@@ -94,11 +94,11 @@ class Call(Base):
     oncall_outcome: Mapped[str | None] = mapped_column(String(24))
     oncall_clinician: Mapped[str | None] = mapped_column(String(64))
 
-    events: Mapped[list["CallEvent"]] = relationship(
+    events: Mapped[list[CallEvent]] = relationship(
         back_populates="call", order_by="CallEvent.id", cascade="all, delete-orphan")
-    intake: Mapped[list["IntakeField"]] = relationship(
+    intake: Mapped[list[IntakeField]] = relationship(
         order_by="IntakeField.id", cascade="all, delete-orphan")
-    recordings: Mapped[list["Recording"]] = relationship(
+    recordings: Mapped[list[Recording]] = relationship(
         order_by="Recording.id", cascade="all, delete-orphan")
 
     __table_args__ = (Index("ix_calls_node_uniqueid", "node", "uniqueid", unique=True),)

@@ -66,7 +66,7 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     remote_id: Mapped[str | None] = mapped_column(String(200))
 
-    attempt_log: Mapped[list["DeliveryAttempt"]] = relationship(
+    attempt_log: Mapped[list[DeliveryAttempt]] = relationship(
         back_populates="delivery", order_by="DeliveryAttempt.attempt_no",
         cascade="all, delete-orphan")
 

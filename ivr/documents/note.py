@@ -10,9 +10,10 @@ minimum necessary and the audio sits behind login (RELIABILITY.md, patient data)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..rules.model import Practice

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import datetime
+from typing import cast
 
 from fpdf import FPDF
 from fpdf.enums import MethodReturnValue, XPos, YPos
@@ -72,8 +73,9 @@ class _Doc(FPDF):
             self.add_page()
         top, page = self.get_y(), self.page_no()
         self.set_font("helvetica", "B", 10)
-        lines = self.multi_cell(LABEL_W, LINE_H, latin1(label), dry_run=True,
-                                output=MethodReturnValue.LINES)
+        # multi_cell's return type is a union over every `output` flag; LINES gives list[str].
+        lines = cast("list[str]", self.multi_cell(
+            LABEL_W, LINE_H, latin1(label), dry_run=True, output=MethodReturnValue.LINES))
         self.multi_cell(LABEL_W, LINE_H, latin1(label), new_x=XPos.RIGHT, new_y=YPos.TOP)
         self.set_font("helvetica", "", 10)
         self.multi_cell(0, LINE_H, latin1(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)

@@ -15,9 +15,10 @@ previous morning opening) to the end of this one, so calls taken while the offic
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ..rules.model import Override, Practice
 from ..rules.schedule import next_opening, state_at

@@ -40,7 +40,8 @@ from ..rules.model import Delivery, Override, Practice
 from ..rules.timeutil import require_aware
 from .note import Note, build_note
 from .pdf import note_pdf, report_pdf
-from .report import LOOKBACK_DAYS, NightWindow, Report as ReportDoc, build_report, night_window
+from .report import LOOKBACK_DAYS, NightWindow, build_report, night_window
+from .report import Report as ReportDoc
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from .. import calls, callbacks, contract
+from .. import callbacks, calls, contract
 from ..agi.protocol import AgiError, AgiHangup
 from ..db.models import (
     LEG_ACCEPTED,

@@ -14,13 +14,14 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
-from .. import calls, callbacks
+from .. import callbacks, calls
 from ..db.engine import Database
 from ..db.models import CB_PENDING, Call, CallEvent, OncallCallback
 from ..oncall_dialer import caller_id, utc_now
@@ -111,7 +112,7 @@ async def _event(s: Session, kind: str, **detail: object) -> None:
     await calls.add_event(s.db, s.call_id, kind, **detail)
 
 
-async def _first_key(s: Session, items: list[Item]) -> str | None:
+async def _first_key(s: Session, items: Sequence[Item]) -> str | None:
     """The first digit of a PIN, keyed during the prompt or soon after; '*', '#' or
     nothing is no PIN."""
     key = await play(s.channel, items, DIGITS)

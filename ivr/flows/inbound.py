@@ -20,7 +20,7 @@ from . import clinician_line, intake, triage
 from .decide import ROUTE_AFTER_HOURS, ROUTE_UNKNOWN, decide, find_practice
 from .runner import CallContext, Outcome
 from .session import Session
-from .speech import ALL_KEYS, play
+from .speech import ALL_KEYS, Item, play
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ async def _steps(s: Session) -> Outcome:
     lib = s.library
     s.step = "greeting"
     await calls.add_event(s.db, s.call_id, "prompt.greeting")
+    greeting: list[Item]
     if s.practice is None:
         greeting = [lib.flow("generic_greeting")]
     else:

@@ -20,9 +20,9 @@ from .. import calls
 from ..agi.protocol import AgiHangup
 from ..db.models import SOURCE_CALLER_ID, SOURCE_KEYED, SOURCE_RECORDING
 from ..rules.model import normalise_number
-from .audio import analyse
+from .audio import AudioStats, analyse
 from .session import Session
-from .speech import ALL_KEYS, SayDigits, SayTime, play
+from .speech import ALL_KEYS, Item, SayDigits, SayTime, play
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ async def ask_callback(s: Session) -> None:
     lib = s.library
     tries = s.intake.retries + 1
     keyed: str | None = None  # a valid keyed number, stored but not confirmed yet
+    items: list[Item]
     for attempt in range(1, tries + 1):
         if s.caller_e164:
             items = [lib.flow("offer_caller_id"), SayDigits(spoken_number(s.caller_e164)),
@@ -230,7 +231,7 @@ async def _keep(s: Session, field: str, spooled: Path, attempt: int, partial: bo
     return True
 
 
-def _move_if_voiced(spooled: Path, dest: Path):  # type: ignore[no-untyped-def]
+def _move_if_voiced(spooled: Path, dest: Path) -> AudioStats | None:
     """Analyse the spooled file; move a voiced one (0600), delete a silent one."""
     if not spooled.exists():
         return None

@@ -40,7 +40,7 @@ from ..db.models import (
 from ..oncall_dialer import Leg, allowed_number, dial_target, new_leg_id, utc_now
 from ..rules.prompts import render
 from .intake import spoken_number
-from .speech import FLOW_TEXTS, SCREEN_INTROS, Item, PlayFile, SayDigits, play
+from .speech import SCREEN_INTROS, Item, PlayFile, SayDigits, play
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ def playable_copy(services: Any, path: str | None, name: str,
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, dest)
     copies.append(dest)
-    return pbx.inner_path(dest.with_suffix(""))  # type: ignore[no-any-return]
+    return pbx.inner_path(dest.with_suffix(""))
 
 
 # DIALSTATUS of the clinician's Dial to the patient -> the patient leg's result.

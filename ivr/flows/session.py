@@ -38,7 +38,7 @@ class Session:
 
     @property
     def library(self) -> PromptLibrary:
-        return self.services.speech  # type: ignore[no-any-return]
+        return self.services.speech
 
     @property
     def db(self) -> Any:

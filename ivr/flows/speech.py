@@ -21,7 +21,7 @@ import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -185,7 +185,7 @@ class PromptLibrary:
 
     def texts_for(self, practice: Practice) -> list[str]:
         """Every text piece the practice's prompts need (placeholders split out)."""
-        out = []
+        out: list[str] = []
         for pid in set(practice.prompts) | {k for k, v in DEFAULT_PROMPTS.items() if v}:
             out.extend(piece for kind, piece in self._pieces(practice, pid) if kind == "text")
         return out
@@ -256,7 +256,7 @@ class PromptLibrary:
         return self._file_item(text)
 
     def items(self, practice: Practice | None, pid: str,
-              slots: dict[str, Sequence[Item]] | None = None) -> list[Item]:
+              slots: Mapping[str, Sequence[Item]] | None = None) -> list[Item]:
         """What to play for a rules prompt: its recording, or its text with slots said."""
         prompt = practice.prompts.get(pid) if practice is not None else None
         if prompt is not None and prompt.file and practice is not None:

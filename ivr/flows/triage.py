@@ -7,7 +7,7 @@ after 1 + retries failed attempts the menu's default applies.
 
 from __future__ import annotations
 
-from .. import calls, contract
+from .. import calls
 from ..rules.model import BRIDGE_DISPOSITIONS
 from ..rules.prompts import render
 from ..rules.timeutil import human_time

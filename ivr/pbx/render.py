@@ -40,8 +40,8 @@ def agi_backup_lines(backups: tuple[str, ...], route: str) -> str:
     """
     lines = []
     for address in backups:
-        lines.append(f' same => n,GotoIf($["${{IVR_RESULT}}" != "" | '
-                     f'"${{AGISTATUS}}" != "FAILURE"]?after)')
+        lines.append(' same => n,GotoIf($["${IVR_RESULT}" != "" | '
+                     '"${AGISTATUS}" != "FAILURE"]?after)')
         lines.append(f" same => n,AGI(agi://{address}/{route})")
     return "\n".join(lines) if lines else " same => n,NoOp(no backup controller)"
 

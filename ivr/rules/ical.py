@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
-from typing import Mapping
 from zoneinfo import ZoneInfo
 
 import icalendar

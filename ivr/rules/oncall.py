@@ -200,7 +200,7 @@ def timeline(practice: Practice, start: datetime, end: datetime) -> list[Timelin
     for role in practice.on_call.roles:
         points = _boundaries(practice, role, start, end)
         merged: list[TimelineEntry] = []
-        for a, b in zip(points, points[1:]):
+        for a, b in zip(points, points[1:], strict=False):
             cid, source = resolve(practice, role, a)
             if merged and merged[-1].clinician_id == cid and merged[-1].source == source:
                 merged[-1] = merged[-1]._replace(end=b)

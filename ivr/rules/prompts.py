@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 # Placeholders a prompt text may use; filled by the call flow (and by simulate).
 PLACEHOLDERS = frozenset({"practice", "callback_time", "closing_time"})
@@ -74,7 +74,7 @@ def placeholders_in(text: str) -> set[str]:
 def render(text: str, values: Mapping[str, str]) -> str:
     """Fill placeholders; unknown ones are left visible rather than failing a call."""
 
-    class _Keep(dict):  # type: ignore[type-arg]
+    class _Keep(dict[str, str]):
         def __missing__(self, key: str) -> str:
             return "{" + key + "}"
 

@@ -12,10 +12,10 @@ repeated and the skipped hour of a DST change are mapped to instants.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Iterable, Iterator
 
 import holidays as holidays_pkg
 
@@ -61,7 +61,8 @@ def _public_name(practice: Practice, day: date) -> str | None:
         return None
     # The package joins two holidays on one date with '; ' and marks observed ones.
     parts = [p.strip() for p in name.split(";")]
-    kept = [p for p in parts if p.replace(" (observed)", "") not in h.exclude and p not in h.exclude]
+    kept = [p for p in parts
+            if p.replace(" (observed)", "") not in h.exclude and p not in h.exclude]
     return "; ".join(kept) or None
 
 

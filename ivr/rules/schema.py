@@ -1,9 +1,13 @@
-"""JSON Schema (draft 2020-12) of a practice file, for editors; built from the validator's key tables."""
+"""JSON Schema (draft 2020-12) of a practice file, for editors.
+
+Built from the validator's key tables.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from . import validate as v
 from .model import DISPOSITIONS, EXHAUSTED_ACTIONS, INTAKE_FIELDS, OVERFLOW_MODES, ROLES

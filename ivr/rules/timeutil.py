@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
-UTC = timezone.utc
 MINUTES_PER_DAY = 24 * 60
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -25,7 +24,7 @@ def local_instant(day: date, minute: int, tz: ZoneInfo) -> datetime:
     return wall.astimezone(UTC)
 
 
-def local_naive_to_instant(wall: datetime, tz: ZoneInfo) -> datetime:
+def local_naive_to_instant(wall: datetime, tz: tzinfo) -> datetime:
     """Attach `tz` to a naive local datetime (same fold rules as `local_instant`)."""
     return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
 

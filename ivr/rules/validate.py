@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import holidays as holidays_pkg
@@ -277,7 +278,8 @@ class Builder:
 
     def phone(self, node: yaml.Node | None, path: str, kind: str | None = None) -> str | None:
         """An E.164 number, parsed in the practice's country; must be a real dialable number."""
-        expected = f"a dialable phone number in E.164 form, e.g. +16175550100 (country {self.country})"
+        expected = ("a dialable phone number in E.164 form, e.g. +16175550100 "
+                    f"(country {self.country})")
         value = self.text(node, path, expected)
         if value is None:
             return None
@@ -418,7 +420,8 @@ class Builder:
                 self.c.error(f.get("timezone"), "practice.timezone", tzname,
                              "an IANA time zone such as America/New_York",
                              f"{tzname!r} is not a known time zone")
-        country = self.text(f.get("country"), "practice.country", "an ISO 3166 country code, e.g. US")
+        country = self.text(f.get("country"), "practice.country",
+                            "an ISO 3166 country code, e.g. US")
         if country is not None:
             if country.upper() not in holidays_pkg.list_supported_countries() or \
                     phonenumbers.country_code_for_region(country.upper()) == 0:
@@ -497,8 +500,9 @@ class Builder:
         if country is not None and subdiv is not None:
             valid = holidays_pkg.list_supported_countries().get(country, [])
             if subdiv not in valid:
-                self.c.error(sub_node, "holidays.subdivision" if sub_node else "practice.subdivision",
-                             subdiv, f"a subdivision of {country}: " + ", ".join(valid[:12]) + "...",
+                sub_key = "holidays.subdivision" if sub_node else "practice.subdivision"
+                self.c.error(sub_node, sub_key, subdiv,
+                             f"a subdivision of {country}: " + ", ".join(valid[:12]) + "...",
                              f"{subdiv!r} is not a subdivision of {country}")
                 subdiv = None
         observed = self.boolean(f.get("observed"), "holidays.observed", True)
@@ -541,11 +545,12 @@ class Builder:
             if f is None:
                 continue
             start = self.local_datetime(f.get("from"), _join(path, "from"))
-            end = self.local_datetime(f.get("until"), _join(path, "until")) if "until" in f else None
+            end = (self.local_datetime(f.get("until"), _join(path, "until"))
+                   if "until" in f else None)
             state = self.choice(f.get("state"), _join(path, "state"), ("open", "closed"))
             reason = self.text(f.get("reason"), _join(path, "reason"))
             if start and end and end <= start:
-                self.c.error(f.get("until"), _join(path, "until"), f.get("until").value,
+                self.c.error(f["until"], _join(path, "until"), f["until"].value,
                              "an instant after 'from'", "override ends before it starts")
                 continue
             if start and state and reason is not None:
@@ -573,7 +578,8 @@ class Builder:
         return m.Intake(
             collect=tuple(collect) if "collect" in f else d.collect,
             reason_max_seconds=self.integer(f.get("reason_max_seconds"),
-                                            "intake.reason_max_seconds", 5, 300, d.reason_max_seconds),
+                                            "intake.reason_max_seconds", 5, 300,
+                                            d.reason_max_seconds),
             name_max_seconds=self.integer(f.get("name_max_seconds"), "intake.name_max_seconds",
                                           2, 60, d.name_max_seconds),
             retries=self.integer(f.get("retries"), "intake.retries", 0, 5, d.retries),
@@ -597,7 +603,8 @@ class Builder:
                     key = str(knode.value)
                     path = _join("triage.keys", key)
                     if not KEY_RE.match(key):
-                        self.c.error(knode, path, key, "a single key: 0-9, '*' or '#' (quote * and #)",
+                        self.c.error(knode, path, key,
+                                     "a single key: 0-9, '*' or '#' (quote * and #)",
                                      f"{key!r} is not a phone key")
                         continue
                     if key in options:
@@ -607,7 +614,8 @@ class Builder:
                     if disp is not None:
                         options[key] = disp
                 if not kf.value:
-                    self.c.error(kf, "triage.keys", None, "at least one key", "the menu has no keys")
+                    self.c.error(kf, "triage.keys", None, "at least one key",
+                                 "the menu has no keys")
         default = self.choice(f.get("default"), "triage.default", m.DISPOSITIONS)
         retries = self.integer(f.get("retries"), "triage.retries", 0, 5, 2)
         timeout = self.integer(f.get("timeout_seconds"), "triage.timeout_seconds", 1, 30, 6)
@@ -632,7 +640,8 @@ class Builder:
         mode = self.choice(f.get("mode"), "overflow.mode", m.OVERFLOW_MODES) or m.OVERFLOW_MODES[0]
         return m.Overflow(
             mode, self.phones(f.get("bridge_to"), "overflow.bridge_to"),
-            self.integer(f.get("ring_seconds"), "overflow.ring_seconds", 5, 120, DEFAULT_RING_SECONDS),
+            self.integer(f.get("ring_seconds"), "overflow.ring_seconds", 5, 120,
+                         DEFAULT_RING_SECONDS),
         )
 
     def on_call(self, node: yaml.Node | None) -> m.OnCall | None:
@@ -685,7 +694,8 @@ class Builder:
             role = self.choice(r.get("role"), _join(path, "role"), m.ROLES)
             order = []
             onode = r.get("order")
-            for j, cnode in enumerate(self.seq(onode, _join(path, "order"), "a list of clinician ids")):
+            cnodes = self.seq(onode, _join(path, "order"), "a list of clinician ids")
+            for j, cnode in enumerate(cnodes):
                 cid = clinician_ref(cnode, _join(path, f"order[{j}]"))
                 if cid is not None:
                     order.append(cid)
@@ -723,8 +733,8 @@ class Builder:
                              "an end after the start", "the shift ends before it starts")
                 continue
             if cid and start and end:
-                shifts.append((m.Shift(cid, role or clinicians[cid].role, start, end, "shift", note),
-                               item, path))
+                shift = m.Shift(cid, role or clinicians[cid].role, start, end, "shift", note)
+                shifts.append((shift, item, path))
         self.check_overlaps(shifts)
 
         ical_shifts: tuple[m.Shift, ...] = ()
@@ -797,7 +807,8 @@ class Builder:
         we = m.WhenExhausted()
         if "when_exhausted" in f:
             w = self.mapping(f["when_exhausted"], "on_call.when_exhausted", EXHAUSTED_KEYS) or {}
-            action = self.choice(w.get("action"), "on_call.when_exhausted.action", m.EXHAUSTED_ACTIONS)
+            action = self.choice(w.get("action"), "on_call.when_exhausted.action",
+                                 m.EXHAUSTED_ACTIONS)
             renotify = self.integer(w.get("renotify_minutes"),
                                     "on_call.when_exhausted.renotify_minutes", 1, 120, 5)
             per_person = self.integer(w.get("attempts_per_person"),
@@ -820,7 +831,7 @@ class Builder:
             by_role.setdefault(entry[0].role, []).append(entry)
         for entries in by_role.values():
             entries.sort(key=lambda e: e[0].start)
-            for (a, _, apath), (b, bnode, bpath) in zip(entries, entries[1:]):
+            for (a, _, apath), (b, bnode, bpath) in zip(entries, entries[1:], strict=False):
                 if b.start < a.end:
                     self.c.error(bnode, bpath, f"{fmt_local(b.start, self.tz)}",
                                  f"a start at or after {fmt_local(a.end, self.tz)}",
@@ -841,7 +852,8 @@ class Builder:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            self.c.error(f.get("file"), "on_call.ical.file", rel, "a readable .ics file next to the YAML",
+            self.c.error(f.get("file"), "on_call.ical.file", rel,
+                         "a readable .ics file next to the YAML",
                          f"cannot read {rel!r}: {exc.strerror or exc}")
             return (), None
         self.ical_bytes = data
@@ -850,7 +862,8 @@ class Builder:
         try:
             shifts = read_ical_shifts(data, self.tz, clinicians, start, end, prop.upper())
         except IcalProblem as exc:
-            self.c.error(f.get("file"), "on_call.ical.file", rel, "a valid iCalendar file", str(exc))
+            self.c.error(f.get("file"), "on_call.ical.file", rel, "a valid iCalendar file",
+                         str(exc))
             return (), None
         entries = [(s, f["file"], f"on_call.ical ({s.label})") for s in shifts]
         self.check_overlaps(entries)
@@ -867,8 +880,8 @@ class Builder:
             url = self.text(w.get("url"), "delivery.webhook.url", "an https:// URL",
                             re.compile(r"^https?://\S+$"))
             secret = self.text(w.get("secret_env"), "delivery.webhook.secret_env",
-                               "an environment variable name such as SUNNY_WEBHOOK_SECRET", ENV_RE) \
-                if "secret_env" in w else None
+                               "an environment variable name such as SUNNY_WEBHOOK_SECRET",
+                               ENV_RE) if "secret_env" in w else None
         return m.Delivery(fax, email, url, secret)
 
 
@@ -946,7 +959,7 @@ def build_file(path: Path, display: str, now: datetime) -> tuple[m.Practice | No
 
 def _find(root: yaml.Node, key: str) -> yaml.Node | None:
     if isinstance(root, yaml.MappingNode):
-        for k, v in root.value:
+        for k, _ in root.value:
             if getattr(k, "value", None) == key:
                 return k
     return None

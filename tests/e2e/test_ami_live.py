@@ -7,8 +7,8 @@ import asyncio
 import re
 
 import pytest
-
 from harness import wait_for
+
 from ivr import contract
 from ivr.ami import AmiAuthError, AmiClient
 from ivr.pbx.instance import AMI_USER

@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from harness import (
     REPO,
     drop_pending_callbacks,
@@ -31,6 +30,7 @@ from harness import (
     timed_caller_scenario,
     wait_for,
 )
+
 from ivr.flows.audio import analyse
 from ivr.rules import load_rules
 from ivr.rules.model import Override

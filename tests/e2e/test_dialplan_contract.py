@@ -32,7 +32,7 @@ def test_every_contract_name_is_in_the_dialplan(stack):
 
 
 def test_stamp_fields_match_the_hangup_handler(stack):
-    line = next(l for l in _rendered(stack).splitlines() if "DB(ivrend/" in l)
+    line = next(text for text in _rendered(stack).splitlines() if "DB(ivrend/" in text)
     value = line.split(")=", 1)[1]
     assert value.rstrip(")").count("|") == len(contract.STAMP_FIELDS) - 1
 
@@ -44,7 +44,8 @@ def test_asterisk_loaded_the_dialplan_without_errors(stack):
         assert f"'{ctx}'" in shown
     log = stack.pbx.log_file.read_text(errors="replace")
     boot = log.split("modules will be loaded")[-1]
-    errors = [l for l in boot.splitlines() if "ERROR" in l or "pbx_config" in l and "WARN" in l]
+    errors = [line for line in boot.splitlines()
+              if "ERROR" in line or "pbx_config" in line and "WARN" in line]
     assert not errors
 
 

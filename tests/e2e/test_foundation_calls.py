@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from harness import EXAMPLE_DID, wait_for
+
 from ivr.sipp import CallerSpec, PhoneSpec, speech_pcap
 
 pytestmark = pytest.mark.pbx

@@ -13,9 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from harness import run_scenario, timed_caller_scenario, wait_for
-from ivr.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
 from oncall_helpers import (
     call_of,
     cli_json,
@@ -25,6 +23,8 @@ from oncall_helpers import (
     restore,
     use_rules,
 )
+
+from ivr.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
 
 pytestmark = pytest.mark.pbx
 
@@ -139,7 +139,8 @@ def _together(text: str, rings: list[tuple[str, ...]]) -> str:
     head, _, tail = text.partition("  escalation:\n")
     steps = "".join(
         f"    - {{together: [{', '.join(f'{{clinician: {c}}}' for c in ids)}], "
-        "ring_seconds: 8}\n" if len(ids) > 1 else f"    - {{clinician: {ids[0]}, ring_seconds: 8}}\n"
+        "ring_seconds: 8}\n"
+        if len(ids) > 1 else f"    - {{clinician: {ids[0]}, ring_seconds: 8}}\n"
         for ids in rings)
     return head + "  escalation:\n" + steps + tail[tail.index("  when_exhausted:"):]
 

@@ -16,10 +16,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from harness import run_scenario, timed_caller_scenario, wait_for
-from ivr.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
 from oncall_helpers import call_of, cli_json, gateway_channels, practice_yaml, restore, use_rules
+
+from ivr.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
 
 pytestmark = pytest.mark.pbx
 

@@ -11,8 +11,8 @@ import time
 from dataclasses import replace
 
 import pytest
-
 from harness import REPO, wait_for
+
 from ivr.sipp import CallerSpec
 
 pytestmark = pytest.mark.pbx

@@ -110,7 +110,7 @@ def serve_agi(port: int, prompt: str, dump: Path) -> int:
 
         # An instance attribute shadows the method: the production handler and the
         # channel's own helpers (answer, get_variable, ...) all go through it.
-        setattr(channel, "command", command)
+        channel.command = command
         try:
             await bench_handler(channel)
             record["ok"] = True
@@ -465,7 +465,7 @@ def table(results: list[LevelResult]) -> str:
                      str(r.peak())))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(c.rjust(w) if i not in (1,) else c.ljust(w)
-                       for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
+                       for i, (c, w) in enumerate(zip(row, widths, strict=True))) for row in rows]
     lines.insert(2, "-" * len(lines[0]))
     return "\n".join(lines)
 

@@ -76,7 +76,6 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(HERE))
 
 import psutil  # noqa: E402
-
 from bench_agi import percentile, sipp_counts  # noqa: E402
 
 PLAIN, CONTROLLER = "plain", "controller"
@@ -421,10 +420,10 @@ class Bench:
     # --- set-up -----------------------------------------------------------------------
     def setup(self) -> None:
         from harness import timed_caller_scenario
-        from ivr.sipp import CallerSpec
+
         from ivr.pbx.instance import AMI_USER
         from ivr.rules import load_rules
-        from ivr.sipp import speech_pcap
+        from ivr.sipp import CallerSpec, speech_pcap
 
         pbx = self.stack.pbx
         pbx.start()
@@ -691,7 +690,7 @@ def table(results: list[LevelResult]) -> str:
                      _f(r.rss_mb("controller")), _f(r.rss_kb_per_call("controller"), 0)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) if i == 1 else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
+                       for i, (c, w) in enumerate(zip(row, widths, strict=True))) for row in rows]
     lines.insert(2, "-" * len(lines[0]))
     return "\n".join(lines)
 

@@ -27,7 +27,7 @@ def main() -> int:
     try:
         agi = AGI()
     except Exception as exc:  # no headers: nothing to answer
-        record["err"] = "headers: %s" % type(exc).__name__
+        record["err"] = f"headers: {type(exc).__name__}"
         _finish(record)
         return 0
     record["uid"] = agi.env.get("agi_uniqueid")

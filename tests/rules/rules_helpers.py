@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +21,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLES = REPO / "routing_rules"
 NY = ZoneInfo("America/New_York")
 DENVER = ZoneInfo("America/Denver")
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 BASE: dict[str, Any] = {
     "practice": {

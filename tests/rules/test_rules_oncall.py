@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from rules_helpers import DENVER, NOW, NY, base, load_data, practice_from
 
@@ -16,8 +16,6 @@ from ivr.rules.oncall import (
     step_for,
     timeline,
 )
-
-UTC = timezone.utc
 
 
 def test_rotation_handoff_exact_boundary(tmp_path):
@@ -79,7 +77,8 @@ def test_dst_weekend_shift(sunny):
 
 def test_ical_events(mesa):
     # One-off event over Thanksgiving weekend (America/Denver TZID).
-    assert on_call(mesa, "physician", datetime(2026, 11, 27, 3, 0, tzinfo=DENVER)).id == "dr-ramirez"
+    thanksgiving_night = datetime(2026, 11, 27, 3, 0, tzinfo=DENVER)
+    assert on_call(mesa, "physician", thanksgiving_night).id == "dr-ramirez"
     # All-day event: Dec 24-26 local.
     assert on_call(mesa, "physician", datetime(2026, 12, 26, 23, 59, tzinfo=DENVER)).id == "dr-holt"
     # Monthly recurrence: first Friday night of March 2027 (03-05), not part of the rotation.

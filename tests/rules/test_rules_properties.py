@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from ivr.rules.oncall import dial_list, on_call
 from ivr.rules.schedule import state_at
 
-UTC = timezone.utc
 START = datetime(2026, 10, 25, tzinfo=UTC)  # covers both 2026-11-01 and 2027-03-14 changes
 SPAN_MINUTES = 60 * 24 * 430
 
@@ -31,7 +30,8 @@ def test_state_constant_until_next_change(examples, at, fracs, which):
     micros = span // timedelta(microseconds=1)
     for f in fracs:
         inner = state_at(practice, at + timedelta(microseconds=int(micros * f)))
-        assert (inner.kind, inner.is_open, inner.reason) == (first.kind, first.is_open, first.reason)
+        assert ((inner.kind, inner.is_open, inner.reason)
+                == (first.kind, first.is_open, first.reason))
     after = state_at(practice, first.next_change)
     assert (after.kind, after.is_open, after.reason) != (first.kind, first.is_open, first.reason)
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rules_helpers import DENVER, NY, base, practice_from
 
 from ivr.rules import Override
 from ivr.rules.schedule import next_opening, state_at
-
-UTC = timezone.utc
 
 
 def test_weekday_hours(sunny):
@@ -114,7 +112,8 @@ def test_manual_override_order(sunny):
     assert state_at(sunny, t0 + timedelta(hours=1), (closed, reopened)).is_open
 
 
-# ---- DST: America/New_York 2026-11-01 (01:00-02:00 happens twice), 2027-03-14 (02:00-03:00 skipped)
+# ---- DST: America/New_York 2026-11-01 (01:00-02:00 happens twice),
+#      2027-03-14 (02:00-03:00 skipped)
 
 def _night(tmp_path, period):
     data = base()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rules_helpers import DENVER, NY
 
@@ -40,7 +40,7 @@ def test_thanksgiving_night_urgent_goes_to_holiday_shift(examples):
 def test_dst_night_fall_back(examples):
     # 01:30 EST, the second 01:30 of 2026-11-01 (06:30Z).
     res = simulate(examples, "+16175550100", None, "+16175559876",
-                   datetime(2026, 11, 1, 6, 30, tzinfo=timezone.utc), "2")
+                   datetime(2026, 11, 1, 6, 30, tzinfo=UTC), "2")
     assert res["local_time"] == "2026-11-01T01:30-05:00"
     assert res["route"] == "after_hours" and res["disposition"] == "prescription"
     assert "after 8:00 AM tomorrow" in res["caller_told"]  # Monday 08:00

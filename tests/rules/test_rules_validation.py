@@ -25,12 +25,15 @@ def where(issue) -> tuple[int, int]:
     "fixture, key, line, column, fragment",
     [
         ("broken_unknown_key.yaml", "on_call.clinicians[1].pager", 18, 68, "unknown key 'pager'"),
-        ("broken_wrong_type.yaml", "on_call.escalation[0].attempts", 27, 49, "'twice' is not a number"),
+        ("broken_wrong_type.yaml", "on_call.escalation[0].attempts", 27, 49,
+         "'twice' is not a number"),
         ("broken_bad_time.yaml", "hours.monday[0]", 10, 12, "'25:00' is not a time"),
         ("broken_bad_time.yaml", "hours.tuesday[0]", 11, 13, "'8-17' is not a period"),
         ("broken_handoff_time.yaml", "on_call.rotations[0].handoff.time", 22, 40, "'10:75'"),
-        ("broken_timezone.yaml", "practice.timezone", 5, 13, "'America/Boston' is not a known time zone"),
-        ("broken_phone.yaml", "on_call.clinicians[1].phone", 18, 52, "'call me' is not a phone number"),
+        ("broken_timezone.yaml", "practice.timezone", 5, 13,
+         "'America/Boston' is not a known time zone"),
+        ("broken_phone.yaml", "on_call.clinicians[1].phone", 18, 52,
+         "'call me' is not a phone number"),
         ("broken_phone.yaml", "on_call.clinicians[2].phone", 19, 52, "not a dialable number"),
         ("broken_unknown_clinician.yaml", "on_call.escalation[1].clinician", 28, 19,
          "no clinician with id 'dr-nobody'"),
@@ -55,7 +58,8 @@ def test_issue_str_format():
     text = str(errors[0])
     assert text.endswith(
         "broken_bad_time.yaml:10:12: hours.monday[0]: '08:00-25:00' is not a period: "
-        "'25:00' is not a time; expected HH:MM-HH:MM, e.g. 08:00-17:00 (17:00-08:00 crosses midnight)"
+        "'25:00' is not a time; expected HH:MM-HH:MM, e.g. 08:00-17:00 "
+        "(17:00-08:00 crosses midnight)"
     )
 
 

@@ -73,7 +73,8 @@ def test_mirror_comes_from_the_hosts_apt_sources(tmp_path: Path):
         "Types: deb\nURIs: http://mirror.invalid/debian\nSuites: bookworm bookworm-updates\n")
     assert debian_mirror(tmp_path) == "http://mirror.invalid/debian"
     (tmp_path / "sources.list.d" / "debian.sources").unlink()
-    (tmp_path / "sources.list").write_text("deb [arch=amd64] http://other.invalid/debian bookworm main\n")
+    (tmp_path / "sources.list").write_text(
+        "deb [arch=amd64] http://other.invalid/debian bookworm main\n")
     assert debian_mirror(tmp_path) == "http://other.invalid/debian"
     (tmp_path / "sources.list").unlink()
     assert debian_mirror(tmp_path) is None
