@@ -205,6 +205,7 @@ def call_summary(call: Call) -> dict[str, Any]:
         "caller_told": call.caller_told, "operator_flag": call.operator_flag,
         "same_day_callback": call.same_day_callback, "abandoned_step": call.abandoned_step,
         "oncall_outcome": call.oncall_outcome, "oncall_clinician": call.oncall_clinician,
+        "recordings_purged_at": _iso(call.recordings_purged_at),
     }
 
 

@@ -355,6 +355,41 @@ def cmd_reports_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- retention: old recordings and records deleted per practice (ivr.retention) ----------
+
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    from . import retention
+
+    rules = _current_rules()  # never the defaults in place of a practice's own policy
+    data_dir = _settings().data_dir
+    summary = asyncio.run(_with_db(lambda db: retention.purge(
+        db, rules, datetime.now(UTC), data_dir, dry_run=args.dry_run,
+        worker=f"cli:{os.getpid()}")))
+    if args.json:
+        _print(summary.to_json(), True)
+        return 0
+    verb = "would be deleted (dry run: nothing was)" if args.dry_run else "deleted"
+    print(f"retention run {summary.run_id}: {verb}")
+    for c in summary.practices:
+        records = f"{c.records_days} d" if c.records_days is not None else "kept"
+        print(f"  {c.practice_id or '(unknown numbers)'} [recordings {c.recordings_days} d, "
+              f"records {records}]: {c.recordings_deleted} recording file(s) of "
+              f"{c.calls_purged} call(s), {c.calls_deleted} call record(s), "
+              f"{c.documents_deleted} document file(s), {c.bytes_freed} bytes; "
+              f"{c.calls_held} held, {c.files_refused} refused")
+    return 0
+
+
+def cmd_retention_log(args: argparse.Namespace) -> int:
+    from . import retention
+
+    rows = asyncio.run(_with_db(lambda db: retention.log_rows(db, args.practice, args.limit)))
+    _print(rows, args.json)
+    if not rows and not args.json:
+        print("no retention run logged yet")
+    return 0
+
+
 # --- rules in the running controller, manual overrides ---------------------------------
 
 def cmd_rules_status(args: argparse.Namespace) -> int:
@@ -606,6 +641,20 @@ def build_parser() -> argparse.ArgumentParser:
     rlist.add_argument("--limit", type=int, default=100)
     rlist.add_argument("--json", action="store_true")
     rlist.set_defaults(func=cmd_reports_list)
+
+    retention = sub.add_parser("retention", help="delete old recordings and call records "
+                               "per the practices' retention (the controller does it hourly)")
+    retention_sub = retention.add_subparsers(dest="retention_command", required=True)
+    rrun = retention_sub.add_parser("run", help="purge now and log it; per-practice counts")
+    rrun.add_argument("--dry-run", action="store_true",
+                      help="count what is due, delete nothing (the run is still logged)")
+    rrun.add_argument("--json", action="store_true")
+    rrun.set_defaults(func=cmd_retention_run)
+    rlog = retention_sub.add_parser("log", help="the purge runs, newest first")
+    rlog.add_argument("--practice")
+    rlog.add_argument("--limit", type=int, default=100)
+    rlog.add_argument("--json", action="store_true")
+    rlog.set_defaults(func=cmd_retention_log)
 
     override = sub.add_parser("override", help="open or close a practice now, without "
                               "editing the rules")

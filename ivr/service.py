@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import calls, contract, prompts, reconcile
+from . import calls, contract, prompts, reconcile, retention
 from .agi.server import AgiServer
 from .ami import AmiAuthError, AmiClient, AmiError
 from .callback_scheduler import CallbackScheduler
@@ -44,6 +45,10 @@ GENERIC_PROMPTS = {
 }
 RECONCILE_EVERY = 30.0
 FALLBACK_REFRESH_EVERY = 60.0
+RETENTION_EVERY = 3600.0  # seconds between two retention purges (ivr.retention)
+# At start-up the first purge waits this long for the PBX's hang-up stamps to be folded
+# in (reconcile), then goes ahead without them: retention does not depend on the PBX.
+RETENTION_FIRST_WAIT = 30.0
 
 
 class ControllerError(RuntimeError):
@@ -147,6 +152,36 @@ class Services:
             recordings_dir=self.settings.recordings_dir, only=only)
 
 
+async def run_retention(db: Database, rules: Callable[[], RuleSet | None], data_dir: Path, *,
+                        ready: asyncio.Event | None = None,
+                        first_wait: float = RETENTION_FIRST_WAIT,
+                        every: float = RETENTION_EVERY,
+                        clock: Callable[[], datetime] = calls.now) -> None:
+    """Purge once at start-up (after `ready`, or `first_wait` seconds), then every `every`.
+
+    A failed run is logged and the next one comes on time: retention never stops the
+    controller. Without rules in force nothing is purged, since the defaults could be
+    shorter than what a practice asked for.
+    """
+    if ready is not None:
+        try:
+            await asyncio.wait_for(ready.wait(), first_wait)
+        except TimeoutError:
+            log.info("retention: first purge without waiting for reconciliation")
+    while True:
+        current = rules()
+        if current is None:
+            log.warning("retention skipped: no rules in force")
+        else:
+            try:
+                await retention.purge(db, current, clock(), data_dir)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database or the disk may be down: next time
+                log.warning("retention run failed (%s)", type(exc).__name__, exc_info=exc)
+        await asyncio.sleep(every)
+
+
 class Controller:
     """Starts and stops the services in order; the caller never meets a half-started one."""
 
@@ -165,6 +200,7 @@ class Controller:
         self.agi = AgiServer(build_routes(self.services, self.prompts.path("bench")),
                              settings.agi_host, settings.agi_port)
         self._stop = asyncio.Event()
+        self._reconciled = asyncio.Event()  # set after the first reconcile
         self._tasks: list[asyncio.Task[None]] = []
         self._signal_tasks: set[asyncio.Task[bool]] = set()
 
@@ -210,6 +246,10 @@ class Controller:
                                   self.settings.data_dir / "documents")
         self._tasks.append(asyncio.create_task(reports.run(), name="morning-reports"))
         # ----------------------------------------------------------------------------------
+        # Retention: each practice's old recordings and records deleted, every run logged.
+        self._tasks.append(asyncio.create_task(run_retention(
+            self.db, lambda: self.services.rules, self.settings.data_dir,
+            ready=self._reconciled), name="retention"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="callbacks"))
         self._tasks.append(asyncio.create_task(self.services.runtime.watch(), name="rules-watch"))
         write_pid_file(pid_path(self.settings))  # `ivr rules reload` signals this pid
@@ -220,6 +260,7 @@ class Controller:
     async def _on_ami_connected(self) -> None:
         await self.services.write_fallbacks()
         await self.services.reconcile()
+        self._reconciled.set()
 
     async def _on_call_ended(self, event: Any) -> None:
         uniqueid = event.get("Uniqueid", "")

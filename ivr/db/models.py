@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -93,6 +94,8 @@ class Call(Base):
     # acknowledged by call-back, not acknowledged, or pending; and who took it.
     oncall_outcome: Mapped[str | None] = mapped_column(String(24))
     oncall_clinician: Mapped[str | None] = mapped_column(String(64))
+    # When the retention purge (ivr.retention) deleted the call's recordings.
+    recordings_purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     events: Mapped[list[CallEvent]] = relationship(
         back_populates="call", order_by="CallEvent.id", cascade="all, delete-orphan")
@@ -306,3 +309,29 @@ class Report(Base):
         Index("ix_reports_practice_night", "practice_id", "night", unique=True),
         Index("ix_reports_practice_opening", "practice_id", "opening"),
     )
+
+
+class RetentionLog(Base):
+    """One retention run's counts for one practice (ivr.retention): append-only.
+
+    Counts, days and ids only, never patient data. `practice_id` NULL: the calls to
+    numbers no practice claims (the default policy).
+    """
+
+    __tablename__ = "retention_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(32))  # the rows of one run share it
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    worker: Mapped[str] = mapped_column(String(64))  # host:pid of the controller or CLI
+    practice_id: Mapped[str | None] = mapped_column(String(64))
+    recordings_days: Mapped[int] = mapped_column(Integer)  # the policy applied
+    records_days: Mapped[int | None] = mapped_column(Integer)  # None: records kept
+    dry_run: Mapped[bool] = mapped_column()
+    calls_purged: Mapped[int] = mapped_column(Integer)  # calls whose recordings went
+    recordings_deleted: Mapped[int] = mapped_column(Integer)  # recording files
+    calls_deleted: Mapped[int] = mapped_column(Integer)  # whole records
+    documents_deleted: Mapped[int] = mapped_column(Integer)  # note and report files
+    bytes_freed: Mapped[int] = mapped_column(BigInteger)
+    files_refused: Mapped[int] = mapped_column(Integer)  # paths outside the data folder
+    calls_held: Mapped[int] = mapped_column(Integer)  # due, kept: in progress or pending work

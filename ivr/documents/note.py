@@ -137,6 +137,7 @@ class Note:
     end_reason: str | None
     abandoned_step: str | None
     needs_action: tuple[str, ...] = field(default_factory=tuple)
+    recordings_purged_at: datetime | None = None  # deleted under the practice's retention
 
     @property
     def local_start(self) -> str:
@@ -187,7 +188,8 @@ class Note:
                 else "length unknown"
             out.append((f"Recording: {rec.field}", f"{length}, {rec.path}"))
         if not self.recordings:
-            out.append(("Recordings", "none"))
+            out.append(("Recordings", "deleted under the practice's retention policy"
+                        if self.recordings_purged_at else "none"))
         out.append(("Triage", self.disposition or "not reached (no menu choice)"))
         for i, attempt in enumerate(self.attempts, 1):
             out.append((f"Attempt {i}", attempt.text))
@@ -238,6 +240,7 @@ class Note:
                          "source": self.callback_source},
             "dob": {"value": self.dob, "confirmed": self.dob_confirmed},
             "recordings": [r.to_json() for r in self.recordings],
+            "recordings_purged_at": _iso(self.recordings_purged_at),
             "disposition": self.disposition,
             "attempts": [a.to_json(self.tz) for a in self.attempts],
             "outcome": {"code": self.outcome, "text": self.outcome_text},
@@ -276,7 +279,8 @@ def build_note(call: Mapping[str, Any], practice: Practice | None) -> Note:
         recordings=_recordings(call), disposition=call.get("disposition"),
         attempts=attempts, outcome=outcome, outcome_text=outcome_text,
         caller_told=call.get("caller_told"), end_reason=call.get("end_reason"),
-        abandoned_step=call.get("abandoned_step"))
+        abandoned_step=call.get("abandoned_step"),
+        recordings_purged_at=_time(call.get("recordings_purged_at")))
     return _with_needs_action(note, call)
 
 

@@ -249,6 +249,18 @@ class Delivery:
     webhook_secret_env: str | None = None
 
 
+@dataclass(frozen=True)
+class Retention:
+    """How long a practice keeps its calls, in days from the call's start (ivr.retention).
+
+    Recordings (name, reason, fallback messages) go after `recordings_days`; the whole
+    record after `records_days`, or never when it is None.
+    """
+
+    recordings_days: int = 365  # Wazo's default: one year
+    records_days: int | None = None
+
+
 @dataclass(frozen=True, repr=False)
 class Practice:
     """One practice's complete, validated rules."""
@@ -272,6 +284,7 @@ class Practice:
     on_call: OnCall
     fallback_numbers: tuple[str, ...]
     delivery: Delivery
+    retention: Retention = field(default_factory=Retention)
     source_file: str = ""
 
     def __repr__(self) -> str:  # the full tree is far too long for logs and test reports

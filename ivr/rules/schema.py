@@ -155,11 +155,19 @@ def json_schema() -> dict[str, Any]:
                                          "secret_env": {"type": "string",
                                                         "pattern": v.ENV_RE.pattern}}),
     })
+    retention = _obj(v.RETENTION_KEYS, {
+        "recordings_days": _int(*v.RECORDINGS_DAYS, "Days a call's recordings (name, reason, "
+                                "fallback message) are kept; default 365."),
+        "records_days": _int(*v.RECORDS_DAYS, "Days the whole call record is kept (intake, "
+                             "timeline, legs, notes); at least recordings_days. Left out: "
+                             "kept."),
+    }, "How long this practice's calls are kept; purged automatically, every deletion "
+       "logged.")
     top = _obj(v.TOP_KEYS, {
         "practice": practice, "hours": hours, "holidays": holidays,
         "overrides": {"type": "array", "items": override}, "prompts": prompts,
         "intake": intake, "triage": triage, "overflow": overflow, "on_call": on_call,
-        "fallback_numbers": PHONES, "delivery": delivery,
+        "fallback_numbers": PHONES, "delivery": delivery, "retention": retention,
     }, "One practice of the after-hours answering service.")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

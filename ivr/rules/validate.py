@@ -33,6 +33,7 @@ TOP_KEYS = {
     "on_call": True,
     "fallback_numbers": False,
     "delivery": False,
+    "retention": False,
 }
 PRACTICE_KEYS = {
     "id": True,
@@ -96,6 +97,9 @@ EXHAUSTED_KEYS = {"action": True, "renotify_minutes": False, "attempts_per_perso
                   "max_attempts": False}
 DELIVERY_KEYS = {"fax": False, "email": False, "webhook": False}
 WEBHOOK_KEYS = {"url": True, "secret_env": False}
+RETENTION_KEYS = {"recordings_days": False, "records_days": False}
+RECORDINGS_DAYS = (7, 3650)  # at least a week: the morning report and call-backs need them
+RECORDS_DAYS = (30, 3650)
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 TIME_RE = re.compile(r"^([0-9]{2}):([0-9]{2})$")
@@ -393,6 +397,7 @@ class Builder:
             {c.phone for c in on_call.clinicians.values()} | set(overflow.bridge_to))
         fallback = self.phones(top.get("fallback_numbers"), "fallback_numbers", among=named)
         delivery = self.delivery(top.get("delivery"))
+        retention = self.retention(top.get("retention"))
         if len(self.c.errors) > errors_before or menu is None or on_call is None:
             return None
         return m.Practice(
@@ -402,7 +407,7 @@ class Builder:
             forwarding_numbers=info["forwarding_numbers"], hours=hours, holidays=hol,
             overrides=overrides, prompts=m.frozen_map(prompts), intake=intake, menu=menu,
             overflow=overflow, on_call=on_call, fallback_numbers=fallback, delivery=delivery,
-            source_file=self.c.file,
+            retention=retention, source_file=self.c.file,
         )
 
     def practice_info(self, node: yaml.Node | None) -> dict[str, Any]:
@@ -883,6 +888,22 @@ class Builder:
                                "an environment variable name such as SUNNY_WEBHOOK_SECRET",
                                ENV_RE) if "secret_env" in w else None
         return m.Delivery(fax, email, url, secret)
+
+    def retention(self, node: yaml.Node | None) -> m.Retention:
+        f = self.mapping(node, "retention", RETENTION_KEYS) or {}
+        d = m.Retention()
+        recordings = self.integer(f.get("recordings_days"), "retention.recordings_days",
+                                  *RECORDINGS_DAYS, d.recordings_days)
+        records = self.integer(f.get("records_days"), "retention.records_days", *RECORDS_DAYS,
+                               0) if "records_days" in f else 0
+        if records and records < recordings:
+            # A record without its recordings is fine; recordings without a record are not.
+            given = "" if "recordings_days" in f else " (the default)"
+            self.c.error(f["records_days"], "retention.records_days", records,
+                         f"records_days >= recordings_days ({recordings})",
+                         f"records_days {records} is shorter than recordings_days "
+                         f"{recordings}{given}: recordings would outlive their call")
+        return m.Retention(recordings, records or None)
 
 
 def parse_time(value: str, allow_24: bool = False) -> int | None:

@@ -24,12 +24,50 @@ async def test_upgrade_head_creates_every_table_and_matches_the_models(tmp_path)
         def check(conn):
             names = set(inspect(conn).get_table_names())
             assert {"calls", "call_events", "manual_overrides", "intake_fields",
-                    "recordings", "alembic_version"} <= names
+                    "recordings", "retention_log", "alembic_version"} <= names
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
             return compare_metadata(ctx, Base.metadata)
 
         async with db.engine.connect() as conn:
             diff = await conn.run_sync(check)
         assert diff == []
+    finally:
+        await db.close()
+
+
+async def test_retention_migration_is_head_and_downgrades_without_touching_calls(tmp_path):
+    """0005 adds calls.recordings_purged_at and retention_log; its downgrade drops the
+    column in place (a batch copy of `calls` would cascade into every call's children)."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import text
+
+    from ivr import calls
+    from ivr.db.engine import alembic_config
+
+    cfg = alembic_config()
+    assert ScriptDirectory.from_config(cfg).get_current_head() == "0005_retention"
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}")
+    try:
+        await db.create()
+        call_id = await calls.start_call(db, uniqueid="u1", node="n", dialled="",
+                                         forwarded_from="", caller="",
+                                         started_at=datetime.now(UTC))
+
+        def migrate(conn, target, down):
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, target)
+            names = set(inspect(conn).get_table_names())
+            columns = {c["name"] for c in inspect(conn).get_columns("calls")}
+            events = conn.execute(text("SELECT count(*) FROM call_events")).scalar()
+            return "retention_log" in names, "recordings_purged_at" in columns, events
+
+        async with db.engine.begin() as conn:
+            assert await conn.run_sync(migrate, "0004_reports", True) == (False, False, 1)
+        async with db.engine.begin() as conn:
+            assert await conn.run_sync(migrate, "head", False) == (True, True, 1)
+        assert (await calls.show_call(db, call_id))["recordings_purged_at"] is None
     finally:
         await db.close()

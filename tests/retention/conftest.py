@@ -1,0 +1,45 @@
+"""Fixtures for the retention tests: a fresh SQLite database, a data folder, the rules."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from retention_helpers import REPO  # noqa: E402  (also puts the repo on sys.path)
+
+from ivr.db.engine import Database  # noqa: E402
+from ivr.rules import load_rules  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def rules():
+    from datetime import UTC, datetime
+
+    res = load_rules(REPO / "routing_rules", now=datetime(2026, 11, 1, tzinfo=UTC))
+    assert res.ok, [str(e) for e in res.errors]
+    return res.rules
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'data' / 'ivr.sqlite3'}"
+
+
+@pytest.fixture
+async def db(db_url: str):
+    database = Database(db_url)
+    await database.create()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "data"
+    folder.mkdir(exist_ok=True)
+    return folder
