@@ -187,20 +187,56 @@ async def _with_db(fn: Callable[[Any], Any]) -> Any:
         await db.close()
 
 
+# Every command that shows patient data writes its audit entry (ivr.audit) after reading
+# and before showing anything: no entry, no data (main() turns AuditError into exit 1).
+
+async def _audit(db: Any, action: str, *, practice_id: str | None = None,
+                 subject: str | None = None, detail: dict[str, Any] | None = None,
+                 consequence: str = "nothing is shown without its audit entry") -> None:
+    """This command's audit entry; AuditError (the command shows nothing) if it fails."""
+    from . import audit
+
+    try:
+        await audit.record(db, audit.cli_actor(), action, practice_id=practice_id,
+                           subject=subject, detail=detail)
+    except Exception as exc:
+        raise audit.AuditError.of(exc, consequence) from exc
+
+
+def _format(args: argparse.Namespace) -> str:
+    """How the data leaves: 'text', 'json', 'pdf' or 'pdf+json' (for the audit entry)."""
+    shown = [name for name in ("pdf", "json") if getattr(args, name, None)]
+    return "+".join(shown) or "text"
+
+
 def cmd_calls_list(args: argparse.Namespace) -> int:
-    from . import calls
+    from . import audit, calls
 
     since = _parse_time(args.since) if args.since else None
-    rows = asyncio.run(_with_db(lambda db: calls.list_calls(
-        db, practice=args.practice, since=since, limit=args.limit)))
-    _print(rows, args.json)
+
+    async def read(db: Any) -> list[dict[str, Any]]:
+        rows = await calls.list_calls(db, practice=args.practice, since=since,
+                                      limit=args.limit)
+        await _audit(db, audit.CALL_READ, practice_id=args.practice,
+                     detail={"count": len(rows), "format": _format(args),
+                             "since": since.isoformat() if since else None})
+        return rows
+
+    _print(asyncio.run(_with_db(read)), args.json)
     return 0
 
 
 def cmd_calls_show(args: argparse.Namespace) -> int:
-    from . import calls
+    from . import audit, calls
 
-    row = asyncio.run(_with_db(lambda db: calls.show_call(db, args.id)))
+    async def read(db: Any) -> dict[str, Any] | None:
+        row = await calls.show_call(db, args.id)
+        if row is not None:  # a miss shows nothing, so there is no read to log
+            await _audit(db, audit.CALL_READ, practice_id=row.get("practice_id"),
+                         subject=row["id"], detail={"format": _format(args)})
+        return row
+
+    row = asyncio.run(_with_db(read))
     if row is None:
         print(f"no call {args.id!r}", file=sys.stderr)
         return 1
@@ -209,10 +245,15 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
 
 
 def cmd_callbacks_list(args: argparse.Namespace) -> int:
-    from . import callbacks
+    from . import audit, callbacks
 
-    rows = asyncio.run(_with_db(lambda db: callbacks.list_callbacks(
-        db, all_states=args.all, limit=args.limit)))
+    async def read(db: Any) -> list[dict[str, Any]]:
+        rows = await callbacks.list_callbacks(db, all_states=args.all, limit=args.limit)
+        await _audit(db, audit.CALLBACKS_READ, detail={
+            "count": len(rows), "all": args.all, "format": _format(args)})
+        return rows
+
+    rows = asyncio.run(_with_db(read))
     _print(rows, args.json)
     if not rows and not args.json:
         print("no pending call-backs")
@@ -222,11 +263,18 @@ def cmd_callbacks_list(args: argparse.Namespace) -> int:
 # --- deliveries (the outbox) ------------------------------------------------------------
 
 def cmd_deliveries_list(args: argparse.Namespace) -> int:
+    from . import audit
     from .delivery import outbox
 
-    rows = asyncio.run(_with_db(lambda db: outbox.list_deliveries(
-        db, failed_only=args.failed, practice=args.practice, limit=args.limit,
-        with_attempts=args.json)))
+    async def read(db: Any) -> list[dict[str, Any]]:
+        rows = await outbox.list_deliveries(db, failed_only=args.failed,
+                                            practice=args.practice, limit=args.limit,
+                                            with_attempts=args.json)
+        await _audit(db, audit.DELIVERIES_READ, practice_id=args.practice, detail={
+            "count": len(rows), "failed": args.failed, "format": _format(args)})
+        return rows
+
+    rows = asyncio.run(_with_db(read))
     _print(rows, args.json)
     if not rows and not args.json:
         print("no failed deliveries" if args.failed else "no deliveries")
@@ -264,10 +312,19 @@ def _write_private(path: str, data: bytes) -> None:
 
 
 def cmd_notes_show(args: argparse.Namespace) -> int:
+    from . import audit
     from .documents import pdf, store
 
     practices = _practices_or_empty()
-    note = asyncio.run(_with_db(lambda db: store.note_for_call(db, args.id, practices)))
+
+    async def read(db: Any) -> Any:
+        note = await store.note_for_call(db, args.id, practices)
+        if note is not None:
+            await _audit(db, audit.NOTE_READ, practice_id=note.practice_id,
+                         subject=note.call_id, detail={"format": _format(args)})
+        return note
+
+    note = asyncio.run(_with_db(read))
     if note is None:
         print(f"no call {args.id!r}", file=sys.stderr)
         return 1
@@ -299,6 +356,7 @@ def _night_arg(practice: Any, text: str | None, now: datetime) -> Any:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from . import audit
     from .documents import pdf, store
 
     practice = _current_rules().practices.get(args.practice)
@@ -314,9 +372,24 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     if args.deliver:
         settings = _settings()
-        made = asyncio.run(_with_db(lambda db: store.make_report(
-            db, practice, night, now, out_dir=settings.data_dir / "documents",
-            worker=f"cli:{os.getpid()}")))
+
+        async def deliver(db: Any) -> Any:
+            # Making and enqueueing is what the controller does at the opening anyway; the
+            # entry gates what this command shows or writes, after every attempt.
+            made = await store.make_report(db, practice, night, now,
+                                           out_dir=settings.data_dir / "documents",
+                                           worker=f"cli:{os.getpid()}")
+            await _audit(
+                db, audit.REPORT_DELIVER, practice_id=practice.id,
+                subject=f"{practice.id}:{made.night.isoformat()}" if made.night else None,
+                detail={"status": made.status, "report_id": made.report_id,
+                        "calls": made.calls, "deliveries": len(made.deliveries),
+                        "format": _format(args)},
+                consequence="what was made is in `ivr reports list`, but this command "
+                            "shows and writes nothing of it")
+            return made
+
+        made = asyncio.run(_with_db(deliver))
         if made.status == store.NOT_DUE:
             print(f"ivr report: the night of {made.night} is not over yet; it is made at the "
                   "practice's opening (use no --deliver for a preview)", file=sys.stderr)
@@ -325,7 +398,16 @@ def cmd_report(args: argparse.Namespace) -> int:
             _write_private(args.pdf, made.pdf_path.read_bytes())
         _print(made.to_json(), args.json)
         return 0 if made.status in (store.MADE, store.EXISTS) else 1
-    report = asyncio.run(_with_db(lambda db: store.preview_report(db, practice, night, now)))
+
+    async def preview(db: Any) -> Any:
+        report = await store.preview_report(db, practice, night, now)
+        if report is not None:
+            await _audit(db, audit.REPORT_READ, practice_id=practice.id,
+                         subject=report.document_id,
+                         detail={"calls": len(report.notes), "format": _format(args)})
+        return report
+
+    report = asyncio.run(_with_db(preview))
     if report is None:
         print("ivr report: no night to report: the practice never opens", file=sys.stderr)
         return 1
@@ -358,13 +440,21 @@ def cmd_reports_list(args: argparse.Namespace) -> int:
 # --- retention: old recordings and records deleted per practice (ivr.retention) ----------
 
 def cmd_retention_run(args: argparse.Namespace) -> int:
-    from . import retention
+    from . import audit, retention
 
     rules = _current_rules()  # never the defaults in place of a practice's own policy
     data_dir = _settings().data_dir
-    summary = asyncio.run(_with_db(lambda db: retention.purge(
-        db, rules, datetime.now(UTC), data_dir, dry_run=args.dry_run,
-        worker=f"cli:{os.getpid()}")))
+
+    async def run(db: Any) -> Any:
+        summary = await retention.purge(db, rules, datetime.now(UTC), data_dir,
+                                        dry_run=args.dry_run, worker=f"cli:{os.getpid()}")
+        await _audit(db, audit.RETENTION_RUN, subject=summary.run_id,
+                     detail=summary.audit_detail(),
+                     consequence=f"retention run {summary.run_id} is done and in "
+                                 "`ivr retention log`, but not in the audit log")
+        return summary
+
+    summary = asyncio.run(_with_db(run))
     if args.json:
         _print(summary.to_json(), True)
         return 0
@@ -387,6 +477,33 @@ def cmd_retention_log(args: argparse.Namespace) -> int:
     _print(rows, args.json)
     if not rows and not args.json:
         print("no retention run logged yet")
+    return 0
+
+
+# --- the audit log: who read patient data or changed the rules (ivr.audit) --------------
+
+def cmd_audit_list(args: argparse.Namespace) -> int:
+    from . import audit
+
+    try:
+        since = _parse_time(args.since) if args.since else None
+        if args.action:
+            audit.action_filter(args.action)
+    except ValueError as exc:
+        print(f"ivr audit list: {exc}", file=sys.stderr)
+        return 2
+    rows = asyncio.run(_with_db(lambda db: audit.read(
+        db, since=since, action=args.action, practice_id=args.practice,
+        subject=args.subject, limit=args.limit)))
+    if args.json:
+        _print(rows, True)
+        return 0
+    if not rows:
+        print("no audit entries")
+    for row in rows:
+        print(f"{row['at']}  {row['action']:<16} {row['actor']}  "
+              f"practice={row['practice_id'] or '-'}  subject={row['subject'] or '-'}  "
+              f"{json.dumps(row['detail'], sort_keys=True)}")
     return 0
 
 
@@ -458,7 +575,7 @@ def _current_rules() -> Any:
 
 
 def cmd_override_set(args: argparse.Namespace) -> int:
-    from . import overrides
+    from . import audit, overrides
     from .cli_rules import parse_when
 
     rules = _current_rules()
@@ -477,7 +594,8 @@ def cmd_override_set(args: argparse.Namespace) -> int:
     except overrides.OverrideError as exc:
         print(f"ivr override set: {exc}", file=sys.stderr)
         return 2
-    row = asyncio.run(_with_db(lambda db: overrides.set_override(db, new, now)))
+    row = asyncio.run(_with_db(lambda db: overrides.set_override(
+        db, new, now, actor=audit.cli_actor())))
     if args.json:
         _print(row, True)
     else:
@@ -487,10 +605,10 @@ def cmd_override_set(args: argparse.Namespace) -> int:
 
 
 def cmd_override_clear(args: argparse.Namespace) -> int:
-    from . import overrides
+    from . import audit, overrides
 
     count = asyncio.run(_with_db(lambda db: overrides.clear_overrides(
-        db, args.practice, datetime.now(UTC))))
+        db, args.practice, datetime.now(UTC), actor=audit.cli_actor())))
     print(f"{args.practice}: {count} override(s) cleared" if count else
           f"{args.practice}: no override in force or to come; nothing cleared")
     return 0
@@ -678,16 +796,32 @@ def build_parser() -> argparse.ArgumentParser:
     olist.add_argument("--all", action="store_true", help="also cleared and expired ones")
     olist.add_argument("--json", action="store_true")
     olist.set_defaults(func=cmd_override_list)
+
+    audit = sub.add_parser("audit", help="the append-only audit log: reads of patient data, "
+                           "rules changes, overrides, retention runs")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    alist = audit_sub.add_parser("list", help="audit entries, newest first")
+    alist.add_argument("--since", help="ISO time, e.g. 2026-11-26T18:00:00-05:00")
+    alist.add_argument("--action", help="e.g. call.read, or a family such as rules")
+    alist.add_argument("--practice")
+    alist.add_argument("--subject", help="a call id, report id or rules digest")
+    alist.add_argument("--limit", type=int, default=100)
+    alist.add_argument("--json", action="store_true")
+    alist.set_defaults(func=cmd_audit_list)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .audit import AuditError
     from .pbx.instance import PbxError
     from .pbx.root import ProvisionError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except AuditError as exc:  # fail closed: no audit entry, nothing shown or changed
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 1
     except config.ConfigError as exc:
         print(f"ivr: configuration error: {exc}", file=sys.stderr)
         return 2

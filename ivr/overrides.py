@@ -4,6 +4,10 @@ They are set from the command line without editing the YAML, and the call flow p
 `active_overrides(...)` to `ivr.rules.schedule.state_at(..., manual_overrides=...)`,
 where they win over everything in the rules. Validation is pure (`check_new`); the
 async functions take a `Database` and the caller's clock, so tests pin the time.
+
+Setting and clearing are changes to the schedule in force: given an `actor`, they add
+their audit entry (ivr.audit) in the same transaction, so a change is never committed
+without its entry, nor an entry without its change.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from . import audit
 from .db.engine import Database
 from .db.models import ManualOverride
 from .rules import Override, RuleSet
@@ -68,18 +74,33 @@ def check_new(rules: RuleSet, practice_id: str, is_open: bool, until: datetime, 
     return NewOverride(practice_id, is_open, start, end, text)
 
 
-async def set_override(db: Database, new: NewOverride, now: datetime) -> dict[str, Any]:
-    """Store a validated override; it wins over earlier ones where they overlap."""
+async def set_override(db: Database, new: NewOverride, now: datetime,
+                       actor: str | None = None) -> dict[str, Any]:
+    """Store a validated override; it wins over earlier ones where they overlap.
+
+    With an `actor`, an `override.set` audit entry is written in the same transaction
+    (mode and times, not the reason: free text may name people).
+    """
     row = ManualOverride(practice_id=new.practice_id, is_open=new.is_open, start=new.start,
                          end=new.end, reason=new.reason, created_at=require_aware(now, "now"))
     async with db.session() as session:
         session.add(row)
         await session.flush()
-        return _row_json(row, now)
+        doc = _row_json(row, now)
+        if actor is not None:
+            await _audit(session, actor, audit.OVERRIDE_SET, now, new.practice_id,
+                         str(row.id), {"mode": doc["mode"], "start": doc["start"],
+                                       "end": doc["end"]})
+        return doc
 
 
-async def clear_overrides(db: Database, practice_id: str, now: datetime) -> int:
-    """Clear the practice's overrides that are in force or still to come; how many."""
+async def clear_overrides(db: Database, practice_id: str, now: datetime,
+                          actor: str | None = None) -> int:
+    """Clear the practice's overrides that are in force or still to come; how many.
+
+    With an `actor`, an `override.clear` audit entry (the ids cleared) is written in the
+    same transaction, also when there was nothing to clear.
+    """
     now = require_aware(now, "now")
     async with db.session() as session:
         rows = (await session.scalars(
@@ -88,7 +109,19 @@ async def clear_overrides(db: Database, practice_id: str, now: datetime) -> int:
                                          ManualOverride.end > now))).all()
         for row in rows:
             row.cleared_at = now
+        if actor is not None:
+            await _audit(session, actor, audit.OVERRIDE_CLEAR, now, practice_id, None,
+                         {"cleared": len(rows), "ids": [row.id for row in rows][:50]})
         return len(rows)
+
+
+async def _audit(session: AsyncSession, actor: str, action: str, now: datetime,
+                 practice_id: str, subject: str | None, detail: dict[str, Any]) -> None:
+    try:
+        await audit.record(session, actor, action, at=now, practice_id=practice_id,
+                           subject=subject, detail=detail)
+    except Exception as exc:  # raised out of the session: the change is rolled back too
+        raise audit.AuditError.of(exc, "the override was not changed") from exc
 
 
 async def list_overrides(db: Database, now: datetime, practice_id: str | None = None,

@@ -19,7 +19,14 @@ one transaction per call (see "deleting" below), so two controllers purging at o
 find less to do. Files are deleted only inside the data folder: a call with a file
 elsewhere keeps everything, and every run warns with its call id until someone looks.
 Each run writes one `retention_log` row per practice (counts and ids, never patient
-data) and logs one INFO line per practice.
+data) and logs one INFO line per practice; its caller adds one `retention.run` entry to
+the audit log (`Summary.audit_detail`).
+
+Never touched either: the audit log (`audit_log`, ivr.audit). It must be kept at least
+6 years (RELIABILITY.md), longer than any `records_days` may be (3650 days is allowed,
+but the audit log must not depend on that), so this module never reads, updates or
+deletes it, and nothing else purges it: its entries name calls by id only and outlive
+the records they name.
 """
 
 from __future__ import annotations
@@ -156,13 +163,19 @@ class Summary:
     dry_run: bool
     practices: tuple[Counts, ...]
 
-    def to_json(self) -> dict[str, Any]:
-        totals = {k: sum(getattr(c, k) for c in self.practices) for k in (
+    def totals(self) -> dict[str, int]:
+        return {k: sum(getattr(c, k) for c in self.practices) for k in (
             "calls_purged", "recordings_deleted", "calls_deleted", "documents_deleted",
             "bytes_freed", "files_refused", "calls_held")}
+
+    def to_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "at": self.at.isoformat(), "worker": self.worker,
                 "dry_run": self.dry_run, "practices": [c.to_json() for c in self.practices],
-                "totals": totals}
+                "totals": self.totals()}
+
+    def audit_detail(self) -> dict[str, Any]:
+        """The run's `retention.run` audit entry: counts only (subject: the run id)."""
+        return {"dry_run": self.dry_run, "practices": len(self.practices), **self.totals()}
 
 
 # --- files -------------------------------------------------------------------------------

@@ -11,6 +11,11 @@ stay in force and the status says why. The status is also written to
 `<data_dir>/rules-status-<instance>.json` for `ivr rules status` and `ivr rules reload`,
 which reach the controller through its pid file and SIGHUP (the client side is at the
 bottom of this module).
+
+Every load that changes the digest in force, and every refused load, is announced to the
+`on_change` listeners as a `RulesChange` (digests, file names, counts: no patient data);
+the controller writes it to the audit log (ivr.audit). Listeners run after the swap, so
+a slow or failing listener never holds a reload back.
 """
 
 from __future__ import annotations
@@ -48,6 +53,10 @@ WATCHED_SUFFIXES = (".yaml", ".yml", ".ics")
 
 Fingerprint = tuple[tuple[str, int, int], ...]
 OnLoaded = Callable[[RuleSet], Awaitable[None]]
+
+# RulesChange.kind
+CHANGE_LOADED = "loaded"  # rules with another digest are in force now
+CHANGE_REFUSED = "refused"  # the files were refused; the rules in force stay
 
 
 def _utc_now() -> datetime:
@@ -95,6 +104,29 @@ class RulesStatus:
         return doc
 
 
+@dataclass(frozen=True)
+class RulesChange:
+    """A load that changed the digest in force, or a refused one (for the audit log)."""
+
+    kind: str  # CHANGE_LOADED | CHANGE_REFUSED
+    source: str  # why the load was attempted (SOURCES)
+    digest_from: str | None  # in force before (None: nothing was)
+    digest_to: str | None  # in force after: the new digest, or digest_from when refused
+    files: tuple[str, ...] = ()  # loaded: changed, added or removed; refused: with errors
+    error_count: int = 0
+
+
+OnChange = Callable[[RulesChange], Awaitable[None]]
+
+
+def changed_files(before: RuleSet | None, after: RuleSet) -> tuple[str, ...]:
+    """Names of the files whose content differs (added and removed ones included)."""
+    old = dict(before.files) if before is not None else {}
+    new = dict(after.files)
+    return tuple(sorted(name for name in old.keys() | new.keys()
+                        if old.get(name) != new.get(name)))
+
+
 class RulesRuntime:
     """The current RuleSet of one controller, its reloads and their status."""
 
@@ -109,6 +141,7 @@ class RulesRuntime:
         self._status = RulesStatus(instance, str(self.rules_path), os.getpid())
         self._lock = asyncio.Lock()
         self._listeners: list[OnLoaded] = []
+        self._change_listeners: list[OnChange] = []
         self._loaded_fingerprint: Fingerprint | None = None
         self._anchored_at: datetime | None = None
 
@@ -134,6 +167,10 @@ class RulesRuntime:
         """Run `callback(rules)` after every successful load (e.g. refresh the PBX fallbacks)."""
         self._listeners.append(callback)
 
+    def on_change(self, callback: OnChange) -> None:
+        """Run `callback(change)` after a load that changed the digest, and after a refusal."""
+        self._change_listeners.append(callback)
+
     async def load(self) -> bool:
         """The first load at startup."""
         return await self.reload(SOURCE_STARTUP)
@@ -147,7 +184,9 @@ class RulesRuntime:
             now = self._clock()
             # In a thread: parsing YAML and expanding iCal must not stall calls in progress.
             result = await asyncio.to_thread(self._load_result, now)
+            before = self._current
             ok = self._record(result, source, now, request_id)
+            change = self._change(before, ok, result, source)
             if ok:
                 self._loaded_fingerprint = fingerprint
                 self._anchored_at = now
@@ -156,6 +195,12 @@ class RulesRuntime:
                 self._loaded_fingerprint = fingerprint
             await asyncio.to_thread(self._write_status)
             rules = self._current
+        if change is not None:
+            for listener in self._change_listeners:
+                try:
+                    await listener(change)
+                except Exception:  # the audit trail's failure must not undo the reload
+                    log.exception("rules-change listener %r failed", listener)
         if ok and rules is not None:
             for callback in self._listeners:
                 try:
@@ -256,6 +301,20 @@ class RulesRuntime:
         log.error("rules refused (%s): %d errors; keeping the rules in force (digest %s). "
                   "First errors: %s", source, self._status.error_count, kept, " | ".join(errors))
         return False
+
+    def _change(self, before: RuleSet | None, ok: bool, result: LoadResult,
+                source: str) -> RulesChange | None:
+        """What to announce for this attempt: None when the digest in force is the same."""
+        kept = before.digest if before is not None else None
+        after = self._current
+        if ok and after is not None:
+            if after.digest == kept:
+                return None  # the same content again (a daily re-anchor, a touched file)
+            return RulesChange(CHANGE_LOADED, source, kept, after.digest,
+                               changed_files(before, after))
+        files = sorted({Path(issue.file).name for issue in result.errors if issue.file})
+        return RulesChange(CHANGE_REFUSED, source, kept, kept, tuple(files),
+                           self._status.error_count)
 
     def _write_status(self) -> None:
         if self.status_file is None:

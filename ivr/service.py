@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import calls, contract, prompts, reconcile, retention
+from . import audit, calls, contract, prompts, reconcile, retention
 from .agi.server import AgiServer
 from .ami import AmiAuthError, AmiClient, AmiError
 from .callback_scheduler import CallbackScheduler
@@ -25,7 +25,9 @@ from .pbx.instance import AMI_USER, PbxInstance
 from .pbx.root import find_root
 from .rules import RuleSet
 from .rules_runtime import (
+    CHANGE_LOADED,
     SOURCE_SIGHUP,
+    RulesChange,
     RulesRuntime,
     pid_path,
     remove_pid_file,
@@ -49,6 +51,7 @@ RETENTION_EVERY = 3600.0  # seconds between two retention purges (ivr.retention)
 # At start-up the first purge waits this long for the PBX's hang-up stamps to be folded
 # in (reconcile), then goes ahead without them: retention does not depend on the PBX.
 RETENTION_FIRST_WAIT = 30.0
+AUDIT_FILES_LISTED = 30  # changed rules files named in one audit entry (all are counted)
 
 
 class ControllerError(RuntimeError):
@@ -152,16 +155,50 @@ class Services:
             recordings_dir=self.settings.recordings_dir, only=only)
 
 
+def _audit_failed(what: str, exc: Exception) -> None:
+    # Type and first line only: a driver's message may go on to quote its parameters.
+    log.warning("%s", audit.AuditError.of(exc, f"{what} not recorded; going on"))
+
+
+def rules_change_entry(change: RulesChange) -> tuple[str, str | None, dict[str, Any]]:
+    """(action, subject, detail) of the audit entry for a rules change or refusal."""
+    files = list(change.files[:AUDIT_FILES_LISTED])
+    if change.kind == CHANGE_LOADED:
+        return audit.RULES_RELOAD, change.digest_to, {
+            "source": change.source, "digest_from": change.digest_from,
+            "digest_to": change.digest_to, "files": files, "files_changed": len(change.files)}
+    return audit.RULES_REFUSED, change.digest_from, {
+        "source": change.source, "errors": change.error_count, "files": files,
+        "digest_in_force": change.digest_from}
+
+
+def audit_rules_changes(runtime: RulesRuntime, db: Database, actor: str) -> None:
+    """Record every rules change and refusal in the audit log; a failed write is only logged.
+
+    The reload has already swapped the rules when this runs: the log never holds it back.
+    """
+    async def write(change: RulesChange) -> None:
+        action, subject, detail = rules_change_entry(change)
+        try:
+            await audit.record(db, actor, action, subject=subject, detail=detail)
+        except Exception as exc:  # the database may be down; the rules are in force anyway
+            _audit_failed(action, exc)
+
+    runtime.on_change(write)
+
+
 async def run_retention(db: Database, rules: Callable[[], RuleSet | None], data_dir: Path, *,
                         ready: asyncio.Event | None = None,
                         first_wait: float = RETENTION_FIRST_WAIT,
                         every: float = RETENTION_EVERY,
-                        clock: Callable[[], datetime] = calls.now) -> None:
+                        clock: Callable[[], datetime] = calls.now,
+                        actor: str = audit.controller_actor("default")) -> None:
     """Purge once at start-up (after `ready`, or `first_wait` seconds), then every `every`.
 
     A failed run is logged and the next one comes on time: retention never stops the
     controller. Without rules in force nothing is purged, since the defaults could be
-    shorter than what a practice asked for.
+    shorter than what a practice asked for. Each run that completes gets one
+    `retention.run` audit entry; a failure to write it is logged, the purge stands.
     """
     if ready is not None:
         try:
@@ -174,11 +211,19 @@ async def run_retention(db: Database, rules: Callable[[], RuleSet | None], data_
             log.warning("retention skipped: no rules in force")
         else:
             try:
-                await retention.purge(db, current, clock(), data_dir)
+                summary = await retention.purge(db, current, clock(), data_dir)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database or the disk may be down: next time
                 log.warning("retention run failed (%s)", type(exc).__name__, exc_info=exc)
+            else:
+                try:
+                    await audit.record(db, actor, audit.RETENTION_RUN, subject=summary.run_id,
+                                       detail=summary.audit_detail())
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    _audit_failed(audit.RETENTION_RUN, exc)
         await asyncio.sleep(every)
 
 
@@ -187,6 +232,7 @@ class Controller:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.actor = audit.controller_actor(settings.instance)  # who, in the audit log
         root = find_root(settings.cache_dir)
         if root is None:
             raise ControllerError("no Asterisk found: run `ivr pbx up` (or `make run`) first")
@@ -213,6 +259,7 @@ class Controller:
         # Prompts first: the startup load finishes them before the AGI server takes calls.
         self.services.runtime.on_loaded(self._prepare_prompts)
         self.services.runtime.on_loaded(self._on_rules_loaded)
+        audit_rules_changes(self.services.runtime, self.db, self.actor)
         await self.services.runtime.load()
         # ----------------------------------------------------------------------------------
         # AGI first: calls are served even while AMI is still connecting.
@@ -249,7 +296,7 @@ class Controller:
         # Retention: each practice's old recordings and records deleted, every run logged.
         self._tasks.append(asyncio.create_task(run_retention(
             self.db, lambda: self.services.rules, self.settings.data_dir,
-            ready=self._reconciled), name="retention"))
+            ready=self._reconciled, actor=self.actor), name="retention"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="callbacks"))
         self._tasks.append(asyncio.create_task(self.services.runtime.watch(), name="rules-watch"))
         write_pid_file(pid_path(self.settings))  # `ivr rules reload` signals this pid

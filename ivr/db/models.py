@@ -335,3 +335,29 @@ class RetentionLog(Base):
     bytes_freed: Mapped[int] = mapped_column(BigInteger)
     files_refused: Mapped[int] = mapped_column(Integer)  # paths outside the data folder
     calls_held: Mapped[int] = mapped_column(Integer)  # due, kept: in progress or pending work
+
+
+class AuditEntry(Base):
+    """One read of patient data or one change to the rules (ivr.audit): append-only.
+
+    Kept at least 6 years (HIPAA); nothing in this code ever updates or deletes a row, and
+    the migration makes the database refuse it. `subject` names a call, report or rules
+    digest and is deliberately not a foreign key: the entry outlives the record it names.
+    Ids, digests, counts and file names only, never patient data.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(96))  # cli:<os user>:<pid> | controller:<inst>
+    action: Mapped[str] = mapped_column(String(32))  # call.read, rules.reload, ...
+    practice_id: Mapped[str | None] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="{}")  # small JSON object
+
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_action_at", "action", "at"),
+        Index("ix_audit_log_practice_at", "practice_id", "at"),
+    )

@@ -88,12 +88,17 @@ def load_rules(path: str | Path, *, now: datetime) -> LoadResult:
     id_origin: dict[str, str] = {}
     claimed: dict[str, tuple[str, str]] = {}  # e164 -> (practice id, where)
     hasher = hashlib.sha256()
+    contents: dict[str, str] = {}  # file name -> content hash (RuleSet.files)
     regions: list[str] = []
     for f in files:
         practice, builder, raw = build_file(f, str(f), now)
         result.errors.extend(builder.c.errors)
         result.warnings.extend(builder.c.warnings)
         hasher.update(f.name.encode() + b"\0" + raw + b"\0" + builder.ical_bytes + b"\0")
+        contents[f.name] = hashlib.sha256(raw).hexdigest()[:16]
+        if practice is not None and practice.on_call.ical_file:
+            ical = hashlib.sha256(builder.ical_bytes).hexdigest()[:16]
+            contents[Path(practice.on_call.ical_file).name] = ical
         # Cross-file: every DID and forwarding number reaches exactly one practice.
         for e164, kind, node, keypath in builder.numbers:
             where = f"{f}:{node.start_mark.line + 1}"
@@ -128,5 +133,5 @@ def load_rules(path: str | Path, *, now: datetime) -> LoadResult:
     by_did = {n: p.id for p in practices.values() for n in p.dids}
     by_fwd = {n: p.id for p in practices.values() for n in p.forwarding_numbers}
     result.rules = RuleSet(frozen_map(practices), hasher.hexdigest()[:16], frozen_map(by_did),
-                           frozen_map(by_fwd), tuple(regions) or ("US",))
+                           frozen_map(by_fwd), tuple(regions) or ("US",), frozen_map(contents))
     return result

@@ -323,6 +323,9 @@ class RuleSet:
     by_did: Mapping[str, str] = field(repr=False)
     by_forwarding: Mapping[str, str] = field(repr=False)
     regions: tuple[str, ...] = ("US",)
+    # File name -> sha256 prefix of its content (YAML files and the calendars they use):
+    # what a reload changed, by name, for the audit log.
+    files: Mapping[str, str] = field(default_factory=frozen_map, repr=False)
 
     def route(self, dialled: str | None, forwarded_from: str | None = None) -> Practice | None:
         """The practice a call belongs to, or None for an unknown number.

@@ -9,6 +9,8 @@ from sqlalchemy import inspect
 from ivr.db.engine import Database
 from ivr.db.models import Base
 
+HEAD = "0006_audit_log"
+
 try:  # other packages add their tables to the same metadata (and their migrations)
     import ivr.delivery.models  # noqa: F401
 except ImportError:
@@ -24,7 +26,7 @@ async def test_upgrade_head_creates_every_table_and_matches_the_models(tmp_path)
         def check(conn):
             names = set(inspect(conn).get_table_names())
             assert {"calls", "call_events", "manual_overrides", "intake_fields",
-                    "recordings", "retention_log", "alembic_version"} <= names
+                    "recordings", "retention_log", "audit_log", "alembic_version"} <= names
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
             return compare_metadata(ctx, Base.metadata)
 
@@ -35,7 +37,7 @@ async def test_upgrade_head_creates_every_table_and_matches_the_models(tmp_path)
         await db.close()
 
 
-async def test_retention_migration_is_head_and_downgrades_without_touching_calls(tmp_path):
+async def test_retention_migration_downgrades_without_touching_calls(tmp_path):
     """0005 adds calls.recordings_purged_at and retention_log; its downgrade drops the
     column in place (a batch copy of `calls` would cascade into every call's children)."""
     from datetime import UTC, datetime
@@ -48,7 +50,7 @@ async def test_retention_migration_is_head_and_downgrades_without_touching_calls
     from ivr.db.engine import alembic_config
 
     cfg = alembic_config()
-    assert ScriptDirectory.from_config(cfg).get_current_head() == "0005_retention"
+    assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}")
     try:
         await db.create()
@@ -69,5 +71,44 @@ async def test_retention_migration_is_head_and_downgrades_without_touching_calls
         async with db.engine.begin() as conn:
             assert await conn.run_sync(migrate, "head", False) == (True, True, 1)
         assert (await calls.show_call(db, call_id))["recordings_purged_at"] is None
+    finally:
+        await db.close()
+
+
+async def test_audit_log_migration_is_head_refuses_changes_and_downgrades(tmp_path):
+    """0006 adds the append-only audit_log: triggers refuse UPDATE and DELETE; its
+    downgrade drops the table (and its triggers) and nothing else."""
+    import pytest
+    from alembic import command
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from ivr import audit
+    from ivr.db.engine import alembic_config
+
+    cfg = alembic_config()
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}")
+    try:
+        await db.create()
+        await audit.record(db, "cli:test:1", audit.CALL_READ, subject="c1")
+        for statement in ("UPDATE audit_log SET actor = 'someone else'",
+                          "DELETE FROM audit_log"):
+            with pytest.raises(IntegrityError, match="audit_log is append-only"):
+                async with db.engine.begin() as conn:
+                    await conn.execute(text(statement))
+        assert [r["actor"] for r in await audit.read(db)] == ["cli:test:1"]
+
+        def migrate(conn, target, down):
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, target)
+            names = set(inspect(conn).get_table_names())
+            triggers = conn.execute(text(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'")).scalar()
+            return "audit_log" in names, "retention_log" in names, triggers
+
+        async with db.engine.begin() as conn:
+            assert await conn.run_sync(migrate, "0005_retention", True) == (False, True, 0)
+        async with db.engine.begin() as conn:
+            assert await conn.run_sync(migrate, "head", False) == (True, True, 2)
     finally:
         await db.close()
