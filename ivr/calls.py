@@ -222,12 +222,17 @@ def _recording_json(row: Recording) -> dict[str, Any]:
 
 
 async def list_calls(db: Database, *, practice: str | None = None,
-                     since: datetime | None = None, limit: int = 200) -> list[dict[str, Any]]:
+                     since: datetime | None = None, limit: int = 200,
+                     operator_only: bool = False) -> list[dict[str, Any]]:
+    """Recent calls, newest first; `operator_only`: the ones flagged for an operator
+    (unknown numbers), which belong to no practice's morning report."""
     async with db.session() as s:
         query = (select(Call).options(selectinload(Call.intake))
                  .order_by(Call.started_at.desc()).limit(limit))
         if practice:
             query = query.where(Call.practice_id == practice)
+        if operator_only:
+            query = query.where(Call.operator_flag.is_(True))
         if since:
             query = query.where(Call.started_at >= since)
         out = []

@@ -216,10 +216,11 @@ def cmd_calls_list(args: argparse.Namespace) -> int:
 
     async def read(db: Any) -> list[dict[str, Any]]:
         rows = await calls.list_calls(db, practice=args.practice, since=since,
-                                      limit=args.limit)
+                                      limit=args.limit, operator_only=args.operator)
         await _audit(db, audit.CALL_READ, practice_id=args.practice,
                      detail={"count": len(rows), "format": _format(args),
-                             "since": since.isoformat() if since else None})
+                             "since": since.isoformat() if since else None,
+                             "operator": args.operator})
         return rows
 
     _print(asyncio.run(_with_db(read)), args.json)
@@ -685,6 +686,9 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--practice")
     lst.add_argument("--since", help="ISO time, e.g. 2026-11-26T18:00:00-05:00")
     lst.add_argument("--limit", type=int, default=200)
+    lst.add_argument("--operator", action="store_true",
+                     help="only calls flagged for an operator (unknown numbers; they are in "
+                     "no practice's morning report)")
     lst.set_defaults(func=cmd_calls_list)
     show = calls_sub.add_parser("show", help="one call with its timeline")
     show.add_argument("id", help="call id or Asterisk uniqueid")
