@@ -32,10 +32,13 @@ def _pbx(build: bool = False) -> Any:
     return PbxInstance(settings, root)
 
 
-def _print(data: Any, as_json: bool) -> None:
+def _print(data: Any, as_json: bool, empty: str | None = None) -> None:
+    """JSON, or one line per row / key; `empty`: what to say instead of an empty list."""
     if as_json:
         print(json.dumps(data, indent=2, default=str))
     elif isinstance(data, list):
+        if not data and empty:
+            print(empty)
         for row in data:
             print("  ".join(f"{k}={v}" for k, v in row.items() if v not in (None, "")))
     elif isinstance(data, dict):
@@ -255,9 +258,7 @@ def cmd_callbacks_list(args: argparse.Namespace) -> int:
         return rows
 
     rows = asyncio.run(_with_db(read))
-    _print(rows, args.json)
-    if not rows and not args.json:
-        print("no pending call-backs")
+    _print(rows, args.json, "no pending call-backs")
     return 0
 
 
@@ -276,9 +277,7 @@ def cmd_deliveries_list(args: argparse.Namespace) -> int:
         return rows
 
     rows = asyncio.run(_with_db(read))
-    _print(rows, args.json)
-    if not rows and not args.json:
-        print("no failed deliveries" if args.failed else "no deliveries")
+    _print(rows, args.json, "no failed deliveries" if args.failed else "no deliveries")
     return 0
 
 
@@ -432,9 +431,7 @@ def cmd_reports_list(args: argparse.Namespace) -> int:
     from .documents import store
 
     rows = asyncio.run(_with_db(lambda db: store.report_rows(db, args.practice, args.limit)))
-    _print(rows, args.json)
-    if not rows and not args.json:
-        print("no reports made yet")
+    _print(rows, args.json, "no reports made yet")
     return 0
 
 
@@ -475,9 +472,7 @@ def cmd_retention_log(args: argparse.Namespace) -> int:
     from . import retention
 
     rows = asyncio.run(_with_db(lambda db: retention.log_rows(db, args.practice, args.limit)))
-    _print(rows, args.json)
-    if not rows and not args.json:
-        print("no retention run logged yet")
+    _print(rows, args.json, "no retention run logged yet")
     return 0
 
 
@@ -620,9 +615,7 @@ def cmd_override_list(args: argparse.Namespace) -> int:
 
     rows = asyncio.run(_with_db(lambda db: overrides.list_overrides(
         db, datetime.now(UTC), practice_id=args.practice, include_past=args.all)))
-    _print(rows, args.json)
-    if not rows and not args.json:
-        print("no manual overrides in force or to come")
+    _print(rows, args.json, "no manual overrides in force or to come")
     return 0
 
 

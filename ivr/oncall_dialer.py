@@ -186,7 +186,7 @@ _REASONS = {"5": LEG_BUSY, "3": LEG_NO_ANSWER, "1": LEG_NO_ANSWER, "8": LEG_FAIL
 # DialEnd DialStatus of a leg that did not answer. Asterisk 22 reports a 486 Busy Here
 # as OriginateResponse Reason 0 (seen here) while its DialEnd says BUSY; the two come
 # from different threads, in either order.
-_DIAL_STATUS = {"BUSY": LEG_BUSY, "NOANSWER": LEG_NO_ANSWER, "CANCEL": LEG_NO_ANSWER,
+DIAL_STATUS = {"BUSY": LEG_BUSY, "NOANSWER": LEG_NO_ANSWER, "CANCEL": LEG_NO_ANSWER,
                 "CONGESTION": LEG_FAILED, "CHANUNAVAIL": LEG_FAILED}
 
 
@@ -349,8 +349,8 @@ class Dialer:
         if leg is None:
             return
         leg.dial_status = status
-        if status in _DIAL_STATUS and not leg.result.done():
-            await self.finish(leg, _DIAL_STATUS[status], detail=f"dial-{status.lower()}")
+        if status in DIAL_STATUS and not leg.result.done():
+            await self.finish(leg, DIAL_STATUS[status], detail=f"dial-{status.lower()}")
 
     async def _on_originate_response(self, event: Any) -> None:
         action_id = event.get("ActionID", "")

@@ -23,21 +23,26 @@ from ..db.models import (
     CB_PENDING,
     LEG_ACCEPTED,
     LEG_ANSWERED,
-    LEG_BUSY,
     LEG_CALLBACK,
     LEG_CALLER_GONE,
     LEG_COMPLETED,
     LEG_DECLINED,
     LEG_FAILED,
     LEG_LIVE,
-    LEG_NO_ANSWER,
     LEG_PATIENT,
     LEG_SCREEN_TIMEOUT,
     LEG_TAKEN_BY_OTHER,
     LEG_UNKNOWN,
     OncallLeg,
 )
-from ..oncall_dialer import Leg, allowed_number, dial_target, new_leg_id, utc_now
+from ..oncall_dialer import (
+    DIAL_STATUS,
+    Leg,
+    allowed_number,
+    dial_target,
+    new_leg_id,
+    utc_now,
+)
 from ..rules.prompts import render
 from .intake import spoken_number
 from .speech import SCREEN_INTROS, Item, PlayFile, SayDigits, play
@@ -94,6 +99,11 @@ async def handle(services: Any, channel: AgiChannel) -> None:
             await services.dialer.hangup(leg)
 
 
+def channel_name(channel: AgiChannel) -> str:
+    """The AGI channel's name as Asterisk gave it, cut to what a channel name may hold."""
+    return _CHANNEL.sub("", channel.headers.get("channel", ""))[:120]
+
+
 async def _adopt(services: Any, leg_id: str) -> Leg | None:
     """A call-back leg this process did not place (placed before a restart)."""
     if not leg_id:
@@ -116,7 +126,7 @@ async def _adopt(services: Any, leg_id: str) -> Leg | None:
 
 async def _answered(services: Any, leg: Leg, channel: AgiChannel) -> None:
     loop = asyncio.get_running_loop()
-    leg.channel = _CHANNEL.sub("", channel.headers.get("channel", ""))[:120]
+    leg.channel = channel_name(channel)
     leg.answered_mono = loop.time()
     leg.answered.set()
     ring_ms = int((leg.answered_mono - leg.placed_mono) * 1000) if leg.placed_mono else None
@@ -296,9 +306,7 @@ def playable_copy(services: Any, path: str | None, name: str,
 
 
 # DIALSTATUS of the clinician's Dial to the patient -> the patient leg's result.
-_PATIENT_RESULTS = {"ANSWER": LEG_COMPLETED, "BUSY": LEG_BUSY, "NOANSWER": LEG_NO_ANSWER,
-                    "CANCEL": LEG_NO_ANSWER, "CONGESTION": LEG_FAILED,
-                    "CHANUNAVAIL": LEG_FAILED}
+_PATIENT_RESULTS = {**DIAL_STATUS, "ANSWER": LEG_COMPLETED}
 
 
 async def offer_patient_call(services: Any, channel: AgiChannel, practice: Any,
@@ -331,7 +339,7 @@ async def offer_patient_call(services: Any, channel: AgiChannel, practice: Any,
     if present_as is not None:
         await channel.set_variable("CALLERID(all)", present_as)
     # The number passed the gate above; Dial runs on the clinician's own channel.
-    source = _CHANNEL.sub("", channel.headers.get("channel", ""))[:120]
+    source = channel_name(channel)
     services.dialer.watch_dial(source, leg)
     try:
         await channel.exec("Dial", f"{dial_target(number)},{PATIENT_RING_SECONDS}"

@@ -131,13 +131,10 @@ def callback_chain(practice: Practice, instant: datetime) -> tuple[DialStep, ...
     A step's `attempts` are rings of the live search; how often one person is called
     back is `when_exhausted.attempts_per_person`.
     """
-    seen: set[str] = set()
-    out = []
+    first: dict[str, DialStep] = {}
     for step in dial_list(practice, instant):
-        if step.clinician_id not in seen:
-            seen.add(step.clinician_id)
-            out.append(step)
-    return tuple(out)
+        first.setdefault(step.clinician_id, step)
+    return tuple(first.values())
 
 
 def step_for(chain: tuple[DialStep, ...], attempt_no: int, per_person: int) -> DialStep:
@@ -167,11 +164,7 @@ def fallback_numbers(practice: Practice, instant: datetime) -> tuple[str, ...]:
     """Numbers the PBX dials when the controller is down: explicit list, else the dial list's."""
     if practice.fallback_numbers:
         return practice.fallback_numbers
-    seen: list[str] = []
-    for step in dial_list(practice, instant):
-        if step.number not in seen:
-            seen.append(step.number)
-    return tuple(seen)
+    return tuple(dict.fromkeys(step.number for step in dial_list(practice, instant)))
 
 
 def _boundaries(practice: Practice, role: str, start: datetime, end: datetime) -> list[datetime]:

@@ -20,15 +20,21 @@ MINUTE_SECONDS = "1"
 
 def practice_yaml(pid: str, did: str, clinicians: list[tuple[str, str, int]], *,
                   max_wait: int = 90, renotify: int = 2, collect: str = "[callback, name]",
-                  pins: dict[str, str] | None = None) -> str:
-    """A closed-all-week practice whose chain is `clinicians` (id, phone, ring seconds)."""
+                  pins: dict[str, str] | None = None,
+                  rings: list[tuple[str, ...]] | None = None) -> str:
+    """A closed-all-week practice whose chain is `clinicians` (id, phone, ring seconds),
+    one step each; `rings`: the steps as groups of ids instead (several: `together`)."""
     pins = pins or {}
     people = "\n".join(
         f'    - {{id: {cid}, name: Clinician {cid}, role: nurse, phone: "{phone}"'
         + (f', pin: "{pins[cid]}"' if cid in pins else "") + "}"
         for cid, phone, _ in clinicians)
-    steps = "\n".join(f"    - {{clinician: {cid}, ring_seconds: {ring}}}"
-                      for cid, _, ring in clinicians)
+    ring_of = {cid: ring for cid, _, ring in clinicians}
+    steps = "\n".join(
+        f"    - {{clinician: {ids[0]}, ring_seconds: {ring_of[ids[0]]}}}" if len(ids) == 1
+        else f"    - {{together: [{', '.join(f'{{clinician: {c}}}' for c in ids)}], "
+             f"ring_seconds: {ring_of[ids[0]]}}}"
+        for ids in rings or [(cid,) for cid, _, _ in clinicians])
     return f"""practice:
   id: {pid}
   name: Practice {pid}

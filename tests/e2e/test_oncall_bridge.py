@@ -49,17 +49,15 @@ SCENARIOS = {
         [("c1", _did(431), 8), ("c2", _did(432), 6), ("c3", _did(433), 8)],
         {"max_wait": 12, "renotify": 2}, 60000, False),
     "caller_gone": (_did(404), "+16175550494", [("d1", _did(441), 8)], {}, 21000, True),
-    # `together` steps (TOGETHER below): three phones at once, the first 1 takes it;
+    # `together` steps (`rings`): three phones at once, the first 1 takes it;
     # then a ring where one is busy and the other passes, so the chain moves on.
     "together": (_did(405), "+16175550495",
-                 [("g1", _did(451), 8), ("g2", _did(452), 8), ("g3", _did(453), 8)], {},
-                 40000, True),
+                 [("g1", _did(451), 8), ("g2", _did(452), 8), ("g3", _did(453), 8)],
+                 {"rings": [("g1", "g2", "g3")]}, 40000, True),
     "together_fail": (_did(406), "+16175550496",
-                      [("h1", _did(461), 8), ("h2", _did(462), 8), ("h3", _did(463), 8)], {},
-                      60000, True),
+                      [("h1", _did(461), 8), ("h2", _did(462), 8), ("h3", _did(463), 8)],
+                      {"rings": [("h1", "h2"), ("h3",)]}, 60000, True),
 }
-# Escalation of the `together` scenarios: (ids rung at once, ...) replace one step each.
-TOGETHER = {"together": [("g1", "g2", "g3")], "together_fail": [("h1", "h2"), ("h3",)]}
 PHONES = {
     _did(411)[1:]: PhoneBehaviour(keys=((2500, "1"),)),
     _did(421)[1:]: PhoneBehaviour(keys=((2500, "2"),)),
@@ -112,9 +110,8 @@ class Campaign:
 def oncall(stack, tmp_path_factory):
     rules = tmp_path_factory.mktemp("oncall-rules")
     for name, (did, _cid, people, opts, _end, _hangup) in SCENARIOS.items():
-        text = practice_yaml(f"oc-{name.replace('_', '-')}", did, people, **opts)
         (rules / f"{name.replace('_', '-')}.yaml").write_text(
-            _together(text, TOGETHER[name]) if name in TOGETHER else text)
+            practice_yaml(f"oc-{name.replace('_', '-')}", did, people, **opts))
     workdir = tmp_path_factory.mktemp("oncall-calls")
     use_rules(stack, rules)
     phone = start_multi_phone(PHONES, PhoneBehaviour(busy=True),
@@ -132,17 +129,6 @@ def oncall(stack, tmp_path_factory):
         if stack.channels():
             stack.hangup_all()
         restore(stack)
-
-
-def _together(text: str, rings: list[tuple[str, ...]]) -> str:
-    """The practice's escalation rewritten as `rings` (several ids: a `together` step)."""
-    head, _, tail = text.partition("  escalation:\n")
-    steps = "".join(
-        f"    - {{together: [{', '.join(f'{{clinician: {c}}}' for c in ids)}], "
-        "ring_seconds: 8}\n"
-        if len(ids) > 1 else f"    - {{clinician: {ids[0]}, ring_seconds: 8}}\n"
-        for ids in rings)
-    return head + "  escalation:\n" + steps + tail[tail.index("  when_exhausted:"):]
 
 
 def _legs(call: dict) -> list[dict]:
