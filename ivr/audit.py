@@ -50,10 +50,12 @@ OVERRIDE_SET = "override.set"
 OVERRIDE_CLEAR = "override.clear"
 # Deletion of patient data.
 RETENTION_RUN = "retention.run"  # one entry per run (its counts are in retention_log)
+# Attacks on the trust boundary (ivr.agi): a refused header block or a second call start.
+AGI_REFUSED = "agi.refused"  # subject: the uniqueid when well-formed; detail: the reason
 
 ACTIONS = (CALL_READ, NOTE_READ, REPORT_READ, REPORT_DELIVER, CALLBACKS_READ,
            DELIVERIES_READ, RULES_RELOAD, RULES_REFUSED, OVERRIDE_SET, OVERRIDE_CLEAR,
-           RETENTION_RUN)
+           RETENTION_RUN, AGI_REFUSED)
 
 # Ids only: letters, digits and . _ : - (a free-text name or a "+1..." number cannot pass).
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")

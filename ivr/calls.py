@@ -35,15 +35,32 @@ def new_call_id() -> str:
     return uuid.uuid4().hex
 
 
+class DuplicateCallStart(Exception):
+    """A call start named a uniqueid that already has a record on this node.
+
+    Asterisk gives every channel a new uniqueid and the dialplan tries a backup
+    controller only when none was reachable, so a real call never starts twice: a second
+    start is an attempt to attach to another patient's record and is refused.
+    """
+
+    def __init__(self, uniqueid: str, existing_call_id: str) -> None:
+        super().__init__(f"uniqueid {uniqueid} already belongs to call {existing_call_id}")
+        self.uniqueid = uniqueid
+        self.existing_call_id = existing_call_id
+
+
 async def start_call(db: Database, *, uniqueid: str, node: str, dialled: str,
                      forwarded_from: str, caller: str, started_at: datetime) -> str:
-    """Create the call the moment the controller sees it; return its id."""
+    """Create the call the moment the controller sees it; return its id.
+
+    Only ever creates: a uniqueid that already has a record raises DuplicateCallStart
+    and leaves that record untouched.
+    """
     async with db.session() as s:
-        existing = await s.scalar(select(Call).where(Call.node == node,
-                                                     Call.uniqueid == uniqueid))
+        existing = await s.scalar(select(Call.id).where(Call.node == node,
+                                                        Call.uniqueid == uniqueid))
         if existing is not None:
-            existing.seen_by_controller = True
-            return existing.id
+            raise DuplicateCallStart(uniqueid, existing)
         call = Call(id=new_call_id(), uniqueid=uniqueid, node=node, dialled=dialled,
                     forwarded_from=forwarded_from, caller=caller, started_at=started_at,
                     seen_by_controller=True)

@@ -47,14 +47,20 @@ STAGE_BRIDGED = "bridged"  # the caller was bridged to the clinician who accepte
 
 # --- Asterisk database (AstDB) families --------------------------------------------
 
-#: ivrfb/<number digits> -> fallback numbers ("-"-joined digit strings) for that DID or
-#: forwarding number; ivrfb/default is used for numbers no practice claims. Written by the
-#: controller on every successful rules load; read by the fallback context.
-DB_FALLBACK = "ivrfb"
-DB_FALLBACK_DEFAULT_KEY = "default"
-#: ivrend/<UNIQUEID> -> hang-up stamp, "|"-joined fields in STAMP_FIELDS order. Written by
-#: the hang-up handler on every call; the controller reconciles then deletes it.
-DB_STAMP = "ivrend"
+# --- Files shared with the dialplan (in the PBX instance folder) ----------------------
+# Files, not Asterisk's database: writing AstDB over AMI needs the 'system' class, which
+# also allows loading modules (and so running commands as the PBX user).
+
+#: <instance>/fallback/<number digits> -> fallback numbers ("-"-joined digit strings)
+#: for that DID or forwarding number; `default` is used for numbers no practice claims.
+#: Written by the controller on every successful rules load; read by the fallback
+#: context with FILE().
+DIR_FALLBACK = "fallback"
+FALLBACK_DEFAULT_KEY = "default"
+#: <instance>/stamps/<UNIQUEID> -> hang-up stamp, "|"-joined fields in STAMP_FIELDS
+#: order. Written with FILE() by the hang-up handler on every call; the controller
+#: reconciles then deletes it.
+DIR_STAMPS = "stamps"
 STAMP_FIELDS = (
     "start_epoch",
     "end_epoch",
@@ -65,6 +71,7 @@ STAMP_FIELDS = (
     "stage",
     "call_id",
     "dialstatus",
+    "hangup_cause",
 )
 
 # --- Dialplan contexts -------------------------------------------------------------

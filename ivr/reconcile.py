@@ -1,48 +1,85 @@
-"""Reconciliation: folds the dialplan's hang-up stamps (AstDB) into the call record.
+"""Reconciliation: folds the dialplan's hang-up stamps (files) into the call record.
 
 Runs after every AMI (re)connection, on each IvrCallEnded event and periodically, so a
 call that ended while the controller was down, or that the controller never saw at all,
-is in the record once the controller is back.
+is in the record once the controller is back. Stamps are files the hang-up handler
+writes into the instance's stamps folder (contract.DIR_STAMPS); the controller reads
+them from disk and deletes each one once its record is committed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import time
 from pathlib import Path
 
-from . import calls, contract
-from .ami import AmiClient, AmiError
+from . import calls
 from .db.engine import Database
 from .stamps import StampError, parse_stamp
 
 log = logging.getLogger(__name__)
 
+STAMP_MAX_BYTES = 4096  # a stamp is about 100 bytes; a bigger file is not one of ours
+#: A stamp that does not parse yet may still be being written; it is dropped only when
+#: it has not changed for this long.
+PARTIAL_GRACE_SECONDS = 10.0
 
-async def reconcile(ami: AmiClient, db: Database, *, node: str, spool_fallback_dir: Path,
+
+def pending_stamps(stamp_dir: Path) -> list[Path]:
+    """The stamp files waiting, oldest name first (uniqueids sort by time)."""
+    try:
+        return sorted(p for p in stamp_dir.iterdir() if p.is_file())
+    except FileNotFoundError:
+        return []
+
+
+def _read_stamp(path: Path) -> str | None:
+    """The stamp's text, or None when it is no regular file of a sane size."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(STAMP_MAX_BYTES + 1)
+    if len(data) > STAMP_MAX_BYTES:
+        return None
+    return data.decode("ascii", "replace")
+
+
+async def reconcile(db: Database, *, node: str, stamp_dir: Path, spool_fallback_dir: Path,
                     recordings_dir: Path, only: str | None = None) -> int:
     """Apply every pending stamp (or just `only`); return how many were applied."""
-    try:
-        tree = await ami.db_get_tree(contract.DB_STAMP)
-    except AmiError as exc:
-        log.info("reconcile skipped: %s", exc)
-        return 0
     applied = 0
-    for uniqueid, value in sorted(tree.items()):
+    for path in pending_stamps(stamp_dir):
+        uniqueid = path.name
         if only is not None and uniqueid != only:
             continue
+        value = _read_stamp(path)
         try:
+            if value is None:
+                raise StampError("not a stamp file")
             stamp = parse_stamp(uniqueid, value)
         except StampError as exc:
+            try:
+                age = time.time() - path.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if value is not None and age < PARTIAL_GRACE_SECONDS:
+                continue  # perhaps still being written: next round
             log.warning("dropping a malformed hang-up stamp (%s)", exc)
-            await ami.db_del(contract.DB_STAMP, uniqueid)
+            path.unlink(missing_ok=True)
             continue
+        if stamp.dropped:
+            log.warning("call %s: hang-up stamp fields without their strict form were "
+                        "left empty: %s", uniqueid, ", ".join(stamp.dropped))
         recording = _take_recording(spool_fallback_dir / f"{uniqueid}.wav",
                                     recordings_dir / "fallback" / f"{uniqueid}.wav")
         call_id, created = await calls.apply_stamp(db, node, stamp, recording)
         # Deleted only once the record is committed: a crash in between re-applies it,
         # which apply_stamp makes harmless.
-        await ami.db_del(contract.DB_STAMP, uniqueid)
+        path.unlink(missing_ok=True)
         applied += 1
         log.info("call %s: reconciled from hang-up stamp%s", call_id,
                  " (never seen by a controller)" if created else "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,7 +119,7 @@ class Services:
         return self.runtime.current
 
     def fallback_map(self, instant: datetime) -> dict[str, str]:
-        """AstDB ivrfb entries: number digits -> '-'-joined fallback numbers (digits)."""
+        """Fallback files: number digits -> '-'-joined fallback numbers (digits)."""
         from .rules.oncall import fallback_numbers
 
         out: dict[str, str] = {}
@@ -128,31 +129,68 @@ class Services:
             numbers = [n.lstrip("+") for n in fallback_numbers(practice, instant)]
             value = "-".join(n for n in numbers if n.isdigit())
             for number in (*practice.dids, *practice.forwarding_numbers):
-                for key in (number, number.lstrip("+")):
+                key = number.lstrip("+")
+                if key.isdigit():
                     out[key] = value
         return out
 
     async def write_fallbacks(self) -> None:
-        """Write the fallback numbers into Asterisk's database (only what changed)."""
+        """Write the fallback numbers where the dialplan reads them (only what changed)."""
         wanted = self.fallback_map(datetime.now(UTC))
         try:
-            current = await self.ami.db_get_tree(contract.DB_FALLBACK)
-            for key in set(current) - set(wanted) - {contract.DB_FALLBACK_DEFAULT_KEY}:
-                await self.ami.db_del(contract.DB_FALLBACK, key)
-            for key, value in wanted.items():
-                if current.get(key) != value:
-                    await self.ami.db_put(contract.DB_FALLBACK, key, value)
-        except AmiError as exc:
-            log.warning("could not write fallback numbers to the PBX: %s", exc)
+            changed = await asyncio.to_thread(write_fallback_files, self.pbx, wanted)
+        except OSError as exc:
+            log.warning("could not write fallback numbers for the PBX (%s)",
+                        type(exc).__name__)
             return
         self._fallback_written = wanted
-        log.info("fallback numbers written for %d numbers", len(wanted))
+        log.info("fallback numbers written for %d numbers (%d changed)", len(wanted),
+                 changed)
+
+    async def report_refused(self, reason: str, uniqueid: str, route: str) -> None:
+        """An AGI connection or call start refused at the trust boundary: audited."""
+        detail: dict[str, Any] = {"reason": reason}
+        if route:
+            detail["route"] = route
+        try:
+            await audit.record(self.db, audit.controller_actor(self.settings.instance),
+                               audit.AGI_REFUSED, subject=uniqueid or None, detail=detail)
+        except Exception as exc:  # the caller is already on the fallback; only log
+            _audit_failed(audit.AGI_REFUSED, exc)
 
     async def reconcile(self, only: str | None = None) -> int:
         return await reconcile.reconcile(
-            self.ami, self.db, node=self.settings.instance,
+            self.db, node=self.settings.instance, stamp_dir=self.pbx.stamp_dir,
             spool_fallback_dir=self.pbx.fallback_recordings_dir,
             recordings_dir=self.settings.recordings_dir, only=only)
+
+
+def write_fallback_files(pbx: PbxInstance, wanted: dict[str, str]) -> int:
+    """Make the fallback folder hold exactly `wanted` (key -> value files); return how
+    many files changed. Each file is replaced whole (rename), so the dialplan reads the
+    old numbers or the new ones, never half of either."""
+    folder = pbx.fallback_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    give = getattr(pbx, "give_to_pbx", None)  # the PBX user must read them
+    changed = 0
+    for path in folder.iterdir():
+        if path.name not in wanted and path.name != contract.FALLBACK_DEFAULT_KEY:
+            path.unlink(missing_ok=True)
+            changed += 1
+    for key, value in wanted.items():
+        target = folder / key
+        try:
+            if target.read_text() == value:
+                continue
+        except OSError:
+            pass
+        part = folder / f".{key}.part"
+        part.write_text(value)
+        if give is not None:
+            give(part)
+        os.replace(part, target)
+        changed += 1
+    return changed
 
 
 def _audit_failed(what: str, exc: Exception) -> None:
@@ -244,7 +282,8 @@ class Controller:
         self.services = Services(settings, self.db, self.pbx, self.prompts, self.ami)
         self.scheduler = CallbackScheduler(self.services)
         self.agi = AgiServer(build_routes(self.services, self.prompts.path("bench")),
-                             settings.agi_host, settings.agi_port)
+                             settings.agi_host, settings.agi_port,
+                             on_refused=self.services.report_refused)
         self._stop = asyncio.Event()
         self._reconciled = asyncio.Event()  # set after the first reconcile
         self._tasks: list[asyncio.Task[None]] = []

@@ -25,37 +25,57 @@ class Stamp:
     stage: str
     call_id: str
     dialstatus: str
+    hangup_cause: str = ""
+    #: Fields whose content did not have their strict form and were left empty.
+    dropped: tuple[str, ...] = ()
 
 
-_UNIQUEID = re.compile(r"(?:[a-z0-9_-]+-)?[0-9]+\.[0-9]+")
-_DIGITS = re.compile(r"\+?[0-9]*")
-_TOKEN = re.compile(r"[a-zA-Z0-9_-]*")
-
-
-def _epoch(value: str, fallback: datetime | None = None) -> datetime:
-    if value == "" and fallback is not None:
-        return fallback
-    if not value.isdigit():
-        raise StampError("bad epoch")
-    return datetime.fromtimestamp(int(value), UTC)
+_UNIQUEID = re.compile(r"(?:[A-Za-z0-9_-]{1,40}-)?[0-9]{1,12}\.[0-9]{1,12}")
+#: A strict number: what the dialplan's [ivr-strict] lets through (or nothing).
+_NUMBER = re.compile(r"(?:\+?[0-9]{1,20})?")
+_TOKEN = re.compile(r"[a-zA-Z0-9_-]{0,64}")
+_FORMS = {"did": _NUMBER, "forwarded_from": _NUMBER, "caller": _NUMBER,
+          "result": _TOKEN, "stage": _TOKEN, "call_id": _TOKEN, "dialstatus": _TOKEN,
+          "hangup_cause": re.compile(r"[0-9]{0,3}"), "start_epoch": re.compile(r"[0-9]{0,12}")}
+#: Stamps written before the hang-up cause was added have one field less.
+_OLD_FIELDS = contract.STAMP_FIELDS[:-1]
 
 
 def parse_stamp(uniqueid: str, value: str) -> Stamp:
-    """Parse `start|end|did|fwd|caller|result|stage|call_id|dialstatus` (contract order)."""
+    """Parse `start|end|did|fwd|caller|result|stage|call_id|dialstatus|cause`.
+
+    Only the uniqueid and the end time must be right (without them the stamp belongs to
+    no call at no time): any other field that lacks its strict form is left empty and
+    named in `dropped`, so a hostile value costs that field, never the call's record.
+    """
     if not _UNIQUEID.fullmatch(uniqueid):
         raise StampError("bad uniqueid")
-    parts = value.split("|")
-    if len(parts) != len(contract.STAMP_FIELDS):
+    parts = value.strip().split("|")
+    names = contract.STAMP_FIELDS if len(parts) >= len(contract.STAMP_FIELDS) \
+        else _OLD_FIELDS
+    if len(parts) < len(_OLD_FIELDS):
         raise StampError(f"{len(parts)} fields, expected {len(contract.STAMP_FIELDS)}")
-    fields = dict(zip(contract.STAMP_FIELDS, parts, strict=True))
-    for name in ("did", "forwarded_from", "caller"):
-        if not _DIGITS.fullmatch(fields[name]):
-            raise StampError(f"bad {name}")
-    for name in ("result", "stage", "call_id", "dialstatus"):
-        if not _TOKEN.fullmatch(fields[name]):
-            raise StampError(f"bad {name}")
-    ended = _epoch(fields["end_epoch"])
-    return Stamp(uniqueid=uniqueid, started_at=_epoch(fields["start_epoch"], ended),
-                 ended_at=ended, did=fields["did"], forwarded_from=fields["forwarded_from"],
-                 caller=fields["caller"], result=fields["result"], stage=fields["stage"],
-                 call_id=fields["call_id"], dialstatus=fields["dialstatus"])
+    if len(parts) > len(names):
+        # A '|' can only come from a field the dialplan did not filter: the fields past
+        # the caller's are then unreliable, the first five are still in place.
+        parts = parts[:5] + [""] * (len(names) - 5)
+        extra_dropped: tuple[str, ...] = names[5:]
+    else:
+        extra_dropped = ()
+    fields = dict(zip(names, parts, strict=True))
+    fields.setdefault("hangup_cause", "")
+    if not fields["end_epoch"].isdigit() or len(fields["end_epoch"]) > 12:
+        raise StampError("bad end epoch")
+    dropped = list(extra_dropped)
+    for name, form in _FORMS.items():
+        if not form.fullmatch(fields[name]):
+            fields[name] = ""
+            dropped.append(name)
+    ended = datetime.fromtimestamp(int(fields["end_epoch"]), UTC)
+    started = datetime.fromtimestamp(int(fields["start_epoch"]), UTC) \
+        if fields["start_epoch"] else ended
+    return Stamp(uniqueid=uniqueid, started_at=started, ended_at=ended, did=fields["did"],
+                 forwarded_from=fields["forwarded_from"], caller=fields["caller"],
+                 result=fields["result"], stage=fields["stage"], call_id=fields["call_id"],
+                 dialstatus=fields["dialstatus"], hangup_cause=fields["hangup_cause"],
+                 dropped=tuple(dict.fromkeys(dropped)))

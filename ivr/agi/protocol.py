@@ -117,8 +117,69 @@ def build_command(name: str, args: tuple[object, ...]) -> str:
     return " ".join([name, *(quote(a) for a in args)]) + "\n"
 
 
+#: Header names res_agi writes (Asterisk 22, setup_env()), plus agi_arg_<n>. A name
+#: outside this set is ignored rather than refused, so a newer Asterisk that adds a
+#: header keeps working; what is refused is the shape of an injection (below).
+KNOWN_HEADERS = frozenset({
+    "network", "network_script", "request", "channel", "language", "type", "uniqueid",
+    "version", "callerid", "calleridname", "callingpres", "callingani2", "callington",
+    "callingtns", "dnid", "rdnis", "context", "extension", "priority", "enhanced",
+    "accountcode", "threadid",
+})
+#: Headers every real block carries; a block that ends before them was cut short.
+REQUIRED_HEADERS = ("network_script", "channel", "uniqueid", "callerid")
+_HEADER_LINE = re.compile(r"agi_([a-z0-9_]{1,32}): ?(.*)")
+_ARG_NAME = re.compile(r"arg_[0-9]{1,3}")
+#: Asterisk's UNIQUEID: `[systemname-]<epoch>.<sequence>`.
+UNIQUEID_FORM = re.compile(r"(?:[A-Za-z0-9_-]{1,40}-)?[0-9]{1,12}\.[0-9]{1,12}")
+_ROUTE_FORM = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class AgiHeaderRefused(AgiHandshakeError):
+    """The header block does not have the shape Asterisk writes: an injection, or a
+    stream that cannot be trusted. `reason` is a short token (never a header value);
+    `uniqueid` is the block's uniqueid when that one was well-formed."""
+
+    def __init__(self, reason: str, uniqueid: str = "") -> None:
+        super().__init__(f"AGI header block refused: {reason}")
+        self.reason = reason
+        self.uniqueid = uniqueid
+
+
+def check_header_line(line: str, headers: dict[str, str]) -> None:
+    """Add one header line to `headers`, or raise AgiHeaderRefused.
+
+    A caller who gets a newline into a header value (a `%0A` in the SIP From user part
+    is decoded into `agi_callerid`) makes the rest of that value a line of its own: it
+    either repeats a header Asterisk already sent (uniqueid comes before callerid), adds
+    one that is not an `agi_` line, or ends the block early. So a repeated name, a line
+    that is not `agi_<name>: <value>`, or a control character is refused outright.
+    """
+    uniqueid = headers.get("uniqueid", "")
+    match = _HEADER_LINE.fullmatch(line)
+    if match is None:
+        raise AgiHeaderRefused("line-not-a-header", uniqueid)
+    name, value = match.group(1), match.group(2).strip()
+    if _CONTROL.search(value):
+        raise AgiHeaderRefused(f"control-character-in-{name}", uniqueid)
+    if name in headers:
+        raise AgiHeaderRefused(f"repeated-{name}", uniqueid)
+    if name not in KNOWN_HEADERS and not _ARG_NAME.fullmatch(name):
+        return
+    if name == "uniqueid" and not UNIQUEID_FORM.fullmatch(value):
+        raise AgiHeaderRefused("bad-uniqueid")
+    if name == "network_script" and not _ROUTE_FORM.fullmatch(value.split("?", 1)[0]):
+        raise AgiHeaderRefused("bad-network-script", uniqueid)
+    headers[name] = value
+
+
 async def read_headers(reader: asyncio.StreamReader, timeout: float) -> dict[str, str]:
-    """Read the `agi_*` header block; names lose their `agi_` prefix."""
+    """Read the `agi_*` header block strictly; names lose their `agi_` prefix.
+
+    Raises AgiHandshakeError when the peer goes or stalls, AgiHeaderRefused (a subclass)
+    when the block is not what Asterisk writes.
+    """
     headers: dict[str, str] = {}
 
     async def _read() -> None:
@@ -130,12 +191,14 @@ async def read_headers(reader: asyncio.StreamReader, timeout: float) -> dict[str
             if not raw:
                 # EOF: panoramisk loops here forever; we give up on this client.
                 raise AgiHandshakeError("peer closed during the header handshake")
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            line = raw.decode("utf-8", "replace").removesuffix("\n").removesuffix("\r")
             if line == "":
+                missing = [n for n in REQUIRED_HEADERS if n not in headers]
+                if missing:
+                    raise AgiHeaderRefused(f"block-ends-before-{missing[0]}",
+                                           headers.get("uniqueid", ""))
                 return
-            name, sep, value = line.partition(":")
-            if sep and name.startswith("agi_"):
-                headers[name[4:]] = value.strip()
+            check_header_line(line, headers)
         raise AgiHandshakeError("too many header lines")
 
     try:

@@ -6,11 +6,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from .protocol import MAX_LINE, AgiChannel, AgiHandshakeError, read_headers
+from .protocol import MAX_LINE, AgiChannel, AgiHandshakeError, AgiHeaderRefused, read_headers
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AgiChannel], Awaitable[None]]
+#: Told of every refused connection: (reason token, uniqueid or "", route or "").
+RefusedHook = Callable[[str, str, str], Awaitable[None]]
 
 
 class AgiServer:
@@ -18,8 +20,11 @@ class AgiServer:
 
     def __init__(self, routes: Mapping[str, Handler], host: str = "127.0.0.1",
                  port: int = 4573, handshake_timeout: float = 5.0,
-                 command_timeout: float = 10.0) -> None:
+                 command_timeout: float = 10.0,
+                 on_refused: RefusedHook | None = None) -> None:
         self.routes = dict(routes)
+        self.on_refused = on_refused
+        self.refused = 0  # connections refused since start (header shape, unknown route)
         self.host = host
         self.port = port
         self.handshake_timeout = handshake_timeout
@@ -73,6 +78,11 @@ class AgiServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             headers = await read_headers(reader, self.handshake_timeout)
+        except AgiHeaderRefused as exc:
+            # Nothing of this stream is trusted, so nothing is written to it: closing
+            # leaves the sentinel unset and the dialplan's fallback takes the caller.
+            await self._refuse(exc.reason, exc.uniqueid, "")
+            return
         except AgiHandshakeError as exc:
             log.info("AGI connection dropped before its headers: %s", exc)
             return
@@ -81,9 +91,20 @@ class AgiServer:
             handler = self.routes.get(channel.route)
             if handler is None:
                 # No sentinel will be set, so the dialplan's fallback takes the call.
-                log.warning("call %s: no AGI route %r; leaving it to the fallback",
-                            channel.uniqueid, channel.route[:40])
+                await self._refuse("unknown-route", channel.uniqueid, channel.route)
                 return
             await handler(channel)
         finally:
             await channel.aclose()
+
+    async def _refuse(self, reason: str, uniqueid: str, route: str) -> None:
+        """Log (and report) a refused connection; the tokens hold no caller data."""
+        self.refused += 1
+        log.warning("call %s: AGI connection refused (%s%s); the dialplan fallback takes "
+                    "the call", uniqueid or "-", reason, f", route {route!r}" if route else "")
+        if self.on_refused is not None:
+            try:
+                await self.on_refused(reason, uniqueid, route)
+            except Exception as exc:  # reporting must never keep the caller waiting
+                log.warning("could not report a refused AGI connection (%s)",
+                            type(exc).__name__)

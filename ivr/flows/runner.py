@@ -68,6 +68,12 @@ async def run_call(flow: Flow, services: object, channel: AgiChannel) -> None:
         await channel.set_variable(contract.VAR_CALL_ID, call_id)
         log.info("call %s: started (route %s)", call_id, channel.route)
         outcome = await flow(CallContext(channel, call_id, services, did, fwd, caller))
+    except calls.DuplicateCallStart as exc:
+        # Never this call's record, and never the other one's: the fallback takes the
+        # caller and the attempt is logged (no caller data: ids only).
+        log.warning("call start refused: %s (attack on another record?); fallback", exc)
+        outcome = Outcome(contract.RESULT_FALLBACK, "duplicate-start")
+        await services.report_refused("duplicate-start", channel.uniqueid, "")
     except AgiHangup:
         hung_up = True
         outcome = Outcome()  # the caller left; nothing went wrong and nothing is asked

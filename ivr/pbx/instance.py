@@ -55,6 +55,16 @@ class PbxInstance:
         return self.spool_dir / contract.SPOOL_FALLBACK_DIR
 
     @property
+    def fallback_dir(self) -> Path:
+        """Fallback numbers the controller writes for the dialplan (contract.DIR_FALLBACK)."""
+        return self.host_dir / contract.DIR_FALLBACK
+
+    @property
+    def stamp_dir(self) -> Path:
+        """Hang-up stamps the dialplan writes for the controller (contract.DIR_STAMPS)."""
+        return self.host_dir / contract.DIR_STAMPS
+
+    @property
     def log_file(self) -> Path:
         return self.host_dir / "log" / "messages"
 
@@ -106,13 +116,16 @@ class PbxInstance:
             "rtp_end": str(s.rtp_end),
             "sounds": f"{inst}/sounds",
             "spool": f"{inst}/spool",
+            "fallback_dir": f"{inst}/{contract.DIR_FALLBACK}",
+            "stamp_dir": f"{inst}/{contract.DIR_STAMPS}",
             "fallback_ring_seconds": str(FALLBACK_RING_SECONDS),
         }
 
     def render(self) -> None:
         """Write configs and make the folders and prompts the dialplan needs."""
         for sub in ("etc", "db", "keys", "spool", "run", "log", "cache", "sounds/moh",
-                    f"spool/{contract.SPOOL_FALLBACK_DIR}"):
+                    f"spool/{contract.SPOOL_FALLBACK_DIR}", contract.DIR_FALLBACK,
+                    contract.DIR_STAMPS):
             (self.host_dir / sub).mkdir(parents=True, exist_ok=True)
         render_all(self.host_dir / "etc", self.values())
         cache = self.settings.prompts_cache_dir

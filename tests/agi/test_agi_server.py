@@ -158,7 +158,7 @@ async def test_unknown_route_closes_without_a_sentinel(no_leaked_tasks, caplog):
         # fallback takes the call because the sentinel stays unset.
         assert await call.remaining() == []
         await call.close()
-    assert "no AGI route" in caplog.text and UNIQUEID in caplog.text
+    assert "unknown-route" in caplog.text and UNIQUEID in caplog.text
 
 
 async def test_route_ignores_query_and_slashes(no_leaked_tasks):

@@ -20,8 +20,8 @@ def test_every_contract_name_is_in_the_dialplan(stack):
     text = _rendered(stack)
     names = [contract.SENTINEL, contract.RESULT_DONE, contract.VAR_DID,
              contract.VAR_FORWARDED_FROM, contract.VAR_CALL_ID, contract.VAR_FALLBACK_REASON,
-             contract.VAR_STAGE, contract.DB_FALLBACK, contract.DB_FALLBACK_DEFAULT_KEY,
-             contract.DB_STAMP, contract.CTX_INBOUND, contract.CTX_FALLBACK,
+             contract.VAR_STAGE, contract.DIR_FALLBACK, contract.FALLBACK_DEFAULT_KEY,
+             contract.DIR_STAMPS, contract.CTX_INBOUND, contract.CTX_FALLBACK,
              contract.CTX_HANGUP, contract.CTX_SCREEN, contract.CTX_GATEWAY_IN,
              contract.ENDPOINT_GATEWAY, contract.ROUTE_INBOUND, contract.SPOOL_FALLBACK_DIR,
              contract.RESULT_BRIDGE, contract.RESULT_ACCEPTED, contract.VAR_BRIDGE_TO,
@@ -32,7 +32,8 @@ def test_every_contract_name_is_in_the_dialplan(stack):
 
 
 def test_stamp_fields_match_the_hangup_handler(stack):
-    line = next(text for text in _rendered(stack).splitlines() if "DB(ivrend/" in text)
+    line = next(text for text in _rendered(stack).splitlines()
+                if f"/{contract.DIR_STAMPS}/${{UNIQUEID}})=" in text)
     value = line.split(")=", 1)[1]
     assert value.rstrip(")").count("|") == len(contract.STAMP_FIELDS) - 1
 

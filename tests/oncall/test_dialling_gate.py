@@ -440,7 +440,7 @@ def _body(text: str, name: str, cls: str | None = None) -> str:
     raise AssertionError(f"{name} not found")
 
 
-def test_dialplan_dials_the_gateway_only_from_astdb_fallback_numbers():
+def test_dialplan_dials_the_gateway_only_from_the_fallback_files():
     """The dialplan's only gateway Dial is the fallback's (numbers the controller wrote
     from the rules); nothing a caller keys reaches a Dial string."""
     conf = (IVR.parent / "dialplans" / "extensions.conf").read_text()
@@ -449,7 +449,7 @@ def test_dialplan_dials_the_gateway_only_from_astdb_fallback_numbers():
     assert len(dials) == 1, dials
     assert "PJSIP/${NUM}@clinician-gateway" in dials[0]
     assert "Set(NUM=${FILTER(0-9+,${CUT(NUMS,-,${I})})})" in conf
-    assert re.search(r"NUMS=\$\{DB\(ivrfb/", conf)
+    assert re.search(r"NUMS=\$\{FILE\(\{\{fallback_dir\}\}/", conf)
 
 
 # --- an Originate lost in flight is never re-sent ---------------------------------------

@@ -28,12 +28,36 @@ def test_missing_start_falls_back_to_end():
 
 @pytest.mark.parametrize("uniqueid, value", [
     ("../../etc", GOOD),
-    ("1.2", GOOD + "|extra"),
-    ("1.2", GOOD.replace("+16175550199", "123;evil")),
-    ("1.2", GOOD.replace("controller", "con troller")),
-    ("1.2", "x|1795722920|||||||"),
     ("1.2", "1795722896|||||||||"),
+    ("1.2", "1795722896|x1|||||||"),
+    ("1.2", "1|2|3"),
 ])
-def test_rejects_anything_else(uniqueid, value):
+def test_refuses_a_stamp_without_a_call_or_an_end(uniqueid, value):
     with pytest.raises(StampError):
         parse_stamp(uniqueid, value)
+
+
+@pytest.mark.parametrize("value, dropped", [
+    (GOOD + "|extra", ("hangup_cause",)),
+    (GOOD.replace("+16175550199", "123;evil"), ("caller",)),
+    (GOOD.replace("+16175550199", "+1617+5550199"), ("caller",)),
+    (GOOD.replace("+16175550199", "+1" + "5" * 25), ("caller",)),
+    (GOOD.replace("controller", "con troller"), ("stage",)),
+    ("x|1795722920|||||||", ("start_epoch",)),
+])
+def test_a_hostile_field_costs_that_field_not_the_record(value, dropped):
+    stamp = parse_stamp("1.2", value)
+    assert stamp.dropped == dropped
+    assert stamp.ended_at == datetime.fromtimestamp(1795722920, UTC)
+
+
+def test_a_pipe_inside_a_field_keeps_the_numbers_and_drops_the_rest():
+    value = "1795722896|1795722920|+16175550100||+16175550199|done|x|y|z|a|b"
+    stamp = parse_stamp("1.2", value)
+    assert stamp.caller == "+16175550199" and stamp.result == ""
+    assert "result" in stamp.dropped and "stage" in stamp.dropped
+
+
+def test_the_current_stamp_carries_the_hangup_cause():
+    stamp = parse_stamp("1.2", GOOD + "|16")
+    assert stamp.hangup_cause == "16" and stamp.dropped == ()
