@@ -24,6 +24,10 @@ RESULT_ACCEPTED = "accepted"  # the clinician pressed 1: park them until the cal
 VAR_DID = "IVR_DID"
 #: The forwarding number (redirecting from) for forwarded calls, FILTERed likewise.
 VAR_FORWARDED_FROM = "IVR_FWD"
+#: Caller values the dialplan's [ivr-strict] reduced to nothing (or, for the name,
+#: shortened): "-"-prefixed tokens from REFUSED_FIELDS, e.g. "-caller-name".
+VAR_REFUSED = "IVR_REFUSED"
+REFUSED_FIELDS = ("dialled", "caller", "forwarded", "name")
 #: The call's id in the controller's database, set by the controller (for the hangup stamp).
 VAR_CALL_ID = "IVR_CALL_ID"
 #: Why the controller asked for the fallback (short token, for the timeline).

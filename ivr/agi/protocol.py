@@ -126,8 +126,10 @@ KNOWN_HEADERS = frozenset({
     "callingtns", "dnid", "rdnis", "context", "extension", "priority", "enhanced",
     "accountcode", "threadid",
 })
-#: Headers every real block carries; a block that ends before them was cut short.
-REQUIRED_HEADERS = ("network_script", "channel", "uniqueid", "callerid")
+#: Headers every real block carries, in res_agi's order; a block that ends before the
+#: last of them was cut short (an injected blank line ends it right after callerid).
+REQUIRED_HEADERS = ("network_script", "request", "channel", "uniqueid", "callerid",
+                    "calleridname", "dnid", "context", "extension", "priority", "threadid")
 _HEADER_LINE = re.compile(r"agi_([a-z0-9_]{1,32}): ?(.*)")
 _ARG_NAME = re.compile(r"arg_[0-9]{1,3}")
 #: Asterisk's UNIQUEID: `[systemname-]<epoch>.<sequence>`.

@@ -8,6 +8,7 @@ is gone there is nothing to write, and the missing sentinel leads to the same fa
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -42,12 +43,18 @@ class CallContext:
     caller: str = ""
 
 
-def _digits(value: str | None, limit: int = 32) -> str:
-    """Digits and a leading + only: caller-supplied numbers are never used raw."""
-    if not value:
-        return ""
-    kept = "".join(c for c in value if c.isdigit() or c == "+")
-    return kept[:limit]
+_STRICT_NUMBER = re.compile(r"\+?[0-9]{1,20}")
+
+
+def _digits(value: str | None) -> str:
+    """The strict form of a number (an optional leading + and 1-20 digits) or "".
+
+    The dialplan has already reduced every caller value to this form; checking again
+    here means a header that somehow is not strict is dropped, never trimmed into a
+    different number.
+    """
+    value = (value or "").strip()
+    return value if _STRICT_NUMBER.fullmatch(value) else ""
 
 
 async def run_call(flow: Flow, services: object, channel: AgiChannel) -> None:
@@ -58,8 +65,14 @@ async def run_call(flow: Flow, services: object, channel: AgiChannel) -> None:
     outcome = Outcome(contract.RESULT_FALLBACK, "controller-error")
     hung_up = False
     try:
-        did = _digits(await channel.get_variable(contract.VAR_DID))
-        fwd = _digits(await channel.get_variable(contract.VAR_FORWARDED_FROM))
+        # One round trip for what the dialplan's [ivr-strict] left of the caller's values.
+        joined = await channel.get_full_variable(
+            f"${{{contract.VAR_DID}}}|${{{contract.VAR_FORWARDED_FROM}}}"
+            f"|${{{contract.VAR_REFUSED}}}") or ""
+        did_raw, fwd_raw, refused_raw = (joined.split("|") + ["", "", ""])[:3]
+        did, fwd = _digits(did_raw), _digits(fwd_raw)
+        tokens = set(refused_raw.split("-"))
+        refused = [f for f in contract.REFUSED_FIELDS if f in tokens]
         caller = _digits(channel.headers.get("callerid"))
         call_id = await calls.start_call(services.db, uniqueid=channel.uniqueid,
                                          node=services.settings.instance, dialled=did,
@@ -67,6 +80,12 @@ async def run_call(flow: Flow, services: object, channel: AgiChannel) -> None:
                                          started_at=calls.now())
         await channel.set_variable(contract.VAR_CALL_ID, call_id)
         log.info("call %s: started (route %s)", call_id, channel.route)
+        if refused:
+            # Visible on the record; the values themselves are never kept or logged.
+            log.warning("call %s: caller values without a strict form were dropped: %s",
+                        call_id, ", ".join(refused))
+            await calls.add_event(services.db, call_id, "caller_data.refused",
+                                  fields=refused)
         outcome = await flow(CallContext(channel, call_id, services, did, fwd, caller))
     except calls.DuplicateCallStart as exc:
         # Never this call's record, and never the other one's: the fallback takes the
