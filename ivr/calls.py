@@ -19,9 +19,14 @@ from .db.models import (
     END_FALLBACK_ABANDONED,
     END_FALLBACK_ANSWERED,
     END_FALLBACK_RECORDED,
+    END_PBX_FAILURE,
+    END_PBX_RESTART,
+    LEG_ACCEPTED,
+    LEG_LIVE,
     Call,
     CallEvent,
     IntakeField,
+    OncallLeg,
     Recording,
 )
 from .stamps import Stamp
@@ -148,16 +153,45 @@ async def finish_call(db: Database, call_id: str, *, result: str, hung_up: bool,
 
 
 def _end_reason_from_stamp(stamp: Stamp, recording_exists: bool) -> str:
-    """How a call ended, judged from the dialplan's last stage."""
+    """How a call ended, judged from the dialplan's last stage and who hung up."""
     if stamp.stage == contract.STAGE_FALLBACK_ANSWERED:
         return END_FALLBACK_ANSWERED
     if stamp.stage in (contract.STAGE_FALLBACK_RECORDED, contract.STAGE_FALLBACK_RECORD):
         return END_FALLBACK_RECORDED if recording_exists else END_FALLBACK_ABANDONED
+    if stamp.hangup_by == contract.HANGUP_BY_PBX and stamp.result == "":
+        # Nobody hung up while the call was still going: the PBX ended it (restart, stop).
+        return END_PBX_RESTART
     if stamp.stage.startswith(contract.STAGE_FALLBACK):
         return END_FALLBACK_ABANDONED
-    if stamp.result == contract.RESULT_DONE:
+    if stamp.result in (contract.RESULT_DONE, contract.RESULT_BRIDGE):
         return END_COMPLETED
     return END_CALLER_HANGUP
+
+
+#: End reasons a stamp may put over the controller's own verdict: the controller saw an
+#: AGI hang-up, which is what a PBX restart looks like from its side too.
+_STAMP_OVERRIDES = (END_FALLBACK_ANSWERED, END_FALLBACK_RECORDED, END_FALLBACK_ABANDONED,
+                    END_PBX_RESTART)
+
+
+async def _close_open_legs(s: Any, call_id: str, ended_at: datetime, detail: str) -> int:
+    """Close the call's accepted live legs that have no end (their controller died during
+    the bridge): they ended with the caller's channel at the latest."""
+    legs = (await s.scalars(select(OncallLeg).where(
+        OncallLeg.call_id == call_id, OncallLeg.kind == LEG_LIVE,
+        OncallLeg.status == LEG_ACCEPTED, OncallLeg.ended_at.is_(None)))).all()
+    for leg in legs:
+        close_leg(leg, ended_at, detail)
+    return len(legs)
+
+
+def close_leg(leg: OncallLeg, ended_at: datetime, detail: str) -> None:
+    """Give a leg that lost its controller an end (and its bridge a length)."""
+    leg.ended_at = max(ended_at, leg.placed_at)
+    if leg.bridged_at is not None and leg.bridge_seconds is None:
+        leg.bridge_seconds = round(max((leg.ended_at - leg.bridged_at).total_seconds(),
+                                       0.0), 2)
+    leg.detail = leg.detail or detail
 
 
 async def apply_stamp(db: Database, node: str, stamp: Stamp,
@@ -185,19 +219,61 @@ async def apply_stamp(db: Database, node: str, stamp: Stamp,
         call.ended_at = stamp.ended_at
         call.last_stage = stamp.stage
         reason = _end_reason_from_stamp(stamp, recording_exists)
-        # The controller's own verdict on a hang-up stands, unless the fallback took over.
-        if call.end_reason is None or reason.startswith("fallback"):
+        # The controller's own verdict on a hang-up stands, unless the fallback took over
+        # or the PBX itself ended the call.
+        if call.end_reason is None or reason in _STAMP_OVERRIDES:
             call.end_reason = reason
         if stamp.stage.startswith(contract.STAGE_FALLBACK) and call.fallback_reason is None:
             call.fallback_reason = "controller-missing" if not stamp.result else None
         if recording_exists:
             call.fallback_recording = str(recording)
         call.reconciled_at = now()
+        closed = await _close_open_legs(s, call.id, stamp.ended_at, "closed-by-stamp")
+        detail: dict[str, Any] = {"stage": stamp.stage, "result": stamp.result,
+                                  "dialstatus": stamp.dialstatus,
+                                  "end_reason": call.end_reason}
+        if stamp.hangup_by:
+            detail["hangup_by"] = stamp.hangup_by
+        if closed:
+            detail["legs_closed"] = closed
+        if stamp.dropped:
+            detail["fields_dropped"] = list(stamp.dropped)
         s.add(CallEvent(call_id=call.id, at=stamp.ended_at, kind="call.ended",
-                        detail=json.dumps({"stage": stamp.stage, "result": stamp.result,
-                                           "dialstatus": stamp.dialstatus,
-                                           "end_reason": call.end_reason})))
+                        detail=json.dumps(detail)))
         return call.id, created
+
+
+async def sweep_lost_calls(db: Database, node: str, live_uniqueids: set[str],
+                           stamped_uniqueids: set[str], *, older_than: datetime) -> list[str]:
+    """Calls of this node with no end, no channel and no stamp: the PBX lost them.
+
+    Only a crash or a kill of the PBX ends a channel without running its hang-up
+    handler, so such a call is recorded `pbx_failure`, ended at its last recorded step.
+    Call with the live channels listed *after* the stamps were applied and before
+    `stamped_uniqueids` was read, so a call ending in between is found in one of them.
+    """
+    swept: list[str] = []
+    async with db.session() as s:
+        open_calls = (await s.scalars(select(Call).where(
+            Call.node == node, Call.ended_at.is_(None),
+            Call.started_at < older_than))).all()
+        for call in open_calls:
+            if call.uniqueid in live_uniqueids or call.uniqueid in stamped_uniqueids:
+                continue
+            last = await s.scalar(select(CallEvent.at).where(CallEvent.call_id == call.id)
+                                  .order_by(CallEvent.at.desc()).limit(1))
+            ended = last or call.started_at
+            call.ended_at = ended
+            if call.end_reason in (None, END_CALLER_HANGUP):
+                call.end_reason = END_PBX_FAILURE
+            call.reconciled_at = now()
+            closed = await _close_open_legs(s, call.id, ended, "closed-pbx-lost")
+            s.add(CallEvent(call_id=call.id, at=now(), kind="call.ended",
+                            detail=json.dumps({"end_reason": call.end_reason,
+                                               "source": "no-channel-no-stamp",
+                                               "legs_closed": closed})))
+            swept.append(call.id)
+    return swept
 
 
 # --- reading ---------------------------------------------------------------------------

@@ -76,7 +76,13 @@ STAMP_FIELDS = (
     "call_id",
     "dialstatus",
     "hangup_cause",
+    "hangup_by",
 )
+#: hangup_by values: CHANNEL(hangupsource) is the caller's own channel after a BYE, and
+#: empty when the PBX ends the channel itself (checked on 22.10.1 with `core restart now`).
+HANGUP_BY_CALLER = "caller"
+HANGUP_BY_PBX = "pbx"
+HANGUP_BY_OTHER = "other"
 
 # --- Dialplan contexts -------------------------------------------------------------
 

@@ -29,15 +29,19 @@ from sqlalchemy import select
 
 from . import contract
 from .ami import AmiActionError, AmiClient, AmiConnectionLost, AmiError
+from .calls import close_leg
 from .db.engine import Database
 from .db.models import (
+    LEG_ACCEPTED,
     LEG_ACTIVE,
     LEG_ANSWERED,
     LEG_BUSY,
     LEG_FAILED,
+    LEG_LIVE,
     LEG_NO_ANSWER,
     LEG_PLACING,
     LEG_UNKNOWN,
+    Call,
     OncallLeg,
 )
 from .rules.model import Practice
@@ -404,10 +408,22 @@ class Dialer:
         leg = Leg(id=leg_id, call_id=call_id, kind=kind, practice=practice,
                   clinician_id=clinician_id, number=number, ring_seconds=0,
                   callback_id=callback_id)
-        if status == LEG_ANSWERED:
+        if status in (LEG_ANSWERED, LEG_ACCEPTED):
             leg.answered.set()
+        if status == LEG_ACCEPTED:
+            leg.settle(LEG_ACCEPTED)  # decided before the restart; its Hangup closes it
         self.register(leg)
         log.info("leg %s: still up after a reconnect or restart; following it", leg_id)
+
+    async def _close_accepted(self, leg_id: str, call_id: str) -> None:
+        """An accepted live leg without a channel: it ended when its call did."""
+        async with self.db.session() as s:
+            row = await s.get(OncallLeg, leg_id)
+            ended = await s.scalar(select(Call.ended_at).where(Call.id == call_id))
+            if row is None or row.ended_at is not None or ended is None:
+                return  # the call's stamp is not in yet: applying it closes the leg
+            close_leg(row, ended, "closed-after-restart")
+        log.info("leg %s: closed at its call's end after a restart", leg_id)
 
     async def live_channel_ids(self) -> set[str]:
         response = await self.ami.action({"Action": "CoreShowChannels"}, timeout=10)
@@ -418,12 +434,17 @@ class Dialer:
         """Legs left `placing`/`answered` with no live channel become `unknown`.
 
         Runs after every AMI (re)connection, so also after a controller restart. A leg
-        whose channel is still up is left alone: its screen AGI and Hangup event finish
-        it. Nothing is ever re-sent; call-backs go on with their next scheduled attempt.
+        whose channel is still up is followed: its screen AGI and Hangup event finish
+        it; that includes an accepted leg still bridged after its controller died. An
+        accepted leg whose channel is gone is closed at its call's end (the caller's
+        hang-up stamp, applied by reconciliation, closes it when that comes later).
+        Nothing is ever re-sent; call-backs go on with their next scheduled attempt.
         """
         async with self.db.session() as s:
             rows = (await s.scalars(select(OncallLeg).where(
-                OncallLeg.status.in_(LEG_ACTIVE)))).all()
+                OncallLeg.status.in_(LEG_ACTIVE)
+                | ((OncallLeg.status == LEG_ACCEPTED) & OncallLeg.ended_at.is_(None)
+                   & (OncallLeg.kind == LEG_LIVE))))).all()
             candidates = [(r.id, r.channel_id) for r in rows]
             known = {r.id: (r.call_id, r.kind, r.practice_id, r.clinician_id, r.number,
                             r.callback_id, r.status) for r in rows}
@@ -439,6 +460,9 @@ class Dialer:
             if channel_id in live:
                 if leg_id not in self.legs:
                     self._adopt(leg_id, known[leg_id])  # its Hangup event finishes it
+                continue
+            if known[leg_id][-1] == LEG_ACCEPTED:
+                await self._close_accepted(leg_id, known[leg_id][0])
                 continue
             leg = self.legs.get(leg_id)
             if leg is not None:

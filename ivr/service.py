@@ -8,7 +8,7 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +157,23 @@ class Services:
                                audit.AGI_REFUSED, subject=uniqueid or None, detail=detail)
         except Exception as exc:  # the caller is already on the fallback; only log
             _audit_failed(audit.AGI_REFUSED, exc)
+
+    async def sweep_lost_calls(self) -> int:
+        """After a (re)connection: calls the PBX lost without a stamp become pbx_failure."""
+        assert self.dialer is not None
+        try:
+            live = await self.dialer.live_channel_ids()
+        except AmiError as exc:
+            log.warning("could not list channels to find lost calls: %s", exc)
+            return 0
+        stamped = {p.name for p in reconcile.pending_stamps(self.pbx.stamp_dir)}
+        swept = await calls.sweep_lost_calls(
+            self.db, self.settings.instance, live, stamped,
+            older_than=calls.now() - timedelta(seconds=10))
+        for call_id in swept:
+            log.warning("call %s: no channel and no hang-up stamp: the PBX lost it "
+                        "(recorded pbx_failure)", call_id)
+        return len(swept)
 
     async def reconcile(self, only: str | None = None) -> int:
         return await reconcile.reconcile(
@@ -346,6 +363,7 @@ class Controller:
     async def _on_ami_connected(self) -> None:
         await self.services.write_fallbacks()
         await self.services.reconcile()
+        await self.services.sweep_lost_calls()
         self._reconciled.set()
 
     async def _on_call_ended(self, event: Any) -> None:

@@ -26,6 +26,7 @@ class Stamp:
     call_id: str
     dialstatus: str
     hangup_cause: str = ""
+    hangup_by: str = ""  # contract.HANGUP_BY_*, "" in stamps older than that field
     #: Fields whose content did not have their strict form and were left empty.
     dropped: tuple[str, ...] = ()
 
@@ -36,13 +37,14 @@ _NUMBER = re.compile(r"(?:\+?[0-9]{1,20})?")
 _TOKEN = re.compile(r"[a-zA-Z0-9_-]{0,64}")
 _FORMS = {"did": _NUMBER, "forwarded_from": _NUMBER, "caller": _NUMBER,
           "result": _TOKEN, "stage": _TOKEN, "call_id": _TOKEN, "dialstatus": _TOKEN,
-          "hangup_cause": re.compile(r"[0-9]{0,3}"), "start_epoch": re.compile(r"[0-9]{0,12}")}
-#: Stamps written before the hang-up cause was added have one field less.
-_OLD_FIELDS = contract.STAMP_FIELDS[:-1]
+          "hangup_cause": re.compile(r"[0-9]{0,3}"), "start_epoch": re.compile(r"[0-9]{0,12}"),
+          "hangup_by": re.compile(r"(?:caller|pbx|other)?")}
+#: Stamps written by older dialplans lack the last fields (cause, then who hung up).
+_OLD_FIELDS = contract.STAMP_FIELDS[:-2]
 
 
 def parse_stamp(uniqueid: str, value: str) -> Stamp:
-    """Parse `start|end|did|fwd|caller|result|stage|call_id|dialstatus|cause`.
+    """Parse `start|end|did|fwd|caller|result|stage|call_id|dialstatus|cause|by`.
 
     Only the uniqueid and the end time must be right (without them the stamp belongs to
     no call at no time): any other field that lacks its strict form is left empty and
@@ -51,10 +53,9 @@ def parse_stamp(uniqueid: str, value: str) -> Stamp:
     if not _UNIQUEID.fullmatch(uniqueid):
         raise StampError("bad uniqueid")
     parts = value.strip().split("|")
-    names = contract.STAMP_FIELDS if len(parts) >= len(contract.STAMP_FIELDS) \
-        else _OLD_FIELDS
     if len(parts) < len(_OLD_FIELDS):
         raise StampError(f"{len(parts)} fields, expected {len(contract.STAMP_FIELDS)}")
+    names = contract.STAMP_FIELDS[:max(len(parts), len(_OLD_FIELDS))]
     if len(parts) > len(names):
         # A '|' can only come from a field the dialplan did not filter: the fields past
         # the caller's are then unreliable, the first five are still in place.
@@ -63,7 +64,8 @@ def parse_stamp(uniqueid: str, value: str) -> Stamp:
     else:
         extra_dropped = ()
     fields = dict(zip(names, parts, strict=True))
-    fields.setdefault("hangup_cause", "")
+    for name in contract.STAMP_FIELDS:
+        fields.setdefault(name, "")
     if not fields["end_epoch"].isdigit() or len(fields["end_epoch"]) > 12:
         raise StampError("bad end epoch")
     dropped = list(extra_dropped)
@@ -78,4 +80,5 @@ def parse_stamp(uniqueid: str, value: str) -> Stamp:
                  forwarded_from=fields["forwarded_from"], caller=fields["caller"],
                  result=fields["result"], stage=fields["stage"], call_id=fields["call_id"],
                  dialstatus=fields["dialstatus"], hangup_cause=fields["hangup_cause"],
+                 hangup_by=fields["hangup_by"],
                  dropped=tuple(dict.fromkeys(dropped)))

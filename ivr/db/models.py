@@ -55,8 +55,13 @@ END_CALLER_HANGUP = "caller_hangup"  # the caller hung up while the controller h
 END_FALLBACK_ANSWERED = "fallback_answered"  # the fallback reached a clinician
 END_FALLBACK_RECORDED = "fallback_recorded"  # the fallback took a recorded message
 END_FALLBACK_ABANDONED = "fallback_abandoned"  # caller hung up inside the fallback
+# The PBX ended the call itself (a restart or stop: its stamp says nobody hung up).
+END_PBX_RESTART = "pbx_restart"
+# The call vanished with no hang-up stamp and no channel: the PBX crashed or was killed.
+END_PBX_FAILURE = "pbx_failure"
 END_REASONS = (END_COMPLETED, END_CALLER_HANGUP, END_FALLBACK_ANSWERED,
-               END_FALLBACK_RECORDED, END_FALLBACK_ABANDONED)
+               END_FALLBACK_RECORDED, END_FALLBACK_ABANDONED, END_PBX_RESTART,
+               END_PBX_FAILURE)
 
 
 class Call(Base):

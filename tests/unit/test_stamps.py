@@ -52,7 +52,7 @@ def test_a_hostile_field_costs_that_field_not_the_record(value, dropped):
 
 
 def test_a_pipe_inside_a_field_keeps_the_numbers_and_drops_the_rest():
-    value = "1795722896|1795722920|+16175550100||+16175550199|done|x|y|z|a|b"
+    value = "1795722896|1795722920|+16175550100||+16175550199|done|x|y|z|a|b|c|d"
     stamp = parse_stamp("1.2", value)
     assert stamp.caller == "+16175550199" and stamp.result == ""
     assert "result" in stamp.dropped and "stage" in stamp.dropped
