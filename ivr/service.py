@@ -161,6 +161,9 @@ class Services:
     async def sweep_lost_calls(self) -> int:
         """After a (re)connection: calls the PBX lost without a stamp become pbx_failure."""
         assert self.dialer is not None
+        # A call whose record is made after the channels are listed is not in the list:
+        # only calls started before it (with a margin for the record's commit) count.
+        listed_at = calls.now() - timedelta(seconds=2)
         try:
             live = await self.dialer.live_channel_ids()
         except AmiError as exc:
@@ -169,7 +172,7 @@ class Services:
         stamped = {p.name for p in reconcile.pending_stamps(self.pbx.stamp_dir)}
         swept = await calls.sweep_lost_calls(
             self.db, self.settings.instance, live, stamped,
-            older_than=calls.now() - timedelta(seconds=10))
+            older_than=listed_at)
         for call_id in swept:
             log.warning("call %s: no channel and no hang-up stamp: the PBX lost it "
                         "(recorded pbx_failure)", call_id)
@@ -378,6 +381,7 @@ class Controller:
             if not self.ami.connected:
                 continue
             await self.services.reconcile()
+            await self.services.sweep_lost_calls()
             if loop.time() - last_fallback >= FALLBACK_REFRESH_EVERY:
                 await self.services.write_fallbacks()  # on-call handoffs move the numbers
                 last_fallback = loop.time()

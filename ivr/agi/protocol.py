@@ -132,8 +132,9 @@ REQUIRED_HEADERS = ("network_script", "request", "channel", "uniqueid", "calleri
                     "calleridname", "dnid", "context", "extension", "priority", "threadid")
 _HEADER_LINE = re.compile(r"agi_([a-z0-9_]{1,32}): ?(.*)")
 _ARG_NAME = re.compile(r"arg_[0-9]{1,3}")
-#: Asterisk's UNIQUEID: `[systemname-]<epoch>.<sequence>`.
-UNIQUEID_FORM = re.compile(r"(?:[A-Za-z0-9_-]{1,40}-)?[0-9]{1,12}\.[0-9]{1,12}")
+#: A channel's UNIQUEID: Asterisk's own `[systemname-]<epoch>.<sequence>`, or the
+#: ChannelId our Originate gave a clinician's leg (`ivrleg-<hex>`): an id, never text.
+UNIQUEID_FORM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _ROUTE_FORM = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

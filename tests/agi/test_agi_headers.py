@@ -98,6 +98,7 @@ async def test_an_unknown_route_is_refused_and_reported(no_leaked_tasks):
 @pytest.mark.parametrize("line, reason", [
     ("agi_uniqueid: ../../etc/passwd", "bad-uniqueid"),
     ("agi_uniqueid: 1.2 3", "bad-uniqueid"),
+    ("agi_uniqueid: ", "bad-uniqueid"),
     ("agi_network_script: ../inbound", "bad-network-script"),
     ("agi_network_script: INBOUND", "bad-network-script"),
     ("agi_callerid: a\x1bb", "control-character-in-callerid"),
@@ -109,6 +110,14 @@ def test_header_lines_without_their_form_are_refused(line, reason):
     with pytest.raises(AgiHeaderRefused) as info:
         check_header_line(line, {})
     assert info.value.reason == reason
+
+
+@pytest.mark.parametrize("uniqueid", ["1796117475.4", "t22929-1796117475.4",
+                                      "ivrleg-a8a5f1aa42634f38b873c6f8b9c6a4aa"])
+def test_the_uniqueids_asterisk_and_our_originates_give_are_accepted(uniqueid):
+    headers: dict[str, str] = {}
+    check_header_line(f"agi_uniqueid: {uniqueid}", headers)
+    assert headers == {"uniqueid": uniqueid}
 
 
 def test_unknown_header_names_are_ignored_not_refused():

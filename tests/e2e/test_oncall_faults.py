@@ -11,6 +11,7 @@ events the EventRecorder saw: an Originated leg's channel carries our ChannelId
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -164,3 +165,34 @@ def test_ami_dropped_during_the_originate(faults):
     # The leg survived the reconnect (its channel was up), so the caller was bridged.
     assert [(leg["clinician_id"], leg["status"]) for leg in live] == [("f1", "accepted")]
     assert call["oncall_outcome"] == "connected"
+
+
+def test_controller_killed_during_a_bridge(faults):
+    """SIGKILL while the caller talks to the clinician: the bridge goes on in the PBX,
+    and the restarted controller closes the leg with the call's real end and length."""
+    stack, phone, workdir = faults
+    did, cid, clin = _did(503), "+16175550593", _did(531)
+    rules = workdir / "rules"
+    rules.mkdir()
+    (rules / "bridge.yaml").write_text(practice_yaml("oc-bridge", did, [("b1", clin, 20)],
+                                                     max_wait=30))
+    use_rules(stack, rules)
+    phone.start({clin[1:]: PRESS_1}, "accept")
+    caller = threading.Thread(target=_caller, args=(stack, workdir, did, cid, 45000, True),
+                              daemon=True)
+    caller.start()
+    bridged = wait_for(lambda: (c := call_of(stack, did)) is not None
+                       and any(leg["bridged_at"] for leg in c["oncall_legs"]) and c,
+                       60, "the caller bridged to the clinician", interval=0.5)
+    stack.kill_controller(signal.SIGKILL)
+    caller.join(90)
+    wait_for(lambda: stack.channels() == 0, 30, "the bridged call to end")
+    stack.start_controller()
+    done = wait_for(lambda: (c := call_of(stack, did)) is not None and c["reconciled_at"]
+                    and all(leg["ended_at"] for leg in c["oncall_legs"]) and c,
+                    60, "the call reconciled and its legs closed", interval=0.5)
+    (leg,) = [leg for leg in done["oncall_legs"] if leg["bridged_at"]]
+    assert leg["id"] == next(x["id"] for x in bridged["oncall_legs"] if x["bridged_at"])
+    assert leg["status"] == "accepted" and leg["bridge_seconds"] > 0
+    assert leg["ended_at"] >= leg["bridged_at"]
+    assert done["end_reason"] == "completed"  # they talked; hanging up ends that
