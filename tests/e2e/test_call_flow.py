@@ -101,6 +101,8 @@ SCENARIOS = {
 }
 CALLER_DIGITS = {name: "".join(c for c in spec[1]["caller_id"] if c.isdigit() or c == "+")
                  for name, spec in SCENARIOS.items()}
+# The hostile From user part is no strict number: the dialplan keeps no caller ID at all.
+CALLER_DIGITS["hostile"] = ""
 # Hostile caller-supplied values, sent byte for byte: dialplan, AGI and shell syntax.
 HOSTILE_HEADERS = (
     'From: "Evil\\" ${SHELL(id)} | & , \' ' + "A" * 300
@@ -179,11 +181,19 @@ def _finished(campaign, name: str) -> dict:
     stack = campaign.stack
     caller = CALLER_DIGITS[name] if name != "anonymous" else ""
 
+    def keyed(call: dict) -> str | None:
+        return (call["intake"].get("callback") or {}).get("value")
+
     def ready():
         calls = [c for c in stack.calls() if c["caller"] == caller
                  and c["started_at"] >= (campaign.until - timedelta(hours=4)).isoformat()]
+        # Two callers without a caller ID dial Sunny: the anonymous one keys a number.
         if name == "anonymous":
-            calls = [c for c in calls if c["dialled"] == SUNNY_DID]
+            calls = [c for c in calls if c["dialled"] == SUNNY_DID
+                     and keyed(c) == "+16175550177"]
+        if name == "hostile":
+            calls = [c for c in calls if c["dialled"] == SUNNY_DID
+                     and keyed(c) != "+16175550177"]
         return calls[0] if calls and calls[0]["reconciled_at"] else None
 
     call = wait_for(ready, 60, f"the {name} call to be stored and reconciled", interval=0.5)
@@ -337,10 +347,14 @@ def test_hang_up_in_the_middle_of_an_intake_step(campaign, step):
 
 def test_hostile_caller_data_is_inert(campaign):
     call = _finished(campaign, "hostile")
-    assert call["caller"] == "+16175550166"
+    # Neither the From user part nor the Diversion is a strict number: both are dropped
+    # (never trimmed into another number), and the record says so.
+    assert call["caller"] == "" and call["forwarded_from"] == ""
+    refused = [f for e in call["timeline"] if e["kind"] == "caller_data.refused"
+               for f in e["detail"]["fields"]]
+    assert {"caller", "forwarded", "name"} <= set(refused)
     assert call["practice_id"] == "sunny-pediatrics"
-    assert call["abandoned_step"] == "intake.dob"
-    assert set(call["forwarded_from"]) <= set("+0123456789")
+    assert call["abandoned_step"] in ("intake.callback", "intake.dob")
     assert call["fallback_reason"] != "controller-error"
     log = campaign.stack.controller_log()
     assert "Traceback" not in log and "flow failed" not in log
