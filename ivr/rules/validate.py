@@ -419,10 +419,12 @@ class Builder:
 
     # ---- sections ----------------------------------------------------------------------
     def build(self, root: yaml.Node) -> m.Practice | None:
+        # Counted before the top-level keys: a missing or misspelt 'practice' is an
+        # error there, and leaves no practice details to build from.
+        errors_before = len(self.c.errors)
         top = self.mapping(root, "", TOP_KEYS)
         if top is None:
             return None
-        errors_before = len(self.c.errors)
         info = self.practice_info(top.get("practice"))
         hours = self.hours(top.get("hours"))
         hol = self.holidays(top.get("holidays"), info.get("country"), info.get("subdivision"))

@@ -106,7 +106,9 @@ def _join(path: str, key: str | int) -> str:
 
 
 def _tag(tag: str) -> str:
-    return "!!" + tag.rsplit(":", 1)[-1] if tag.startswith("tag:yaml.org,2002:") else tag
+    """A tag as written: !!int for tag:yaml.org,2002:int."""
+    prefix = "tag:yaml.org,2002:"
+    return "!!" + tag[len(prefix):] if tag.startswith(prefix) else tag
 
 
 def _scalar_finding(node: yaml.ScalarNode, key: str) -> Finding | None:
@@ -194,14 +196,19 @@ def check_limits(root: yaml.Node, tick: Callable[[], None] | None = None) -> lis
     return found
 
 
-def to_plain(node: yaml.Node | None) -> Any:
-    """Plain Python data for a node tree (used for JSON Schema checks and the digest)."""
+def to_plain(node: yaml.Node | None, _depth: int = 0) -> Any:
+    """Plain Python data for a node tree (used for JSON Schema checks and the digest).
+
+    Raises ValueError past MAX_DEPTH levels (an alias that contains itself never ends).
+    """
     if node is None:
         return None
+    if _depth > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(node, yaml.MappingNode):
-        return {str(to_plain(k)): to_plain(v) for k, v in node.value}
+        return {str(to_plain(k, _depth + 1)): to_plain(v, _depth + 1) for k, v in node.value}
     if isinstance(node, yaml.SequenceNode):
-        return [to_plain(v) for v in node.value]
+        return [to_plain(v, _depth + 1) for v in node.value]
     if node.tag == INT_TAG:
         return int(node.value)
     if node.tag == FLOAT_TAG:
