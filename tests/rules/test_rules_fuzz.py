@@ -17,7 +17,7 @@ import os
 import time
 from collections import Counter
 
-from fuzz import BUDGET_STOP, TracebackKeeper, cases, run_case, seeds
+from rules_fuzz import BUDGET_STOP, TracebackKeeper, cases, run_case, seeds
 from rules_helpers import EXAMPLES, FIXTURES, NOW
 
 from ivr.cli_rules import run as cli_run

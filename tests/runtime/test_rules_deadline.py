@@ -140,8 +140,8 @@ async def test_cancelled_reload_kills_its_child(slow_rules):
 
 # --- the real controller ---------------------------------------------------------------
 
-def test_serve_stops_within_5_s_of_sigterm_during_a_slow_load(slow_rules, tmp_path):
-    """`ivr serve` (no PBX needed before the first load ends) gets SIGTERM mid-load."""
+def _serve(rules: Path, tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """`ivr serve` on this worker's ports, without a PBX (AMI is retried in the background)."""
     from ivr.pbx.root import find_root
 
     defaults = config.Settings()
@@ -151,35 +151,70 @@ def test_serve_stops_within_5_s_of_sigterm_during_a_slow_load(slow_rules, tmp_pa
     settings = config.Settings(
         instance=f"{INSTANCE}-sigterm", sip_port=ports.next(), ami_port=ports.next(),
         agi_port=ports.next(), web_port=ports.next(), gateway_port=ports.next(),
-        data_dir=tmp_path / "data", rules_path=slow_rules, cache_dir=defaults.cache_dir,
+        data_dir=tmp_path / "data", rules_path=rules, cache_dir=defaults.cache_dir,
     ).validate()
     log_path = tmp_path / "controller.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "ivr.cli", "serve", "--log-level", "DEBUG"],
                                 env={**os.environ, **config.to_env(settings)}, stdout=log,
                                 stderr=subprocess.STDOUT, cwd=REPO)
+    return proc, log_path
+
+
+def _wait_for(proc: subprocess.Popen[bytes], log_path: Path, what: str, ready) -> None:
+    deadline = time.monotonic() + 60
+    while not ready():
+        text = log_path.read_text(errors="replace")
+        assert proc.poll() is None, text[-3000:]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {text[-3000:]}"
+        time.sleep(0.05)
+
+
+def _sigterm(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
+    """SIGTERM; (exit code, seconds until the process was gone)."""
     try:
-        deadline = time.monotonic() + 60
-        while not loader_children(proc.pid):
-            assert proc.poll() is None, log_path.read_text(errors="replace")
-            assert time.monotonic() < deadline, "the startup load never began: " + \
-                log_path.read_text(errors="replace")[-2000:]
-            time.sleep(0.05)
-        kids = loader_children(proc.pid)
-        time.sleep(1.0)  # well inside the load (40 events of seconds each)
-        assert proc.poll() is None
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=15)
-        took = time.monotonic() - sent
+        return code, time.monotonic() - sent
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_stops_within_5_s_of_sigterm_during_a_slow_load(slow_rules, tmp_path):
+    """`ivr serve` gets SIGTERM while its start-up load expands a slow calendar."""
+    proc, log_path = _serve(slow_rules, tmp_path)
+    _wait_for(proc, log_path, "the start-up load", lambda: loader_children(proc.pid))
+    kids = loader_children(proc.pid)
+    time.sleep(1.0)  # well inside the load (40 events of seconds each)
+    assert proc.poll() is None
+    code, took = _sigterm(proc)
     text = log_path.read_text(errors="replace")
     assert took <= 5.0, f"exit took {took:.1f} s after SIGTERM\n{text[-3000:]}"
     assert code == 0, text[-3000:]
     assert "stop requested while starting" in text
+    assert "Traceback" not in text, text[-3000:]
+    assert not any(k.is_running() and k.status() != psutil.STATUS_ZOMBIE for k in kids)
+    shutil.rmtree(tmp_path / "data", ignore_errors=True)
+
+
+def test_serve_stops_within_5_s_of_sigterm_during_a_reload(rules_dir, tmp_path):
+    """The same while a SIGHUP reload of a slow calendar runs; the good rules stay until then."""
+    proc, log_path = _serve(rules_dir, tmp_path)
+    _wait_for(proc, log_path, "the controller to be ready",
+              lambda: "controller ready" in log_path.read_text(errors="replace"))
+    (rules_dir / ICS).write_bytes(never_matching_calendar(40))
+    proc.send_signal(signal.SIGHUP)
+    _wait_for(proc, log_path, "the reload", lambda: loader_children(proc.pid))
+    kids = loader_children(proc.pid)
+    time.sleep(1.0)
+    code, took = _sigterm(proc)
+    text = log_path.read_text(errors="replace")
+    assert took <= 5.0, f"exit took {took:.1f} s after SIGTERM\n{text[-3000:]}"
+    assert code == 0, text[-3000:]
+    assert "rules load started (sighup)" in text and "controller stopping" in text
     assert "Traceback" not in text, text[-3000:]
     assert not any(k.is_running() and k.status() != psutil.STATUS_ZOMBIE for k in kids)
     shutil.rmtree(tmp_path / "data", ignore_errors=True)
