@@ -18,6 +18,7 @@ from . import model as m
 from .limits import (
     MAX_DEPTH,
     MAX_ICAL_FILE_BYTES,
+    MAX_INT_DIGITS,
     MAX_RULES_FILE_BYTES,
     MAX_YEAR,
     MIN_YEAR,
@@ -273,7 +274,8 @@ class Builder:
             return default
         expected = f"a whole number from {lo} to {hi}"
         if not isinstance(node, yaml.ScalarNode) or node.tag != INT_TAG \
-                or not INT_RE.match(str(node.value)) or len(str(node.value)) > 20:
+                or not INT_RE.match(str(node.value)) \
+                or len(str(node.value).lstrip("+-")) > MAX_INT_DIGITS:
             # check_limits reports explicit !!int tags and long numbers first; this
             # keeps int() from ever raising should a node reach here unchecked.
             self.c.error(node, path, _shown(node), expected, f"{_shown(node)} is not a number")
