@@ -7,11 +7,13 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from ivr.rules import LoadResult, default_rules_path, load_rules
-from ivr.rules.model import Override, Practice
+from ivr.rules.limits import MAX_YEAR, MIN_YEAR
+from ivr.rules.model import Issue, Override, Practice
 from ivr.rules.oncall import dial_list, fallback_numbers, resolve, timeline
 from ivr.rules.schedule import state_at
 from ivr.rules.schema import schema_text
@@ -33,13 +35,31 @@ def parse_when(text: str, tz: tzinfo) -> datetime:
     if text.lower() == "now":
         return _now()
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if not MIN_YEAR < value.year < MAX_YEAR:
+        # The engine searches days and years around the instant: keep clear of year 9999.
+        raise ValueError(f"{text!r}: the year must be within {MIN_YEAR + 1}-{MAX_YEAR - 1}")
     if value.tzinfo is None:
         return local_naive_to_instant(value, tz)
     return value.astimezone(UTC)
 
 
+def checked_load(path: str | Path, now: datetime) -> LoadResult:
+    """load_rules for a command: never raises, whatever is in the files.
+
+    load_rules already turns a loader bug into a located error per file; this is the
+    last line, so that `ivr rules check` prints one error line and exits 1 instead of
+    a traceback. The interval timer is safe here: a command runs in the main thread.
+    """
+    try:
+        return load_rules(path, now=now, interrupt=True)
+    except Exception as exc:
+        return LoadResult(None, [Issue(str(path), 1, 1, "", None, "",
+                                       f"internal error while checking {path}: "
+                                       f"{type(exc).__name__}")])
+
+
 def _load(path: str | None, out: Any = None) -> LoadResult:
-    return load_rules(path or default_rules_path(), now=_now())
+    return checked_load(path or default_rules_path(), _now())
 
 
 def _print_issues(res: LoadResult, out: Any) -> None:
@@ -51,8 +71,13 @@ def _print_issues(res: LoadResult, out: Any) -> None:
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
     """Validate rules; exit 1 when there is any error."""
-    now = parse_when(args.now, ZoneInfo("UTC")) if args.now else _now()
-    res = load_rules(args.path or default_rules_path(), now=now)
+    try:
+        now = parse_when(args.now, ZoneInfo("UTC")) if args.now else _now()
+    except ValueError:
+        print(f"--now {args.now!r} is not an ISO date-time such as 2026-11-20T12:00Z "
+              f"(years {MIN_YEAR + 1}-{MAX_YEAR - 1})", file=sys.stderr)
+        return EXIT_USAGE
+    res = checked_load(args.path or default_rules_path(), now)
     if args.json:
         doc = {
             "ok": res.ok,

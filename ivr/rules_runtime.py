@@ -12,6 +12,13 @@ stay in force and the status says why. The status is also written to
 which reach the controller through its pid file and SIGHUP (the client side is at the
 bottom of this module).
 
+A load runs against a deadline (LOAD_DEADLINE_SECONDS): one that has not finished by
+then is refused like broken rules. The controller loads in a child process that is
+killed at the deadline (ivr.rules.sandbox says why); a runtime made directly loads in
+a daemon thread whose result is abandoned at the deadline (tests and tools: it keeps
+monkeypatching possible and costs no process, but cannot stop the work). Either way
+a load never holds up the controller's stop or the interpreter's exit.
+
 Every load that changes the digest in force, and every refused load, is announced to the
 `on_change` listeners as a `RulesChange` (digests, file names, counts: no patient data);
 the controller writes it to the audit log (ivr.audit). Listeners run after the swap, so
@@ -25,6 +32,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -35,6 +43,8 @@ from typing import Any
 
 from .config import Settings
 from .rules import Issue, LoadResult, RuleSet, load_rules
+from .rules.limits import LOAD_BUDGET_SECONDS
+from .rules.sandbox import LOAD_DEADLINE_SECONDS, load_in_child, over_deadline
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +142,11 @@ class RulesRuntime:
 
     def __init__(self, rules_path: Path, *, instance: str = "default",
                  status_file: Path | None = None, request_file: Path | None = None,
-                 clock: Callable[[], datetime] = _utc_now) -> None:
+                 clock: Callable[[], datetime] = _utc_now, isolate: bool = False,
+                 deadline: float = LOAD_DEADLINE_SECONDS) -> None:
         self.rules_path = Path(rules_path)
+        self.isolate = isolate  # load in a child process (the controller) or a thread
+        self.deadline = deadline
         self.status_file = status_file
         self.request_file = request_file
         self._clock = clock
@@ -148,7 +161,8 @@ class RulesRuntime:
     @classmethod
     def for_settings(cls, settings: Settings) -> RulesRuntime:
         return cls(settings.rules_path, instance=settings.instance,
-                   status_file=status_path(settings), request_file=request_path(settings))
+                   status_file=status_path(settings), request_file=request_path(settings),
+                   isolate=True)
 
     @property
     def current(self) -> RuleSet | None:
@@ -182,8 +196,9 @@ class RulesRuntime:
         async with self._lock:  # one load at a time; a second request waits, then loads again
             fingerprint = await asyncio.to_thread(self.fingerprint)
             now = self._clock()
-            # In a thread: parsing YAML and expanding iCal must not stall calls in progress.
-            result = await asyncio.to_thread(self._load_result, now)
+            log.info("rules load started (%s) from %s", source, self.rules_path)
+            # Off the event loop: parsing YAML and expanding iCal must not stall calls.
+            result = await self._run_load(now)
             before = self._current
             ok = self._record(result, source, now, request_id)
             change = self._change(before, ok, result, source)
@@ -265,9 +280,23 @@ class RulesRuntime:
 
     # --- internals ---------------------------------------------------------------------
 
+    async def _run_load(self, now: datetime) -> LoadResult:
+        """The load, off the loop and within the deadline (refused past it)."""
+        if self.isolate:
+            return await load_in_child(self.rules_path, now, deadline=self.deadline)
+        try:
+            return await asyncio.wait_for(
+                _in_daemon_thread(lambda: self._load_result(now)), self.deadline)
+        except TimeoutError:
+            log.error("rules load passed its %g s deadline; its result will be ignored",
+                      self.deadline)
+            return over_deadline(self.rules_path, self.deadline)
+
     def _load_result(self, now: datetime) -> LoadResult:
         try:
-            return load_rules(self.rules_path, now=now)
+            # A budget no longer than the deadline: an abandoned thread stops itself soon.
+            return load_rules(self.rules_path, now=now,
+                              budget=min(LOAD_BUDGET_SECONDS, self.deadline))
         except Exception as exc:  # a loader bug must not take the rules in force with it
             log.exception("rules loader raised")
             return LoadResult(None, [Issue(str(self.rules_path), 1, 1, "", None, "",
@@ -333,6 +362,41 @@ class RulesRuntime:
         except OSError:
             return None
         return text[:64] or None
+
+
+def _in_daemon_thread(fn: Callable[[], LoadResult]) -> asyncio.Future[LoadResult]:
+    """Run `fn` in a daemon thread; the future gets its result unless abandoned first.
+
+    Not asyncio.to_thread: executor threads are joined when the loop and then the
+    interpreter shut down, so a load still running would hold up the exit. A daemon
+    thread is simply dropped, and so is its result if nobody awaits it any more.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[LoadResult] = loop.create_future()
+
+    def deliver(value: LoadResult | None, error: BaseException | None) -> None:
+        if future.done():  # abandoned at the deadline, or the waiter was cancelled
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            assert value is not None
+            future.set_result(value)
+
+    def run() -> None:
+        value: LoadResult | None = None
+        error: BaseException | None = None
+        try:
+            value = fn()
+        except Exception as exc:
+            error = exc
+        try:
+            loop.call_soon_threadsafe(deliver, value, error)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+    threading.Thread(target=run, name="rules-load", daemon=True).start()
+    return future
 
 
 def _write_atomic(path: Path, text: str) -> None:

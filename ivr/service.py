@@ -308,6 +308,7 @@ class Controller:
         self._reconciled = asyncio.Event()  # set after the first reconcile
         self._tasks: list[asyncio.Task[None]] = []
         self._signal_tasks: set[asyncio.Task[bool]] = set()
+        self._rules_watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.db.create()
@@ -357,7 +358,8 @@ class Controller:
             self.db, lambda: self.services.rules, self.settings.data_dir,
             ready=self._reconciled, actor=self.actor), name="retention"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="callbacks"))
-        self._tasks.append(asyncio.create_task(self.services.runtime.watch(), name="rules-watch"))
+        self._rules_watch = asyncio.create_task(self.services.runtime.watch(), name="rules-watch")
+        self._tasks.append(self._rules_watch)
         write_pid_file(pid_path(self.settings))  # `ivr rules reload` signals this pid
         log.info("controller ready: AGI %s:%d, AMI %s:%d, database %s",
                  self.settings.agi_host, self.agi.port, self.settings.ami_host,
@@ -410,17 +412,39 @@ class Controller:
         self._stop.set()
 
     async def run(self) -> None:
-        """Start, serve until SIGTERM/SIGINT, reload rules on SIGHUP, then stop."""
+        """Start, serve until SIGTERM/SIGINT, reload rules on SIGHUP, then stop.
+
+        A stop request during the start (the first rules load can take up to its
+        deadline) cancels the start instead of waiting for it: the controller then
+        stops what was started so far.
+        """
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-        await self.start()
-        await self._stop.wait()
+        starting = asyncio.create_task(self.start(), name="controller-start")
+        stop_requested = asyncio.create_task(self._stop.wait(), name="stop-requested")
+        try:
+            await asyncio.wait({starting, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                log.info("stop requested while starting; the start is abandoned")
+                starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
+            elif starting.exception() is None:
+                await stop_requested
+            else:
+                starting.result()  # a start that failed raises here, as it always did
+        finally:
+            stop_requested.cancel()
         await self.stop()
 
     async def stop(self) -> None:
         log.info("controller stopping")
+        # A reload in progress is abandoned (its child process killed) before calls are
+        # drained: the rules in force do not matter any more, and it could otherwise
+        # hold the stop for the whole load deadline.
+        for task in (*self._signal_tasks, *([self._rules_watch] if self._rules_watch else [])):
+            task.cancel()
         await self.agi.stop(drain_seconds=5)
         for task in self._tasks:
             task.cancel()

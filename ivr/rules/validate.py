@@ -15,9 +15,22 @@ import phonenumbers
 import yaml
 
 from . import model as m
+from .limits import (
+    MAX_DEPTH,
+    MAX_ICAL_FILE_BYTES,
+    MAX_INT_DIGITS,
+    MAX_RULES_FILE_BYTES,
+    MAX_YEAR,
+    MIN_YEAR,
+    UNLIMITED,
+    Deadline,
+    InputRefused,
+    LoadTimeout,
+    read_bounded,
+)
 from .prompts import DEFAULT_PROMPTS, PLACEHOLDERS, default_menu_text, placeholders_in
 from .timeutil import MINUTES_PER_DAY, UTC, WEEKDAYS, fmt_local, local_naive_to_instant
-from .yamlload import BOOL_TAG, INT_TAG, NULL_TAG, compose
+from .yamlload import BOOL_TAG, INT_RE, INT_TAG, NULL_TAG, TooDeep, check_limits, compose
 
 # --- the key tables; schema.py builds the JSON Schema from the same tables ----------------
 # name -> required?
@@ -115,6 +128,7 @@ KEY_RE = re.compile(r"^[0-9*#]$")
 EXPECT_TIME = "HH:MM (00:00-23:59)"
 EXPECT_PERIOD = "HH:MM-HH:MM, e.g. 08:00-17:00 (17:00-08:00 crosses midnight)"
 EXPECT_DATETIME = "a local date and time YYYY-MM-DD HH:MM (optionally with an offset)"
+EXPECT_YEARS = f"a year from {MIN_YEAR} to {MAX_YEAR}"
 
 DEFAULT_RING_SECONDS = 20
 ICAL_PAST_DAYS = 60
@@ -122,20 +136,27 @@ ICAL_FUTURE_DAYS = 730
 COVERAGE_DAYS = 30
 
 _ZONES: frozenset[str] | None = None
+ZONE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,3}$")
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})  # files in zoneinfo, not places
 
 
 def _known_zone(name: str) -> bool:
-    """True for an IANA zone name (not a file path or a POSIX TZ string)."""
+    """True for an IANA zone name (not a file path, a folder or a POSIX TZ string).
+
+    Only names on the IANA list are looked up at all: ZoneInfo opens a file named
+    after its key, so 'America' (a folder), '../../etc/passwd', a NUL byte or a
+    5,000-character name would otherwise reach the file system and raise OSError.
+    """
     global _ZONES
     if _ZONES is None:
-        _ZONES = frozenset(available_timezones())
-    if name in _ZONES:
-        return True
+        _ZONES = frozenset(available_timezones()) - NOT_ZONES
+    if len(name) > 64 or not ZONE_RE.match(name) or name not in _ZONES:
+        return False
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return False
-    return "/" in name or name == "UTC"
+    return True
 
 
 @dataclass
@@ -178,10 +199,12 @@ def _join(path: str, key: str | int) -> str:
 class Builder:
     """Reads one practice file's node tree; every accessor records errors instead of raising."""
 
-    def __init__(self, col: Collector, base_dir: Path, now: datetime) -> None:
+    def __init__(self, col: Collector, base_dir: Path, now: datetime,
+                 deadline: Deadline = UNLIMITED) -> None:
         self.c = col
         self.base_dir = base_dir
         self.now = now
+        self.deadline = deadline
         self.country = "US"
         self.tz: ZoneInfo = ZoneInfo("UTC")
         self.numbers: list[tuple[str, str, yaml.Node, str]] = []  # (e164, kind, node, path)
@@ -250,7 +273,11 @@ class Builder:
         if node is None:
             return default
         expected = f"a whole number from {lo} to {hi}"
-        if not isinstance(node, yaml.ScalarNode) or node.tag != INT_TAG:
+        if not isinstance(node, yaml.ScalarNode) or node.tag != INT_TAG \
+                or not INT_RE.match(str(node.value)) \
+                or len(str(node.value).lstrip("+-")) > MAX_INT_DIGITS:
+            # check_limits reports explicit !!int tags and long numbers first; this
+            # keeps int() from ever raising should a node reach here unchecked.
             self.c.error(node, path, _shown(node), expected, f"{_shown(node)} is not a number")
             return default
         value = int(node.value)
@@ -329,9 +356,19 @@ class Builder:
         if parsed is None:
             self.c.error(node, path, value, EXPECT_DATETIME, f"{value!r} is not a date and time")
             return None
-        if parsed.tzinfo is None:
-            return local_naive_to_instant(parsed, self.tz)
-        return parsed.astimezone(UTC)
+        if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+            # Near years 1 and 9999 an offset or the zone moves the instant out of range.
+            self.c.error(node, path, value, f"{EXPECT_DATETIME}, {EXPECT_YEARS}",
+                         f"{value!r} is out of range")
+            return None
+        try:
+            if parsed.tzinfo is None:
+                return local_naive_to_instant(parsed, self.tz)
+            return parsed.astimezone(UTC)
+        except (OverflowError, ValueError):  # not expected within the years allowed
+            self.c.error(node, path, value, f"{EXPECT_DATETIME}, {EXPECT_YEARS}",
+                         f"{value!r} is out of range")
+            return None
 
     def day(self, node: yaml.Node | None, path: str) -> date | None:
         value = self.text(node, path, "a date YYYY-MM-DD")
@@ -339,7 +376,12 @@ class Builder:
             return None
         try:
             if DATE_RE.match(value):
-                return date.fromisoformat(value)
+                parsed = date.fromisoformat(value)
+                if MIN_YEAR <= parsed.year <= MAX_YEAR:
+                    return parsed
+                self.c.error(node, path, value, f"a date YYYY-MM-DD, {EXPECT_YEARS}",
+                             f"{value!r} is out of range")
+                return None
         except ValueError:
             pass
         self.c.error(node, path, value, "a date YYYY-MM-DD", f"{value!r} is not a date")
@@ -379,10 +421,12 @@ class Builder:
 
     # ---- sections ----------------------------------------------------------------------
     def build(self, root: yaml.Node) -> m.Practice | None:
+        # Counted before the top-level keys: a missing or misspelt 'practice' is an
+        # error there, and leaves no practice details to build from.
+        errors_before = len(self.c.errors)
         top = self.mapping(root, "", TOP_KEYS)
         if top is None:
             return None
-        errors_before = len(self.c.errors)
         info = self.practice_info(top.get("practice"))
         hours = self.hours(top.get("hours"))
         hol = self.holidays(top.get("holidays"), info.get("country"), info.get("subdivision"))
@@ -853,23 +897,27 @@ class Builder:
                          "an iCal property name such as SUMMARY") or "SUMMARY"
         if rel is None:
             return (), None
-        path = (self.base_dir / rel)
+        fnode = f["file"]
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            self.c.error(f.get("file"), "on_call.ical.file", rel,
-                         "a readable .ics file next to the YAML",
-                         f"cannot read {rel!r}: {exc.strerror or exc}")
+            data = read_bounded(self.base_dir / rel, MAX_ICAL_FILE_BYTES)
+        except InputRefused as exc:
+            self.c.error(fnode, "on_call.ical.file", rel,
+                         f"a readable .ics file next to the YAML, a regular file of at most "
+                         f"{MAX_ICAL_FILE_BYTES >> 20} MiB", f"cannot read {rel!r}: {exc}")
             return (), None
         self.ical_bytes = data
         start = self.now - timedelta(days=ICAL_PAST_DAYS)
         end = self.now + timedelta(days=ICAL_FUTURE_DAYS)
         try:
-            shifts = read_ical_shifts(data, self.tz, clinicians, start, end, prop.upper())
+            shifts = read_ical_shifts(data, self.tz, clinicians, start, end, prop.upper(),
+                                      self.deadline)
         except IcalProblem as exc:
-            self.c.error(f.get("file"), "on_call.ical.file", rel, "a valid iCalendar file",
-                         str(exc))
+            self.c.error(fnode, "on_call.ical.file", rel, "a valid iCalendar file", str(exc))
             return (), None
+        except LoadTimeout as exc:
+            exc.locate(self.c.file, fnode.start_mark.line + 1, fnode.start_mark.column + 1,
+                       "on_call.ical.file")
+            raise
         entries = [(s, f["file"], f"on_call.ical ({s.label})") for s in shifts]
         self.check_overlaps(entries)
         return tuple(shifts), rel
@@ -948,18 +996,41 @@ def coverage_warnings(practice: m.Practice, col: Collector, node: yaml.Node | No
                      f"no {role} on call from {span}")
 
 
-def build_file(path: Path, display: str, now: datetime) -> tuple[m.Practice | None, Builder, bytes]:
+def build_file(path: Path, display: str, now: datetime, deadline: Deadline = UNLIMITED
+               ) -> tuple[m.Practice | None, Builder, bytes]:
     """Read, parse and validate one YAML file."""
     col = Collector(display)
-    builder = Builder(col, path.parent, now)
+    builder = Builder(col, path.parent, now, deadline)
+    expected = f"a readable UTF-8 YAML file of at most {MAX_RULES_FILE_BYTES >> 20} MiB"
     try:
-        raw = path.read_bytes()
-        text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        col.error(None, "", display, "a readable UTF-8 YAML file", f"cannot read file: {exc}")
+        raw = read_bounded(path, MAX_RULES_FILE_BYTES)
+    except InputRefused as exc:
+        col.error(None, "", display, expected, f"cannot read file: {exc}")
         return None, builder, b""
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        col.errors.append(m.Issue(display, line, column, "", None, expected,
+                                  f"cannot read file: not UTF-8 ({exc.reason})"))
+        return None, builder, raw
+    try:
         root = compose(text, display)
+    except TooDeep as exc:
+        mark = exc.problem_mark
+        line, colno = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        col.errors.append(m.Issue(display, line, colno, "", None,
+                                  f"at most {MAX_DEPTH} levels of nesting", str(exc.problem)))
+        return None, builder, raw
+    except yaml.reader.ReaderError as exc:
+        # A control character such as NUL: PyYAML gives its offset, not a mark.
+        before = text[:exc.position]
+        line, colno = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        col.errors.append(m.Issue(display, line, colno, "", f"#x{exc.character:04x}"
+                                  if isinstance(exc.character, int) else None,
+                                  "printable text", f"YAML error: {exc.reason}"))
+        return None, builder, raw
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, colno = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -972,6 +1043,12 @@ def build_file(path: Path, display: str, now: datetime) -> tuple[m.Practice | No
     if root is None:
         col.error(None, "", None, "a practice mapping", "the file is empty")
         return None, builder, raw
+    findings = check_limits(root, deadline.check)
+    if findings:  # the validator would read what is over a limit: stop here
+        for fd in findings:
+            col.error(fd.node, fd.key, fd.value, fd.expected, fd.message)
+        return None, builder, raw
+    deadline.check()
     practice = builder.build(root)
     if practice is not None:
         coverage_warnings(practice, col, _find(root, "on_call"), now)
