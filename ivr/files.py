@@ -22,9 +22,10 @@ def private_umask() -> None:
 
 
 def private_dir(path: Path) -> Path:
-    """`path` and any missing parents made 0700; an existing folder is tightened too.
+    """`path` and any missing parents made 0700 (whatever the umask).
 
-    Parents that already exist are left alone: they may be shared ones such as ~/.config."""
+    Folders that exist already are left as they are: they may be shared ones such as
+    ~/.config or a user's working folder (`tighten` deals with the data folder's own)."""
     missing: list[Path] = []
     here = path
     while not here.exists():
@@ -38,8 +39,6 @@ def private_dir(path: Path) -> Path:
         except FileExistsError:  # made meanwhile by another task or process
             pass
         os.chmod(folder, DIR_MODE)
-    if not missing and stat.S_IMODE(path.stat().st_mode) & 0o077:
-        os.chmod(path, DIR_MODE)
     return path
 
 
@@ -93,12 +92,18 @@ def tighten(root: Path) -> int:
     return changed
 
 
-def give_to_pbx(pbx: Any, path: Path) -> None:
-    """Let Asterisk read (or write, for a folder) `path` that the controller made for it.
+def give_to_pbx(pbx: Any, path: Path, top: Path | None = None) -> None:
+    """Let Asterisk read (or write, for a folder) `path` that the controller made for it;
+    with `top`, also every folder from `top` down to `path`'s own.
 
     PbxInstance.give_to_pbx (the PBX run as its own user: chown to it, 0600/0700) is being
     added separately; until it is there Asterisk runs as root and reads our 0600 files
     anyway, so this does nothing. Looked up by name so both changes merge cleanly."""
     hand = getattr(pbx, "give_to_pbx", None)
-    if hand is not None:
-        hand(path)
+    if hand is None:
+        return
+    if top is not None and path.is_relative_to(top):
+        for folder in reversed(path.parents):
+            if folder.is_relative_to(top):
+                hand(folder)
+    hand(path)
