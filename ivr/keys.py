@@ -231,11 +231,13 @@ _source: KeySource | None = None
 _lock = threading.Lock()
 
 
-def use(source: KeySource | None) -> None:
-    """Set where this process's keyring comes from (None: the IVR_* settings, on first use)."""
+def use(source: KeySource | None) -> KeySource | None:
+    """Set where this process's keyring comes from (None: the IVR_* settings, on first
+    use); returns the one it replaces."""
     global _source
     with _lock:
-        _source = source
+        previous, _source = _source, source
+    return previous
 
 
 def current(fresh: bool = False) -> crypto.Keyring:
