@@ -222,7 +222,14 @@ class KeySource:
             self._checked = now
             signature = self._signature()
             if self._ring is None or signature != self._seen:
-                self._ring = from_settings(self.settings, self.env).ring
+                try:
+                    self._ring = from_settings(self.settings, self.env).ring
+                except KeyFileError as exc:
+                    if self._ring is None:
+                        raise
+                    # A key file gone or broken while running: the keys read before still
+                    # seal and open what this process handles; calls go on.
+                    log.warning("%s; going on with the keys read before", exc)
                 self._seen = signature
             return self._ring
 

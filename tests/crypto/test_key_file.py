@@ -111,3 +111,17 @@ def test_a_running_process_sees_a_changed_key_file(tmp_path, monkeypatch):
     assert [r["id"] for r in keys.read(settings.key_file, settings.data_dir).retired] == \
         [made.ring.active]
     assert made.ring.material(made.ring.active).hex() not in settings.key_file.read_text()
+
+
+def test_a_running_process_keeps_its_keys_when_the_file_goes_bad(tmp_path, monkeypatch):
+    settings = settings_in(tmp_path)
+    made = keys.init(settings)
+    source = keys.KeySource(settings, env={})
+    assert source.keyring().active == made.ring.active
+    monkeypatch.setattr(keys, "RECHECK_SECONDS", 0.0)
+    os.chmod(settings.key_file, 0o644)  # someone loosened it: refused, the old ring kept
+    assert source.keyring().active == made.ring.active
+    settings.key_file.unlink()
+    assert source.keyring(fresh=True).active == made.ring.active
+    with pytest.raises(keys.KeyFileError):  # a new process does not start on it
+        keys.KeySource(settings, env={}).keyring()
