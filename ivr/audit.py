@@ -43,6 +43,7 @@ REPORT_READ = "report.read"  # ivr report (a preview, shown or written as PDF)
 REPORT_DELIVER = "report.deliver"  # ivr report --deliver
 CALLBACKS_READ = "callbacks.read"  # ivr callbacks list
 DELIVERIES_READ = "deliveries.read"  # ivr deliveries list
+RECORDING_READ = "recording.read"  # ivr recordings export (a recording's plaintext WAV)
 # Changes to the rules in force and to the schedule.
 RULES_RELOAD = "rules.reload"  # the controller loaded rules with another digest
 RULES_REFUSED = "rules.refused"  # the controller refused broken rules (old ones kept)
@@ -52,10 +53,12 @@ OVERRIDE_CLEAR = "override.clear"
 RETENTION_RUN = "retention.run"  # one entry per run (its counts are in retention_log)
 # Attacks on the trust boundary (ivr.agi): a refused header block or a second call start.
 AGI_REFUSED = "agi.refused"  # subject: the uniqueid when well-formed; detail: the reason
+# The keys that seal patient data (key ids and counts only, never a key).
+KEYS_ROTATE = "keys.rotate"  # ivr keys rotate: every sealed value opened and sealed again
 
 ACTIONS = (CALL_READ, NOTE_READ, REPORT_READ, REPORT_DELIVER, CALLBACKS_READ,
-           DELIVERIES_READ, RULES_RELOAD, RULES_REFUSED, OVERRIDE_SET, OVERRIDE_CLEAR,
-           RETENTION_RUN, AGI_REFUSED)
+           DELIVERIES_READ, RECORDING_READ, RULES_RELOAD, RULES_REFUSED, OVERRIDE_SET,
+           OVERRIDE_CLEAR, RETENTION_RUN, KEYS_ROTATE, AGI_REFUSED)
 
 # Ids only: letters, digits and . _ : - (a free-text name or a "+1..." number cannot pass).
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import selectinload
 from . import contract
 from .db.engine import Database
 from .db.models import (
+    CALLER_INDEX,
     END_CALLER_HANGUP,
     END_COMPLETED,
     END_FALLBACK_ABANDONED,
@@ -29,6 +30,7 @@ from .db.models import (
     OncallLeg,
     Recording,
 )
+from .db.sealed import lookup_indexes
 from .stamps import Stamp
 
 
@@ -316,12 +318,16 @@ def _recording_json(row: Recording) -> dict[str, Any]:
 
 async def list_calls(db: Database, *, practice: str | None = None,
                      since: datetime | None = None, limit: int = 200,
-                     operator_only: bool = False) -> list[dict[str, Any]]:
+                     operator_only: bool = False,
+                     caller: str | None = None) -> list[dict[str, Any]]:
     """Recent calls, newest first; `operator_only`: the ones flagged for an operator
-    (unknown numbers), which belong to no practice's morning report."""
+    (unknown numbers), which belong to no practice's morning report; `caller`: the calls
+    from that number (found by its blind index: the numbers themselves are sealed)."""
     async with db.session() as s:
         query = (select(Call).options(selectinload(Call.intake))
                  .order_by(Call.started_at.desc()).limit(limit))
+        if caller:
+            query = query.where(Call.caller_index.in_(lookup_indexes(CALLER_INDEX, caller)))
         if practice:
             query = query.where(Call.practice_id == practice)
         if operator_only:

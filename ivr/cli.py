@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import config, logs
+from . import config, files, logs
 
 
 def _settings() -> config.Settings:
@@ -100,6 +100,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """PBX up, controller in the foreground, everything stopped on Ctrl-C."""
+    from . import keys
+
+    settings = _settings()
+    if keys.ensure(settings):  # the controller would make it too; said once, here
+        print(f"created the key file {settings.key_file} (one new key); keep a copy of it "
+              "apart from the data: without it the sealed data cannot be read", flush=True)
     pbx = _pbx(build=True)
     pbx.start()
     settings = pbx.settings
@@ -219,11 +225,12 @@ def cmd_calls_list(args: argparse.Namespace) -> int:
 
     async def read(db: Any) -> list[dict[str, Any]]:
         rows = await calls.list_calls(db, practice=args.practice, since=since,
-                                      limit=args.limit, operator_only=args.operator)
+                                      limit=args.limit, operator_only=args.operator,
+                                      caller=args.caller)
         await _audit(db, audit.CALL_READ, practice_id=args.practice,
                      detail={"count": len(rows), "format": _format(args),
                              "since": since.isoformat() if since else None,
-                             "operator": args.operator})
+                             "operator": args.operator, "by_caller": bool(args.caller)})
         return rows
 
     _print(asyncio.run(_with_db(read)), args.json)
@@ -682,6 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--operator", action="store_true",
                      help="only calls flagged for an operator (unknown numbers; they are in "
                      "no practice's morning report)")
+    lst.add_argument("--caller", metavar="NUMBER", help="only calls from this number, as "
+                     "stored (E.164, e.g. +16175550142; found by its blind index)")
     lst.set_defaults(func=cmd_calls_list)
     show = calls_sub.add_parser("show", help="one call with its timeline")
     show.add_argument("id", help="call id or Asterisk uniqueid")
@@ -717,6 +726,10 @@ def build_parser() -> argparse.ArgumentParser:
         simulate.add_argument("--no-overrides", action="store_true",
                               help="ignore the manual overrides stored in the database")
         simulate.set_defaults(func=cmd_simulate)
+
+    from . import cli_keys
+
+    cli_keys.add_commands(sub)
 
     deliveries = sub.add_parser("deliveries", help="documents sent to practices (fax, "
                                 "e-mail, webhook): the outbox and its attempts")
@@ -809,7 +822,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # First of all: whatever this process writes (database, logs, recordings, documents,
+    # prompt caches, pid files) and whatever it starts is its owner's alone.
+    files.private_umask()
     from .audit import AuditError
+    from .crypto import CryptoError
+    from .keys import KeyFileError
     from .pbx.instance import PbxError
     from .pbx.root import ProvisionError
 
@@ -818,6 +836,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except AuditError as exc:  # fail closed: no audit entry, nothing shown or changed
         print(f"ivr: {exc}", file=sys.stderr)
+        return 1
+    except KeyFileError as exc:  # names the file and what is wrong, never a key
+        print(f"ivr: keys: {exc}", file=sys.stderr)
+        return 2
+    except CryptoError as exc:  # names the place (ids) and the key id, never the data
+        print(f"ivr: sealed data does not open: {exc}", file=sys.stderr)
         return 1
     except config.ConfigError as exc:
         print(f"ivr: configuration error: {exc}", file=sys.stderr)

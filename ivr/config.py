@@ -24,6 +24,10 @@ def _default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ivr"
 
 
+def _default_key_file() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "ivr" / "keys.json"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a controller or a PBX instance needs to know about where things are."""
@@ -59,6 +63,9 @@ class Settings:
     # minutes). 60 in production; tests set IVR_ONCALL_MINUTE_SECONDS=1 so a whole
     # call-back chain runs in seconds. Nothing else is scaled.
     oncall_minute_seconds: float = 60.0
+    # The keyring that seals patient data at rest (ivr.keys): outside the data folder, so
+    # a copy of the data holds no key. IVR_KEYS (the file's JSON itself) wins over it.
+    key_file: Path = field(default_factory=_default_key_file)
 
     @property
     def database_url(self) -> str:
@@ -107,6 +114,10 @@ class Settings:
         if not 0.1 <= self.oncall_minute_seconds <= 3600:
             raise ConfigError(f"IVR_ONCALL_MINUTE_SECONDS={self.oncall_minute_seconds!r}: "
                               "expected seconds between 0.1 and 3600")
+        key, data = self.key_file.expanduser().resolve(), self.data_dir.expanduser().resolve()
+        if key == data or key.is_relative_to(data):
+            raise ConfigError(f"IVR_KEY_FILE={str(self.key_file)!r}: inside the data folder "
+                              f"{str(self.data_dir)!r}; keep the keys elsewhere")
         for backup in self.agi_backups:
             if not re.fullmatch(r"[0-9.]+:[0-9]{1,5}", backup):
                 raise ConfigError(f"IVR_AGI_BACKUPS: {backup!r}: expected HOST:PORT")
@@ -135,7 +146,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
                 values[f.name] = int(raw)
             except ValueError:
                 raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected a port number") from None
-        elif f.name.endswith("_dir") or f.name.endswith("_path"):
+        elif f.name.endswith(("_dir", "_path", "_file")):
             values[f.name] = Path(raw).expanduser()
         elif f.name == "oncall_minute_seconds":
             try:

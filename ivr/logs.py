@@ -7,6 +7,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from .files import create_private
+
 
 def setup(level: str = "INFO", log_file: Path | None = None) -> None:
     """Log to stderr (and a file); only our own loggers ever go below INFO.
@@ -17,7 +19,7 @@ def setup(level: str = "INFO", log_file: Path | None = None) -> None:
     """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
+        create_private(log_file)  # 0600 in a 0700 folder, whatever the umask
         handlers.append(logging.FileHandler(log_file))
     wanted = getattr(logging, level.upper(), logging.INFO)
     logging.basicConfig(level=max(wanted, logging.INFO), handlers=handlers,

@@ -8,10 +8,13 @@ cannot become an option or reach a shell.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+from . import files
 
 #: The fallback dialplan's own prompts: it runs without the controller, so they are fixed.
 FALLBACK_PROMPTS = {
@@ -38,7 +41,7 @@ def cache_key(text: str, voice: str = "en-us", speed: int = 160) -> str:
 
 def synthesize(text: str, cache_dir: Path, voice: str = "en-us", speed: int = 160) -> Path:
     """A prompt file for `text` (8 kHz, mono, 16-bit WAV), generated once per content."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    files.private_dir(cache_dir)
     target = cache_dir / f"tts-{cache_key(text, voice, speed)}.wav"
     if target.exists() and target.stat().st_size > 44:
         return target
@@ -53,6 +56,7 @@ def synthesize(text: str, cache_dir: Path, voice: str = "en-us", speed: int = 16
         part = target.with_suffix(".part.wav")
         subprocess.run([sox, str(raw), "-r", "8000", "-c", "1", "-b", "16", str(part)],
                        check=True, capture_output=True, timeout=60)
+        os.chmod(part, files.FILE_MODE)  # sox made it with the umask of the moment
         part.replace(target)
     return target
 
@@ -60,7 +64,7 @@ def synthesize(text: str, cache_dir: Path, voice: str = "en-us", speed: int = 16
 def install(text: str, dest: Path, cache_dir: Path) -> Path:
     """Generate (or reuse) the prompt for `text` and place it at dest (a .wav path)."""
     source = synthesize(text, cache_dir)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    files.private_dir(dest.parent)
     if not dest.exists() or dest.read_bytes() != source.read_bytes():
-        shutil.copyfile(source, dest)
+        files.write_private(dest, source.read_bytes())
     return dest

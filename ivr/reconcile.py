@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
-from . import calls
+from . import calls, keys, recordings
 from .db.engine import Database
 from .stamps import StampError, parse_stamp
 
@@ -87,12 +86,17 @@ async def reconcile(db: Database, *, node: str, stamp_dir: Path, spool_fallback_
 
 
 def _take_recording(spooled: Path, dest: Path) -> Path | None:
-    """Move a fallback recording out of Asterisk's spool into the data folder."""
+    """Seal a fallback recording out of Asterisk's spool into the data folder (`dest`
+    with .enc added, 0600) and remove the spool copy; None when there is none."""
+    sealed = recordings.sealed_path(dest)
+    if sealed.exists():  # taken already (the stamp is re-applied after a crash)
+        spooled.unlink(missing_ok=True)
+        return sealed
     if dest.exists():
-        return dest
+        return dest  # LEGACY: kept in plaintext before sealing; `ivr keys rotate` seals it
     if not spooled.exists():
         return None
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(spooled), dest)
-    dest.chmod(0o600)
-    return dest
+    if spooled.stat().st_size <= 44:  # a WAV header and no sound: no message was left
+        spooled.unlink()
+        return None
+    return recordings.take(keys.current(), spooled, sealed)

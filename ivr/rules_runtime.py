@@ -41,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import files
 from .config import Settings
 from .rules import Issue, LoadResult, RuleSet, load_rules
 from .rules.limits import LOAD_BUDGET_SECONDS
@@ -400,9 +401,12 @@ def _in_daemon_thread(fn: Callable[[], LoadResult]) -> asyncio.Future[LoadResult
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    files.private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
+    # 0600 whatever the umask: the status names the rules' files, the pid our process.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, files.FILE_MODE)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
     os.replace(tmp, path)
 
 

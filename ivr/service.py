@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import audit, calls, contract, prompts, reconcile, retention
+from . import audit, calls, contract, files, keys, prompts, reconcile, retention
 from .agi.server import AgiServer
 from .ami import AmiAuthError, AmiClient, AmiError
 from .callback_scheduler import CallbackScheduler
@@ -69,7 +69,8 @@ class PromptBook:
 
     def prepare(self, texts: dict[str, str]) -> None:
         for prompt_id, text in texts.items():
-            prompts.install(text, self.folder / f"{prompt_id}.wav", self.cache_dir)
+            dest = prompts.install(text, self.folder / f"{prompt_id}.wav", self.cache_dir)
+            files.give_to_pbx(self.pbx, dest, top=self.pbx.host_dir / "sounds")
 
     def path(self, prompt_id: str) -> str:
         """The path Asterisk plays (no extension: Asterisk picks the format)."""
@@ -97,8 +98,10 @@ class Services:
             self.dialer = Dialer(self.ami, self.db, lambda pid: self.rules.practices.get(pid)
                                  if self.rules is not None else None)
         if self.speech is None:
-            self.speech = PromptLibrary(self.pbx.host_dir / "sounds" / "ivr",
-                                        self.pbx.inner_path, self.settings.prompts_cache_dir)
+            sounds = self.pbx.host_dir / "sounds"
+            self.speech = PromptLibrary(
+                sounds / "ivr", self.pbx.inner_path, self.settings.prompts_cache_dir,
+                hand=lambda path: files.give_to_pbx(self.pbx, path, top=sounds))
 
     def clock(self) -> datetime:
         """The instant a call's schedule is judged at."""
@@ -311,10 +314,23 @@ class Controller:
         self._rules_watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        # Patient data at rest: the key file first (made on the very first start), and
+        # whatever an older version left group- or world-readable in the data folder.
+        if keys.ensure(self.settings):
+            log.info("created the key file %s (one new key); keep a copy of it apart from "
+                     "the data: without it the sealed data cannot be read",
+                     self.settings.key_file)
+        keys.current()
+        tightened = await asyncio.to_thread(files.tighten, self.settings.data_dir)
+        if tightened:
+            log.info("data folder: %d file and folder modes tightened to 0600/0700",
+                     tightened)
         await self.db.create()
         await asyncio.to_thread(self.prompts.prepare, GENERIC_PROMPTS)
-        # Where RECORD FILE writes intake recordings before the controller moves them.
-        (self.pbx.spool_dir / SPOOL_INTAKE_DIR).mkdir(parents=True, exist_ok=True)
+        # Where RECORD FILE writes intake recordings before the controller seals them:
+        # Asterisk writes there, nobody else may look.
+        intake_spool = files.private_dir(self.pbx.spool_dir / SPOOL_INTAKE_DIR)
+        files.give_to_pbx(self.pbx, intake_spool)
         # Rules (startup load, file watch, prompts and fallbacks after each good load) -----
         # Prompts first: the startup load finishes them before the AGI server takes calls.
         self.services.runtime.on_loaded(self._prepare_prompts)

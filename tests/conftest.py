@@ -14,6 +14,32 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from harness import Stack, wait_for  # noqa: E402
 
+from ivr import config, keys  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def key_file():
+    """One keyring per test process, outside every data folder and never the user's own:
+    the tests' processes (controller, command line) find it through IVR_KEY_FILE."""
+    folder = Path(tempfile.mkdtemp(prefix="ivr-test-keys-"))
+    path = folder / "keys.json"
+    settings = config.Settings(key_file=path)
+    keys.init(settings)
+    saved = {name: os.environ.get(name) for name in ("IVR_KEY_FILE", keys.ENV_KEYS)}
+    os.environ.pop(keys.ENV_KEYS, None)
+    os.environ["IVR_KEY_FILE"] = str(path)
+    keys.use(keys.KeySource(settings))
+    try:
+        yield path
+    finally:
+        keys.use(None)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(folder, ignore_errors=True)
+
 
 @pytest.fixture(scope="session")
 def stack():

@@ -19,7 +19,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ivr import config  # noqa: E402
+from ivr import config, keys  # noqa: E402
 from ivr.ami import AmiClient  # noqa: E402
 from ivr.pbx.instance import AMI_USER, PbxInstance  # noqa: E402
 from ivr.pbx.root import ensure_root  # noqa: E402
@@ -180,7 +180,12 @@ class Stack:
             gateway_port=self.ports.fixed(4), rtp_start=self.ports.rtp[0],
             rtp_end=self.ports.rtp[1],
             data_dir=self.workdir / "data", rules_path=REPO / "routing_rules",
-            cache_dir=config.Settings().cache_dir).validate()
+            cache_dir=config.Settings().cache_dir,
+            # The tests' own keyring (conftest), else one beside the data: never the
+            # user's. The controller makes it on its first start.
+            key_file=Path(os.environ.get("IVR_KEY_FILE") or self.workdir / "keys.json"),
+        ).validate()
+        keys.use(keys.KeySource(self.settings))  # this process reads what the stack sealed
         self.pbx = PbxInstance(self.settings, ensure_root(self.settings.cache_dir))
 
     @property

@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from ..files import create_private
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -47,7 +49,9 @@ class Database:
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # Made 0600 (in a 0700 folder) before SQLite opens it: SQLite gives its
+                # -wal, -shm and -journal files the database file's own mode.
+                create_private(Path(path))
         self.engine: AsyncEngine = create_async_engine(url)
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

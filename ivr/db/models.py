@@ -4,7 +4,8 @@ Schema changes go through Alembic (ivr/db/migrations); a test checks the migrati
 these models agree.
 
 Times are aware UTC datetimes. Patient data (the caller's number) is stored here and
-nowhere else; logs carry only call ids.
+nowhere else; logs carry only call ids. The columns holding patient values are sealed
+(ivr.db.sealed: AES-256-GCM, each value bound to its row), listed at the end.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from sqlalchemy import (
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .sealed import BlindIndex, SealedText, seal_columns
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -73,7 +76,10 @@ class Call(Base):
     practice_id: Mapped[str | None] = mapped_column(String(64), index=True)
     dialled: Mapped[str] = mapped_column(String(32), default="")
     forwarded_from: Mapped[str] = mapped_column(String(32), default="")
-    caller: Mapped[str] = mapped_column(String(32), default="")
+    caller: Mapped[str] = mapped_column(SealedText(), default="")  # sealed
+    # Blind index of `caller` (ivr.db.sealed), to find a number's calls without opening
+    # every row; NULL for an anonymous caller.
+    caller_index: Mapped[str | None] = mapped_column(String(32), index=True)
     route: Mapped[str | None] = mapped_column(String(32))
     started_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
@@ -161,7 +167,7 @@ class IntakeField(Base):
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"),
                                          index=True)
     field: Mapped[str] = mapped_column(String(16))  # callback | dob | name | reason
-    value: Mapped[str | None] = mapped_column(Text)  # E.164 number, ISO date
+    value: Mapped[str | None] = mapped_column(SealedText())  # E.164 number, ISO date; sealed
     recording_path: Mapped[str | None] = mapped_column(Text)
     duration_seconds: Mapped[float | None] = mapped_column(Float)
     captured_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -263,7 +269,8 @@ class OncallLeg(Base):
     practice_id: Mapped[str] = mapped_column(String(64))
     clinician_id: Mapped[str | None] = mapped_column(String(64))
     role: Mapped[str | None] = mapped_column(String(16))
-    number: Mapped[str] = mapped_column(String(32))  # E.164, passed the dialling gate
+    # E.164, passed the dialling gate; sealed (a patient leg's is the patient's number)
+    number: Mapped[str] = mapped_column(SealedText())
     step_index: Mapped[int | None] = mapped_column(Integer)
     channel_id: Mapped[str] = mapped_column(String(64))  # the Uniqueid we gave Asterisk
     channel: Mapped[str | None] = mapped_column(String(128))
@@ -366,3 +373,15 @@ class AuditEntry(Base):
         Index("ix_audit_log_action_at", "action", "at"),
         Index("ix_audit_log_practice_at", "practice_id", "at"),
     )
+
+
+# --- sealed columns ----------------------------------------------------------------------
+# Each value is bound to its row by the place below: moved into another row it no longer
+# opens. The audit log holds no patient data and stays plain (and append-only).
+
+CALLER_INDEX = "calls.caller"  # the blind index's purpose (ivr.calls.calls_from)
+
+seal_columns(Call, {"caller": lambda row: f"calls.caller:{row.id}"},
+             [BlindIndex("caller_index", "caller", CALLER_INDEX)])
+seal_columns(IntakeField, {"value": lambda row: f"intake_fields.value:{row.call_id}:{row.field}"})
+seal_columns(OncallLeg, {"number": lambda row: f"oncall_legs.number:{row.id}"})

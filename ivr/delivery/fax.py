@@ -21,10 +21,12 @@ import asyncio
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import files
 from ..ami import AmiClient, AmiError
 from .models import FAX
 from .outbox import DeliveryError, Job, SendResult, normalize_destination
@@ -86,7 +88,8 @@ class FaxSender:
 
     def __init__(self, ami: AmiClient, spool: FaxSpool, *, trunk: str = ENDPOINT_FAX,
                  ring_seconds: float = 60, fax_seconds: float = 900, render_seconds: float = 120,
-                 gs: str = "gs", station_id: str = "") -> None:
+                 gs: str = "gs", station_id: str = "",
+                 hand: Callable[[Path], None] | None = None) -> None:
         if station_id and not _STATION.fullmatch(station_id):
             raise ValueError(f"fax station id {station_id!r}: expected up to 20 digits, "
                              "+ or spaces")
@@ -94,6 +97,8 @@ class FaxSender:
         self.station_id = station_id  # our number as the receiving machine prints it
         self.ring_seconds, self.fax_seconds = ring_seconds, fax_seconds
         self.render_seconds, self.gs = render_seconds, gs
+        # Makes the TIFF readable by Asterisk's SendFAX (files.give_to_pbx).
+        self.hand = hand or (lambda _path: None)
         self.timeout = render_seconds + ring_seconds + fax_seconds + 30
         self._pending: dict[str, asyncio.Future[dict[str, str]]] = {}
         ami.subscribe(EV_FAX_RESULT, self._on_result)
@@ -113,12 +118,13 @@ class FaxSender:
         if not job.pdf_path or not Path(job.pdf_path).is_file():
             raise DeliveryError("fax delivery without a readable PDF", permanent=True)
         token = secrets.token_hex(16)
-        self.spool.host_dir.mkdir(parents=True, exist_ok=True)
+        self.hand(files.private_dir(self.spool.host_dir))
         tiff = self.spool.host_dir / f"{token}.tif"
         future: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
         self._pending[token] = future
         try:
             await render_tiff(Path(job.pdf_path), tiff, gs=self.gs, timeout=self.render_seconds)
+            self.hand(tiff)
             channel = await self._originate(number, token)
             result = await self._wait_result(future, channel)
         finally:

@@ -43,6 +43,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .. import files
 from ..db.engine import Database
 from .models import (
     ATTEMPT_FAILED,
@@ -233,7 +234,7 @@ def write_payload(folder: Path, name: str, pdf: bytes | None = None,
     """Write a PDF and/or JSON document atomically (mode 0600) for enqueue's payload refs."""
     if not _DOC_FIELD.fullmatch(name):
         raise ValueError(f"payload name {name!r}: expected 1-64 of [A-Za-z0-9._:-]")
-    folder.mkdir(parents=True, exist_ok=True)
+    files.private_dir(folder)
     out: list[Path | None] = []
     for suffix, data in ((".pdf", pdf), (".json", None if document is None else
                                          json.dumps(document, indent=1).encode())):

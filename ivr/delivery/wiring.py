@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
+from .. import files
 from ..ami import AmiClient
 from .email import EmailSender, SmtpConfig
 from .fax import FaxSender, FaxSpool
@@ -34,7 +35,8 @@ def build_senders(ami: AmiClient, pbx: Any,
     senders: dict[str, Sender] = {}
     if shutil.which("gs"):
         senders[FAX] = FaxSender(ami, FaxSpool.for_instance(pbx),
-                                 station_id=env.get("IVR_FAX_STATION_ID", ""))
+                                 station_id=env.get("IVR_FAX_STATION_ID", ""),
+                                 hand=lambda path: files.give_to_pbx(pbx, path))
     else:
         senders[FAX] = Unavailable(FAX, "fax: ghostscript (gs) is not installed")
     smtp = SmtpConfig.from_env(env)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import wave
 from array import array
@@ -25,9 +26,11 @@ class AudioStats:
         return self.voiced_frames >= VOICE_MIN_FRAMES
 
 
-def analyse(path: Path) -> AudioStats:
-    """Duration, peak, RMS and speech-level 20 ms frames of a 16-bit PCM WAV file."""
-    with wave.open(str(path), "rb") as w:
+def analyse(source: Path | bytes) -> AudioStats:
+    """Duration, peak, RMS and speech-level 20 ms frames of a 16-bit PCM WAV file (or of
+    its bytes: a sealed recording is only ever opened in memory)."""
+    with wave.open(io.BytesIO(source) if isinstance(source, bytes) else str(source),
+                   "rb") as w:
         rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
         frames = w.readframes(w.getnframes())
     if width != 2:

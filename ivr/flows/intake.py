@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import phonenumbers
 
-from .. import calls
+from .. import calls, keys
 from ..agi.protocol import AgiHangup
+from ..crypto import Keyring
 from ..db.models import SOURCE_CALLER_ID, SOURCE_KEYED, SOURCE_RECORDING
+from ..recordings import sealed_path, take
 from ..rules.model import normalise_number
 from .audio import AudioStats, analyse
 from .session import Session
@@ -208,11 +208,12 @@ async def ask_recording(s: Session, field: str) -> None:
 
 
 async def _keep(s: Session, field: str, spooled: Path, attempt: int, partial: bool) -> bool:
-    """Move a recording into the data folder if it holds a voice; True when kept."""
-    dest = s.services.settings.recordings_dir / s.call_id / f"{field}.wav"
+    """Seal a recording into the data folder if it holds a voice; True when kept."""
+    dest = sealed_path(s.services.settings.recordings_dir / s.call_id / f"{field}.wav")
     try:
-        stats = await asyncio.to_thread(_move_if_voiced, spooled, dest)
-    except (OSError, ValueError, EOFError) as exc:
+        ring = keys.current()
+        stats = await asyncio.to_thread(_move_if_voiced, spooled, dest, ring)
+    except (OSError, ValueError, EOFError, keys.KeyFileError) as exc:
         log.warning("call %s: %s recording unreadable (%s)", s.call_id, field,
                     type(exc).__name__)
         stats = None
@@ -231,18 +232,16 @@ async def _keep(s: Session, field: str, spooled: Path, attempt: int, partial: bo
     return True
 
 
-def _move_if_voiced(spooled: Path, dest: Path) -> AudioStats | None:
-    """Analyse the spooled file; move a voiced one (0600), delete a silent one."""
+def _move_if_voiced(spooled: Path, dest: Path, ring: Keyring) -> AudioStats | None:
+    """Analyse the spooled file (the voice check needs the plaintext); seal a voiced one
+    into `dest` (0600, its folder 0700) and remove the spool copy; delete a silent one."""
     if not spooled.exists():
         return None
     stats = analyse(spooled)
     if not stats.has_voice:
         spooled.unlink(missing_ok=True)  # silence holds no patient data worth keeping
         return stats
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(dest.parent, 0o700)
-    shutil.move(str(spooled), dest)
-    os.chmod(dest, 0o600)
+    take(ring, spooled, dest)
     return stats
 
 

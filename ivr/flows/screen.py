@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
-from .. import callbacks, calls, contract
+from .. import callbacks, calls, contract, files, recordings
 from ..agi.protocol import AgiChannel, AgiDisconnected, AgiError, AgiHangup, AgiTimeout
+from ..crypto import CryptoError
 from ..db.models import (
     CB_PENDING,
     LEG_ACCEPTED,
@@ -35,6 +35,7 @@ from ..db.models import (
     LEG_UNKNOWN,
     OncallLeg,
 )
+from ..keys import KeyFileError
 from ..oncall_dialer import (
     DIAL_STATUS,
     Leg,
@@ -293,15 +294,26 @@ async def message_items(services: Any, call_id: str, tag: str,
 
 def playable_copy(services: Any, path: str | None, name: str,
                   copies: list[Path]) -> str | None:
-    """A copy of an intake recording inside the PBX instance (Asterisk may not read the
-    data folder); listed in `copies` for the caller to delete when the call ends."""
+    """A plaintext copy of an intake recording (opened in memory) inside the PBX
+    instance, 0600 in a 0700 folder handed to Asterisk (which may not read the data
+    folder, nor open a sealed file); listed in `copies` for the caller to delete when the
+    call ends. None when there is no recording or it does not open (then the clinician
+    hears the rest of the message: better than no message)."""
     if not path or not Path(path).is_file():
         return None
+    try:
+        wav = recordings.read(Path(path))
+    except (OSError, CryptoError, KeyFileError) as exc:
+        log.error("recording %s/%s does not open (%s); played without it",
+                  Path(path).parent.name, Path(path).name, type(exc).__name__)
+        return None
     pbx = services.pbx
-    dest = pbx.host_dir / "sounds" / SCREEN_SPOOL / f"{name}.wav"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, dest)
-    copies.append(dest)
+    folder = files.private_dir(pbx.host_dir / "sounds" / SCREEN_SPOOL)
+    files.give_to_pbx(pbx, folder)
+    dest = folder / f"{name}.wav"
+    copies.append(dest)  # listed first: deleted at the call's end even if a write fails
+    files.write_private(dest, wav)
+    files.give_to_pbx(pbx, dest)
     return pbx.inner_path(dest.with_suffix(""))
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from .. import files
 from .. import prompts as tts
 from ..agi.protocol import AgiChannel, AgiHangup
 from ..rules.model import Practice, RuleSet
@@ -140,9 +141,11 @@ class PromptLibrary:
     """Prompt files in the PBX instance's sounds folder, prepared from rules and texts."""
 
     def __init__(self, folder: Path, inner_path: Callable[[Path], str], cache_dir: Path,
-                 workers: int = 4) -> None:
+                 workers: int = 4, hand: Callable[[Path], None] | None = None) -> None:
         self.folder = folder  # host path of <instance>/sounds/ivr
         self.inner_path = inner_path
+        # Makes a prepared file (and its folders) readable by Asterisk: files.give_to_pbx.
+        self.hand = hand or (lambda _path: None)
         self.cache_dir = cache_dir
         self.workers = workers
         self._recorded: dict[str, Path] = {}  # practice recording (absolute) -> prepared
@@ -156,6 +159,7 @@ class PromptLibrary:
         dest = self.tts_file(text)
         if not dest.exists():
             tts.install(text, dest, self.cache_dir)
+            self.hand(dest)
         return dest
 
     def _make_recorded(self, source: Path) -> Path | None:
@@ -168,7 +172,7 @@ class PromptLibrary:
 
         dest = self.folder / "rec" / f"{hashlib.sha256(data).hexdigest()[:24]}.wav"
         if not dest.exists():
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            files.private_dir(dest.parent)
             part = dest.with_suffix(".part.wav")
             sox = shutil.which("sox")
             if sox is None:
@@ -181,6 +185,7 @@ class PromptLibrary:
                             source.name)
                 return None
             part.replace(dest)
+            self.hand(dest)
         return dest
 
     def texts_for(self, practice: Practice) -> list[str]:

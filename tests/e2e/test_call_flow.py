@@ -31,6 +31,7 @@ from harness import (
     wait_for,
 )
 
+from ivr import recordings
 from ivr.flows.audio import analyse
 from ivr.rules import load_rules
 from ivr.rules.model import Override
@@ -208,9 +209,9 @@ def _voiced(detail: dict, field: str) -> None:
     entry = detail["intake"][field]
     path = Path(entry["recording_path"])
     assert path.is_file() and oct(path.stat().st_mode & 0o777) == "0o600"
-    assert path.parent.name == detail["id"] and path.name == f"{field}.wav"
+    assert path.parent.name == detail["id"] and path.name == f"{field}.wav.enc"  # sealed
     assert entry["duration_seconds"] > 0.5 and entry["source"] == "recording"
-    assert analyse(path).has_voice
+    assert analyse(recordings.read(path)).has_voice
     assert any(r["path"] == str(path) for r in detail["recordings"])
 
 

@@ -1,0 +1,158 @@
+"""Patient data at rest, through the real Asterisk: a caller keys a callback number and a
+date of birth and speaks a name and a reason; afterwards nothing in the database files
+(with the -wal) or in any recording shows those values, recordings are sealed (not
+RIFF), and every file of the data folder is 0600 in 0700 folders."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from harness import REPO, run_scenario_in, timed_caller_scenario, wait_for
+
+from ivr import crypto, keys, recordings
+from ivr.flows.audio import analyse
+from ivr.sipp import CallerSpec, speech_pcap
+
+pytestmark = pytest.mark.pbx
+
+SUNNY_DID = "+16175550100"
+CALLER = "+16175550181"
+CALLBACK = "+16175550182"
+# Skip greeting and notice; key another callback number over the caller-ID offer and
+# confirm it; key the date of birth and confirm it; end the name and the reason with #;
+# 4: a routine message (the anonymous scenario of test_call_flow, with a caller ID).
+TIMELINE = ([(1000, "#"), (2000, "#")]
+            + [(3000 + 300 * i, k) for i, k in enumerate("6175550182#")] + [(8000, "1")]
+            + [(9000 + 300 * i, k) for i, k in enumerate("01021990")]
+            + [(13000, "1"), (21000, "#"), (28500, "#"), (30500, "4")])
+PATIENT_VALUES = ["1990-01-02", "19900102", "01021990", "01/02/1990",
+                  "6175550182", "6175550181"]
+
+
+def _cli(stack, *args: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "ivr.cli", *args], env=stack.env,
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout + out.stderr
+
+
+def _printable_runs(data: bytes) -> str:
+    """What `strings` finds: printable ASCII runs, and runs of UTF-16 (either order)."""
+    runs = [m.decode("ascii") for m in re.findall(rb"[\x20-\x7e]{4,}", data)]
+    for pattern in (rb"(?:[\x20-\x7e]\x00){4,}", rb"(?:\x00[\x20-\x7e]){4,}"):
+        runs += [m.replace(b"\x00", b"").decode("ascii") for m in re.findall(pattern, data)]
+    return "\n".join(runs)
+
+
+def _strings(path: Path) -> str:
+    """The real `strings` (8-bit, and 16-bit little and big endian) where installed, and
+    our own scan of printable runs besides."""
+    found = [_printable_runs(path.read_bytes())]
+    tool = shutil.which("strings")
+    if tool:
+        for encoding in ("s", "l", "b"):
+            found.append(subprocess.run([tool, "-a", "-n", "4", "-e", encoding, str(path)],
+                                        capture_output=True, text=True, check=True).stdout)
+    return "\n".join(found)
+
+
+def _leaks(path: Path) -> list[str]:
+    data = path.read_bytes()
+    text = _strings(path)
+    return [f"{path.name}: {value}" for value in PATIENT_VALUES
+            if value in text or value.encode() in data
+            or value.encode("utf-16-le") in data or value.encode("utf-16-be") in data]
+
+
+def _key_strings(key_file: keys.KeyFile) -> list[str]:
+    out = []
+    for key_id in key_file.ring:
+        raw = key_file.ring.material(key_id)
+        out += [raw.hex(), base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()]
+    return out
+
+
+@pytest.fixture
+def after_hours(live):
+    until = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    _cli(live, "override", "set", "--practice", "sunny-pediatrics", "--closed", "--until",
+         until.isoformat(), "--reason", "e2e: data at rest")
+    try:
+        yield live
+    finally:
+        _cli(live, "override", "clear", "--practice", "sunny-pediatrics")
+
+
+def test_patient_values_are_nowhere_in_the_data_folder_in_plaintext(after_hours, tmp_path):
+    stack = after_hours
+    speech = speech_pcap("Alex Smith. My daughter has had a fever since this morning.",
+                         tmp_path / "speech.pcap", repeat=30, tail_silence_s=1)
+    xml = timed_caller_scenario(CallerSpec(caller_id=CALLER, audio_pcap=str(speech)),
+                                TIMELINE, 75000)
+    started = datetime.now(UTC) - timedelta(seconds=5)
+    result = run_scenario_in(stack, xml, SUNNY_DID, tmp_path / "call")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    def stored():
+        rows = [c for c in stack.calls() if c["caller"] == CALLER
+                and c["started_at"] >= started.isoformat()]
+        return rows[0] if rows and rows[0]["reconciled_at"] else None
+
+    call = stack.show(wait_for(stored, 60, "the call to be stored and reconciled")["id"])
+    # Through the command line, everything reads back as the caller gave it ...
+    intake = call["intake"]
+    assert (intake["callback"]["value"], intake["callback"]["source"]) == (CALLBACK, "keyed")
+    assert intake["dob"]["value"] == "1990-01-02" and intake["dob"]["confirmed"]
+    assert call["disposition"] == "routine"
+    kept = [Path(intake[f]["recording_path"]) for f in ("name", "reason")]
+    assert [p.name for p in kept] == ["name.wav.enc", "reason.wav.enc"]
+    assert all(analyse(recordings.read(p)).has_voice for p in kept)
+    # ... and the call's recordings left the PBX's spool at once.
+    spool = stack.pbx.spool_dir / "ivr-intake"
+    assert not [p.name for p in spool.iterdir() if p.name.startswith(call["id"])]
+
+    data = stack.settings.data_dir
+    db_files = sorted(data.glob("ivr.sqlite3*"))
+    # The controller is still running: its write-ahead log is there, and scanned too.
+    assert {data / "ivr.sqlite3", data / "ivr.sqlite3-wal"} <= set(db_files)
+    all_recordings = sorted(p for p in stack.settings.recordings_dir.rglob("*") if p.is_file())
+    assert set(kept) <= set(all_recordings)
+    leaks = [leak for path in db_files + all_recordings for leak in _leaks(path)]
+    assert leaks == [], "patient values readable at rest:\n" + "\n".join(leaks)
+    for path in all_recordings:
+        head = path.read_bytes()[:4]
+        assert head == crypto.MAGIC and head != b"RIFF", f"{path} is not sealed"
+
+    offenders = []
+    for folder, dirs, names in os.walk(data):
+        for name in dirs:
+            mode = stat.S_IMODE((Path(folder) / name).lstat().st_mode)
+            if mode != 0o700:
+                offenders.append(f"{Path(folder) / name}/ {mode:04o}")
+        for name in names:
+            path = Path(folder) / name
+            mode = stat.S_IMODE(path.lstat().st_mode)
+            if mode & 0o077 or not path.is_file():
+                offenders.append(f"{path} {mode:04o}")
+    if stat.S_IMODE(data.stat().st_mode) != 0o700:
+        offenders.append(f"{data}/ {stat.S_IMODE(data.stat().st_mode):04o}")
+    print("\n".join(offenders))
+    assert offenders == [], "too open:\n" + "\n".join(offenders)
+
+    # Neither the keys nor the patient's values reach the controller's log or the
+    # command line's output.
+    shown = stack.controller_log() + _cli(stack, "calls", "list", "--caller", CALLER) \
+        + _cli(stack, "keys", "status")
+    key_file = keys.read(stack.settings.key_file, data)
+    assert [s for s in _key_strings(key_file) if s in shown] == []
+    log = stack.controller_log()
+    assert [v for v in PATIENT_VALUES if v in log] == []
