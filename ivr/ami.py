@@ -1,6 +1,6 @@
 """AMI client: panoramisk's Manager for the wire format, wrapped for a phone line.
 
-What the wrapper adds, each for a defect of panoramisk 1.4 (PLATFORM.md):
+What the wrapper adds, each for a defect of panoramisk 1.4 (docs/platform.md):
 - login is awaited and a refusal raises AmiAuthError (panoramisk just leaves
   `authenticated` false and carries on);
 - every action has a timeout, and a watchdog pings the peer and reconnects when the Pong

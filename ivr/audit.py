@@ -1,6 +1,6 @@
 """The append-only audit log: who read patient data or changed the rules, and when.
 
-RELIABILITY.md asks for "an append-only audit log of every read of patient data and
+The service promises "an append-only audit log of every read of patient data and
 every rules change (kept at least 6 years)". This module can add an entry (`record`) and
 read entries (`read`), nothing else: there is no update and no delete, and the database
 itself refuses both (migration 0006 adds triggers on SQLite and PostgreSQL). Retention

@@ -23,7 +23,7 @@ data) and logs one INFO line per practice; its caller adds one `retention.run` e
 the audit log (`Summary.audit_detail`).
 
 Never touched either: the audit log (`audit_log`, ivr.audit). It must be kept at least
-6 years (RELIABILITY.md), longer than any `records_days` may be (3650 days is allowed,
+6 years (docs/security.md), longer than any `records_days` may be (3650 days is allowed,
 but the audit log must not depend on that), so this module never reads, updates or
 deletes it, and nothing else purges it: its entries name calls by id only and outlive
 the records they name.

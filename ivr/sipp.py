@@ -2,7 +2,7 @@
 
 Keys are sent as SIP INFO (application/dtmf-relay), which Asterisk takes in any order
 and repetition; the RFC 2833 captures shipped with SIPp only work in one fixed order
-(PLATFORM.md). Values inside the SIP messages (CDATA) are sent as given, so callers of this module
+(docs/platform.md). Values inside the SIP messages (CDATA) are sent as given, so callers of this module
 choose whether it is a well-formed number or a hostile string (tests send both);
 attribute values are XML-escaped.
 """
@@ -370,7 +370,7 @@ def dtmf_pcap(timeline: tuple[tuple[int, str], ...], dest: Path) -> Path:
     """RFC 2833 (payload 101) key presses at given ms, one RTP stream, for play_pcap_audio.
 
     One stream with rising sequence numbers, so any keys in any order and repetition
-    arrive (SIPp's shipped captures each restart their numbering, PLATFORM.md). It opens
+    arrive (SIPp's shipped captures each restart their numbering, docs/platform.md). It opens
     with one packet of silence at 0 ms: SIPp times a capture from its first packet, so
     without it the first key would be sent at once, whatever its time.
     """

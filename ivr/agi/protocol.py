@@ -1,7 +1,7 @@
 """The FastAGI wire protocol: headers, commands, replies, hang-up, on asyncio streams.
 
 This is our own small layer, not panoramisk's FastAGI `Application`, because that one is
-wrong exactly where a phone line needs it right (PLATFORM.md, checked on panoramisk 1.4):
+wrong exactly where a phone line needs it right (docs/platform.md, checked on panoramisk 1.4):
 a client that disconnects during the header handshake makes it spin without yielding and
 freezes the event loop; it takes Asterisk's `HANGUP` line as the reply to the pending
 command and reads a multi-line `520` reply as several replies, so every later reply is off

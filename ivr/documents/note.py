@@ -5,7 +5,7 @@ defaults) because the record grows (dial attempts, call-backs, outcome); a key t
 there yet reads as "nothing recorded".
 
 Recordings are referenced (path, duration, size), never attached: notifications carry the
-minimum necessary and the audio sits behind login (RELIABILITY.md, patient data).
+minimum necessary and the audio sits behind login (docs/security.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 An `asterisk` of version 22 or newer on the host is used as it is. Otherwise a Debian sid
 root is built once with debootstrap into the cache folder and reused: Debian 12 and 13
-carry no Asterisk package, sid does (PLATFORM.md).
+carry no Asterisk package, sid does (docs/platform.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The style gate: ruff and mypy must find nothing.
 
-STYLE.md asks for strict tooling; running both tools here means the next change cannot
+The project asks for strict tooling; running both tools here means the next change cannot
 quietly add findings (the settings are in pyproject.toml, `make lint` runs the same).
 """
 
