@@ -253,8 +253,11 @@ class Controller:
     async def start(self) -> None:
         await self.db.create()
         await asyncio.to_thread(self.prompts.prepare, GENERIC_PROMPTS)
-        # Where RECORD FILE writes intake recordings before the controller moves them.
-        (self.pbx.spool_dir / SPOOL_INTAKE_DIR).mkdir(parents=True, exist_ok=True)
+        # Where RECORD FILE writes intake recordings before the controller moves them:
+        # Asterisk writes there, so the folder is the PBX user's.
+        intake_spool = self.pbx.spool_dir / SPOOL_INTAKE_DIR
+        intake_spool.mkdir(parents=True, exist_ok=True)
+        self.pbx.give_to_pbx(intake_spool)
         # Rules (startup load, file watch, prompts and fallbacks after each good load) -----
         # Prompts first: the startup load finishes them before the AGI server takes calls.
         self.services.runtime.on_loaded(self._prepare_prompts)
