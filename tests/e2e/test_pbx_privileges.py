@@ -8,6 +8,7 @@ none of the files Asterisk writes, except the AstDB hang-up stamp's filtered num
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,9 @@ from harness import (
 )
 
 from ivr import contract
-from ivr.pbx.instance import SECRET_FILE, PbxInstance
-from ivr.sipp import CallerSpec, speech_pcap
+from ivr.ami import AmiClient
+from ivr.pbx.instance import AMI_USER, SECRET_FILE, PbxInstance
+from ivr.sipp import CallerSpec, PhoneSpec, speech_pcap
 
 pytestmark = pytest.mark.pbx
 
@@ -278,3 +281,114 @@ def test_asterisk_logs_keep_what_carries_no_caller_data(own, after_calls):
     assert [f[-2:] for f in files] == [["NOTICE", "ERROR"]], files
     assert "Logging:                    Disabled" in pbx.cli("cdr show status")
     assert "CEL Logging: Disabled" in pbx.cli("cel show status")
+
+
+# --- AMI: the controller's user gets no shell ----------------------------------------------
+
+def _ami_actions(stack: Stack, actions: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Each action's (first) response, through the controller's own AMI user."""
+    async def run() -> list[dict[str, Any]]:
+        client = AmiClient(stack.settings.ami_host, stack.settings.ami_port, AMI_USER,
+                           stack.pbx.ami_secret)
+        await client.connect(timeout=10)
+        try:
+            out = []
+            for fields in actions:
+                response = await client.action(fields, check=False, timeout=20)
+                first = response[0] if isinstance(response, list) else response
+                out.append({k: str(v) for k, v in dict(first).items()})
+            return out
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
+
+
+def test_ami_refuses_module_load_command_and_shell_originates(own, tmp_path):
+    """write = originate,call,reporting: no `system`, no `command` (main/manager.c)."""
+    marks = [tmp_path / f"pwned-{i}" for i in range(5)]
+    # Any channel will do: the checks refuse before a channel exists.
+    local = "Local/s@ivr-gateway-in"
+    refused = _ami_actions(own, [
+        {"Action": "ModuleLoad", "Module": "app_system.so", "LoadType": "load"},
+        {"Action": "Command", "Command": "core show uptime"},
+        {"Action": "Originate", "Channel": local, "Application": "System",
+         "Data": f"touch {marks[0]}"},
+        {"Action": "Originate", "Channel": local, "Application": "Exec",
+         "Data": f"System(touch {marks[1]})"},
+        {"Action": "Originate", "Channel": local, "Application": "NoOp",
+         "Data": f"${{SHELL(touch {marks[2]})}}"},
+        {"Action": "Originate", "Channel": local, "Application": "Set",
+         "Data": f"X=${{EVAL(${{SHELL(touch {marks[3]})}})}}"},
+        {"Action": "Getvar", "Variable": f"SHELL(touch {marks[4]})"},
+        {"Action": "DBPut", "Family": "ivrtest", "Key": "k", "Val": "v"},
+    ])
+    print(json.dumps(refused, indent=1))
+    assert [r["Response"] for r in refused] == ["Error"] * len(refused)
+    messages = [r.get("Message", "") for r in refused]
+    assert messages[0] == messages[1] == messages[-1] == "Permission denied"
+    assert all("Originate Access Forbidden" in m for m in messages[2:6])
+    assert "GetVar Access Forbidden" in messages[6]
+    time.sleep(1)
+    assert [m for m in marks if m.exists()] == []
+    assert "0 modules loaded" in own.pbx.cli("module show like app_system")
+    perms = own.pbx.cli(f"manager show user {AMI_USER}")
+    write = next(line for line in perms.splitlines() if "write perm" in line)
+    read = next(line for line in perms.splitlines() if "read perm" in line)
+    assert write.split(":", 1)[1].strip().split(",") == ["call", "reporting", "originate"]
+    assert read.split(":", 1)[1].strip().split(",") == ["call", "user"]
+
+
+def test_ami_ordinary_originate_and_the_controllers_actions_still_work(own):
+    """What the controller does: Originate to the clinician gateway (a phone answers),
+    Getvar/Setvar, CoreShowChannels, Hangup, Ping."""
+    phone = own.phone(PhoneSpec(answer=True, key=None, wait_bye_ms=20000))
+    try:
+        results = _ami_actions(own, [
+            {"Action": "Ping"},
+            {"Action": "Originate", "Channel": "PJSIP/+16175550123@clinician-gateway",
+             "Application": "Wait", "Data": "2", "Timeout": "15000",
+             "Variable": "IVR_LEG=0123abcd", "Async": "false"},
+            {"Action": "CoreShowChannels"},
+            {"Action": "Setvar", "Variable": "IVR_PRIV_TEST", "Value": "1"},
+            {"Action": "Getvar", "Variable": "IVR_PRIV_TEST"},
+            {"Action": "Hangup", "Channel": "PJSIP/nobody-00000000"},
+        ])
+        print(json.dumps(results, indent=1))
+        assert [r["Response"] for r in results[:5]] == ["Success"] * 5
+        assert results[4].get("Value") == "1"
+        # Hangup is allowed (call); that channel just does not exist.
+        assert results[5]["Response"] == "Error" and "No such channel" in results[5]["Message"]
+        phone.communicate(timeout=30)
+    finally:
+        if phone.poll() is None:
+            phone.kill()
+        phone.communicate(timeout=10)
+
+
+def test_dangerous_functions_through_async_originate_stay_the_pbx_users(own, tmp_path):
+    """Asterisk blocks write-escalating functions (FILE, DB) in the AMI session's thread,
+    but an Async Originate sets its Variable headers in a thread of its own, where they
+    run (seen on 22.10). Whatever such a write reaches is then only what the PBX user may
+    write: not the root's /etc, not a file of root's."""
+    pbx = own.pbx
+    loaded = "0 modules loaded" not in pbx.cli("module show like func_env")
+    if not loaded:
+        pbx.cli("module load func_env.so")
+    inside = pbx.stamps_dir / "priv-test-async"
+    outside_inner = "/etc/ivr-priv-test"
+    try:
+        _ami_actions(own, [
+            {"Action": "Originate", "Channel": "Local/s@ivr-gateway-in",
+             "Application": "Wait", "Data": "1", "Async": "true",
+             "Variable": f"FILE({target})=x"}
+            for target in (pbx.inner_path(inside), outside_inner)])
+        time.sleep(2)
+        assert not pbx.root.host_path(outside_inner).exists()
+        if inside.exists():
+            st = inside.stat()
+            assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (pbx.pbx_uid, 0o600)
+    finally:
+        inside.unlink(missing_ok=True)
+        if not loaded:
+            pbx.cli("module unload func_env.so")
