@@ -54,9 +54,7 @@ def cmd_pbx_up(args: argparse.Namespace) -> int:
     pbx = _pbx(build=True)
     if args.foreground:
         # Containers and service managers want the PBX as their main process.
-        pbx.render()
-        argv = pbx.asterisk("-f", "-n")
-        os.execvp(argv[0], argv)
+        pbx.exec_foreground()
     pbx.start()
     status = pbx.status()
     print(f"Asterisk {status['version']} running (instance {status['instance']}): "

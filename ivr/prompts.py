@@ -7,6 +7,7 @@ cannot become an option or reach a shell.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -62,9 +63,50 @@ def synthesize(text: str, cache_dir: Path, voice: str = "en-us", speed: int = 16
 
 
 def install(text: str, dest: Path, cache_dir: Path) -> Path:
-    """Generate (or reuse) the prompt for `text` and place it at dest (a .wav path)."""
+    """Generate (or reuse) the prompt for `text` and place it at dest (a .wav path).
+
+    Run as root, the file (and any folder made for it) takes the owner of the folder it
+    lands in, 0600/0700: prompts go into the PBX user's sounds folder, and Asterisk, not
+    running as root, must be able to read them.
+    """
     source = synthesize(text, cache_dir)
-    files.private_dir(dest.parent)
-    if not dest.exists() or dest.read_bytes() != source.read_bytes():
-        files.write_private(dest, source.read_bytes())
+    _make_folder(dest.parent)
+    data = source.read_bytes()
+    if dest.is_symlink() or not dest.is_file() or dest.read_bytes() != data:
+        # A new file renamed into place: a link planted at dest is replaced, not followed.
+        part = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+        part.unlink(missing_ok=True)
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                _like_folder(out.fileno(), dest.parent, 0o600)
+            part.replace(dest)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                part.unlink()
+            raise
     return dest
+
+
+def _make_folder(folder: Path) -> None:
+    if folder.is_dir():
+        return
+    _make_folder(folder.parent)
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir()
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        _like_folder(fd, folder.parent, 0o700)
+    finally:
+        os.close(fd)
+
+
+def _like_folder(fd: int, folder: Path, mode: int) -> None:
+    """As root: give what fd names the owner of `folder`, with `mode`."""
+    if os.geteuid() != 0:
+        return
+    st = folder.stat()
+    if st.st_uid != 0:
+        os.fchown(fd, st.st_uid, st.st_gid)
+        os.fchmod(fd, mode)

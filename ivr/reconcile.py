@@ -14,8 +14,9 @@ import os
 import time
 from pathlib import Path
 
-from . import calls, keys, recordings
+from . import calls, contract, keys, recordings
 from .db.engine import Database
+from .pbx import safefs
 from .stamps import StampError, parse_stamp
 
 log = logging.getLogger(__name__)
@@ -25,50 +26,50 @@ STAMP_MAX_BYTES = 4096  # a stamp is about 100 bytes; a bigger file is not one o
 #: it has not changed for this long.
 PARTIAL_GRACE_SECONDS = 10.0
 
+# The stamps folder is the PBX user's: it could put links there (or make the folder one),
+# so root reads, stats and deletes in it only through ivr.pbx.safefs, never by path.
 
-def pending_stamps(stamp_dir: Path) -> list[Path]:
-    """The stamp files waiting, oldest name first (uniqueids sort by time)."""
+
+def pending_stamps(pbx_dir: Path) -> list[str]:
+    """The uniqueids whose stamps wait, oldest first (uniqueids sort by time)."""
     try:
-        return sorted(p for p in stamp_dir.iterdir() if p.is_file())
-    except FileNotFoundError:
+        with safefs.open_dir(pbx_dir, contract.DIR_STAMPS) as fd:
+            names = os.listdir(fd)
+    except OSError:
         return []
+    return sorted(n for n in names if not n.startswith("."))
 
 
-def _read_stamp(path: Path) -> str | None:
-    """The stamp's text, or None when it is no regular file of a sane size."""
+def _age(pbx_dir: Path, name: str) -> float | None:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with safefs.open_dir(pbx_dir, contract.DIR_STAMPS) as fd:
+            mtime = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mtime
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(STAMP_MAX_BYTES + 1)
-    if len(data) > STAMP_MAX_BYTES:
-        return None
-    return data.decode("ascii", "replace")
+    return time.time() - mtime
 
 
-async def reconcile(db: Database, *, node: str, stamp_dir: Path, spool_fallback_dir: Path,
+async def reconcile(db: Database, *, node: str, pbx_dir: Path, spool_fallback_dir: Path,
                     recordings_dir: Path, only: str | None = None) -> int:
     """Apply every pending stamp (or just `only`); return how many were applied."""
     applied = 0
-    for path in pending_stamps(stamp_dir):
-        uniqueid = path.name
+    for uniqueid in pending_stamps(pbx_dir):
         if only is not None and uniqueid != only:
             continue
-        value = _read_stamp(path)
+        rel = f"{contract.DIR_STAMPS}/{uniqueid}"
+        data = safefs.read_small(pbx_dir, rel, STAMP_MAX_BYTES + 1)
         try:
-            if value is None:
+            if data is None or len(data) > STAMP_MAX_BYTES:
                 raise StampError("not a stamp file")
-            stamp = parse_stamp(uniqueid, value)
+            stamp = parse_stamp(uniqueid, data.decode("ascii", "replace"))
         except StampError as exc:
-            try:
-                age = time.time() - path.stat().st_mtime
-            except FileNotFoundError:
-                continue
-            if value is not None and age < PARTIAL_GRACE_SECONDS:
+            age = _age(pbx_dir, uniqueid)
+            if age is None:
+                continue  # gone meanwhile
+            if data is not None and age < PARTIAL_GRACE_SECONDS:
                 continue  # perhaps still being written: next round
             log.warning("dropping a malformed hang-up stamp (%s)", exc)
-            path.unlink(missing_ok=True)
+            safefs.unlink(pbx_dir, rel)
             continue
         if stamp.dropped:
             log.warning("call %s: hang-up stamp fields without their strict form were "
@@ -78,7 +79,7 @@ async def reconcile(db: Database, *, node: str, stamp_dir: Path, spool_fallback_
         call_id, created = await calls.apply_stamp(db, node, stamp, recording)
         # Deleted only once the record is committed: a crash in between re-applies it,
         # which apply_stamp makes harmless.
-        path.unlink(missing_ok=True)
+        safefs.unlink(pbx_dir, rel)
         applied += 1
         log.info("call %s: reconciled from hang-up stamp%s", call_id,
                  " (never seen by a controller)" if created else "")

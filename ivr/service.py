@@ -22,6 +22,7 @@ from .flows.intake import SPOOL_INTAKE_DIR
 from .flows.routes import build_routes
 from .flows.speech import PromptLibrary
 from .oncall_dialer import Dialer
+from .pbx import safefs
 from .pbx.instance import AMI_USER, PbxInstance
 from .pbx.root import find_root
 from .rules import RuleSet
@@ -172,7 +173,7 @@ class Services:
         except AmiError as exc:
             log.warning("could not list channels to find lost calls: %s", exc)
             return 0
-        stamped = {p.name for p in reconcile.pending_stamps(self.pbx.stamp_dir)}
+        stamped = set(reconcile.pending_stamps(self.pbx.host_dir))
         swept = await calls.sweep_lost_calls(
             self.db, self.settings.instance, live, stamped,
             older_than=listed_at)
@@ -183,7 +184,7 @@ class Services:
 
     async def reconcile(self, only: str | None = None) -> int:
         return await reconcile.reconcile(
-            self.db, node=self.settings.instance, stamp_dir=self.pbx.stamp_dir,
+            self.db, node=self.settings.instance, pbx_dir=self.pbx.host_dir,
             spool_fallback_dir=self.pbx.fallback_recordings_dir,
             recordings_dir=self.settings.recordings_dir, only=only)
 
@@ -191,27 +192,23 @@ class Services:
 def write_fallback_files(pbx: PbxInstance, wanted: dict[str, str]) -> int:
     """Make the fallback folder hold exactly `wanted` (key -> value files); return how
     many files changed. Each file is replaced whole (rename), so the dialplan reads the
-    old numbers or the new ones, never half of either."""
-    folder = pbx.fallback_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    give = getattr(pbx, "give_to_pbx", None)  # the PBX user must read them
+    old numbers or the new ones, never half of either; the folder is the PBX user's, so
+    every operation goes through ivr.pbx.safefs (no link is ever followed)."""
+    base, folder = pbx.host_dir, contract.DIR_FALLBACK
+    owner = pbx.pbx_owner()
+    safefs.make_dirs(base, folder, owner)
+    with safefs.open_dir(base, folder) as fd:
+        present = [n for n in os.listdir(fd) if not n.startswith(".")]
     changed = 0
-    for path in folder.iterdir():
-        if path.name not in wanted and path.name != contract.FALLBACK_DEFAULT_KEY:
-            path.unlink(missing_ok=True)
+    for name in present:
+        if name not in wanted and name != contract.FALLBACK_DEFAULT_KEY:
+            safefs.unlink(base, f"{folder}/{name}")
             changed += 1
     for key, value in wanted.items():
-        target = folder / key
-        try:
-            if target.read_text() == value:
-                continue
-        except OSError:
-            pass
-        part = folder / f".{key}.part"
-        part.write_text(value)
-        if give is not None:
-            give(part)
-        os.replace(part, target)
+        rel = f"{folder}/{key}"
+        if safefs.read_small(base, rel) == value.encode():
+            continue
+        safefs.write_file(base, rel, value.encode(), owner)
         changed += 1
     return changed
 
@@ -327,10 +324,11 @@ class Controller:
                      tightened)
         await self.db.create()
         await asyncio.to_thread(self.prompts.prepare, GENERIC_PROMPTS)
-        # Where RECORD FILE writes intake recordings before the controller seals them:
-        # Asterisk writes there, nobody else may look.
-        intake_spool = files.private_dir(self.pbx.spool_dir / SPOOL_INTAKE_DIR)
-        files.give_to_pbx(self.pbx, intake_spool)
+        # Where RECORD FILE writes intake recordings before the controller moves them:
+        # Asterisk writes there, so the folder is the PBX user's.
+        intake_spool = self.pbx.spool_dir / SPOOL_INTAKE_DIR
+        intake_spool.mkdir(parents=True, exist_ok=True)
+        self.pbx.give_to_pbx(intake_spool)
         # Rules (startup load, file watch, prompts and fallbacks after each good load) -----
         # Prompts first: the startup load finishes them before the AGI server takes calls.
         self.services.runtime.on_loaded(self._prepare_prompts)

@@ -2,8 +2,8 @@
 
 Keys are sent as SIP INFO (application/dtmf-relay), which Asterisk takes in any order
 and repetition; the RFC 2833 captures shipped with SIPp only work in one fixed order
-(docs/platform.md). Values inside the SIP messages (CDATA) are sent as given, so callers of this module
-choose whether it is a well-formed number or a hostile string (tests send both);
+(docs/platform.md). Values inside the SIP messages (CDATA) are sent as given, so callers
+of this module choose whether it is a well-formed number or a hostile string (tests send both);
 attribute values are XML-escaped.
 """
 

@@ -370,13 +370,17 @@ def _worker_ports() -> PortPlan:
     return _PORTS[0]
 
 
-def _run_sipp(xml: str, target: str, number: str, workdir: Path, timeout_s: int,
+def _run_sipp(xml: str | bytes, target: str, number: str, workdir: Path, timeout_s: int,
               ports: PortPlan) -> subprocess.CompletedProcess[str]:
     from ivr.sipp import sipp_binary
 
     workdir.mkdir(parents=True, exist_ok=True)
     scenario = workdir / "caller.xml"
-    scenario.write_text(xml)
+    # bytes: a scenario carrying bytes that are not UTF-8 (a caller name that is invalid)
+    if isinstance(xml, bytes):
+        scenario.write_bytes(xml)
+    else:
+        scenario.write_text(xml)
     argv = [sipp_binary(), target, "-sf", str(scenario), "-s", number, "-m", "1",
             "-i", "127.0.0.1", "-p", str(ports.next()), "-mp", str(ports.next(4)),
             "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin", "-trace_err",
@@ -398,7 +402,7 @@ def silence_pcap(dest: Path, seconds: float) -> Path:
     return speech_pcap(".", dest, lead_silence_s=seconds, tail_silence_s=0)
 
 
-def run_scenario_in(stack: Stack, xml: str, number: str, workdir: Path,
+def run_scenario_in(stack: Stack, xml: str | bytes, number: str, workdir: Path,
                     timeout_s: int = 300) -> subprocess.CompletedProcess[str]:
     """run_scenario on ports from the stack's own range (SIP, and 4 media ports: SIPp
     binds audio and video RTP and RTCP next to each other), free of other workers' calls

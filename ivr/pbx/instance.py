@@ -2,25 +2,43 @@
 
 Each instance keeps everything (configs, AstDB, spool, logs, control socket) in its own
 folder inside the root, so tests can run isolated instances side by side.
+
+Asterisk runs as the PBX user (root.PbxUser) with umask 077: the instance folder and
+everything in it belong to that user, folders 0700 and files 0600, except `ami.secret`
+(root's, 0600). The controller stays root and reaches in; whatever it puts there for
+Asterisk to read goes through give_to_pbx().
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import secrets
 import signal
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import contract, prompts
 from ..config import Settings
+from . import safefs
 from .render import agi_backup_lines, render_all
-from .root import AsteriskRoot
+from .root import AsteriskRoot, PbxUser
 
 AMI_USER = "ivr"
 FALLBACK_RING_SECONDS = 25
+#: Asterisk creates nothing another account may read.
+PBX_UMASK = 0o077
+SECRET_FILE = "ami.secret"
+#: Folders render() makes. fallback/: small files the controller writes and the dialplan
+#: reads with FILE(); stamps/: files the dialplan writes with FILE() for the controller.
+FOLDERS = ("etc", "db", "keys", "spool", f"spool/{contract.SPOOL_FALLBACK_DIR}", "run",
+           "log", "cache", "sounds", "sounds/moh", "sounds/ivr", "sounds/ivr/tts",
+           contract.DIR_FALLBACK, contract.DIR_STAMPS)
 
 
 class PbxError(RuntimeError):
@@ -74,13 +92,84 @@ class PbxInstance:
 
     @property
     def ami_secret(self) -> str:
-        path = self.host_dir / "ami.secret"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        """The AMI secret, made on first use; never logged or printed."""
+        self._make_instance_dir()
+        for _ in range(2):
+            try:
+                fd = os.open(self.host_dir / SECRET_FILE,
+                             os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            except FileNotFoundError:
+                self._new_secret()
+                continue
+            except OSError as exc:  # ELOOP: a link was put in its place
+                raise PbxError(f"{self.host_dir / SECRET_FILE} is not a plain file; "
+                               "remove it") from exc
+            with os.fdopen(fd) as handle:
+                st = os.fstat(handle.fileno())
+                # The folder is the PBX user's: the secret must still be root's own file
+                # (not a planted one, not a hard link to someone else's).
+                if (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_mode & 0o077
+                        or st.st_uid != os.geteuid()):
+                    raise PbxError(f"{self.host_dir / SECRET_FILE} is not a private file of "
+                                   f"uid {os.geteuid()} (0600); remove it")
+                return handle.read(256).strip()
+        raise PbxError(f"could not create {self.host_dir / SECRET_FILE}")
+
+    def _new_secret(self) -> None:
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(self.host_dir / SECRET_FILE,
+                         os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_hex(24))
-        return path.read_text().strip()
+
+    # --- the PBX user ---------------------------------------------------------------
+    @functools.cached_property
+    def pbx_user(self) -> PbxUser | None:
+        """The account Asterisk runs as; None when we are not root (it runs as us)."""
+        if os.geteuid() != 0:
+            return None
+        return self.root.ensure_user()
+
+    @property
+    def pbx_uid(self) -> int:
+        return self.pbx_user.uid if self.pbx_user else os.getuid()
+
+    @property
+    def pbx_gid(self) -> int:
+        return self.pbx_user.gid if self.pbx_user else os.getgid()
+
+    def _owner(self) -> safefs.Owner | None:
+        return (self.pbx_uid, self.pbx_gid) if self.pbx_user else None
+
+    def pbx_owner(self) -> safefs.Owner | None:
+        """Who files written for the PBX belong to (None: leave them as made, when not
+        running as root)."""
+        return self._owner() if os.geteuid() == 0 else None
+
+    def give_to_pbx(self, path: Path) -> None:
+        """Hand a file or folder (with what is in it) under the instance folder to the PBX
+        user: 0600 files, 0700 folders. A no-op when not running as root.
+
+        For what the controller writes for Asterisk to read (prompts, playback copies,
+        fallback files) or to write into. Links are neither followed nor changed.
+        """
+        if os.geteuid() != 0:
+            return
+        rel = Path(os.path.normpath(path)).relative_to(self.host_dir)
+        if rel.parts and rel.parts[0] == SECRET_FILE:
+            raise ValueError(f"{path}: the AMI secret stays root's")
+        safefs.hand_over(self.host_dir, rel, self._owner())
+
+    def _make_instance_dir(self) -> None:
+        # The parents inside the root stay root's (0755); only the instance folder and
+        # what is below it are the PBX user's.
+        if not self.host_dir.is_dir():
+            self.host_dir.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                self.host_dir.mkdir(mode=0o700)
+        if self.host_dir.is_symlink():
+            raise PbxError(f"{self.host_dir} is a link; expected a folder")
 
     def inner_path(self, host_path: Path) -> str:
         """The path Asterisk sees for a file under the instance folder."""
@@ -119,27 +208,61 @@ class PbxInstance:
             "fallback_dir": f"{inst}/{contract.DIR_FALLBACK}",
             "stamp_dir": f"{inst}/{contract.DIR_STAMPS}",
             "fallback_ring_seconds": str(FALLBACK_RING_SECONDS),
+            # Belt and braces: we start Asterisk as the user already; these make a root
+            # start by hand drop to it too. Not rungroup: a root remote console would
+            # switch to that group for nothing.
+            "run_as": f"runuser = {self.pbx_user.name}" if self.pbx_user
+            else "; runs as the user who starts it (not root)",
         }
 
     def render(self) -> None:
-        """Write configs and make the folders and prompts the dialplan needs."""
-        for sub in ("etc", "db", "keys", "spool", "run", "log", "cache", "sounds/moh",
-                    f"spool/{contract.SPOOL_FALLBACK_DIR}", contract.DIR_FALLBACK,
-                    contract.DIR_STAMPS):
-            (self.host_dir / sub).mkdir(parents=True, exist_ok=True)
-        render_all(self.host_dir / "etc", self.values())
+        """Write configs and make the folders and prompts the dialplan needs, all of it
+        the PBX user's (what is already there is handed over too)."""
+        values = self.values()  # makes the instance folder and the secret first
+        owner = self._owner()
+        for sub in FOLDERS:
+            safefs.make_dirs(self.host_dir, sub, owner)
+        safefs.hand_over(self.host_dir, "", owner, skip=frozenset({SECRET_FILE}))
+        render_all(self.host_dir / "etc", values, owner)
         cache = self.settings.prompts_cache_dir
         for name, text in prompts.FALLBACK_PROMPTS.items():
-            prompts.install(text, self.host_dir / "sounds" / f"{name}.wav", cache)
+            dest = self.host_dir / "sounds" / f"{name}.wav"
+            prompts.install(text, dest, cache)
+            self.give_to_pbx(dest)
 
     # --- lifecycle ------------------------------------------------------------------
     def asterisk(self, *args: str) -> list[str]:
+        """argv of an Asterisk command run as we are (remote console: `-rx`)."""
         return self.root.command("/usr/sbin/asterisk", "-C", self.conf_inner, *args)
 
+    def server_argv(self, *args: str) -> list[str]:
+        """argv starting the Asterisk server as the PBX user (see _server_kwargs)."""
+        return self.root.command_as(self.pbx_user, "/usr/sbin/asterisk", "-C",
+                                    self.conf_inner, *args)
+
+    def _server_kwargs(self) -> dict[str, Any]:
+        """Popen arguments for server_argv: umask 077; for a host install, the user."""
+        kwargs: dict[str, Any] = {"umask": PBX_UMASK}
+        if self.pbx_user is not None and not self.root.chrooted:
+            kwargs.update(user=self.pbx_uid, group=self.pbx_gid, extra_groups=[])
+        return kwargs
+
+    def exec_foreground(self) -> None:
+        """Render, then become Asterisk in the foreground (containers, service managers)."""
+        self.render()
+        argv = self.server_argv("-f", "-n")
+        os.umask(PBX_UMASK)
+        if self.pbx_user is not None and not self.root.chrooted:
+            os.setgroups([])
+            os.setgid(self.pbx_gid)
+            os.setuid(self.pbx_uid)
+        os.execvp(argv[0], argv)
+
     def pid(self) -> int | None:
+        raw = safefs.read_small(self.host_dir, "run/asterisk.pid", 32)
         try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
+            pid = int((raw or b"").strip())
+        except ValueError:
             return None
         try:
             os.kill(pid, 0)
@@ -174,10 +297,13 @@ class PbxInstance:
             return
         self._check_ports_free()
         for stale in ("asterisk.ctl", "asterisk.pid"):
-            (self.host_dir / "run" / stale).unlink(missing_ok=True)
-        with open(self.host_dir / "log" / "startup.log", "ab") as out:
-            code = subprocess.call(self.asterisk("-n"), stdin=subprocess.DEVNULL,
-                                   stdout=out, stderr=out, timeout=60)
+            safefs.unlink(self.host_dir, f"run/{stale}")
+        out = safefs.open_append(self.host_dir, "log/startup.log", self._owner())
+        try:
+            code = subprocess.call(self.server_argv("-n"), stdin=subprocess.DEVNULL,
+                                   stdout=out, stderr=out, timeout=60, **self._server_kwargs())
+        finally:
+            os.close(out)
         if code != 0:
             raise PbxError(f"asterisk exited {code} at start; see {self.host_dir}/log")
         deadline = time.monotonic() + timeout

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from . import safefs
+
 REPO = Path(__file__).resolve().parent.parent.parent
 CONF_DIR = REPO / "asterisk_conf"
 DIALPLAN_DIR = REPO / "dialplans"
@@ -46,14 +48,17 @@ def agi_backup_lines(backups: tuple[str, ...], route: str) -> str:
     return "\n".join(lines) if lines else " same => n,NoOp(no backup controller)"
 
 
-def render_all(dest_etc: Path, values: dict[str, str]) -> list[Path]:
-    """Write every template into dest_etc; return the files written."""
+def render_all(dest_etc: Path, values: dict[str, str],
+               owner: safefs.Owner | None = None) -> list[Path]:
+    """Write every template into dest_etc, each 0600 (manager.conf holds the AMI secret)
+    and given to `owner` (the PBX user) when set; return the files written."""
     dest_etc.mkdir(parents=True, exist_ok=True)
     written = []
     for folder in (CONF_DIR, DIALPLAN_DIR):
         for template in sorted(folder.glob("*.conf")):
             text = render_text(template.read_text(), values, str(template.relative_to(REPO)))
-            target = dest_etc / template.name
-            target.write_text(text)
-            written.append(target)
+            # From the parent: a link planted in place of the folder is refused.
+            safefs.write_file(dest_etc.parent, f"{dest_etc.name}/{template.name}",
+                              text.encode(), owner)
+            written.append(dest_etc / template.name)
     return written

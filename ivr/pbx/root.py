@@ -1,14 +1,22 @@
-"""Finds or builds the Asterisk installation an instance runs from.
+"""Finds or builds the Asterisk installation an instance runs from, and its user.
 
 An `asterisk` of version 22 or newer on the host is used as it is. Otherwise a Debian sid
 root is built once with debootstrap into the cache folder and reused: Debian 12 and 13
 carry no Asterisk package, sid does (docs/platform.md).
+
+Asterisk never runs as root: the chroot is no boundary for root. Inside the sid root it
+runs as a dedicated system user (PBX_USER) whose id is free on the host as well, so the
+host never sees the PBX's files as some other account's (the root's own `asterisk` user
+is uid 101, which on a host can be anyone, e.g. postgres). A host install runs as the
+host's `asterisk` user (the Debian package makes it), else as PBX_USER.
 """
 
 from __future__ import annotations
 
+import grp
 import logging
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -24,10 +32,41 @@ ROOT_PACKAGES = ("asterisk", "asterisk-modules", "asterisk-core-sounds-en-wav", 
 ROOT_NAME = "asterisk-root-sid"
 MARKER = ".ivr-root-ok"
 MIN_MAJOR = 22
+PBX_USER = "ivrpbx"
+HOST_PBX_USER = "asterisk"
+# System ids, searched downwards as useradd does for system accounts.
+_SYSTEM_IDS = range(999, 99, -1)
 
 
 class ProvisionError(RuntimeError):
     """The Asterisk root could not be found or built; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class PbxUser:
+    """The account Asterisk runs as (ids as both the root and the host see them)."""
+
+    name: str
+    uid: int
+    gid: int
+
+
+def _entries(text: str) -> dict[str, tuple[int, int]]:
+    """name -> (id, primary group) from passwd text, or (gid, gid) from group text."""
+    found: dict[str, tuple[int, int]] = {}
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[2].isdigit():
+            group = int(fields[3]) if len(fields) >= 4 and fields[3].isdigit() else int(fields[2])
+            found[fields[0]] = (int(fields[2]), group)
+    return found
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -50,6 +89,65 @@ class AsteriskRoot:
         inner = Path(inner)
         return self.path / inner.relative_to("/") if self.chrooted else inner
 
+    def command_as(self, user: PbxUser | None, *args: str) -> list[str]:
+        """argv running a program inside the root as `user` (None: as we are).
+
+        Inside the root the chroot binary drops to the user itself (it must be root to
+        chroot); for a host install the caller drops privileges (see PbxInstance).
+        """
+        if self.chrooted and user is not None:
+            return ["chroot", f"--userspec={user.uid}:{user.gid}", f"--groups={user.gid}",
+                    str(self.path), *args]
+        return self.command(*args)
+
+    def find_user(self) -> PbxUser | None:
+        """The account Asterisk runs as, if it exists yet."""
+        if not self.chrooted:
+            for name in (HOST_PBX_USER, PBX_USER):
+                try:
+                    entry = pwd.getpwnam(name)
+                except KeyError:
+                    continue
+                return _checked(PbxUser(name, entry.pw_uid, entry.pw_gid))
+            return None
+        users = _entries(_read(self.path / "etc/passwd"))
+        if PBX_USER not in users:
+            return None
+        uid, gid = users[PBX_USER]
+        return _checked(PbxUser(PBX_USER, uid, gid))
+
+    def ensure_user(self) -> PbxUser:
+        """The account Asterisk runs as, created once (idempotent; safe to race)."""
+        found = self.find_user()
+        if found is not None:
+            return found
+        if os.geteuid() != 0:
+            raise ProvisionError(f"the PBX user {PBX_USER} does not exist and only root can "
+                                 "create it (run `ivr pbx up` or `make run` as root)")
+        if self.chrooted:
+            ident = _free_id(self.path)
+            steps = [["groupadd", "--system", "--gid", str(ident), PBX_USER],
+                     ["useradd", "--system", "--uid", str(ident), "--gid", str(ident),
+                      "--no-create-home", "--home-dir", "/nonexistent",
+                      "--shell", "/usr/sbin/nologin", "--comment", "ivr Asterisk", PBX_USER]]
+            argvs = [self.command(*step) for step in steps]
+        else:
+            argvs = [["useradd", "--system", "--user-group", "--no-create-home",
+                      "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+                      "--comment", "ivr Asterisk", PBX_USER]]
+        for argv in argvs:
+            # A second process creating the same account at the same moment makes this
+            # fail with "already exists"; the account is then read back below.
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+            if out.returncode != 0:
+                log.info("%s: exit %d (%s)", " ".join(argv[-8:]), out.returncode,
+                         out.stderr.strip()[:200])
+        found = self.find_user()
+        if found is None:
+            raise ProvisionError(f"could not create the PBX user {PBX_USER} in {self.path}")
+        log.info("PBX user %s (uid %d, gid %d) ready", found.name, found.uid, found.gid)
+        return found
+
     def module_dir(self) -> str:
         for candidate in ("usr/lib/x86_64-linux-gnu/asterisk/modules",
                           "usr/lib/aarch64-linux-gnu/asterisk/modules",
@@ -57,6 +155,25 @@ class AsteriskRoot:
             if (self.path / candidate / "res_agi.so").exists():
                 return "/" + candidate
         raise ProvisionError(f"no Asterisk modules (res_agi.so) under {self.path}")
+
+
+def _checked(user: PbxUser) -> PbxUser:
+    if user.uid == 0 or user.gid == 0:
+        raise ProvisionError(f"the PBX user {user.name} has uid/gid 0; Asterisk must not run "
+                             "as root")
+    return user
+
+
+def _free_id(root: Path) -> int:
+    """A system id free as uid and gid both inside the root and on the host."""
+    taken = {ident for ident, _ in _entries(_read(root / "etc/passwd")).values()}
+    taken |= {ident for ident, _ in _entries(_read(root / "etc/group")).values()}
+    taken |= {entry.pw_uid for entry in pwd.getpwall()}
+    taken |= {entry.gr_gid for entry in grp.getgrall()}
+    for ident in _SYSTEM_IDS:
+        if ident not in taken:
+            return ident
+    raise ProvisionError("no free system id (100-999) for the PBX user")
 
 
 def _version_of(argv: list[str]) -> str | None:
@@ -203,6 +320,8 @@ def _mark(root: Path) -> AsteriskRoot:
 def ensure_root(cache_dir: Path) -> AsteriskRoot:
     """The Asterisk to use, building the sid root first if there is none yet."""
     found = find_root(cache_dir)
-    if found and (not found.chrooted or not _missing_packages(found.path)):
-        return found
-    return build_root(cache_dir)
+    if not found or (found.chrooted and _missing_packages(found.path)):
+        found = build_root(cache_dir)
+    if os.geteuid() == 0:
+        found.ensure_user()
+    return found

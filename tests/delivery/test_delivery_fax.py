@@ -53,6 +53,7 @@ class FaxMachine(PbxInstance):
     def render(self) -> None:
         super().render()
         self.inbox.mkdir(parents=True, exist_ok=True)
+        self.give_to_pbx(self.inbox)  # ReceiveFAX writes there as the PBX user
         etc = self.host_dir / "etc"
         pjsip = etc / "pjsip.conf"
         pjsip.write_text(pjsip.read_text().replace("context = ivr-inbound",

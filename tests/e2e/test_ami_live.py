@@ -29,29 +29,29 @@ def test_bad_secret_is_refused_loudly(stack):
 
 
 def test_actions_with_least_privileges(stack):
-    """The controller's AMI user can do what it needs (AstDB, channel list, ping)."""
+    """The controller's AMI user can do what it needs (channel list, AstDB reads, ping)
+    and nothing that needs `system` or `command` (see tests/e2e/test_pbx_privileges.py)."""
     async def run() -> dict[str, object]:
         client = AmiClient(stack.settings.ami_host, stack.settings.ami_port, AMI_USER,
                            stack.pbx.ami_secret)
         await client.connect(timeout=10)
         try:
             await client.action({"Action": "Ping"})
-            await client.db_put("ivrtest", "k1", "v1")
-            tree = await client.db_get_tree("ivrtest")
-            await client.db_del_tree("ivrtest")
-            empty = await client.db_get_tree("ivrtest")
+            tree = await client.db_get_tree("ivrtest")  # DBGetTree: system or reporting
             channels = await client.action({"Action": "CoreShowChannels"}, as_list=True)
+            put = await client.action({"Action": "DBPut", "Family": "ivrtest", "Key": "k1",
+                                       "Val": "v1"}, check=False)
             # Not granted: the controller never needs to run CLI commands over AMI.
             command = await client.action({"Action": "Command", "Command": "core show uptime"},
                                           check=False)
-            return {"tree": tree, "empty": empty, "channels": channels, "command": command}
+            return {"tree": tree, "put": put, "channels": channels, "command": command}
         finally:
             await client.close()
 
     out = asyncio.run(run())
-    assert out["tree"] == {"k1": "v1"}
-    assert out["empty"] == {}
+    assert out["tree"] == {}
     assert isinstance(out["channels"], list)
+    assert out["put"].get("Response") == "Error"
     assert out["command"].get("Response") == "Error"
 
 

@@ -204,7 +204,9 @@ class Pyst2Script:
         shutil.copy(six.__file__, lib / "six.py")
         script = self.folder / "bench_pyst2_agi.py"
         shutil.copy(HERE / "bench_pyst2_agi.py", script)
-        script.chmod(0o755)
+        # Asterisk runs the script as the PBX user, and it writes its results here.
+        pbx.give_to_pbx(self.folder)
+        script.chmod(0o700)
         self.inner_script = pbx.inner_path(script)
         self.results = self.folder / "results.jsonl"
         self._offset = 0

@@ -453,7 +453,7 @@ class Bench:
         self.prompt_s = {pid: self._seconds(path) for pid, path in prompts.items()}
         spool = pbx.spool_dir / "bench-capacity"
         spool.mkdir(parents=True, exist_ok=True)
-        os.chmod(spool, 0o777)  # Asterisk may run as its own user inside the root
+        pbx.give_to_pbx(spool)  # Asterisk records there as the PBX user
         self.spool = spool
         etc = pbx.host_dir / "etc" / "extensions.conf"
         with open(etc, "a") as handle:
