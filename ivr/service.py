@@ -132,6 +132,8 @@ class Services:
         for practice in self.rules.practices.values():
             numbers = [n.lstrip("+") for n in fallback_numbers(practice, instant)]
             value = "-".join(n for n in numbers if n.isdigit())
+            if not value:  # no file at all: the dialplan never reads an empty one
+                continue
             for number in (*practice.dids, *practice.forwarding_numbers):
                 key = number.lstrip("+")
                 if key.isdigit():

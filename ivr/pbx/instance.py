@@ -208,9 +208,9 @@ class PbxInstance:
             "fallback_dir": f"{inst}/{contract.DIR_FALLBACK}",
             "stamp_dir": f"{inst}/{contract.DIR_STAMPS}",
             "fallback_ring_seconds": str(FALLBACK_RING_SECONDS),
-            # Belt and braces: we start Asterisk as the user already; these make a root
-            # start by hand drop to it too. Not rungroup: a root remote console would
-            # switch to that group for nothing.
+            # Belt and braces: start() runs Asterisk as the user already; runuser makes a
+            # start by hand as root drop to it too. No rungroup: a root remote console
+            # would switch to that group for nothing.
             "run_as": f"runuser = {self.pbx_user.name}" if self.pbx_user
             else "; runs as the user who starts it (not root)",
         }

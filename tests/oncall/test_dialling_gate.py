@@ -449,7 +449,7 @@ def test_dialplan_dials_the_gateway_only_from_the_fallback_files():
     assert len(dials) == 1, dials
     assert "PJSIP/${NUM}@clinician-gateway" in dials[0]
     assert "Set(NUM=${FILTER(0-9+,${CUT(NUMS,-,${I})})})" in conf
-    assert re.search(r"NUMS=\$\{FILE\(\{\{fallback_dir\}\}/", conf)
+    assert re.search(r"NUMS=\$\{FILE\(\{\{fallback_dir\}\}/\$\{FBKEY\}\)\}", conf)
 
 
 # --- an Originate lost in flight is never re-sent ---------------------------------------
