@@ -49,8 +49,6 @@ STAGE_FALLBACK_RECORD = "fallback-record"
 STAGE_FALLBACK_RECORDED = "fallback-recorded"
 STAGE_BRIDGED = "bridged"  # the caller was bridged to the clinician who accepted
 
-# --- Asterisk database (AstDB) families --------------------------------------------
-
 # --- Files shared with the dialplan (in the PBX instance folder) ----------------------
 # Files, not Asterisk's database: writing AstDB over AMI needs the 'system' class, which
 # also allows loading modules (and so running commands as the PBX user).
