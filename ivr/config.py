@@ -63,7 +63,7 @@ class Settings:
     # minutes). 60 in production; tests set IVR_ONCALL_MINUTE_SECONDS=1 so a whole
     # call-back chain runs in seconds. Nothing else is scaled.
     oncall_minute_seconds: float = 60.0
-    # The keyring that seals patient data at rest (ivr.keys): outside the data folder, so
+    # The keyring that seals patient data at rest (ivr.secure.keys): outside the data folder, so
     # a copy of the data holds no key. IVR_KEYS (the file's JSON itself) wins over it.
     key_file: Path = field(default_factory=_default_key_file)
 

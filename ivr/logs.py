@@ -7,7 +7,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .files import create_private
+from ivr.secure.files import create_private
 
 
 def setup(level: str = "INFO", log_file: Path | None = None) -> None:

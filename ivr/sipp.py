@@ -322,7 +322,7 @@ def speech_pcap(text: str, dest: Path, *, lead_silence_s: float = 0.0,
     """
     import struct
 
-    from .prompts import synthesize
+    from ivr.pbx.prompts import synthesize
 
     wav = synthesize(text, dest.parent / "tts-cache")
     with tempfile.TemporaryDirectory() as tmp:

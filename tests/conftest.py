@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from harness import Stack, wait_for  # noqa: E402
 
-from ivr import config, keys  # noqa: E402
+from ivr import config
+from ivr.secure import keys
 
 
 @pytest.fixture(scope="session", autouse=True)

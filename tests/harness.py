@@ -19,10 +19,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ivr import config, keys  # noqa: E402
+from ivr import config  # noqa: E402
 from ivr.ami import AmiClient  # noqa: E402
 from ivr.pbx.instance import AMI_USER, PbxInstance  # noqa: E402
 from ivr.pbx.root import ensure_root  # noqa: E402
+from ivr.secure import keys  # noqa: E402
 from ivr.sipp import CallerSpec, PhoneSpec, run_caller, start_phone  # noqa: E402
 
 EXAMPLE_DID = "+16175550100"  # sunny-pediatrics

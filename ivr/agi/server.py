@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from .protocol import MAX_LINE, AgiChannel, AgiHandshakeError, AgiHeaderRefused, read_headers
+from ivr.agi.protocol import MAX_LINE, AgiChannel, AgiHandshakeError, AgiHeaderRefused, read_headers
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from ..files import create_private
+from ivr.secure.files import create_private
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

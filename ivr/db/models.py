@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from .sealed import BlindIndex, SealedText, seal_columns
+from ivr.db.sealed import BlindIndex, SealedText, seal_columns
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -101,11 +101,11 @@ class Call(Base):
     operator_flag: Mapped[bool] = mapped_column(default=False)  # a person must route it
     same_day_callback: Mapped[bool] = mapped_column(default=False)
     abandoned_step: Mapped[str | None] = mapped_column(String(32))  # step of the hang-up
-    # Reaching the on-call (ivr.flows.bridge, ivr.callback_scheduler): connected live,
+    # Reaching the on-call (ivr.flows.bridge, ivr.oncall.scheduler): connected live,
     # acknowledged by call-back, not acknowledged, or pending; and who took it.
     oncall_outcome: Mapped[str | None] = mapped_column(String(24))
     oncall_clinician: Mapped[str | None] = mapped_column(String(64))
-    # When the retention purge (ivr.retention) deleted the call's recordings.
+    # When the retention purge (ivr.retention.purge) deleted the call's recordings.
     recordings_purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     events: Mapped[list[CallEvent]] = relationship(
@@ -134,7 +134,7 @@ class CallEvent(Base):
 
 
 class ManualOverride(Base):
-    """'Closed now until ...' / 'open until ...' set from the command line (ivr.overrides).
+    """'Closed now until ...' / 'open until ...' set from the command line (ivr.records.overrides).
 
     Admin data, no patient data. Never deleted: clearing stamps `cleared_at`, so the table
     doubles as the record of who-changed-what-when for the schedule.
@@ -324,7 +324,7 @@ class Report(Base):
 
 
 class RetentionLog(Base):
-    """One retention run's counts for one practice (ivr.retention): append-only.
+    """One retention run's counts for one practice (ivr.retention.purge): append-only.
 
     Counts, days and ids only, never patient data. `practice_id` NULL: the calls to
     numbers no practice claims (the default policy).
@@ -350,7 +350,7 @@ class RetentionLog(Base):
 
 
 class AuditEntry(Base):
-    """One read of patient data or one change to the rules (ivr.audit): append-only.
+    """One read of patient data or one change to the rules (ivr.records.audit): append-only.
 
     Kept at least 6 years (HIPAA); nothing in this code ever updates or deletes a row, and
     the migration makes the database refuse it. `subject` names a call, report or rules
@@ -379,7 +379,7 @@ class AuditEntry(Base):
 # Each value is bound to its row by the place below: moved into another row it no longer
 # opens. The audit log holds no patient data and stays plain (and append-only).
 
-CALLER_INDEX = "calls.caller"  # the blind index's purpose (ivr.calls.calls_from)
+CALLER_INDEX = "calls.caller"  # the blind index's purpose (ivr.records.calls.calls_from)
 
 seal_columns(Call, {"caller": lambda row: f"calls.caller:{row.id}"},
              [BlindIndex("caller_index", "caller", CALLER_INDEX)])

@@ -1,6 +1,6 @@
 """Sealed columns: patient values encrypted in the database, plaintext to the code using them.
 
-A column typed `SealedText` stores ivr.crypto's text form. The type alone cannot bind a
+A column typed `SealedText` stores ivr.secure.crypto's text form. The type alone cannot bind a
 value to its row (SQLAlchemy hands it the value, not the row), so ORM events do the
 work: before a row is inserted or updated its changed sealed attributes are sealed with
 the row's place (table, column and the row's own key, e.g. "calls.caller:<call id>"),
@@ -12,7 +12,7 @@ a blind index column instead (`BlindIndex`).
 Empty strings stay empty: they hold nothing (an anonymous caller's number).
 
 Legacy plaintext: rows written before these columns were sealed hold plain text. It is
-read as it is until `ivr keys rotate` seals it (ivr.rekey); nothing writes plaintext.
+read as it is until `ivr keys rotate` seals it (ivr.secure.rekey); nothing writes plaintext.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Text, TypeDecorator, event, inspect
 from sqlalchemy.orm.attributes import set_committed_value
 
-from .. import crypto, keys
+from ivr.secure import crypto, keys
 
 
 class SealError(RuntimeError):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import aiosmtplib
 
-from .models import EMAIL
-from .outbox import DeliveryError, Job, SendResult
+from ivr.delivery.models import EMAIL
+from ivr.delivery.outbox import DeliveryError, Job, SendResult
 
 TLS_MODES = ("starttls", "tls", "none")
 DEFAULT_BODY = (

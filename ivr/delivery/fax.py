@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import files
-from ..ami import AmiClient, AmiError
-from .models import FAX
-from .outbox import DeliveryError, Job, SendResult, normalize_destination
+from ivr.ami import AmiClient, AmiError
+from ivr.delivery.models import FAX
+from ivr.delivery.outbox import DeliveryError, Job, SendResult, normalize_destination
+from ivr.secure import files
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,9 @@ class FaxSpool:
 
     host_dir: Path
     inner_dir: str
+    #: Gives a file or folder the controller made here to the PBX's user, so that
+    #: SendFAX (Asterisk runs unprivileged) can read it; None when nobody needs to.
+    hand: Callable[[Path], None] | None = None
 
     def __post_init__(self) -> None:
         if not _SAFE_PATH.fullmatch(self.inner_dir):
@@ -60,7 +63,7 @@ class FaxSpool:
     def for_instance(cls, pbx: Any) -> FaxSpool:
         """The spool of a PbxInstance (ivr.pbx.instance)."""
         host = pbx.spool_dir / SPOOL_FAX_DIR
-        return cls(host, pbx.inner_path(host))
+        return cls(host, pbx.inner_path(host), lambda path: files.give_to_pbx(pbx, path))
 
 
 async def render_tiff(pdf: Path, out: Path, *, gs: str = "gs", timeout: float = 120) -> None:
@@ -97,8 +100,8 @@ class FaxSender:
         self.station_id = station_id  # our number as the receiving machine prints it
         self.ring_seconds, self.fax_seconds = ring_seconds, fax_seconds
         self.render_seconds, self.gs = render_seconds, gs
-        # Makes the TIFF readable by Asterisk's SendFAX (files.give_to_pbx).
-        self.hand = hand or (lambda _path: None)
+        # Makes the TIFF readable by Asterisk's SendFAX (the spool's own, by default).
+        self.hand = hand or spool.hand or (lambda _path: None)
         self.timeout = render_seconds + ring_seconds + fax_seconds + 30
         self._pending: dict[str, asyncio.Future[dict[str, str]]] = {}
         ami.subscribe(EV_FAX_RESULT, self._on_result)

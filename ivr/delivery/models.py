@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..db.models import Base, UtcDateTime
+from ivr.db.models import Base, UtcDateTime
 
 # Channels
 FAX = "fax"

@@ -43,9 +43,8 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .. import files
-from ..db.engine import Database
-from .models import (
+from ivr.db.engine import Database
+from ivr.delivery.models import (
     ATTEMPT_FAILED,
     ATTEMPT_LOST,
     ATTEMPT_OK,
@@ -61,6 +60,7 @@ from .models import (
     Delivery,
     DeliveryAttempt,
 )
+from ivr.secure import files
 
 log = logging.getLogger(__name__)
 

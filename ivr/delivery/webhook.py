@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from .models import WEBHOOK
-from .outbox import DeliveryError, Job, SendResult
+from ivr.delivery.models import WEBHOOK
+from ivr.delivery.outbox import DeliveryError, Job, SendResult
 
 SIGNATURE_HEADER = "X-IVR-Signature"
 DELIVERY_HEADER = "X-IVR-Delivery"

@@ -7,13 +7,12 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
-from .. import files
-from ..ami import AmiClient
-from .email import EmailSender, SmtpConfig
-from .fax import FaxSender, FaxSpool
-from .models import EMAIL, FAX, WEBHOOK
-from .outbox import DeliveryError, Job, Sender, SendResult
-from .webhook import WebhookSender
+from ivr.ami import AmiClient
+from ivr.delivery.email import EmailSender, SmtpConfig
+from ivr.delivery.fax import FaxSender, FaxSpool
+from ivr.delivery.models import EMAIL, FAX, WEBHOOK
+from ivr.delivery.outbox import DeliveryError, Job, Sender, SendResult
+from ivr.delivery.webhook import WebhookSender
 
 
 class Unavailable:
@@ -35,8 +34,7 @@ def build_senders(ami: AmiClient, pbx: Any,
     senders: dict[str, Sender] = {}
     if shutil.which("gs"):
         senders[FAX] = FaxSender(ami, FaxSpool.for_instance(pbx),
-                                 station_id=env.get("IVR_FAX_STATION_ID", ""),
-                                 hand=lambda path: files.give_to_pbx(pbx, path))
+                                 station_id=env.get("IVR_FAX_STATION_ID", ""))
     else:
         senders[FAX] = Unavailable(FAX, "fax: ghostscript (gs) is not installed")
     smtp = SmtpConfig.from_env(env)

@@ -1,4 +1,4 @@
-"""Per-call note: a call record (dict from ivr.calls.show_call) + its practice -> Note -> JSON.
+"""Per-call note: a call record (ivr.records.calls.show_call) + its practice -> Note -> JSON.
 
 Pure: no database, no files, no clock. The call dict is read defensively (`.get` with
 defaults) because the record grows (dial attempts, call-backs, outcome); a key that is not
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..rules.model import Practice
+from ivr.rules.model import Practice
 
 NOTE_VERSION = 1
 

@@ -13,8 +13,8 @@ from typing import cast
 from fpdf import FPDF
 from fpdf.enums import MethodReturnValue, XPos, YPos
 
-from .note import NEEDS_ACTION_TEXT, Note, fmt_human
-from .report import Report
+from ivr.documents.note import NEEDS_ACTION_TEXT, Note, fmt_human
+from ivr.documents.report import Report
 
 LABEL_W = 44  # mm
 LINE_H = 5.2  # mm

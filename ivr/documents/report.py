@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from ..rules.model import Override, Practice
-from ..rules.schedule import next_opening, state_at
-from ..rules.timeutil import local_instant, require_aware
-from .note import NEEDS_ACTION_TEXT, Note, build_note, fmt_human
+from ivr.documents.note import NEEDS_ACTION_TEXT, Note, build_note, fmt_human
+from ivr.rules.model import Override, Practice
+from ivr.rules.schedule import next_opening, state_at
+from ivr.rules.timeutil import local_instant, require_aware
 
 REPORT_VERSION = 1
 LOOKBACK_DAYS = 31  # how far back the previous morning opening is looked for
@@ -159,7 +159,7 @@ class ClinicianLineCall:
 
 
 def clinician_line_call(call: Mapping[str, Any]) -> ClinicianLineCall | None:
-    """The clinician-line summary of a call record (ivr.calls.show_call), if it is one."""
+    """The clinician-line summary of a call record (ivr.records.calls.show_call), if it is one."""
     if call.get("route") != ROUTE_CLINICIAN_LINE:
         return None
     started = build_note(call, None).started_at  # the note's own reading of the time

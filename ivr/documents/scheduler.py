@@ -18,13 +18,13 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from ..db.engine import Database
-from ..db.models import REPORT_MADE, Report
-from ..delivery.outbox import default_worker_id, utcnow
-from ..rules import RuleSet
-from ..rules.model import Practice
-from .report import LOOKBACK_DAYS, due_nights
-from .store import Made, first_call_at, make_report, manual_overrides
+from ivr.db.engine import Database
+from ivr.db.models import REPORT_MADE, Report
+from ivr.delivery.outbox import default_worker_id, utcnow
+from ivr.documents.report import LOOKBACK_DAYS, due_nights
+from ivr.documents.store import Made, first_call_at, make_report, manual_overrides
+from ivr.rules import RuleSet
+from ivr.rules.model import Practice
 
 log = logging.getLogger(__name__)
 

@@ -31,17 +31,17 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import calls
-from ..db.engine import Database
-from ..db.models import REPORT_MADE, REPORT_MAKING, Call, ManualOverride, Report
-from ..delivery import outbox
-from ..delivery.models import EMAIL, FAX, WEBHOOK
-from ..rules.model import Delivery, Override, Practice
-from ..rules.timeutil import require_aware
-from .note import Note, build_note
-from .pdf import note_pdf, report_pdf
-from .report import LOOKBACK_DAYS, NightWindow, build_report, night_window
-from .report import Report as ReportDoc
+from ivr.db.engine import Database
+from ivr.db.models import REPORT_MADE, REPORT_MAKING, Call, ManualOverride, Report
+from ivr.delivery import outbox
+from ivr.delivery.models import EMAIL, FAX, WEBHOOK
+from ivr.documents.note import Note, build_note
+from ivr.documents.pdf import note_pdf, report_pdf
+from ivr.documents.report import LOOKBACK_DAYS, NightWindow, build_report, night_window
+from ivr.documents.report import Report as ReportDoc
+from ivr.records import calls
+from ivr.rules.model import Delivery, Override, Practice
+from ivr.rules.timeutil import require_aware
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ async def manual_overrides(db: Database, practice_id: str, start: datetime,
 
 async def calls_between(db: Database, practice_id: str, start: datetime,
                         end: datetime) -> list[dict[str, Any]]:
-    """Full records (ivr.calls.show_call) of the practice's calls started in [start, end)."""
+    """Full records (records.calls.show_call) of the practice's calls started in [start, end)."""
     async with db.session() as s:
         ids = (await s.scalars(
             select(Call.id).where(Call.practice_id == practice_id, Call.started_at >= start,

@@ -5,7 +5,7 @@ answer, read a variable, set a variable, play a short prompt, read one key.
 
 from __future__ import annotations
 
-from ..agi.protocol import AgiChannel
+from ivr.agi.protocol import AgiChannel
 
 
 async def handle(channel: AgiChannel, prompt: str) -> None:

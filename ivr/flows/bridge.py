@@ -16,9 +16,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from .. import callbacks, calls, contract
-from ..agi.protocol import AgiError, AgiHangup
-from ..db.models import (
+from ivr import contract
+from ivr.agi.protocol import AgiError, AgiHangup
+from ivr.db.models import (
     LEG_ACCEPTED,
     LEG_CALLER_GONE,
     LEG_LIVE,
@@ -26,11 +26,13 @@ from ..db.models import (
     LEG_TAKEN_BY_OTHER,
     OUTCOME_CONNECTED,
 )
-from ..oncall_dialer import Leg, RingClaim, new_leg_id, utc_now
-from ..rules.oncall import DialStep, dial_list, rings
-from .runner import Outcome
-from .session import Session
-from .speech import FLOW_TEXTS, play, say_time
+from ivr.flows.runner import Outcome
+from ivr.flows.session import Session
+from ivr.flows.speech import FLOW_TEXTS, play, say_time
+from ivr.oncall import callbacks
+from ivr.oncall.dialer import Leg, RingClaim, new_leg_id, utc_now
+from ivr.records import calls
+from ivr.rules.oncall import DialStep, dial_list, rings
 
 log = logging.getLogger(__name__)
 

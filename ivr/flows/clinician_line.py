@@ -21,16 +21,17 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from .. import callbacks, calls
-from ..db.engine import Database
-from ..db.models import CB_PENDING, Call, CallEvent, OncallCallback
-from ..oncall_dialer import caller_id, utc_now
-from ..rules.model import Clinician, Practice
-from .intake import read_keys
-from .runner import Outcome
-from .screen import KEY_WAIT_MS, message_items, offer_patient_call
-from .session import Session
-from .speech import Item, SayNumber, play, say_time
+from ivr.db.engine import Database
+from ivr.db.models import CB_PENDING, Call, CallEvent, OncallCallback
+from ivr.flows.intake import read_keys
+from ivr.flows.runner import Outcome
+from ivr.flows.screen import KEY_WAIT_MS, message_items, offer_patient_call
+from ivr.flows.session import Session
+from ivr.flows.speech import Item, SayNumber, play, say_time
+from ivr.oncall import callbacks
+from ivr.oncall.dialer import caller_id, utc_now
+from ivr.records import calls
+from ivr.rules.model import Clinician, Practice
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..rules.model import Override, Practice, RuleSet
-from ..rules.schedule import PracticeState, next_opening, state_at
-from ..rules.timeutil import require_aware
+from ivr.rules.model import Override, Practice, RuleSet
+from ivr.rules.schedule import PracticeState, next_opening, state_at
+from ivr.rules.timeutil import require_aware
 
 ROUTE_AFTER_HOURS = "after_hours"
 ROUTE_OVERFLOW = "overflow"  # forwarded while open: the front desk is busy

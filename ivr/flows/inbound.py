@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import logging
 
-from .. import calls
-from ..agi.protocol import AgiError, AgiHangup
-from ..db.models import SOURCE_CALLER_ID
-from ..overrides import active_overrides
-from ..rules.model import Clinician, normalise_number
-from . import clinician_line, intake, triage
-from .decide import ROUTE_AFTER_HOURS, ROUTE_UNKNOWN, decide, find_practice
-from .runner import CallContext, Outcome
-from .session import Session
-from .speech import ALL_KEYS, Item, play
+from ivr.agi.protocol import AgiError, AgiHangup
+from ivr.db.models import SOURCE_CALLER_ID
+from ivr.flows import clinician_line, intake, triage
+from ivr.flows.decide import ROUTE_AFTER_HOURS, ROUTE_UNKNOWN, decide, find_practice
+from ivr.flows.runner import CallContext, Outcome
+from ivr.flows.session import Session
+from ivr.flows.speech import ALL_KEYS, Item, play
+from ivr.records import calls
+from ivr.records.overrides import active_overrides
+from ivr.rules.model import Clinician, normalise_number
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ async def _clinician(s: Session) -> Clinician | None:
 
 
 def _flow_text(key: str) -> str:
-    from .speech import FLOW_TEXTS
+    from ivr.flows.speech import FLOW_TEXTS
 
     return FLOW_TEXTS[key]
 

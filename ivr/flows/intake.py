@@ -14,15 +14,16 @@ from pathlib import Path
 
 import phonenumbers
 
-from .. import calls, keys
-from ..agi.protocol import AgiHangup
-from ..crypto import Keyring
-from ..db.models import SOURCE_CALLER_ID, SOURCE_KEYED, SOURCE_RECORDING
-from ..recordings import sealed_path, take
-from ..rules.model import normalise_number
-from .audio import AudioStats, analyse
-from .session import Session
-from .speech import ALL_KEYS, Item, SayDigits, SayTime, play
+from ivr.agi.protocol import AgiHangup
+from ivr.db.models import SOURCE_CALLER_ID, SOURCE_KEYED, SOURCE_RECORDING
+from ivr.flows.audio import AudioStats, analyse
+from ivr.flows.session import Session
+from ivr.flows.speech import ALL_KEYS, Item, SayDigits, SayTime, play
+from ivr.records import calls
+from ivr.records.recordings import sealed_path, take
+from ivr.rules.model import normalise_number
+from ivr.secure import keys
+from ivr.secure.crypto import Keyring
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-from .. import contract
-from ..agi.protocol import AgiChannel
-from . import bench, inbound, screen
-from .runner import run_call
+from ivr import contract
+from ivr.agi.protocol import AgiChannel
+from ivr.flows import bench, inbound, screen
+from ivr.flows.runner import run_call
 
 
 def build_routes(services: object, bench_prompt: str) -> dict[str,

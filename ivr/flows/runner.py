@@ -12,9 +12,10 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .. import calls, contract
-from ..agi.protocol import AgiChannel, AgiDisconnected, AgiError, AgiHangup, AgiTimeout
-from ..logs import log_exception
+from ivr import contract
+from ivr.agi.protocol import AgiChannel, AgiDisconnected, AgiError, AgiHangup, AgiTimeout
+from ivr.logs import log_exception
+from ivr.records import calls
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class CallContext:
 
     channel: AgiChannel
     call_id: str
-    services: object  # ivr.service.Services; typed loosely to keep flows importable alone
+    services: object  # controller.service.Services; typed loosely to keep flows importable alone
     dialled: str = ""
     forwarded_from: str = ""
     caller: str = ""
@@ -58,7 +59,7 @@ def _digits(value: str | None) -> str:
 
 
 async def run_call(flow: Flow, services: object, channel: AgiChannel) -> None:
-    from ..service import Services  # local: service imports the route table
+    from ivr.controller.service import Services
 
     assert isinstance(services, Services)
     call_id: str | None = None

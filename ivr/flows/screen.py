@@ -16,10 +16,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .. import callbacks, calls, contract, files, recordings
-from ..agi.protocol import AgiChannel, AgiDisconnected, AgiError, AgiHangup, AgiTimeout
-from ..crypto import CryptoError
-from ..db.models import (
+from ivr import contract
+from ivr.agi.protocol import AgiChannel, AgiDisconnected, AgiError, AgiHangup, AgiTimeout
+from ivr.db.models import (
     CB_PENDING,
     LEG_ACCEPTED,
     LEG_ANSWERED,
@@ -35,18 +34,15 @@ from ..db.models import (
     LEG_UNKNOWN,
     OncallLeg,
 )
-from ..keys import KeyFileError
-from ..oncall_dialer import (
-    DIAL_STATUS,
-    Leg,
-    allowed_number,
-    dial_target,
-    new_leg_id,
-    utc_now,
-)
-from ..rules.prompts import render
-from .intake import spoken_number
-from .speech import SCREEN_INTROS, Item, PlayFile, SayDigits, play
+from ivr.flows.intake import spoken_number
+from ivr.flows.speech import SCREEN_INTROS, Item, PlayFile, SayDigits, play
+from ivr.oncall import callbacks
+from ivr.oncall.dialer import DIAL_STATUS, Leg, allowed_number, dial_target, new_leg_id, utc_now
+from ivr.records import calls, recordings
+from ivr.rules.prompts import render
+from ivr.secure import files
+from ivr.secure.crypto import CryptoError
+from ivr.secure.keys import KeyFileError
 
 log = logging.getLogger(__name__)
 

@@ -10,17 +10,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..agi.protocol import AgiChannel
-from ..rules.model import Intake, Practice
-from .decide import Decision
-from .speech import Item, PromptLibrary, say_time
+from ivr.agi.protocol import AgiChannel
+from ivr.flows.decide import Decision
+from ivr.flows.speech import Item, PromptLibrary, say_time
+from ivr.rules.model import Intake, Practice
 
 
 @dataclass
 class Session:
     channel: AgiChannel
     call_id: str
-    services: Any  # ivr.service.Services
+    services: Any  # ivr.controller.service.Services
     decision: Decision
     instant: datetime  # when the call started (the schedule was judged at this instant)
     regions: tuple[str, ...]

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .. import files
-from .. import prompts as tts
-from ..agi.protocol import AgiChannel, AgiHangup
-from ..rules.model import Practice, RuleSet
-from ..rules.prompts import DEFAULT_PROMPTS, render
+from ivr.agi.protocol import AgiChannel, AgiHangup
+from ivr.pbx import prompts as tts
+from ivr.rules.model import Practice, RuleSet
+from ivr.rules.prompts import DEFAULT_PROMPTS, render
+from ivr.secure import files
 
 log = logging.getLogger(__name__)
 

@@ -7,14 +7,14 @@ after 1 + retries failed attempts the menu's default applies.
 
 from __future__ import annotations
 
-from .. import calls
-from ..rules.model import BRIDGE_DISPOSITIONS
-from ..rules.prompts import render
-from ..rules.timeutil import human_time
-from . import bridge
-from .runner import Outcome
-from .session import Session
-from .speech import ALL_KEYS, play
+from ivr.flows import bridge
+from ivr.flows.runner import Outcome
+from ivr.flows.session import Session
+from ivr.flows.speech import ALL_KEYS, play
+from ivr.records import calls
+from ivr.rules.model import BRIDGE_DISPOSITIONS
+from ivr.rules.prompts import render
+from ivr.rules.timeutil import human_time
 
 EMERGENCY_WAIT_MS = 3000  # after the 911 advice: time to hang up before we connect
 REASON_URGENT = "urgent-bridge"  # when the controller cannot place legs: dialplan fallback

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import contract, prompts
-from ..config import Settings
-from . import safefs
-from .render import agi_backup_lines, render_all
-from .root import AsteriskRoot, PbxUser
+from ivr import contract
+from ivr.config import Settings
+from ivr.pbx import prompts, safefs
+from ivr.pbx.render import agi_backup_lines, render_all
+from ivr.pbx.root import AsteriskRoot, PbxUser
 
 AMI_USER = "ivr"
 FALLBACK_RING_SECONDS = 25

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import safefs
+from ivr.pbx import safefs
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CONF_DIR = REPO / "asterisk_conf"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .limits import (
+from ivr.rules.limits import (
     LOAD_BUDGET_SECONDS,
     MAX_RULES_FILES,
     MAX_YEAR,
@@ -23,16 +23,9 @@ from .limits import (
     LoadTimeout,
     interrupting,
 )
-from .model import (
-    Clinician,
-    Issue,
-    Override,
-    Practice,
-    RuleSet,
-    frozen_map,
-)
-from .timeutil import require_aware
-from .validate import build_file
+from ivr.rules.model import Clinician, Issue, Override, Practice, RuleSet, frozen_map
+from ivr.rules.timeutil import require_aware
+from ivr.rules.validate import build_file
 
 log = logging.getLogger(__name__)
 

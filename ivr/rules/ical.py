@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 import recurring_ical_events
 
-from .limits import (
+from ivr.rules.limits import (
     ICAL_CHUNK_OCCURRENCES,
     MAX_ICAL_COMPONENTS,
     MAX_ICAL_EVENTS,
@@ -31,8 +31,8 @@ from .limits import (
     UNLIMITED,
     Deadline,
 )
-from .model import Clinician, Shift
-from .timeutil import UTC, local_naive_to_instant
+from ivr.rules.model import Clinician, Shift
+from ivr.rules.timeutil import UTC, local_naive_to_instant
 
 _UNFOLD = re.compile(rb"\r?\n[ \t]")
 _FREQ = re.compile(rb"FREQ=([A-Z]*)", re.IGNORECASE)

@@ -74,7 +74,7 @@ class Period:
         return self.end <= self.start
 
     def __str__(self) -> str:
-        from .timeutil import fmt_minute
+        from ivr.rules.timeutil import fmt_minute
 
         return f"{fmt_minute(self.start)}-{fmt_minute(self.end)}"
 
@@ -251,7 +251,7 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Retention:
-    """How long a practice keeps its calls, in days from the call's start (ivr.retention).
+    """How long a practice keeps its calls, in days from the call's start (ivr.retention.purge).
 
     Recordings (name, reason, fallback messages) go after `recordings_days`; the whole
     record after `records_days`, or never when it is None.

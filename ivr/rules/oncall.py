@@ -11,8 +11,8 @@ from datetime import date, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from .model import Clinician, Practice, Rotation, Shift, Target
-from .timeutil import local_instant, require_aware
+from ivr.rules.model import Clinician, Practice, Rotation, Shift, Target
+from ivr.rules.timeutil import local_instant, require_aware
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from . import LoadResult, load_rules
-from .limits import LOAD_BUDGET_SECONDS
-from .model import Issue, frozen_map
+from ivr.rules import LoadResult, load_rules
+from ivr.rules.limits import LOAD_BUDGET_SECONDS
+from ivr.rules.model import Issue, frozen_map
 
 log = logging.getLogger(__name__)
 

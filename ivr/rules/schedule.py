@@ -19,8 +19,8 @@ from functools import lru_cache
 
 import holidays as holidays_pkg
 
-from .model import Override, Practice
-from .timeutil import MINUTES_PER_DAY, local_instant, require_aware
+from ivr.rules.model import Override, Practice
+from ivr.rules.timeutil import MINUTES_PER_DAY, local_instant, require_aware
 
 SEARCH_DAYS = 400  # how far ahead next_change/next_opening look before giving up
 _CHUNK_DAYS = 4

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from .model import BRIDGE_DISPOSITIONS, Override, Practice, RuleSet, normalise_number
-from .oncall import DialStep, dial_list, max_attempts
-from .prompts import UNKNOWN_NUMBER_TEXT, render
-from .schedule import PracticeState, next_opening, state_at
-from .timeutil import fmt_local, human_time, require_aware
+from ivr.rules.model import BRIDGE_DISPOSITIONS, Override, Practice, RuleSet, normalise_number
+from ivr.rules.oncall import DialStep, dial_list, max_attempts
+from ivr.rules.prompts import UNKNOWN_NUMBER_TEXT, render
+from ivr.rules.schedule import PracticeState, next_opening, state_at
+from ivr.rules.timeutil import fmt_local, human_time, require_aware
 
 NO_INPUT_KEY = "."  # in a simulated key string: "the caller pressed nothing this time"
 

@@ -14,8 +14,8 @@ import holidays as holidays_pkg
 import phonenumbers
 import yaml
 
-from . import model as m
-from .limits import (
+from ivr.rules import model as m
+from ivr.rules.limits import (
     MAX_DEPTH,
     MAX_ICAL_FILE_BYTES,
     MAX_INT_DIGITS,
@@ -28,9 +28,9 @@ from .limits import (
     LoadTimeout,
     read_bounded,
 )
-from .prompts import DEFAULT_PROMPTS, PLACEHOLDERS, default_menu_text, placeholders_in
-from .timeutil import MINUTES_PER_DAY, UTC, WEEKDAYS, fmt_local, local_naive_to_instant
-from .yamlload import BOOL_TAG, INT_RE, INT_TAG, NULL_TAG, TooDeep, check_limits, compose
+from ivr.rules.prompts import DEFAULT_PROMPTS, PLACEHOLDERS, default_menu_text, placeholders_in
+from ivr.rules.timeutil import MINUTES_PER_DAY, UTC, WEEKDAYS, fmt_local, local_naive_to_instant
+from ivr.rules.yamlload import BOOL_TAG, INT_RE, INT_TAG, NULL_TAG, TooDeep, check_limits, compose
 
 # --- the key tables; schema.py builds the JSON Schema from the same tables ----------------
 # name -> required?
@@ -889,7 +889,7 @@ class Builder:
 
     def ical(self, node: yaml.Node, clinicians: Mapping[str, m.Clinician]
              ) -> tuple[tuple[m.Shift, ...], str | None]:
-        from .ical import IcalProblem, read_ical_shifts
+        from ivr.rules.ical import IcalProblem, read_ical_shifts
 
         f = self.mapping(node, "on_call.ical", ICAL_KEYS) or {}
         rel = self.text(f.get("file"), "on_call.ical.file", "a path to an .ics file")
@@ -986,7 +986,7 @@ def parse_holiday_date(value: str) -> tuple[int | None, int, int] | None:
 def coverage_warnings(practice: m.Practice, col: Collector, node: yaml.Node | None,
                       now: datetime) -> None:
     """Warn about stretches in the next 30 days when an escalated-to role has nobody."""
-    from .oncall import timeline
+    from ivr.rules.oncall import timeline
 
     roles = {t.role for s in practice.on_call.escalation for t in s.targets if t.role}
     for role, cid, start, end, _src in timeline(practice, now, now + timedelta(days=COVERAGE_DAYS)):

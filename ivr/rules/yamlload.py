@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from .limits import (
+from ivr.rules.limits import (
     MAX_DEPTH,
     MAX_INT_DIGITS,
     MAX_ITEMS,

@@ -24,11 +24,7 @@ from fake_asterisk_agi import (  # noqa: E402
     no_leaked_tasks,
 )
 
-from ivr.agi.protocol import (  # noqa: E402
-    AgiChannel,
-    AgiHeaderRefused,
-    check_header_line,
-)
+from ivr.agi.protocol import AgiChannel, AgiHeaderRefused, check_header_line
 
 __all__ = ["no_leaked_tasks"]
 

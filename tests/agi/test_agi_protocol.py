@@ -26,7 +26,7 @@ from fake_asterisk_agi import (  # noqa: E402
     split_args,
 )
 
-from ivr.agi.protocol import (  # noqa: E402
+from ivr.agi.protocol import (
     AgiChannel,
     AgiCommandError,
     AgiDisconnected,

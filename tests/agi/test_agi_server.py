@@ -21,7 +21,7 @@ from fake_asterisk_agi import (  # noqa: E402
     no_leaked_tasks,
 )
 
-from ivr.agi.protocol import MAX_LINE, AgiChannel  # noqa: E402
+from ivr.agi.protocol import MAX_LINE, AgiChannel
 
 __all__ = ["no_leaked_tasks"]
 

@@ -23,14 +23,7 @@ from fake_ami_server import (  # noqa: E402
     no_leaked_tasks,
 )
 
-from ivr.ami import (  # noqa: E402
-    AmiActionError,
-    AmiAuthError,
-    AmiClient,
-    AmiConnectionLost,
-    AmiError,
-    AmiTimeout,
-)
+from ivr.ami import AmiActionError, AmiAuthError, AmiClient, AmiConnectionLost, AmiError, AmiTimeout
 
 __all__ = ["no_leaked_tasks"]
 

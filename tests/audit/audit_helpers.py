@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # the project may not be pip-installed in the venv
     sys.path.insert(0, str(REPO))
 
-from ivr import audit, calls  # noqa: E402
 from ivr.db.engine import Database  # noqa: E402
+from ivr.records import audit, calls  # noqa: E402
 
 SUNNY = "sunny-pediatrics"
 NIGHT = "2026-11-19"

@@ -14,9 +14,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from audit_helpers import REPO, SUNNY, db_url, ny, store_call  # noqa: E402
 
-from ivr import callbacks  # noqa: E402
-from ivr.db.engine import Database  # noqa: E402
-from ivr.rules import load_rules  # noqa: E402
+from ivr.db.engine import Database
+from ivr.oncall import callbacks
+from ivr.rules import load_rules
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ async def db(tmp_path: Path):
 
 @pytest.fixture
 def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Seeded:
-    """IVR_* set for `ivr.cli.main` and two calls of the night of 2026-11-19 stored."""
+    """IVR_* set for `ivr.cli.main.main` and two calls of the night of 2026-11-19 stored."""
     data = tmp_path / "data"
     monkeypatch.setenv("IVR_DATA_DIR", str(data))
     monkeypatch.setenv("IVR_RULES_PATH", str(REPO / "routing_rules"))

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from audit_helpers import NIGHT, SUNNY, assert_no_patient_data, entries
 
-from ivr import audit, cli
+from ivr.cli import main as cli
+from ivr.records import audit
 
 REPORT = ["report", "--practice", SUNNY, "--night", NIGHT]
 

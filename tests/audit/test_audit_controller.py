@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from audit_helpers import SUNNY
 
-from ivr import audit, retention
-from ivr.rules_runtime import RulesRuntime
-from ivr.service import audit_rules_changes, run_retention
+from ivr.controller.service import audit_rules_changes, run_retention
+from ivr.records import audit
+from ivr.retention import purge as retention
+from ivr.rules.runtime import RulesRuntime
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 ACTOR = "controller:audit-test"

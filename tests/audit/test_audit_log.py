@@ -1,4 +1,4 @@
-"""ivr.audit: append and read only; the shape of an entry keeps patient data out."""
+"""ivr.records.audit: append and read only; the shape of an entry keeps patient data out."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from audit_helpers import CALLER, SUNNY, store_call
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ivr import audit, retention
 from ivr.db.models import AuditEntry
+from ivr.records import audit
+from ivr.retention import purge as retention
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

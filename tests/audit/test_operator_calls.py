@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 from audit_helpers import db_url
 
-from ivr import calls, cli
+from ivr.cli import main as cli
 from ivr.db.engine import Database
+from ivr.records import calls
 
 
 def test_operator_list_shows_only_flagged_calls(seeded, capsys):

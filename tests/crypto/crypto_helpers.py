@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ivr import config, keys
+from ivr import config
+from ivr.secure import keys
 
 REPO = Path(__file__).resolve().parents[2]
 DOB = "1990-01-02"

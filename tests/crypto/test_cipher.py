@@ -1,10 +1,10 @@
-"""ivr.crypto: AES-256-GCM bound to a place, key ids in the header, blind indexes."""
+"""ivr.secure.crypto: AES-256-GCM bound to a place, key ids in the header, blind indexes."""
 
 from __future__ import annotations
 
 import pytest
 
-from ivr import crypto
+from ivr.secure import crypto
 
 PLACE = "intake_fields.value:c1:dob"
 

@@ -1,4 +1,4 @@
-"""ivr.keys: the key file made 0600 outside the data folder, refused when unsafe."""
+"""ivr.secure.keys: the key file made 0600 outside the data folder, refused when unsafe."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import stat
 import pytest
 from crypto_helpers import settings_in
 
-from ivr import config, keys
+from ivr import config
+from ivr.secure import keys
 
 
 def test_init_makes_one_256_bit_key_0600_in_a_0700_folder_and_never_overwrites(tmp_path):

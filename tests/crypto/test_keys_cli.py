@@ -20,8 +20,9 @@ from crypto_helpers import (
     using_key_file,
 )
 
-from ivr import audit, calls, keys, recordings
 from ivr.db.engine import Database
+from ivr.records import audit, calls, recordings
+from ivr.secure import keys
 
 
 def _ivr(settings, *args: str) -> subprocess.CompletedProcess[str]:

@@ -8,8 +8,9 @@ from alembic import command
 from crypto_helpers import CALLER, DOB, own_keyring, settings_in
 from sqlalchemy import inspect, text
 
-from ivr import calls, crypto, rekey
 from ivr.db.engine import Database, alembic_config
+from ivr.records import calls
+from ivr.secure import crypto, rekey
 
 OLD_ROWS = [
     "INSERT INTO calls (id, uniqueid, node, practice_id, dialled, forwarded_from, caller, "

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ivr import files, logs
+from ivr import logs
 from ivr.db.engine import Database
+from ivr.secure import files
 
 
 def _mode(path: Path) -> int:
@@ -87,7 +88,7 @@ def test_tighten_fixes_what_an_older_version_left_open(tmp_path, open_umask):
 
 
 def test_the_command_line_sets_the_umask_first(tmp_path, monkeypatch):
-    from ivr import cli
+    from ivr.cli import main as cli
 
     seen: list[int] = []
 

@@ -11,10 +11,11 @@ from types import SimpleNamespace
 import pytest
 from crypto_helpers import own_keyring, settings_in, tone_wav
 
-from ivr import crypto, keys, recordings
 from ivr.flows.intake import _move_if_voiced
 from ivr.flows.screen import SCREEN_SPOOL, playable_copy
-from ivr.reconcile import _take_recording
+from ivr.records import recordings
+from ivr.records.reconcile import _take_recording
+from ivr.secure import crypto, keys
 
 
 def _spool(tmp_path: Path, name: str, data: bytes) -> Path:

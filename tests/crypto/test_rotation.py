@@ -1,4 +1,4 @@
-"""ivr.rekey: a rotation seals everything with the new key, seals legacy plaintext, retires
+"""ivr.secure.rekey: a rotation seals everything with the new key, seals legacy plaintext, retires
 the old key once unused, and can be interrupted and run again."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import pytest
 from crypto_helpers import CALLER, DOB, own_keyring, settings_in, tone_wav
 from sqlalchemy import text
 
-from ivr import calls, crypto, keys, recordings, rekey
 from ivr.db.engine import Database
+from ivr.records import calls, recordings
+from ivr.secure import crypto, keys, rekey
 
 
 async def _stored_call(db: Database, settings, uniqueid: str) -> str:

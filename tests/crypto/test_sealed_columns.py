@@ -9,10 +9,12 @@ from crypto_helpers import CALLER, DOB, own_keyring, settings_in
 from sqlalchemy import text, update
 from sqlalchemy.exc import StatementError
 
-from ivr import callbacks, calls, crypto
 from ivr.db.engine import Database
 from ivr.db.models import Call, OncallLeg
 from ivr.db.sealed import SealError
+from ivr.oncall import callbacks
+from ivr.records import calls
+from ivr.secure import crypto
 
 
 async def _call(db: Database, caller: str = CALLER, uniqueid: str = "u1") -> str:

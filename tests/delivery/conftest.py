@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from ivr.db.engine import Database
-from ivr.delivery import models  # noqa: F401  (registers the outbox tables on Base)
 
 
 @pytest.fixture

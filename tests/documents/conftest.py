@@ -10,8 +10,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from doc_helpers import REPO  # noqa: E402  (also puts the repo on sys.path)
 
-from ivr.db.engine import Database  # noqa: E402
-from ivr.rules import load_rules  # noqa: E402
+from ivr.db.engine import Database
+from ivr.rules import load_rules
 
 
 @pytest.fixture(scope="session")

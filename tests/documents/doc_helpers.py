@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from ivr import calls  # noqa: E402
 from ivr.db.engine import Database  # noqa: E402
+from ivr.records import calls  # noqa: E402
 
 NY = ZoneInfo("America/New_York")
 
@@ -23,7 +23,7 @@ def ny(text: str) -> datetime:
 
 
 def record(call_id: str, started: datetime, **fields: Any) -> dict[str, Any]:
-    """A call dict shaped like ivr.calls.show_call's, with a complete intake by default."""
+    """A call dict shaped like ivr.records.calls.show_call's, with a complete intake by default."""
     rec_dir = f"/data/recordings/{call_id}"
     base: dict[str, Any] = {
         "id": call_id, "uniqueid": f"u-{call_id}", "practice_id": "sunny-pediatrics",
@@ -61,7 +61,7 @@ async def store_call(db: Database, *, started: datetime, practice_id: str | None
                      abandoned_step: str | None = None, operator_flag: bool = False,
                      end_reason: str = "completed", dob: str | None = "1990-01-02",
                      uniqueid: str | None = None) -> str:
-    """A call stored through ivr.calls, as the flow would leave it."""
+    """A call stored through ivr.records.calls, as the flow would leave it."""
     call_id = await calls.start_call(db, uniqueid=uniqueid or f"u{started.timestamp()}",
                                      node="test", dialled="+16175550100", forwarded_from="",
                                      caller=caller, started_at=started)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from doc_helpers import REPO, ny, store_call
 
-from ivr import cli
+from ivr.cli import main as cli
 from ivr.db.engine import Database
 
 

@@ -17,7 +17,7 @@ from ivr.delivery import outbox
 from ivr.delivery.models import Delivery
 from ivr.documents import store
 from ivr.documents.scheduler import ReportScheduler
-from ivr.overrides import NewOverride, clear_overrides, set_override
+from ivr.records.overrides import NewOverride, clear_overrides, set_override
 
 OPENING = ny("2026-11-27 08:00")
 

@@ -31,8 +31,8 @@ from harness import (
     wait_for,
 )
 
-from ivr import recordings
 from ivr.flows.audio import analyse
+from ivr.records import recordings
 from ivr.rules import load_rules
 from ivr.rules.model import Override
 from ivr.rules.schedule import next_opening

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from harness import REPO, run_scenario_in, timed_caller_scenario, wait_for
 
-from ivr import crypto, keys, recordings
 from ivr.flows.audio import analyse
+from ivr.records import recordings
+from ivr.secure import crypto, keys
 from ivr.sipp import CallerSpec, speech_pcap
 
 pytestmark = pytest.mark.pbx

@@ -78,7 +78,7 @@ def test_no_anonymous_endpoint_and_loopback_listeners(stack):
 
 def test_clinician_context_dials_nothing_itself(stack):
     """A clinician's leg reaches only the controller: no Dial, no Goto out of it. (The
-    controller's EXEC Dial on it uses numbers that passed ivr.oncall_dialer's gate.)"""
+    controller's EXEC Dial on it uses numbers that passed ivr.oncall.dialer's gate.)"""
     text = _rendered(stack)
     contexts = dict(re.findall(r"^\[([\w-]+)\]\n(.*?)(?=^\[|\Z)", text, re.M | re.S))
     body = contexts[contract.CTX_CLINICIAN]

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from ivr import callbacks, calls
 from ivr.agi.protocol import AgiHangup, AgiReply
 from ivr.db.engine import Database
 from ivr.db.models import SOURCE_CALLER_ID, SOURCE_RECORDING, CallEvent
@@ -34,7 +33,9 @@ from ivr.flows.clinician_line import (
 )
 from ivr.flows.runner import CallContext
 from ivr.flows.speech import PlayFile
-from ivr.oncall_dialer import caller_id
+from ivr.oncall import callbacks
+from ivr.oncall.dialer import caller_id
+from ivr.records import calls
 from ivr.rules import load_rules
 from ivr.rules.model import Clinician
 

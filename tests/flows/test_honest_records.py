@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr import calls, contract
+from ivr import contract
 from ivr.db.engine import Database
 from ivr.db.models import (
     END_CALLER_HANGUP,
@@ -20,7 +20,8 @@ from ivr.db.models import (
     Call,
     OncallLeg,
 )
-from ivr.stamps import parse_stamp
+from ivr.records import calls
+from ivr.records.stamps import parse_stamp
 
 T0 = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 

@@ -46,8 +46,8 @@ async def test_retention_migration_downgrades_without_touching_calls(tmp_path):
     from alembic.script import ScriptDirectory
     from sqlalchemy import text
 
-    from ivr import calls
     from ivr.db.engine import alembic_config
+    from ivr.records import calls
 
     cfg = alembic_config()
     assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD
@@ -83,8 +83,8 @@ async def test_audit_log_migration_is_head_refuses_changes_and_downgrades(tmp_pa
     from sqlalchemy import text
     from sqlalchemy.exc import IntegrityError
 
-    from ivr import audit
     from ivr.db.engine import alembic_config
+    from ivr.records import audit
 
     cfg = alembic_config()
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}")

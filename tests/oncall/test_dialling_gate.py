@@ -12,10 +12,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from ivr import contract, oncall_dialer
-from ivr.oncall_dialer import Dialer, Leg, allowed_number, dial_target, rules_numbers
+from ivr import contract
+from ivr.oncall import dialer as oncall_dialer
+from ivr.oncall.dialer import Dialer, Leg, allowed_number, dial_target, rules_numbers
 
-IVR = Path(oncall_dialer.__file__).resolve().parent
+IVR = Path(oncall_dialer.__file__).resolve().parents[1]
 CLINICIAN = "+16175550321"  # n-one in rules_helpers.BASE
 DESK = "+16175550399"  # overflow.bridge_to (conftest)
 PATIENT = "+16175550494"
@@ -366,7 +367,7 @@ def _functions_mentioning(tree: ast.AST, needle) -> set[str]:
 
 # Every place that can make Asterisk place a call, and why it is safe.
 ORIGINATE_SITES = {
-    ("oncall_dialer.py", "originate"),  # clinician legs: allowed_number(...) first
+    ("oncall/dialer.py", "originate"),  # clinician legs: allowed_number(...) first
     ("ami.py", "originate"),  # the generic helper; its callers are listed here too
 }
 # Callers of AmiClient.originate (the generic helper): faxes only, to the fax trunk.
@@ -393,15 +394,15 @@ def test_every_originate_and_dial_call_site_is_known():
                     and node.func.attr == "originate" and rel != "ami.py":
                 assert rel in HELPER_CALLERS or (
                     isinstance(node.func.value, ast.Name) and node.func.value.id in
-                    ("dialer", "self") and rel in ("oncall_dialer.py",
-                                                    "callback_scheduler.py",
+                    ("dialer", "self") and rel in ("oncall/dialer.py",
+                                                    "oncall/scheduler.py",
                                                     "flows/bridge.py")) or \
                     ast.unparse(node.func) in ("dialer.originate", "self.originate"), \
                     f"{rel}: {ast.unparse(node)}"
     assert originates == ORIGINATE_SITES, originates
     assert dials == DIAL_SITES, dials
     # The clinician gateway is named in the contract and used through dial_target only.
-    assert gateway <= {("contract.py", "<module>"), ("oncall_dialer.py", "dial_target"),
+    assert gateway <= {("contract.py", "<module>"), ("oncall/dialer.py", "dial_target"),
                        ("delivery/fax.py", "_originate")}, gateway
     fax = _sources()["delivery/fax.py"]
     assert "ENDPOINT_GATEWAY" not in fax and "clinician-gateway" not in fax
@@ -410,7 +411,7 @@ def test_every_originate_and_dial_call_site_is_known():
 def test_dial_sites_pass_the_gate_first():
     """In each clinician-facing site, the gate is called before the action is built."""
     src = _sources()
-    originate = _body(src["oncall_dialer.py"], "originate", "Dialer")
+    originate = _body(src["oncall/dialer.py"], "originate", "Dialer")
     assert originate.index("allowed_number(") < originate.index('"Originate"')
     assert "dial_target(number)" in originate and "dial_target(leg.number)" not in originate
     offer = _body(src["flows/screen.py"], "offer_patient_call")
@@ -421,7 +422,7 @@ def test_dial_sites_pass_the_gate_first():
 def test_dialler_callers_use_originate_only():
     """The flows and the scheduler place legs only through Dialer.originate."""
     src = _sources()
-    for rel in ("flows/bridge.py", "callback_scheduler.py", "flows/screen.py"):
+    for rel in ("flows/bridge.py", "oncall/scheduler.py", "flows/screen.py"):
         assert "ami.action" not in src[rel] and "ami.originate" not in src[rel], rel
         assert '"Originate"' not in src[rel], rel
 

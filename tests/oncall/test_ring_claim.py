@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ivr.oncall_dialer import Leg, RingClaim
+from ivr.oncall.dialer import Leg, RingClaim
 
 
 def _legs(practice, n, claim):
@@ -37,14 +37,14 @@ def test_the_row_keeps_the_result_that_settled_first(practice, tmp_path):
     database writes may land in either order, and the row must say what the flow saw."""
     from ivr.db.engine import Database
     from ivr.db.models import OncallLeg
-    from ivr.oncall_dialer import Dialer
+    from ivr.oncall.dialer import Dialer
 
     async def run():
         db = Database("sqlite+aiosqlite:///" + str(tmp_path / "ivr.sqlite3"))
         await db.create()
         from datetime import UTC, datetime
 
-        from ivr import calls
+        from ivr.records import calls
 
         dialer = Dialer(ami=None, db=db)  # type: ignore[arg-type]
         call_id = await calls.start_call(db, uniqueid="1.1", node="t", dialled="",

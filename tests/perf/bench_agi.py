@@ -335,7 +335,7 @@ class Bench:
 
     def setup(self) -> None:
         """Start Asterisk, add the bench dialplan and the pyst2 script, start FastAGI."""
-        from ivr.service import GENERIC_PROMPTS, PromptBook
+        from ivr.controller.service import GENERIC_PROMPTS, PromptBook
         from ivr.sipp import CallerSpec
 
         pbx = self.stack.pbx

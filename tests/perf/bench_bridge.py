@@ -306,7 +306,7 @@ class BridgeBench(Bench):
         from ivr.sipp import CallerSpec, PhoneBehaviour, start_multi_phone
 
         # What judging needs, loaded now: a run is judged by the code it ran with.
-        for module in ("ivr.calls", "ivr.callbacks", "ivr.db.engine"):
+        for module in ("ivr.records.calls", "ivr.oncall.callbacks", "ivr.db.engine"):
             importlib.import_module(module)
         super().setup()
         assert self.events is not None

@@ -344,8 +344,8 @@ def controller_verdict(call: dict[str, Any]) -> str | None:
 
 
 async def _read_calls(url: str, node: str, since: datetime) -> list[dict[str, Any]]:
-    from ivr import calls
     from ivr.db.engine import Database
+    from ivr.records import calls
 
     db = Database(url)
     try:

@@ -20,9 +20,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ivr.rules import load_rules  # noqa: E402
-from ivr.rules.oncall import dial_list  # noqa: E402
-from ivr.rules.schedule import state_at  # noqa: E402
+from ivr.rules import load_rules
+from ivr.rules.oncall import dial_list
+from ivr.rules.schedule import state_at
 
 ZONES = ["America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"]
 AREA = ["617", "312", "720", "415"]

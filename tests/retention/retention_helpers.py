@@ -14,17 +14,10 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # the project may not be pip-installed in the venv
     sys.path.insert(0, str(REPO))
 
-from ivr import calls  # noqa: E402
 from ivr.db.engine import Database  # noqa: E402
-from ivr.db.models import (  # noqa: E402
-    Call,
-    CallEvent,
-    IntakeField,
-    OncallCallback,
-    OncallLeg,
-    Recording,
-)
+from ivr.db.models import Call, CallEvent, IntakeField, OncallCallback, OncallLeg, Recording  # noqa: E402
 from ivr.delivery.models import Delivery, DeliveryAttempt  # noqa: E402
+from ivr.records import calls  # noqa: E402
 from ivr.rules import RuleSet  # noqa: E402
 from ivr.rules.model import Retention, frozen_map  # noqa: E402
 

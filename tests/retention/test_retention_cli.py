@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from retention_helpers import REPO, SUNNY, store_call
 
-from ivr import cli
+from ivr.cli import main as cli
 from ivr.db.engine import Database
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from retention_helpers import NOW, SUNNY, days_ago, with_retention
 
-from ivr.retention import DEFAULT, CallAge, in_progress, plan, policy_for, records_cutoff
+from ivr.retention.purge import DEFAULT, CallAge, in_progress, plan, policy_for, records_cutoff
 from ivr.rules.model import Retention
 
 SECOND = timedelta(seconds=1)

@@ -1,4 +1,4 @@
-"""`ivr.retention.purge` on a real SQLite database (foreign keys on) and a data folder."""
+"""`ivr.retention.purge.purge` on a real SQLite database (foreign keys on) and a data folder."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from retention_helpers import (
 )
 from sqlalchemy import select, text
 
-from ivr import callbacks, calls, retention
 from ivr.db.engine import Database
 from ivr.db.models import (
     CB_ACKNOWLEDGED,
@@ -38,7 +37,10 @@ from ivr.delivery import outbox
 from ivr.delivery.models import DeliveryAttempt
 from ivr.documents.note import build_note
 from ivr.documents.store import KIND_NOTE
-from ivr.retention import Counts, log_rows, purge
+from ivr.oncall import callbacks
+from ivr.records import calls
+from ivr.retention import purge as retention
+from ivr.retention.purge import Counts, log_rows, purge
 from ivr.rules.model import Retention
 
 SHORT = Retention(recordings_days=30, records_days=90)
@@ -225,7 +227,7 @@ async def test_a_path_outside_the_data_folder_is_refused(db, data_dir, rules, tm
         (data_dir / "recordings" / "link").symlink_to(outside, target_is_directory=True)
         folder = data_dir / "recordings" / "link"
     call_id = await store_call(db, data_dir, started=days_ago(40), recording_dir=folder)
-    caplog.set_level(logging.WARNING, logger="ivr.retention")
+    caplog.set_level(logging.WARNING, logger="ivr.retention.purge")
 
     counts = by_practice(await purge(db, rules, NOW, data_dir, worker="test"))[SUNNY]
 

@@ -7,9 +7,9 @@ import logging
 
 from retention_helpers import CALLER, DOB, NOW, days_ago, store_call
 
-from ivr import retention
-from ivr.calls import show_call as retention_call
-from ivr.service import RETENTION_EVERY, run_retention
+from ivr.controller.service import RETENTION_EVERY, run_retention
+from ivr.records.calls import show_call as retention_call
+from ivr.retention import purge as retention
 
 
 async def _until(predicate, timeout: float = 5.0) -> None:

@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from rules_helpers import EXAMPLES, NOW  # noqa: E402  (also puts the repo on sys.path)
 
-from ivr.rules import load_rules  # noqa: E402
+from ivr.rules import load_rules
 
 
 @pytest.fixture(scope="session")

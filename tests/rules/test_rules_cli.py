@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 from rules_helpers import EXAMPLES, FIXTURES
 
-from ivr.cli_rules import run
+from ivr.cli.rules import run
 from ivr.rules.schema import json_schema, schema_text
 from ivr.rules.yamlload import load_plain
 
@@ -92,7 +92,7 @@ def test_oncall_command(capsys):
 def test_add_commands_contract():
     import argparse
 
-    from ivr.cli_rules import add_commands
+    from ivr.cli.rules import add_commands
 
     parser = argparse.ArgumentParser()
     add_commands(parser.add_subparsers(dest="command"))

@@ -20,7 +20,7 @@ from collections import Counter
 from rules_fuzz import BUDGET_STOP, TracebackKeeper, cases, run_case, seeds
 from rules_helpers import EXAMPLES, FIXTURES, NOW
 
-from ivr.cli_rules import run as cli_run
+from ivr.cli.rules import run as cli_run
 
 CASES = int(os.environ.get("IVR_FUZZ_CASES", "4000"))
 SEED = int(os.environ.get("IVR_FUZZ_SEED", "20261120"))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from rules_helpers import EXAMPLES, FIXTURES, NOW, load_text
 
-from ivr.cli_rules import run
+from ivr.cli.rules import run
 from ivr.rules import limits, load_rules
 from ivr.rules.yamlload import load_plain
 
@@ -139,7 +139,7 @@ def test_check_prints_no_traceback_when_the_whole_load_fails(tmp_path, monkeypat
     def broken(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr("ivr.cli_rules.load_rules", broken)
+    monkeypatch.setattr("ivr.cli.rules.load_rules", broken)
     assert run(["rules", "check", str(EXAMPLES), "--json", "--now", "2026-11-20T12:00Z"]) == 1
     out = capsys.readouterr().out
     assert "internal error while checking" in out and "MemoryError" in out

@@ -22,7 +22,7 @@ def rules_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rules_dir: Path) -> Path:
-    """IVR_* variables for `ivr.cli.main`: own data dir, instance and rules; the data dir."""
+    """IVR_* variables for `ivr.cli.main.main`: own data dir, instance and rules; the data dir."""
     data = tmp_path / "data"
     monkeypatch.setenv("IVR_DATA_DIR", str(data))
     monkeypatch.setenv("IVR_INSTANCE", INSTANCE)

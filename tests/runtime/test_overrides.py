@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from runtime_helpers import EXAMPLES, NOW, SUNNY, SUNNY_DID
 
-from ivr import cli, overrides
+from ivr.cli import main as cli
 from ivr.db.engine import Database
-from ivr.overrides import OverrideError, check_new
+from ivr.records import overrides
+from ivr.records.overrides import OverrideError, check_new
 from ivr.rules import load_rules
 from ivr.rules.schedule import state_at
 

@@ -16,8 +16,8 @@ import pytest
 from runtime_helpers import INSTANCE, NOW, REPO, SUNNY
 
 from ivr import config
+from ivr.rules.runtime import RulesRuntime
 from ivr.rules.sandbox import load_in_child
-from ivr.rules_runtime import RulesRuntime
 
 sys.path.insert(0, str(REPO / "tests"))
 from harness import _worker_ports  # noqa: E402  (ports from this worker's own range)

@@ -14,8 +14,9 @@ import sys
 import pytest
 from runtime_helpers import INSTANCE, NOW, SUNNY, rewrite, until
 
-from ivr import cli, config
-from ivr.rules_runtime import (
+from ivr import config
+from ivr.cli import main as cli
+from ivr.rules.runtime import (
     ReloadError,
     RulesRuntime,
     controller_pid,
@@ -58,7 +59,7 @@ async def test_broken_reload_keeps_the_rules_in_force(runtime, rules_dir, tmp_pa
     await runtime.load()
     before = runtime.current
     rewrite(rules_dir / f"{SUNNY}.yaml", *BROKEN)
-    with caplog.at_level(logging.ERROR, logger="ivr.rules_runtime"):
+    with caplog.at_level(logging.ERROR, logger="ivr.rules.runtime"):
         assert not await runtime.reload("command")
     assert runtime.current is before
     doc = read_status(tmp_path / "status.json")
@@ -93,7 +94,7 @@ async def test_loader_crash_is_a_refusal(runtime, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("ivr.rules_runtime.load_rules", explode)
+    monkeypatch.setattr("ivr.rules.runtime.load_rules", explode)
     assert not await runtime.reload("sighup")
     assert runtime.current is before
     assert "the rules loader failed" in runtime.status.last_error

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ivr import contract
-from ivr.stamps import StampError, parse_stamp
+from ivr.records.stamps import StampError, parse_stamp
 
 GOOD = "1795722896|1795722920|+16175550100||+16175550199|done|controller|" \
        "5ba730c8b1aa4414b4efedf6df22c444|"

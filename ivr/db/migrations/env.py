@@ -14,7 +14,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ivr.db.models import Base
-from ivr.delivery import models as _delivery_models  # noqa: F401  (outbox tables, same Base)
 
 config = context.config
 target_metadata = Base.metadata

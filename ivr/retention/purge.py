@@ -22,7 +22,7 @@ Each run writes one `retention_log` row per practice (counts and ids, never pati
 data) and logs one INFO line per practice; its caller adds one `retention.run` entry to
 the audit log (`Summary.audit_detail`).
 
-Never touched either: the audit log (`audit_log`, ivr.audit). It must be kept at least
+Never touched either: the audit log (`audit_log`, ivr.records.audit). It must be kept at least
 6 years (docs/security.md), longer than any `records_days` may be (3650 days is allowed,
 but the audit log must not depend on that), so this module never reads, updates or
 deletes it, and nothing else purges it: its entries name calls by id only and outlive
@@ -44,8 +44,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .db.engine import Database
-from .db.models import (
+from ivr.db.engine import Database
+from ivr.db.models import (
     CB_PENDING,
     Call,
     CallEvent,
@@ -56,12 +56,12 @@ from .db.models import (
     Report,
     RetentionLog,
 )
-from .delivery.models import PENDING, SENDING, Delivery, DeliveryAttempt
-from .delivery.outbox import default_worker_id
-from .documents.store import KIND_NOTE
-from .rules import RuleSet
-from .rules.model import Retention
-from .rules.timeutil import require_aware
+from ivr.delivery.models import PENDING, SENDING, Delivery, DeliveryAttempt
+from ivr.delivery.outbox import default_worker_id
+from ivr.documents.store import KIND_NOTE
+from ivr.rules import RuleSet
+from ivr.rules.model import Retention
+from ivr.rules.timeutil import require_aware
 
 log = logging.getLogger(__name__)
 

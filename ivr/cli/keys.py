@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import keys
+from ivr.secure import keys
 
 RECORDING_FIELDS = ("name", "reason", "fallback")
 
 
 def _cli() -> Any:
-    from . import cli  # the shared helpers; imported late since cli imports this module
+    from ivr.cli import main as cli
 
     return cli
 
@@ -32,7 +32,7 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_status(args: argparse.Namespace) -> int:
-    from . import rekey
+    from ivr.secure import rekey
 
     cli = _cli()
     settings = cli._settings()
@@ -74,7 +74,8 @@ def cmd_keys_status(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    from . import audit, rekey
+    from ivr.records import audit
+    from ivr.secure import rekey
 
     cli = _cli()
     settings = cli._settings()
@@ -115,7 +116,7 @@ def _recording_path(call: dict[str, Any], field: str) -> str | None:
 def cmd_recordings_export(args: argparse.Namespace) -> int:
     """The plaintext WAV of one of a call's recordings, to a file of the person's choosing
     (0600), after its audit entry."""
-    from . import audit, calls, recordings
+    from ivr.records import audit, calls, recordings
 
     cli = _cli()
     out = Path(args.out)

@@ -21,7 +21,7 @@ a load never holds up the controller's stop or the interpreter's exit.
 
 Every load that changes the digest in force, and every refused load, is announced to the
 `on_change` listeners as a `RulesChange` (digests, file names, counts: no patient data);
-the controller writes it to the audit log (ivr.audit). Listeners run after the swap, so
+the controller writes it to the audit log (ivr.records.audit). Listeners run after the swap, so
 a slow or failing listener never holds a reload back.
 """
 
@@ -41,11 +41,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import files
-from .config import Settings
-from .rules import Issue, LoadResult, RuleSet, load_rules
-from .rules.limits import LOAD_BUDGET_SECONDS
-from .rules.sandbox import LOAD_DEADLINE_SECONDS, load_in_child, over_deadline
+from ivr.config import Settings
+from ivr.rules import Issue, LoadResult, RuleSet, load_rules
+from ivr.rules.limits import LOAD_BUDGET_SECONDS
+from ivr.rules.sandbox import LOAD_DEADLINE_SECONDS, load_in_child, over_deadline
+from ivr.secure import files
 
 log = logging.getLogger(__name__)
 

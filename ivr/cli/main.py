@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import config, files, logs
+from ivr import config, logs
+from ivr.secure import files
 
 
 def _settings() -> config.Settings:
@@ -22,8 +23,8 @@ def _settings() -> config.Settings:
 
 
 def _pbx(build: bool = False) -> Any:
-    from .pbx.instance import PbxInstance
-    from .pbx.root import ensure_root, find_root
+    from ivr.pbx.instance import PbxInstance
+    from ivr.pbx.root import ensure_root, find_root
 
     settings = _settings()
     root = ensure_root(settings.cache_dir) if build else find_root(settings.cache_dir)
@@ -84,7 +85,7 @@ def cmd_pbx_cli(args: argparse.Namespace) -> int:
 # --- controller --------------------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .service import Controller, ControllerError
+    from ivr.controller.service import Controller, ControllerError
 
     settings = _settings()
     logs.setup(args.log_level, settings.log_dir / f"controller-{settings.instance}.log")
@@ -98,7 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """PBX up, controller in the foreground, everything stopped on Ctrl-C."""
-    from . import keys
+    from ivr.secure import keys
 
     settings = _settings()
     if keys.ensure(settings):  # the controller would make it too; said once, here
@@ -146,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _example_did(settings: config.Settings) -> str:
     try:
-        from .rules import load_rules
+        from ivr.rules import load_rules
 
         result = load_rules(settings.rules_path, now=datetime.now(UTC))
         if result.rules:
@@ -159,7 +160,7 @@ def _example_did(settings: config.Settings) -> str:
 
 
 def cmd_demo_call(args: argparse.Namespace) -> int:
-    from .sipp import CallerSpec, run_caller
+    from ivr.sipp import CallerSpec, run_caller
 
     settings = _settings()
     number = args.to or _example_did(settings)
@@ -184,7 +185,7 @@ def _parse_time(text: str) -> datetime:
 
 
 async def _with_db(fn: Callable[[Any], Any]) -> Any:
-    from .db.engine import Database
+    from ivr.db.engine import Database
 
     db = Database(_settings().database_url)
     try:
@@ -194,14 +195,14 @@ async def _with_db(fn: Callable[[Any], Any]) -> Any:
         await db.close()
 
 
-# Every command that shows patient data writes its audit entry (ivr.audit) after reading
+# Every command that shows patient data writes its audit entry (ivr.records.audit) after reading
 # and before showing anything: no entry, no data (main() turns AuditError into exit 1).
 
 async def _audit(db: Any, action: str, *, practice_id: str | None = None,
                  subject: str | None = None, detail: dict[str, Any] | None = None,
                  consequence: str = "nothing is shown without its audit entry") -> None:
     """This command's audit entry; AuditError (the command shows nothing) if it fails."""
-    from . import audit
+    from ivr.records import audit
 
     try:
         await audit.record(db, audit.cli_actor(), action, practice_id=practice_id,
@@ -217,7 +218,7 @@ def _format(args: argparse.Namespace) -> str:
 
 
 def cmd_calls_list(args: argparse.Namespace) -> int:
-    from . import audit, calls
+    from ivr.records import audit, calls
 
     since = _parse_time(args.since) if args.since else None
 
@@ -236,7 +237,7 @@ def cmd_calls_list(args: argparse.Namespace) -> int:
 
 
 def cmd_calls_show(args: argparse.Namespace) -> int:
-    from . import audit, calls
+    from ivr.records import audit, calls
 
     async def read(db: Any) -> dict[str, Any] | None:
         row = await calls.show_call(db, args.id)
@@ -254,7 +255,8 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
 
 
 def cmd_callbacks_list(args: argparse.Namespace) -> int:
-    from . import audit, callbacks
+    from ivr.oncall import callbacks
+    from ivr.records import audit
 
     async def read(db: Any) -> list[dict[str, Any]]:
         rows = await callbacks.list_callbacks(db, all_states=args.all, limit=args.limit)
@@ -270,8 +272,8 @@ def cmd_callbacks_list(args: argparse.Namespace) -> int:
 # --- deliveries (the outbox) ------------------------------------------------------------
 
 def cmd_deliveries_list(args: argparse.Namespace) -> int:
-    from . import audit
-    from .delivery import outbox
+    from ivr.delivery import outbox
+    from ivr.records import audit
 
     async def read(db: Any) -> list[dict[str, Any]]:
         rows = await outbox.list_deliveries(db, failed_only=args.failed,
@@ -287,7 +289,7 @@ def cmd_deliveries_list(args: argparse.Namespace) -> int:
 
 
 def cmd_deliveries_retry(args: argparse.Namespace) -> int:
-    from .delivery import outbox
+    from ivr.delivery import outbox
 
     if not asyncio.run(_with_db(lambda db: outbox.requeue(db, args.id))):
         print(f"no failed delivery {args.id!r}", file=sys.stderr)
@@ -300,7 +302,7 @@ def cmd_deliveries_retry(args: argparse.Namespace) -> int:
 
 def _practices_or_empty() -> dict[str, Any]:
     """The practices of the rules in force; none when they do not load (a note still shows)."""
-    from .rules import load_rules
+    from ivr.rules import load_rules
 
     result = load_rules(_settings().rules_path, now=datetime.now(UTC))
     if not result.ok or result.rules is None:
@@ -317,8 +319,8 @@ def _write_private(path: str, data: bytes) -> None:
 
 
 def cmd_notes_show(args: argparse.Namespace) -> int:
-    from . import audit
-    from .documents import pdf, store
+    from ivr.documents import pdf, store
+    from ivr.records import audit
 
     practices = _practices_or_empty()
 
@@ -348,7 +350,7 @@ def _night_arg(practice: Any, text: str | None, now: datetime) -> Any:
     """--night DATE, or the last night whose morning opening has passed."""
     from datetime import date, timedelta
 
-    from .documents.report import night_of
+    from ivr.documents.report import night_of
 
     if text:
         return date.fromisoformat(text)
@@ -361,8 +363,8 @@ def _night_arg(practice: Any, text: str | None, now: datetime) -> Any:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from . import audit
-    from .documents import pdf, store
+    from ivr.documents import pdf, store
+    from ivr.records import audit
 
     practice = _current_rules().practices.get(args.practice)
     if practice is None:
@@ -433,17 +435,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_reports_list(args: argparse.Namespace) -> int:
-    from .documents import store
+    from ivr.documents import store
 
     rows = asyncio.run(_with_db(lambda db: store.report_rows(db, args.practice, args.limit)))
     _print(rows, args.json, "no reports made yet")
     return 0
 
 
-# --- retention: old recordings and records deleted per practice (ivr.retention) ----------
+# --- retention: old recordings and records deleted per practice (ivr.retention.purge) ----------
 
 def cmd_retention_run(args: argparse.Namespace) -> int:
-    from . import audit, retention
+    from ivr.records import audit
+    from ivr.retention import purge as retention
 
     rules = _current_rules()  # never the defaults in place of a practice's own policy
     data_dir = _settings().data_dir
@@ -474,17 +477,17 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
 
 
 def cmd_retention_log(args: argparse.Namespace) -> int:
-    from . import retention
+    from ivr.retention import purge as retention
 
     rows = asyncio.run(_with_db(lambda db: retention.log_rows(db, args.practice, args.limit)))
     _print(rows, args.json, "no retention run logged yet")
     return 0
 
 
-# --- the audit log: who read patient data or changed the rules (ivr.audit) --------------
+# --- the audit log: who read patient data or changed the rules (ivr.records.audit) --------------
 
 def cmd_audit_list(args: argparse.Namespace) -> int:
-    from . import audit
+    from ivr.records import audit
 
     try:
         since = _parse_time(args.since) if args.since else None
@@ -511,7 +514,7 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
 # --- rules in the running controller, manual overrides ---------------------------------
 
 def cmd_rules_status(args: argparse.Namespace) -> int:
-    from .rules_runtime import ReloadError, controller_pid, pid_path, read_status, status_path
+    from ivr.rules.runtime import ReloadError, controller_pid, pid_path, read_status, status_path
 
     settings = _settings()
     path = status_path(settings)
@@ -547,7 +550,7 @@ def _print_rules_status(doc: dict[str, Any]) -> None:
 
 
 def cmd_rules_reload(args: argparse.Namespace) -> int:
-    from .rules_runtime import ReloadError, request_reload
+    from ivr.rules.runtime import ReloadError, request_reload
 
     try:
         doc = request_reload(_settings(), timeout=args.timeout)
@@ -563,7 +566,7 @@ def cmd_rules_reload(args: argparse.Namespace) -> int:
 
 def _current_rules() -> Any:
     """The rules under settings.rules_path, or SystemExit(1) naming the first errors."""
-    from .rules import load_rules
+    from ivr.rules import load_rules
 
     path = _settings().rules_path
     result = load_rules(path, now=datetime.now(UTC))
@@ -576,8 +579,8 @@ def _current_rules() -> Any:
 
 
 def cmd_override_set(args: argparse.Namespace) -> int:
-    from . import audit, overrides
-    from .cli_rules import parse_when
+    from ivr.cli.rules import parse_when
+    from ivr.records import audit, overrides
 
     rules = _current_rules()
     practice = rules.practices.get(args.practice)
@@ -606,7 +609,7 @@ def cmd_override_set(args: argparse.Namespace) -> int:
 
 
 def cmd_override_clear(args: argparse.Namespace) -> int:
-    from . import audit, overrides
+    from ivr.records import audit, overrides
 
     count = asyncio.run(_with_db(lambda db: overrides.clear_overrides(
         db, args.practice, datetime.now(UTC), actor=audit.cli_actor())))
@@ -616,7 +619,7 @@ def cmd_override_clear(args: argparse.Namespace) -> int:
 
 
 def cmd_override_list(args: argparse.Namespace) -> int:
-    from . import overrides
+    from ivr.records import overrides
 
     rows = asyncio.run(_with_db(lambda db: overrides.list_overrides(
         db, datetime.now(UTC), practice_id=args.practice, include_past=args.all)))
@@ -626,13 +629,13 @@ def cmd_override_list(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """`ivr simulate`, with the manual overrides stored in the database applied."""
-    from . import cli_rules
+    from ivr.cli import rules as cli_rules
 
     return cli_rules.cmd_simulate(args, None if args.no_overrides else _stored_overrides)
 
 
 def _stored_overrides(practice_id: str, at: datetime) -> tuple[Any, ...]:
-    from . import overrides
+    from ivr.records import overrides
 
     settings = _settings()
     if settings.database_url.startswith("sqlite") and not (
@@ -705,7 +708,7 @@ def build_parser() -> argparse.ArgumentParser:
     cblist.set_defaults(func=cmd_callbacks_list)
 
     try:
-        from . import cli_rules
+        from ivr.cli import rules as cli_rules
     except ImportError:  # pragma: no cover - only while the rules package is being built
         cli_rules = None  # type: ignore[assignment]
     if cli_rules is not None:
@@ -725,7 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
                               help="ignore the manual overrides stored in the database")
         simulate.set_defaults(func=cmd_simulate)
 
-    from . import cli_keys
+    from ivr.cli import keys as cli_keys
 
     cli_keys.add_commands(sub)
 
@@ -823,11 +826,11 @@ def main(argv: list[str] | None = None) -> int:
     # First of all: whatever this process writes (database, logs, recordings, documents,
     # prompt caches, pid files) and whatever it starts is its owner's alone.
     files.private_umask()
-    from .audit import AuditError
-    from .crypto import CryptoError
-    from .keys import KeyFileError
-    from .pbx.instance import PbxError
-    from .pbx.root import ProvisionError
+    from ivr.pbx.instance import PbxError
+    from ivr.pbx.root import ProvisionError
+    from ivr.records.audit import AuditError
+    from ivr.secure.crypto import CryptoError
+    from ivr.secure.keys import KeyFileError
 
     args = build_parser().parse_args(argv)
     try:

@@ -30,8 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import crypto, files
-from .config import Settings
+from ivr.config import Settings
+from ivr.secure import crypto, files
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ def current(fresh: bool = False) -> crypto.Keyring:
     global _source
     with _lock:
         if _source is None:
-            from .config import from_env
+            from ivr.config import from_env
 
             _source = KeySource(from_env())
         source = _source

@@ -1,7 +1,7 @@
 """The call-back loop: claim due call-backs from the database and ring the next clinician.
 
 Runs inside the controller (started and stopped with it). Each due call-back's next
-attempt is claimed in the database (ivr.callbacks.claim_attempt: compare-and-set plus a
+attempt is claimed in the database (ivr.oncall.callbacks.claim_attempt: compare-and-set plus a
 unique attempt row, committed before the Originate), so a restart, a second loop or an
 AMI reconnect never rings the same attempt twice; an attempt left `placing` by a crash is
 resolved by the dialler (channel still up, else `unknown`) and the schedule goes on.
@@ -14,9 +14,9 @@ import functools
 import logging
 from typing import Any
 
-from . import callbacks
-from .db.models import LEG_CALLBACK
-from .oncall_dialer import Leg, new_leg_id, utc_now
+from ivr.db.models import LEG_CALLBACK
+from ivr.oncall import callbacks
+from ivr.oncall.dialer import Leg, new_leg_id, utc_now
 
 log = logging.getLogger(__name__)
 

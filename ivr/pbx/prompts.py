@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from . import files
+from ivr.secure import files
 
 #: The fallback dialplan's own prompts: it runs without the controller, so they are fixed.
 FALLBACK_PROMPTS = {

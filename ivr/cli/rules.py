@@ -236,7 +236,7 @@ def add_commands(sub: Any) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """A stand-alone parser with just these commands (tests, `python -m ivr.cli_rules`)."""
+    """A stand-alone parser with just these commands (tests, `python -m ivr.cli.rules`)."""
     parser = argparse.ArgumentParser(prog="ivr")
     add_commands(parser.add_subparsers(dest="command", required=True))
     return parser

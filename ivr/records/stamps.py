@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from . import contract
+from ivr import contract
 
 
 class StampError(ValueError):

@@ -4,7 +4,7 @@ The service promises "an append-only audit log of every read of patient data and
 every rules change (kept at least 6 years)". This module can add an entry (`record`) and
 read entries (`read`), nothing else: there is no update and no delete, and the database
 itself refuses both (migration 0006 adds triggers on SQLite and PostgreSQL). Retention
-(ivr.retention) never touches the table and nothing else purges it, so entries are kept
+(ivr.retention.purge) never touches the table and nothing else purges it, so entries are kept
 for as long as the database lives, which is at least the 6 years asked; archive the table
 elsewhere if it ever grows too big, never trim it.
 
@@ -30,9 +30,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .db.engine import Database
-from .db.models import AuditEntry
-from .rules.timeutil import require_aware
+from ivr.db.engine import Database
+from ivr.db.models import AuditEntry
+from ivr.rules.timeutil import require_aware
 
 KEEP_YEARS = 6  # the minimum; nothing here deletes an entry at all
 

@@ -27,11 +27,10 @@ from typing import Any
 import phonenumbers
 from sqlalchemy import select
 
-from . import contract
-from .ami import AmiActionError, AmiClient, AmiConnectionLost, AmiError
-from .calls import close_leg
-from .db.engine import Database
-from .db.models import (
+from ivr import contract
+from ivr.ami import AmiActionError, AmiClient, AmiConnectionLost, AmiError
+from ivr.db.engine import Database
+from ivr.db.models import (
     LEG_ACCEPTED,
     LEG_ACTIVE,
     LEG_ANSWERED,
@@ -44,7 +43,8 @@ from .db.models import (
     Call,
     OncallLeg,
 )
-from .rules.model import Practice
+from ivr.records.calls import close_leg
+from ivr.rules.model import Practice
 
 log = logging.getLogger(__name__)
 

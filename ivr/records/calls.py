@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from . import contract
-from .db.engine import Database
-from .db.models import (
+from ivr import contract
+from ivr.db.engine import Database
+from ivr.db.models import (
     CALLER_INDEX,
     END_CALLER_HANGUP,
     END_COMPLETED,
@@ -30,8 +30,8 @@ from .db.models import (
     OncallLeg,
     Recording,
 )
-from .db.sealed import lookup_indexes
-from .stamps import Stamp
+from ivr.db.sealed import lookup_indexes
+from ivr.records.stamps import Stamp
 
 
 def now() -> datetime:
@@ -357,7 +357,7 @@ async def show_call(db: Database, ident: str) -> dict[str, Any] | None:
         out["recordings"] = [_recording_json(r) for r in call.recordings]
         out["timeline"] = [{"at": _iso(e.at), "kind": e.kind, "detail": json.loads(e.detail)}
                            for e in call.events]
-    from . import callbacks
+    from ivr.oncall import callbacks
 
     out["oncall_legs"] = await callbacks.legs_of_call(db, out["id"])
     cb = await callbacks.for_call(db, out["id"])

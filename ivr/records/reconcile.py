@@ -14,10 +14,12 @@ import os
 import time
 from pathlib import Path
 
-from . import calls, contract, keys, recordings
-from .db.engine import Database
-from .pbx import safefs
-from .stamps import StampError, parse_stamp
+from ivr import contract
+from ivr.db.engine import Database
+from ivr.pbx import safefs
+from ivr.records import calls, recordings
+from ivr.records.stamps import StampError, parse_stamp
+from ivr.secure import keys
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from .db.engine import Database
-from .db.models import (
+from ivr.db.engine import Database
+from ivr.db.models import (
     CB_ACKNOWLEDGED,
     CB_NOT_ACKNOWLEDGED,
     CB_PENDING,
@@ -32,8 +32,8 @@ from .db.models import (
     OncallCallback,
     OncallLeg,
 )
-from .rules.model import Practice
-from .rules.oncall import DialStep, callback_chain, max_attempts, step_for
+from ivr.rules.model import Practice
+from ivr.rules.oncall import DialStep, callback_chain, max_attempts, step_for
 
 
 def promised_by(practice: Practice, instant: datetime) -> datetime:

@@ -6,7 +6,7 @@ where they win over everything in the rules. Validation is pure (`check_new`); t
 async functions take a `Database` and the caller's clock, so tests pin the time.
 
 Setting and clearing are changes to the schedule in force: given an `actor`, they add
-their audit entry (ivr.audit) in the same transaction, so a change is never committed
+their audit entry (ivr.records.audit) in the same transaction, so a change is never committed
 without its entry, nor an entry without its change.
 """
 
@@ -20,11 +20,11 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import audit
-from .db.engine import Database
-from .db.models import ManualOverride
-from .rules import Override, RuleSet
-from .rules.timeutil import fmt_local, require_aware
+from ivr.db.engine import Database
+from ivr.db.models import ManualOverride
+from ivr.records import audit
+from ivr.rules import Override, RuleSet
+from ivr.rules.timeutil import fmt_local, require_aware
 
 REASON_MAX = 200
 MAX_DURATION = timedelta(days=90)  # longer is far more likely a typo in the year

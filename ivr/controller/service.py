@@ -12,21 +12,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import audit, calls, contract, files, keys, prompts, reconcile, retention
-from .agi.server import AgiServer
-from .ami import AmiAuthError, AmiClient, AmiError
-from .callback_scheduler import CallbackScheduler
-from .config import Settings
-from .db.engine import Database
-from .flows.intake import SPOOL_INTAKE_DIR
-from .flows.routes import build_routes
-from .flows.speech import PromptLibrary
-from .oncall_dialer import Dialer
-from .pbx import safefs
-from .pbx.instance import AMI_USER, PbxInstance
-from .pbx.root import find_root
-from .rules import RuleSet
-from .rules_runtime import (
+from ivr import contract
+from ivr.agi.server import AgiServer
+from ivr.ami import AmiAuthError, AmiClient, AmiError
+from ivr.config import Settings
+from ivr.db.engine import Database
+from ivr.flows.intake import SPOOL_INTAKE_DIR
+from ivr.flows.routes import build_routes
+from ivr.flows.speech import PromptLibrary
+from ivr.oncall.dialer import Dialer
+from ivr.oncall.scheduler import CallbackScheduler
+from ivr.pbx import prompts, safefs
+from ivr.pbx.instance import AMI_USER, PbxInstance
+from ivr.pbx.root import find_root
+from ivr.records import audit, calls, reconcile
+from ivr.retention import purge as retention
+from ivr.rules import RuleSet
+from ivr.rules.runtime import (
     CHANGE_LOADED,
     SOURCE_SIGHUP,
     RulesChange,
@@ -35,6 +37,7 @@ from .rules_runtime import (
     remove_pid_file,
     write_pid_file,
 )
+from ivr.secure import files, keys
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ GENERIC_PROMPTS = {
 }
 RECONCILE_EVERY = 30.0
 FALLBACK_REFRESH_EVERY = 60.0
-RETENTION_EVERY = 3600.0  # seconds between two retention purges (ivr.retention)
+RETENTION_EVERY = 3600.0  # seconds between two retention purges (ivr.retention.purge)
 # At start-up the first purge waits this long for the PBX's hang-up stamps to be folded
 # in (reconcile), then goes ahead without them: retention does not depend on the PBX.
 RETENTION_FIRST_WAIT = 30.0
@@ -124,7 +127,7 @@ class Services:
 
     def fallback_map(self, instant: datetime) -> dict[str, str]:
         """Fallback files: number digits -> '-'-joined fallback numbers (digits)."""
-        from .rules.oncall import fallback_numbers
+        from ivr.rules.oncall import fallback_numbers
 
         out: dict[str, str] = {}
         if self.rules is None:
@@ -355,15 +358,15 @@ class Controller:
         self._tasks.append(asyncio.create_task(self._periodic(), name="periodic"))
         # Documents to practices (fax, e-mail, webhook) go through the database outbox;
         # a delivery in flight at stop is retried when its lease expires.
-        from .delivery.outbox import run_forever
-        from .delivery.wiring import build_senders
+        from ivr.delivery.outbox import run_forever
+        from ivr.delivery.wiring import build_senders
 
         senders = build_senders(self.ami, self.pbx)
         self._tasks.append(asyncio.create_task(run_forever(self.db, senders),
                                                name="delivery-outbox"))
         # Morning reports (ivr.documents): each practice's night is made once, at its
         # opening, and its documents enqueued in the outbox above. --------------------------
-        from .documents.scheduler import ReportScheduler
+        from ivr.documents.scheduler import ReportScheduler
 
         reports = ReportScheduler(self.db, lambda: self.services.rules,
                                   self.settings.data_dir / "documents")

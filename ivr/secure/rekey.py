@@ -23,10 +23,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import flag_modified
 
-from . import crypto, keys, recordings
-from .db.engine import Database
-from .db.models import Call, IntakeField, Recording
-from .db.sealed import REGISTRY, Envelope
+from ivr.db.engine import Database
+from ivr.db.models import Call, IntakeField, Recording
+from ivr.db.sealed import REGISTRY, Envelope
+from ivr.records import recordings
+from ivr.secure import crypto, keys
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Recordings at rest: sealed as they leave the PBX's spool, opened only in memory.
 
-A kept recording is `<name>.wav.enc`, ivr.crypto's sealed form of the whole WAV file,
+A kept recording is `<name>.wav.enc`, ivr.secure.crypto's sealed form of the whole WAV file,
 bound to its place: the folder it belongs in (the call id, or "fallback") and its name,
 so a file copied over another call's recording does not open. The plaintext spool file
 is removed as soon as the sealed copy is on disk. Readers get the WAV bytes in memory
@@ -9,7 +9,7 @@ runtime copies, deleted after the call) or where a person asked for them
 (`ivr recordings export`).
 
 Legacy: recordings kept before sealing are plain `.wav`. They are read as they are until
-`ivr keys rotate` seals them (ivr.rekey).
+`ivr keys rotate` seals them (ivr.secure.rekey).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import crypto, files, keys
+from ivr.secure import crypto, files, keys
 
 SUFFIX = ".enc"
 

@@ -1,0 +1,1 @@
+"""The controller process: services, background tasks, lifecycle."""

@@ -1,0 +1,1 @@
+"""On call: the dialling gate and dialler, call-backs and their scheduler."""

@@ -1,0 +1,1 @@
+"""The call record: calls, overrides, audit log, hang-up stamps, recordings."""

@@ -1,0 +1,1 @@
+"""Retention: each practice's old recordings and records purged, every run logged."""

@@ -1,0 +1,1 @@
+"""Patient data at rest: the cipher, the keyring, rotation, private files."""
