@@ -103,6 +103,8 @@ class Holidays:
     observed: bool = True
     exclude: tuple[str, ...] = ()
     custom: tuple[CustomHoliday, ...] = ()
+    # None: every public holiday (minus `exclude`); else the only ones that close.
+    only: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -84,9 +84,14 @@ def json_schema() -> dict[str, Any]:
     holidays = _obj(v.HOLIDAYS_KEYS, {
         "country": {"type": "string"}, "subdivision": {"type": "string"},
         "observed": {"type": "boolean"},
-        "exclude": {"type": "array", "items": {"type": "string"}},
+        "exclude": {"type": "array", "items": {"type": "string"},
+                    "description": "Public holidays this practice stays open on."},
+        "only": {"type": "array", "items": {"type": "string"},
+                 "description": "The only public holidays that close the practice "
+                 "(not with exclude)."},
         "dates": {"type": "array", "items": hol_date},
     })
+    holidays["not"] = {"required": ["only", "exclude"]}
     override = _obj(v.OVERRIDE_KEYS, {
         "from": {"$ref": "#/$defs/local_datetime"}, "until": {"$ref": "#/$defs/local_datetime"},
         "state": {"enum": ["open", "closed"]}, "reason": {"type": "string"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ HOLIDAYS_KEYS = {
     "subdivision": False,
     "observed": False,
     "exclude": False,
+    "only": False,
     "dates": False,
 }
 HOLIDAY_DATE_KEYS = {"date": True, "name": True, "closed_from": False, "closed_until": False}
@@ -134,6 +136,8 @@ DEFAULT_RING_SECONDS = 20
 ICAL_PAST_DAYS = 60
 ICAL_FUTURE_DAYS = 730
 COVERAGE_DAYS = 30
+# Years around `now` whose public holiday names holidays.exclude/only may use.
+HOLIDAY_NAME_YEARS = (2, 5)
 
 _ZONES: frozenset[str] | None = None
 ZONE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,3}$")
@@ -555,11 +559,12 @@ class Builder:
                              f"{subdiv!r} is not a subdivision of {country}")
                 subdiv = None
         observed = self.boolean(f.get("observed"), "holidays.observed", True)
-        exclude = []
-        for i, item in enumerate(self.seq(f.get("exclude"), "holidays.exclude")):
-            name = self.text(item, _join("holidays.exclude", i), "a holiday name")
-            if name is not None:
-                exclude.append(name)
+        exclude = self.holiday_names(f, "exclude", country, subdiv)
+        only = self.holiday_names(f, "only", country, subdiv) if "only" in f else None
+        if "only" in f and "exclude" in f:
+            self.c.error(f["only"], "holidays.only", None, "either 'only' or 'exclude'",
+                         "'only' lists the public holidays that close; 'exclude' cannot "
+                         "be used with it")
         custom = []
         for i, item in enumerate(self.seq(f.get("dates"), "holidays.dates")):
             path = _join("holidays.dates", i)
@@ -584,7 +589,35 @@ class Builder:
                 continue
             year, month, dom = ymd
             custom.append(m.CustomHoliday(name, month, dom, year, start, until))
-        return m.Holidays(country, subdiv, observed, tuple(exclude), tuple(custom))
+        return m.Holidays(country, subdiv, observed, tuple(exclude), tuple(custom),
+                          None if only is None else tuple(only))
+
+    def holiday_names(self, f: Mapping[str, yaml.Node], key: str, country: str | None,
+                      subdiv: str | None) -> list[str]:
+        """Names listed under holidays.<key>, each a public holiday of the calendar."""
+        from .schedule import public_holiday_names
+
+        path = _join("holidays", key)
+        known = frozenset() if country is None else public_holiday_names(
+            country, subdiv, range(self.now.year - HOLIDAY_NAME_YEARS[0],
+                                   self.now.year + HOLIDAY_NAME_YEARS[1] + 1))
+        calendar = country if subdiv is None else f"{country}-{subdiv}"
+        out = []
+        for i, item in enumerate(self.seq(f.get(key), path, "a list of holiday names")):
+            name = self.text(item, _join(path, i), "a holiday name")
+            if name is None:
+                continue
+            if name not in known:
+                near = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+                listed = near or sorted(known)[:8]
+                self.c.error(item, _join(path, i), name,
+                             ("one of the nearest: " if near else "one of: ")
+                             + ", ".join(repr(n) for n in listed) if known
+                             else "no names: there is no public holiday calendar",
+                             f"{name!r} is not a public holiday of {calendar or 'any country'}")
+                continue
+            out.append(name)
+        return out
 
     def overrides(self, node: yaml.Node | None) -> tuple[m.Override, ...]:
         out = []
