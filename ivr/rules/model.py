@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -169,13 +169,28 @@ class Clinician:
 
 @dataclass(frozen=True)
 class Rotation:
-    """Weekly rotation: `order[0]` covers the week containing `anchor`."""
+    """A rotation of turns handed over at `handoff_minute`, `order` repeating forever.
+
+    Weekly (`handoff_weekday` set): `order[0]` covers the week containing `anchor`.
+    Otherwise `order[0]`'s turn begins on `anchor` itself. Turns last `pattern[k]`
+    days in turn ((7,) weekly, (1,) daily, (2, 2, 3) the 2-2-3 pattern). Nobody is on
+    call from the rotation before `start` (None: before its first handoff).
+    """
 
     role: str
     order: tuple[str, ...]
-    handoff_weekday: int  # Monday = 0
+    handoff_weekday: int | None  # Monday = 0; None: every-N-days or a pattern
     handoff_minute: int
     anchor: date
+    pattern: tuple[int, ...] = (7,)
+    start: datetime | None = None
+
+    @property
+    def first_handoff(self) -> date:
+        """The local date order[0]'s first turn begins."""
+        if self.handoff_weekday is None:
+            return self.anchor
+        return self.anchor - timedelta(days=(self.anchor.weekday() - self.handoff_weekday) % 7)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Pure on-call resolution: who covers a role at an instant, and the escalation dial list.
 
 Precedence for a role at an instant: an explicit shift from the YAML, then an iCal
-event, then the weekly rotation; nobody if none of them covers it.
+event, then the rotation (from its start on); nobody if none of them covers it.
 """
 
 from __future__ import annotations
@@ -42,27 +42,43 @@ class TimelineEntry(NamedTuple):
     source: str  # 'shift' | 'ical' | 'rotation' | 'gap'
 
 
-def _rotation_week(rot: Rotation, tz: ZoneInfo, t: datetime) -> date:
-    """Local date of the handoff that started the rotation week containing t."""
+def rotation_begins(rot: Rotation, tz: ZoneInfo) -> datetime:
+    """The instant the rotation starts covering: its `start`, else its first handoff."""
+    if rot.start is not None:
+        return rot.start
+    return local_instant(rot.first_handoff, rot.handoff_minute, tz)
+
+
+def _turn(rot: Rotation, tz: ZoneInfo, t: datetime) -> tuple[int, date, date]:
+    """(turn number from the first handoff, its first local day, the day after it)."""
     loc = t.astimezone(tz)
-    day = loc.date() - timedelta(days=(loc.weekday() - rot.handoff_weekday) % 7)
-    if local_instant(day, rot.handoff_minute, tz) > t:
-        day -= timedelta(days=7)
-    return day
+    days = (loc.date() - rot.first_handoff).days
+    if local_instant(loc.date(), rot.handoff_minute, tz) > t:
+        days -= 1  # before today's handoff: still yesterday's turn
+    cycle, rest = divmod(days, sum(rot.pattern))
+    offset = cycle * sum(rot.pattern)
+    for j, length in enumerate(rot.pattern):
+        if rest < length:
+            first = rot.first_handoff + timedelta(days=offset)
+            return cycle * len(rot.pattern) + j, first, first + timedelta(days=length)
+        rest -= length
+        offset += length
+    raise AssertionError("unreachable: rest < sum(pattern)")
 
 
-def _anchor_week(rot: Rotation) -> date:
-    """The handoff date on or before the anchor: the first person's week starts there."""
-    return rot.anchor - timedelta(days=(rot.anchor.weekday() - rot.handoff_weekday) % 7)
+def rotation_at(rot: Rotation, tz: ZoneInfo, t: datetime
+                ) -> tuple[str | None, datetime, datetime]:
+    """(clinician id, turn start, turn end) of the rotation at instant t.
 
-
-def rotation_at(rot: Rotation, tz: ZoneInfo, t: datetime) -> tuple[str, datetime, datetime]:
-    """(clinician id, week start, week end) of the rotation at instant t."""
-    week = _rotation_week(rot, tz, t)
-    index = ((week - _anchor_week(rot)).days // 7) % len(rot.order)
-    start = local_instant(week, rot.handoff_minute, tz)
-    end = local_instant(week + timedelta(days=7), rot.handoff_minute, tz)
-    return rot.order[index], start, end
+    Before the rotation begins: (None, t, the instant it begins); it never runs
+    backwards from its anchor.
+    """
+    begins = rotation_begins(rot, tz)
+    if t < begins:
+        return None, t, begins
+    k, first, after = _turn(rot, tz, t)
+    start = max(local_instant(first, rot.handoff_minute, tz), begins)
+    return rot.order[k % len(rot.order)], start, local_instant(after, rot.handoff_minute, tz)
 
 
 def _shift_at(shifts: tuple[Shift, ...], role: str, t: datetime) -> Shift | None:
@@ -82,7 +98,9 @@ def resolve(practice: Practice, role: str, instant: datetime) -> tuple[str | Non
             return s.clinician_id, s.source
     rot = oc.rotations.get(role)
     if rot is not None:
-        return rotation_at(rot, practice.tz, t)[0], "rotation"
+        cid = rotation_at(rot, practice.tz, t)[0]
+        if cid is not None:
+            return cid, "rotation"
     return None, "gap"
 
 
@@ -176,13 +194,13 @@ def _boundaries(practice: Practice, role: str, start: datetime, end: datetime) -
             points.update(b for b in (s.start, s.end) if start < b < end)
     rot = oc.rotations.get(role)
     if rot is not None:
-        week = _rotation_week(rot, practice.tz, start)
+        at = start
         while True:
-            week += timedelta(days=7)
-            b = local_instant(week, rot.handoff_minute, practice.tz)
-            if b >= end:
+            _, _, turn_end = rotation_at(rot, practice.tz, at)
+            if turn_end >= end or turn_end <= at:
                 break
-            points.add(b)
+            points.add(turn_end)
+            at = turn_end
     return sorted(points)
 
 

@@ -123,9 +123,19 @@ def json_schema() -> dict[str, Any]:
     rotation = _obj(v.ROTATION_KEYS, {
         "role": {"enum": list(ROLES)},
         "order": {"type": "array", "items": SLUG, "minItems": 1},
-        "handoff": _obj(v.HANDOFF_KEYS, {"weekday": {"enum": list(WEEKDAYS)},
-                                         "time": {"$ref": "#/$defs/time"}}),
-        "anchor": {**DATE, "description": "A date in the first person's week."},
+        "handoff": {**_obj(v.HANDOFF_KEYS, {
+            "weekday": {"enum": list(WEEKDAYS), "description": "Weekly turns."},
+            "every_days": _int(*v.TURN_DAYS, "Turns of this many days (1: daily)."),
+            "pattern": {"type": "array", "items": _int(*v.TURN_DAYS), "minItems": 1,
+                        "maxItems": v.MAX_PATTERN_TURNS,
+                        "description": "Days of each turn, in turn, e.g. [2, 2, 3]."},
+            "time": {"$ref": "#/$defs/time"}}),
+            "oneOf": [{"required": [k]} for k in v.HANDOFF_KINDS]},
+        "anchor": {**DATE, "description": "Weekly: a date in the first person's week; "
+                   "otherwise the date the first person's turn begins."},
+        "start": {"$ref": "#/$defs/local_datetime",
+                  "description": "Nobody is on call from this rotation before this "
+                  "instant (default: its first handoff)."},
     })
     shift = _obj(v.SHIFT_KEYS, {
         "clinician": SLUG, "start": {"$ref": "#/$defs/local_datetime"},

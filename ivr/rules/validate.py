@@ -101,8 +101,11 @@ ON_CALL_KEYS = {
 }
 CLINICIAN_KEYS = {"id": True, "name": True, "role": True, "phone": True, "pin": False}
 PIN_RE = re.compile(r"[0-9]{4,8}$")
-ROTATION_KEYS = {"role": True, "order": True, "handoff": True, "anchor": True}
-HANDOFF_KEYS = {"weekday": True, "time": True}
+ROTATION_KEYS = {"role": True, "order": True, "handoff": True, "anchor": True, "start": False}
+HANDOFF_KEYS = {"weekday": False, "every_days": False, "pattern": False, "time": True}
+HANDOFF_KINDS = ("weekday", "every_days", "pattern")
+TURN_DAYS = (1, 28)  # one turn of a rotation: a day to four weeks
+MAX_PATTERN_TURNS = 28
 SHIFT_KEYS = {"clinician": True, "start": True, "end": True, "role": False, "note": False}
 ICAL_KEYS = {"file": True, "clinician_from": False}
 STEP_KEYS = {"role": False, "clinician": False, "together": False, "ring_seconds": False,
@@ -788,16 +791,21 @@ class Builder:
             if onode is not None and not self.seq(onode, _join(path, "order")):
                 self.c.error(onode, _join(path, "order"), None, "at least one clinician id",
                              "the rotation has no one in it")
-            h = self.mapping(r.get("handoff"), _join(path, "handoff"), HANDOFF_KEYS) or {}
-            wd = self.choice(h.get("weekday"), _join(path, "handoff.weekday"), WEEKDAYS)
+            hnode = r.get("handoff")
+            h = self.mapping(hnode, _join(path, "handoff"), HANDOFF_KEYS) or {}
             at = self.time_of_day(h.get("time"), _join(path, "handoff.time"))
+            turns = self.handoff_turns(hnode, h, _join(path, "handoff"))
             anchor = self.day(r.get("anchor"), _join(path, "anchor"))
+            start = self.local_datetime(r.get("start"), _join(path, "start")) \
+                if "start" in r else None
             if role in rotations:
                 self.c.error(r.get("role"), _join(path, "role"), role, "one rotation per role",
                              f"a second rotation for role {role!r}")
                 continue
-            if role and order and wd and at is not None and anchor:
-                rotations[role] = m.Rotation(role, tuple(order), WEEKDAYS.index(wd), at, anchor)
+            if role and order and turns and at is not None and anchor and \
+                    (start is not None or "start" not in r):
+                rotations[role] = m.Rotation(role, tuple(order), turns[0], at, anchor,
+                                             turns[1], start)
 
         shifts: list[tuple[m.Shift, yaml.Node, str]] = []
         for i, item in enumerate(self.seq(f.get("shifts"), "on_call.shifts")):
@@ -905,6 +913,43 @@ class Builder:
         return m.OnCall(m.frozen_map(clinicians), m.frozen_map(rotations),
                         tuple(sorted((s for s, _, _ in shifts), key=lambda s: s.start)),
                         ical_shifts, tuple(steps), we, wait, ical_file)
+
+    def handoff_turns(self, node: yaml.Node | None, h: Mapping[str, yaml.Node], path: str
+                      ) -> tuple[int | None, tuple[int, ...]] | None:
+        """(weekday or None, days of each turn) from a handoff's weekday, every_days or
+        pattern (exactly one of them)."""
+        given = [k for k in HANDOFF_KINDS if k in h]
+        if node is None or not isinstance(node, yaml.MappingNode):
+            return None
+        if len(given) != 1:
+            self.c.error(node, path, ", ".join(given) or None,
+                         "exactly one of weekday (weekly), every_days (e.g. 1: daily) or "
+                         "pattern (e.g. [2, 2, 3])",
+                         "a handoff needs exactly one of weekday, every_days or pattern"
+                         + (f", not {' and '.join(given)}" if given else ""))
+            return None
+        kind = given[0]
+        kpath = _join(path, kind)
+        if kind == "weekday":
+            wd = self.choice(h["weekday"], kpath, WEEKDAYS)
+            return None if wd is None else (WEEKDAYS.index(wd), (7,))
+        if kind == "every_days":
+            errors = len(self.c.errors)
+            days = self.integer(h["every_days"], kpath, *TURN_DAYS, 0)
+            return None if len(self.c.errors) > errors else (None, (days,))
+        items = self.seq(h["pattern"], kpath, "a list of days per turn, e.g. [2, 2, 3]")
+        errors = len(self.c.errors)
+        pattern = tuple(self.integer(item, _join(kpath, j), *TURN_DAYS, 0)
+                        for j, item in enumerate(items))
+        if len(self.c.errors) > errors:
+            return None
+        if not 1 <= len(pattern) <= MAX_PATTERN_TURNS:
+            self.c.error(h["pattern"], kpath, len(pattern),
+                         f"at least one and at most {MAX_PATTERN_TURNS} turns, e.g. [2, 2, 3]",
+                         "the pattern needs at least one turn" if not pattern else
+                         f"the pattern has {len(pattern)} turns")
+            return None
+        return None, pattern
 
     def check_overlaps(self, shifts: list[tuple[m.Shift, yaml.Node, str]]) -> None:
         """Two explicit shifts for one role may not overlap: who would be called?"""
@@ -1019,14 +1064,18 @@ def parse_holiday_date(value: str) -> tuple[int | None, int, int] | None:
 def coverage_warnings(practice: m.Practice, col: Collector, node: yaml.Node | None,
                       now: datetime) -> None:
     """Warn about stretches in the next 30 days when an escalated-to role has nobody."""
-    from .oncall import timeline
+    from .oncall import rotation_begins, timeline
 
     roles = {t.role for s in practice.on_call.escalation for t in s.targets if t.role}
     for role, cid, start, end, _src in timeline(practice, now, now + timedelta(days=COVERAGE_DAYS)):
         if role in roles and cid is None:
             span = f"{fmt_local(start, practice.tz)} to {fmt_local(end, practice.tz)}"
+            rot = practice.on_call.rotations.get(role)
+            why = ""
+            if rot is not None and end <= (begins := rotation_begins(rot, practice.tz)):
+                why = f" (before the {role} rotation starts, {fmt_local(begins, practice.tz)})"
             col.warn(node, "on_call", span, f"a {role} on call at all times",
-                     f"no {role} on call from {span}")
+                     f"no {role} on call from {span}{why}")
 
 
 def build_file(path: Path, display: str, now: datetime, deadline: Deadline = UNLIMITED
