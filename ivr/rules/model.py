@@ -207,10 +207,12 @@ class Shift:
 
 @dataclass(frozen=True)
 class Target:
-    """Whom a ring reaches: whoever covers `role` at the moment, or one named clinician."""
+    """Whom a ring reaches: whoever covers `role` at the moment, one named clinician, or
+    (`others_of`) every clinician of that role not rung earlier in the chain."""
 
     role: str | None
     clinician_id: str | None
+    others_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -222,10 +224,12 @@ class EscalationStep:
     # A `together:` step rings all its targets at once; the first to accept takes the
     # call and the others stop ringing. Empty for a step naming one role or clinician.
     together: tuple[Target, ...] = ()
+    # A role whose members not yet rung in the chain are rung one after another.
+    others_of: str | None = None
 
     @property
     def targets(self) -> tuple[Target, ...]:
-        return self.together or (Target(self.role, self.clinician_id),)
+        return self.together or (Target(self.role, self.clinician_id, self.others_of),)
 
 
 @dataclass(frozen=True)

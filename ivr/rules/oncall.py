@@ -110,33 +110,45 @@ def on_call(practice: Practice, role: str, instant: datetime) -> Clinician | Non
     return practice.on_call.clinicians[cid] if cid is not None else None
 
 
-def _who(practice: Practice, target: Target, instant: datetime) -> Clinician | None:
+def _who(practice: Practice, target: Target, instant: datetime, rung: set[str]
+         ) -> list[Clinician]:
+    """Whom `target` reaches at `instant`; `rung`: ids the chain has rung before."""
+    clinicians = practice.on_call.clinicians
     if target.clinician_id is not None:
-        return practice.on_call.clinicians[target.clinician_id]
+        return [clinicians[target.clinician_id]]
+    if target.others_of is not None:
+        return [c for c in clinicians.values() if c.role == target.others_of and c.id not in rung]
     assert target.role is not None
-    return on_call(practice, target.role, instant)
+    who = on_call(practice, target.role, instant)
+    return [who] if who is not None else []
 
 
 def dial_list(practice: Practice, instant: datetime) -> tuple[DialStep, ...]:
     """The escalation chain at `instant`: each step's clinicians, once per attempt.
 
     A role with nobody on call is skipped (the coverage warning reported it); a person
-    reached twice by one `together` step (by role and by name) is rung once.
+    reached twice by one `together` step (by role and by name) is rung once. An
+    `others_of` step rings the role's members not rung by an earlier step, one after
+    another (each `attempts` times); inside `together` they ring with the rest.
     """
     out: list[DialStep] = []
     ring = 0
+    rung: set[str] = set()
     for index, step in enumerate(practice.on_call.escalation):
         people: list[tuple[Clinician, str]] = []
         for target in step.targets:
-            who = _who(practice, target, instant)
-            if who is not None and all(who.id != p.id for p, _ in people):
-                people.append((who, target.role or who.role))
+            for who in _who(practice, target, instant, rung):
+                if all(who.id != p.id for p, _ in people):
+                    people.append((who, target.role or target.others_of or who.role))
         if not people:
             continue
-        for attempt in range(1, step.attempts + 1):
-            out.extend(DialStep(who.id, who.name, role, who.phone, step.ring_seconds, attempt,
-                                index, ring) for who, role in people)
-            ring += 1
+        turns = [[one] for one in people] if step.others_of else [people]
+        for turn in turns:
+            for attempt in range(1, step.attempts + 1):
+                out.extend(DialStep(who.id, who.name, role, who.phone, step.ring_seconds,
+                                    attempt, index, ring) for who, role in turn)
+                ring += 1
+        rung.update(who.id for who, _ in people)
     return tuple(out)
 
 

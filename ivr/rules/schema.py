@@ -142,15 +142,18 @@ def json_schema() -> dict[str, Any]:
         "end": {"$ref": "#/$defs/local_datetime"}, "role": {"enum": list(ROLES)},
         "note": {"type": "string"},
     })
-    target = _obj(v.TARGET_KEYS, {"role": {"enum": list(ROLES)}, "clinician": SLUG})
-    target["oneOf"] = [{"required": ["role"]}, {"required": ["clinician"]}]
+    others = {"enum": list(ROLES), "description": "Every clinician of this role not "
+              "rung earlier in the chain (one after another; inside together, at once)."}
+    target = _obj(v.TARGET_KEYS, {"role": {"enum": list(ROLES)}, "clinician": SLUG,
+                                  "others_of": others})
+    target["oneOf"] = [{"required": [k]} for k in v.TARGET_KINDS]
     step = _obj(v.STEP_KEYS, {"role": {"enum": list(ROLES)}, "clinician": SLUG,
-                              "together": {"type": "array", "items": target, "minItems": 2,
+                              "others_of": others,
+                              "together": {"type": "array", "items": target, "minItems": 1,
                                            "description": "Rung at the same time; the "
                                            "first to press 1 takes the call."},
                               "ring_seconds": _int(5, 120), "attempts": _int(1, 10)})
-    step["oneOf"] = [{"required": ["role"]}, {"required": ["clinician"]},
-                     {"required": ["together"]}]
+    step["oneOf"] = [{"required": [k]} for k in (*v.TARGET_KINDS, "together")]
     on_call = _obj(v.ON_CALL_KEYS, {
         "clinicians": {"type": "array", "items": clinician, "minItems": 1},
         "rotations": {"type": "array", "items": rotation},

@@ -108,9 +108,10 @@ TURN_DAYS = (1, 28)  # one turn of a rotation: a day to four weeks
 MAX_PATTERN_TURNS = 28
 SHIFT_KEYS = {"clinician": True, "start": True, "end": True, "role": False, "note": False}
 ICAL_KEYS = {"file": True, "clinician_from": False}
-STEP_KEYS = {"role": False, "clinician": False, "together": False, "ring_seconds": False,
-             "attempts": False}
-TARGET_KEYS = {"role": False, "clinician": False}
+STEP_KEYS = {"role": False, "clinician": False, "others_of": False, "together": False,
+             "ring_seconds": False, "attempts": False}
+TARGET_KEYS = {"role": False, "clinician": False, "others_of": False}
+TARGET_KINDS = ("role", "clinician", "others_of")
 EXHAUSTED_KEYS = {"action": True, "renotify_minutes": False, "attempts_per_person": False,
                   "max_attempts": False}
 DELIVERY_KEYS = {"fax": False, "email": False, "webhook": False}
@@ -834,21 +835,24 @@ class Builder:
 
         def target(item: yaml.Node, path: str, s: dict[str, yaml.Node],
                    what: str) -> m.Target | None:
-            """One role or one clinician, named by exactly one key of `s`."""
-            if ("role" in s) == ("clinician" in s):
+            """One role, one clinician or the others of a role, by exactly one key of `s`."""
+            if sum(k in s for k in TARGET_KINDS) != 1:
                 self.c.error(item, path, None, f"exactly one of {what}",
-                             "an escalation step names whom to call by role, by clinician "
-                             "or (together) by several of them")
+                             "an escalation step names whom to call by role, by clinician, "
+                             "as the others of a role or (together) by several of them")
                 return None
             if "clinician" in s:
                 cid = clinician_ref(s.get("clinician"), _join(path, "clinician"))
                 return m.Target(None, cid) if cid else None
-            role = self.choice(s.get("role"), _join(path, "role"), m.ROLES)
+            key = "role" if "role" in s else "others_of"
+            role = self.choice(s.get(key), _join(path, key), m.ROLES)
             if role is not None and not any(c.role == role for c in clinicians.values()):
-                self.c.error(s.get("role"), _join(path, "role"), role,
+                self.c.error(s.get(key), _join(path, key), role,
                              "a role that at least one clinician has", f"no clinician is a {role}")
                 return None
-            return m.Target(role, None) if role else None
+            if role is None:
+                return None
+            return m.Target(role, None) if key == "role" else m.Target(None, None, role)
 
         steps = []
         enode = f.get("escalation")
@@ -861,30 +865,36 @@ class Builder:
                                 DEFAULT_RING_SECONDS)
             attempts = self.integer(s.get("attempts"), _join(path, "attempts"), 1, 10, 1)
             if "together" not in s:
-                one = target(item, path, s, "'role', 'clinician' or 'together'")
+                one = target(item, path, s,
+                             "'role', 'clinician', 'others_of' or 'together'")
                 if one is not None:
-                    steps.append(m.EscalationStep(one.role, one.clinician_id, ring, attempts))
+                    steps.append(m.EscalationStep(one.role, one.clinician_id, ring, attempts,
+                                                  others_of=one.others_of))
                 continue
-            if "role" in s or "clinician" in s:
-                self.c.error(item, path, None, "exactly one of 'role', 'clinician' or 'together'",
+            if any(k in s for k in TARGET_KINDS):
+                self.c.error(item, path, None,
+                             "exactly one of 'role', 'clinician', 'others_of' or 'together'",
                              "a 'together' step lists its roles and clinicians inside 'together'")
                 continue
             tpath = _join(path, "together")
             errors_in_step = len(self.c.errors)
             group: list[m.Target] = []
             for j, entry in enumerate(self.seq(s["together"], tpath,
-                                               "a list of {role: ...} or {clinician: ...}")):
+                                               "a list of {role: ...}, {clinician: ...} "
+                                               "or {others_of: ...}")):
                 epath = _join(tpath, j)
                 e = self.mapping(entry, epath, TARGET_KEYS)
-                one = target(entry, epath, e, "'role' or 'clinician'") if e is not None else None
+                one = target(entry, epath, e, "'role', 'clinician' or 'others_of'") \
+                    if e is not None else None
                 if one is None:
                     continue
                 if one in group:
-                    self.c.error(entry, epath, one.role or one.clinician_id,
+                    self.c.error(entry, epath, one.role or one.clinician_id or one.others_of,
                                  "each role or clinician once", "listed twice in this step")
                     continue
                 group.append(one)
-            if len(group) < 2 and len(self.c.errors) == errors_in_step:
+            several = len(group) >= 2 or any(t.others_of for t in group)
+            if not several and len(self.c.errors) == errors_in_step:
                 self.c.error(s["together"], tpath, None, "two or more roles or clinicians",
                              "a 'together' step rings several at once; for one, use "
                              "'role' or 'clinician'")
