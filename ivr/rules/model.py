@@ -243,6 +243,16 @@ class WhenExhausted:
 
 
 @dataclass(frozen=True)
+class IcalSource:
+    """A calendar as loaded: the engine expands it around each instant it is asked about."""
+
+    data: bytes = field(repr=False)
+    timezone: str
+    prop: str  # the property naming the clinician
+    clinicians: tuple[Clinician, ...]  # whom its events may name
+
+
+@dataclass(frozen=True)
 class OnCall:
     clinicians: Mapping[str, Clinician]
     rotations: Mapping[str, Rotation]
@@ -252,6 +262,9 @@ class OnCall:
     when_exhausted: WhenExhausted
     max_caller_wait_seconds: int
     ical_file: str | None = None
+    # `ical_shifts` are the events around the load's `now`, for its checks; who is on
+    # call at an instant comes from `ical_source`, expanded around that instant.
+    ical_source: IcalSource | None = None
 
     @property
     def roles(self) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from .ical import shifts_between
 from .model import Clinician, Practice, Rotation, Shift, Target
 from .timeutil import local_instant, require_aware
 
@@ -81,6 +82,11 @@ def rotation_at(rot: Rotation, tz: ZoneInfo, t: datetime
     return rot.order[k % len(rot.order)], start, local_instant(after, rot.handoff_minute, tz)
 
 
+def _ical(practice: Practice, start: datetime, end: datetime) -> tuple[Shift, ...]:
+    source = practice.on_call.ical_source
+    return () if source is None else shifts_between(source, start, end)
+
+
 def _shift_at(shifts: tuple[Shift, ...], role: str, t: datetime) -> Shift | None:
     for s in shifts:
         if s.role == role and s.start <= t < s.end:
@@ -92,7 +98,7 @@ def resolve(practice: Practice, role: str, instant: datetime) -> tuple[str | Non
     """(clinician id or None, source) covering `role` at `instant`."""
     t = require_aware(instant)
     oc = practice.on_call
-    for shifts in (oc.shifts, oc.ical_shifts):
+    for shifts in (oc.shifts, _ical(practice, t, t)):
         s = _shift_at(shifts, role, t)
         if s is not None:
             return s.clinician_id, s.source
@@ -201,7 +207,7 @@ def _boundaries(practice: Practice, role: str, start: datetime, end: datetime) -
     """Instants in [start, end] at which the coverage of `role` may change."""
     oc = practice.on_call
     points = {start, end}
-    for s in oc.shifts + oc.ical_shifts:
+    for s in oc.shifts + _ical(practice, start, end):
         if s.role == role:
             points.update(b for b in (s.start, s.end) if start < b < end)
     rot = oc.rotations.get(role)

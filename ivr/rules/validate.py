@@ -217,6 +217,7 @@ class Builder:
         self.tz: ZoneInfo = ZoneInfo("UTC")
         self.numbers: list[tuple[str, str, yaml.Node, str]] = []  # (e164, kind, node, path)
         self.ical_bytes = b""
+        self.ical_source: m.IcalSource | None = None
 
     # ---- generic accessors -------------------------------------------------------------
     def mapping(self, node: yaml.Node | None, path: str, keys: Mapping[str, bool]
@@ -922,7 +923,7 @@ class Builder:
             return None
         return m.OnCall(m.frozen_map(clinicians), m.frozen_map(rotations),
                         tuple(sorted((s for s, _, _ in shifts), key=lambda s: s.start)),
-                        ical_shifts, tuple(steps), we, wait, ical_file)
+                        ical_shifts, tuple(steps), we, wait, ical_file, self.ical_source)
 
     def handoff_turns(self, node: yaml.Node | None, h: Mapping[str, yaml.Node], path: str
                       ) -> tuple[int | None, tuple[int, ...]] | None:
@@ -1008,6 +1009,8 @@ class Builder:
             raise
         entries = [(s, f["file"], f"on_call.ical ({s.label})") for s in shifts]
         self.check_overlaps(entries)
+        self.ical_source = m.IcalSource(data, self.tz.key, prop.upper(),
+                                        tuple(clinicians.values()))
         return tuple(shifts), rel
 
     def delivery(self, node: yaml.Node | None) -> m.Delivery:
