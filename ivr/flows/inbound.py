@@ -17,7 +17,7 @@ from ..db.models import SOURCE_CALLER_ID
 from ..overrides import active_overrides
 from ..rules.model import Clinician, normalise_number
 from . import clinician_line, intake, triage
-from .decide import ROUTE_AFTER_HOURS, ROUTE_UNKNOWN, decide, find_practice
+from .decide import ROUTE_AFTER_HOURS, decide, find_practice
 from .runner import CallContext, Outcome
 from .session import Session
 from .speech import ALL_KEYS, Item, play
@@ -51,7 +51,7 @@ async def handle(ctx: CallContext) -> Outcome:
         db, ctx.call_id, practice_id=practice.id if practice else None, route=decision.route,
         rules_digest=rules.digest if rules is not None else None,
         state_kind=state.kind if state else None, state_reason=state.reason if state else None,
-        operator_flag=decision.route == ROUTE_UNKNOWN)
+        operator_flag=decision.operator_flag)
     await calls.add_event(db, ctx.call_id, "route.decided", route=decision.route,
                           practice=practice.id if practice else None,
                           state=state.kind if state else None)
