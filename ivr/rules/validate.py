@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -409,6 +411,8 @@ class Builder:
                 return None
             text = self.text(fields.get("text"), _join(path, "text"))
             rec = self.text(fields.get("file"), _join(path, "file"), "a path to a recording")
+            if rec is not None:
+                self.check_recording(fields["file"], _join(path, "file"), rec)
             if text is None and rec is None:
                 self.c.error(node, path, None, "text and/or file", "a prompt needs text or a file")
                 return None
@@ -427,6 +431,23 @@ class Builder:
                          f"unknown placeholder {{{sorted(unknown)[0]}}}")
             return None
         return m.Prompt(pid, text, rec)
+
+    def check_recording(self, node: yaml.Node, path: str, rec: str) -> None:
+        """Warn when a prompt's recording is not a file: the call speaks the text instead.
+
+        Resolved as the controller does: relative to the rules file's folder. Only
+        looked at (stat), never read here.
+        """
+        where = Path(rec) if Path(rec).is_absolute() else self.base_dir.resolve() / rec
+        try:
+            found = stat.S_ISREG(os.stat(where).st_mode)
+        except (OSError, ValueError):  # missing, unreadable folder, NUL in the name
+            found = False
+        if not found:
+            self.c.warn(node, path, rec, "a recording file; a relative path is relative to "
+                        f"the rules file's folder ({self.base_dir.resolve()})",
+                        f"recording {rec!r} is not a file ({where}); the text is spoken "
+                        "instead")
 
     # ---- sections ----------------------------------------------------------------------
     def build(self, root: yaml.Node) -> m.Practice | None:

@@ -23,7 +23,7 @@ def test_thanksgiving_night_routine(examples):
     ids = [p["id"] for p in res["prompts"]]
     assert ids == ["greeting", "emergency_notice", "ask_callback", "ask_dob", "ask_name",
                    "ask_reason", "menu", "callback_promise"]
-    assert res["prompts"][0]["file"] == "recordings/sunny-pediatrics/greeting.wav"
+    assert res["prompts"][0]["file"] is None  # the example names no recording
     assert res["dial_list"] == []
 
 
