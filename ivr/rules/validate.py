@@ -32,7 +32,16 @@ from .limits import (
     read_bounded,
 )
 from .prompts import DEFAULT_PROMPTS, PLACEHOLDERS, default_menu_text, placeholders_in
-from .timeutil import MINUTES_PER_DAY, UTC, WEEKDAYS, fmt_local, local_naive_to_instant
+from .timeutil import (
+    MINUTES_PER_DAY,
+    UTC,
+    WEEKDAYS,
+    clock_change_days,
+    fmt_local,
+    local_instant,
+    local_naive_to_instant,
+    wall_time_note,
+)
 from .yamlload import BOOL_TAG, INT_RE, INT_TAG, NULL_TAG, TooDeep, check_limits, compose
 
 # --- the key tables; schema.py builds the JSON Schema from the same tables ----------------
@@ -144,6 +153,7 @@ ICAL_FUTURE_DAYS = 730
 COVERAGE_DAYS = 30
 # Years around `now` whose public holiday names holidays.exclude/only may use.
 HOLIDAY_NAME_YEARS = (2, 5)
+CLOCK_CHANGE_DAYS = 366  # how far ahead repeating wall times are checked against DST
 
 _ZONES: frozenset[str] | None = None
 ZONE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,3}$")
@@ -220,6 +230,10 @@ class Builder:
         self.numbers: list[tuple[str, str, yaml.Node, str]] = []  # (e164, kind, node, path)
         self.ical_bytes = b""
         self.ical_source: m.IcalSource | None = None
+        # Wall times that repeat (weekday, period, node, path; role -> node, path): a DST
+        # change may skip or double them, checked once the practice is built.
+        self.period_nodes: list[tuple[int, m.Period, yaml.Node, str]] = []
+        self.handoff_nodes: dict[str, tuple[yaml.Node, str]] = {}
 
     # ---- generic accessors -------------------------------------------------------------
     def mapping(self, node: yaml.Node | None, path: str, keys: Mapping[str, bool]
@@ -374,6 +388,10 @@ class Builder:
             return None
         try:
             if parsed.tzinfo is None:
+                note = wall_time_note(parsed, self.tz)
+                if note is not None:
+                    self.c.warn(node, path, value, "a local time that happens once, or an "
+                                "explicit offset such as -04:00", note)
                 return local_naive_to_instant(parsed, self.tz)
             return parsed.astimezone(UTC)
         except (OverflowError, ValueError):  # not expected within the years allowed
@@ -536,6 +554,7 @@ class Builder:
                 p = self.period(item, _join(path, i))
                 if p is not None:
                     periods.append(p)
+                    self.period_nodes.append((WEEKDAYS.index(day), p, item, _join(path, i)))
             week.append(tuple(periods))
         return tuple(week)
 
@@ -829,6 +848,7 @@ class Builder:
                     (start is not None or "start" not in r):
                 rotations[role] = m.Rotation(role, tuple(order), turns[0], at, anchor,
                                              turns[1], start)
+                self.handoff_nodes[role] = (h["time"], _join(path, "handoff.time"))
 
         shifts: list[tuple[m.Shift, yaml.Node, str]] = []
         for i, item in enumerate(self.seq(f.get("shifts"), "on_call.shifts")):
@@ -1112,6 +1132,41 @@ def coverage_warnings(practice: m.Practice, col: Collector, node: yaml.Node | No
                      f"no {role} on call from {span}{why}")
 
 
+def clock_change_warnings(practice: m.Practice, builder: Builder, now: datetime) -> None:
+    """Warn of opening hours and handoffs that a DST change in the next year skips or
+    doubles, with the instant taken (the first such date only)."""
+    from .oncall import _turn
+    from .oncall import rotation_begins as oncall_begins
+
+    tz = practice.tz
+    days = clock_change_days(tz, now.astimezone(tz).date(), CLOCK_CHANGE_DAYS)
+
+    def check(node: yaml.Node, path: str, day: date, minute: int) -> bool:
+        wall = datetime.combine(day, datetime.min.time()) + timedelta(minutes=minute)
+        note = wall_time_note(wall, tz)
+        if note is not None:
+            builder.c.warn(node, path, f"{wall:%H:%M}", "a time of day clear of the "
+                           "clock change (e.g. 03:00 instead of 02:30)", note)
+        return note is not None
+
+    for weekday, p, node, path in builder.period_nodes:
+        for day in days:
+            ends = [] if p.crosses_midnight else [p.end]
+            if p.crosses_midnight and day.weekday() == (weekday + 1) % 7:
+                if check(node, path, day, p.end):
+                    break
+            if day.weekday() == weekday and any(check(node, path, day, mm)
+                                                for mm in (p.start, *ends)):
+                break
+    for role, (node, path) in builder.handoff_nodes.items():
+        rot = practice.on_call.rotations[role]
+        for day in days:
+            t = local_instant(day, rot.handoff_minute, tz)
+            if t >= oncall_begins(rot, tz) and _turn(rot, tz, t)[1] == day \
+                    and check(node, path, day, rot.handoff_minute):
+                break
+
+
 def build_file(path: Path, display: str, now: datetime, deadline: Deadline = UNLIMITED
                ) -> tuple[m.Practice | None, Builder, bytes]:
     """Read, parse and validate one YAML file."""
@@ -1168,6 +1223,7 @@ def build_file(path: Path, display: str, now: datetime, deadline: Deadline = UNL
     practice = builder.build(root)
     if practice is not None:
         coverage_warnings(practice, col, _find(root, "on_call"), now)
+        clock_change_warnings(practice, builder, now)
     return practice, builder, raw
 
 
