@@ -18,7 +18,7 @@ from ivr.rules.oncall import dial_list, fallback_numbers, resolve, timeline
 from ivr.rules.schedule import state_at
 from ivr.rules.schema import schema_text
 from ivr.rules.simulate import dial_lines, format_text, simulate
-from ivr.rules.timeutil import fmt_local, local_naive_to_instant
+from ivr.rules.timeutil import fmt_local, local_naive_to_instant, wall_time_note
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -41,6 +41,17 @@ def parse_when(text: str, tz: tzinfo) -> datetime:
     if value.tzinfo is None:
         return local_naive_to_instant(value, tz)
     return value.astimezone(UTC)
+
+
+def when_note(text: str | None, tz: tzinfo) -> str | None:
+    """Which instant a local --at/--from/--to took when a DST change skips or doubles it."""
+    if not text or text.strip().lower() == "now" or not isinstance(tz, ZoneInfo):
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return wall_time_note(value, tz) if value.tzinfo is None else None
 
 
 def checked_load(path: str | Path, now: datetime) -> LoadResult:
@@ -129,6 +140,10 @@ def cmd_simulate(args: argparse.Namespace, overrides_for: OverridesFor | None = 
     manual = overrides_for(practice.id, at) if overrides_for and practice else ()
     result = simulate(res.rules, args.to, args.forwarded_from, args.caller, at, args.keys or "",
                       manual_overrides=manual)
+    note = when_note(args.at, tz)
+    result["local_time_note"] = note
+    if not args.json and note:
+        print(f"Note:       --at {note}")
     print(json.dumps(result, indent=2) if args.json else format_text(result))
     return EXIT_OK
 
@@ -169,6 +184,12 @@ def cmd_oncall(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"bad time: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    notes = [f"--{name} {note}" for name, text in (("at", args.at), ("from", args.start),
+                                                   ("to", args.end))
+             if (note := when_note(text, tz))]
+    if notes and not args.json:
+        for line in notes:
+            print(f"note: {line}")
     if args.start or args.end:
         if end <= start:
             print("--to must be after --from", file=sys.stderr)
@@ -185,6 +206,7 @@ def cmd_oncall(args: argparse.Namespace) -> int:
                       f"{who:<16} ({r.source})")
         return EXIT_OK
     doc = _oncall_at(practice, at)
+    doc["local_time_note"] = notes[0] if notes else None
     if args.json:
         print(json.dumps(doc, indent=2))
     else:

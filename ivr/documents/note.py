@@ -384,7 +384,7 @@ def _with_needs_action(note: Note, call: Mapping[str, Any]) -> Note:
         kinds.append(NA_PENDING)
     if oc == OC_FALLBACK_MESSAGE or call.get("fallback_recording"):
         kinds.append(NA_FALLBACK_MESSAGE)
-    if oc in (OC_ABANDONED, OC_FALLBACK_ABANDONED) and note.callback_number:
+    if oc in (OC_ABANDONED, OC_FALLBACK_ABANDONED):  # with a number or without: a lead
         kinds.append(NA_ABANDONED)
     if call.get("operator_flag"):
         kinds.append(NA_OPERATOR)
@@ -460,5 +460,6 @@ def _fmt_duration(seconds: float) -> str:
 
 
 def _source_label(source: str | None) -> str:
-    return {"caller_id": "caller ID", "keyed": "keyed in", "recording": "recorded"}.get(
+    return {"caller_id": "caller ID", "keyed": "keyed in", "recording": "recorded",
+            "caller_id_unvalidated": "caller ID, not validated"}.get(
         source or "", source or "unknown source")

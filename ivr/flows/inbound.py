@@ -10,11 +10,12 @@ recorded with the step and keeps what was captured.
 from __future__ import annotations
 
 import logging
+import re
 
 from ivr.agi.protocol import AgiError, AgiHangup
 from ivr.db.models import SOURCE_CALLER_ID
 from ivr.flows import clinician_line, intake, triage
-from ivr.flows.decide import ROUTE_AFTER_HOURS, ROUTE_UNKNOWN, decide, find_practice
+from ivr.flows.decide import ROUTE_AFTER_HOURS, decide, find_practice
 from ivr.flows.runner import CallContext, Outcome
 from ivr.flows.session import Session
 from ivr.flows.speech import ALL_KEYS, Item, play
@@ -51,7 +52,7 @@ async def handle(ctx: CallContext) -> Outcome:
         db, ctx.call_id, practice_id=practice.id if practice else None, route=decision.route,
         rules_digest=rules.digest if rules is not None else None,
         state_kind=state.kind if state else None, state_reason=state.reason if state else None,
-        operator_flag=decision.route == ROUTE_UNKNOWN)
+        operator_flag=decision.operator_flag)
     await calls.add_event(db, ctx.call_id, "route.decided", route=decision.route,
                           practice=practice.id if practice else None,
                           state=state.kind if state else None)
@@ -64,7 +65,7 @@ async def handle(ctx: CallContext) -> Outcome:
         return await _steps(s)
     except AgiHangup:
         if s.step != clinician_line.STEP_LINE:  # a clinician's own call is no patient's
-            await _abandoned(s)
+            await _abandoned(s, caller[:32])
         raise
 
 
@@ -122,15 +123,25 @@ async def _told(s: Session) -> None:
     await calls.update_call(s.db, s.call_id, caller_told=" ".join(s.told))
 
 
-async def _abandoned(s: Session) -> None:
-    """The caller hung up at `s.step`: say so, keep the caller ID as a callback number."""
+# A caller ID kept although the phone-number library rejects it (a number it does not
+# know yet, a test range): still the only lead to call back, so never dialled unconfirmed.
+SOURCE_CALLER_ID_UNVALIDATED = "caller_id_unvalidated"
+RAW_CALLER_ID = re.compile(r"\+?[0-9]{3,20}")
+
+
+async def _abandoned(s: Session, raw_caller: str = "") -> None:
+    """The caller hung up at `s.step`: say so, keep the caller ID as a callback number
+    (validated, else in its raw form marked unvalidated)."""
     try:
         await calls.update_call(s.db, s.call_id, abandoned_step=s.step)
         if s.told:
             await _told(s)
-        if s.caller_e164 and not await calls.has_intake(s.db, s.call_id, "callback"):
-            await calls.save_intake(s.db, s.call_id, "callback", value=s.caller_e164,
-                                    source=SOURCE_CALLER_ID, confirmed=False, attempts=0)
+        lead, source = s.caller_e164, SOURCE_CALLER_ID
+        if lead is None and RAW_CALLER_ID.fullmatch(raw_caller):
+            lead, source = raw_caller, SOURCE_CALLER_ID_UNVALIDATED
+        if lead and not await calls.has_intake(s.db, s.call_id, "callback"):
+            await calls.save_intake(s.db, s.call_id, "callback", value=lead,
+                                    source=source, confirmed=False, attempts=0)
         await calls.add_event(s.db, s.call_id, "call.abandoned", step=s.step)
     except Exception as exc:  # the runner still records the hang-up itself
         log.warning("call %s: could not record the abandoned step (%s)", s.call_id,

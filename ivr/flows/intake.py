@@ -51,8 +51,12 @@ def parse_dob(digits: str, today: date) -> date | None:
 
 
 def spoken_number(e164: str) -> str:
-    """The digits a caller would dial at home: the national form, digits only."""
-    num = phonenumbers.parse(e164, None)
+    """The digits a caller would dial at home: the national form, digits only (an
+    unvalidated caller ID that does not parse: its own digits)."""
+    try:
+        num = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return "".join(c for c in e164 if c.isdigit())
     national = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.NATIONAL)
     return "".join(c for c in national if c.isdigit())
 

@@ -99,8 +99,9 @@ def load_rules(path: str | Path, *, now: datetime,
     """Load and validate every practice file under `path`.
 
     `now` (aware) anchors the on-call coverage warnings (next 30 days) and the window
-    over which iCal recurrences are expanded. Every error is collected; the RuleSet is
-    returned only when there is none.
+    over which a calendar is checked; who is on call at an instant never depends on it
+    (calendars are expanded around the instant asked about). Every error is
+    collected; the RuleSet is returned only when there is none.
 
     Never raises for anything in the files: limits (ivr.rules.limits), unreadable
     files and even a bug in the loader come back as located errors. The load stops

@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,7 +32,7 @@ from ivr.rules.limits import (
     UNLIMITED,
     Deadline,
 )
-from ivr.rules.model import Clinician, Shift
+from ivr.rules.model import Clinician, IcalSource, Shift
 from ivr.rules.timeutil import UTC, local_naive_to_instant
 
 _UNFOLD = re.compile(rb"\r?\n[ \t]")
@@ -258,8 +259,8 @@ def read_ical_shifts(data: bytes, tz: ZoneInfo, clinicians: Mapping[str, Clinici
     """Every event occurrence between `start` and `end` as a Shift for the clinician it names.
 
     `prop` is the property holding the clinician id (SUMMARY by default, or e.g.
-    X-CLINICIAN). Recurring events are expanded over the window only, so the
-    controller should reload its rules at least daily. At most MAX_ICAL_OCCURRENCES
+    X-CLINICIAN). Recurring events are expanded over the window only (see
+    `shifts_between` for the window around an instant). At most MAX_ICAL_OCCURRENCES
     occurrences; `deadline` is checked as the expansion goes.
     """
     scan(data)
@@ -314,3 +315,35 @@ def read_ical_shifts(data: bytes, tz: ZoneInfo, clinicians: Mapping[str, Clinici
             lo = top
     shifts.sort(key=lambda sh: sh.start)
     return shifts
+
+
+# Who is on call at an instant is read from the calendar around that instant, in
+# fixed blocks of days (cached), so the answer never depends on when the rules were
+# loaded. An event that overlaps a block is in it, however early it began.
+BLOCK_DAYS = 28
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@lru_cache(maxsize=64)
+def _block(source: IcalSource, block: int) -> tuple[Shift, ...]:
+    start = _EPOCH + block * timedelta(days=BLOCK_DAYS)
+    try:
+        return tuple(read_ical_shifts(source.data, ZoneInfo(source.timezone),
+                                      {c.id: c for c in source.clinicians}, start,
+                                      start + timedelta(days=BLOCK_DAYS), source.prop))
+    except IcalProblem:
+        # The load checked the calendar around its `now`; far from it a rule may pass a
+        # limit: those blocks have no events and the rotation covers them.
+        return ()
+
+
+def shifts_between(source: IcalSource, start: datetime, end: datetime) -> tuple[Shift, ...]:
+    """The calendar's shifts overlapping [start, end], in order of their start."""
+    first = (start - _EPOCH) // timedelta(days=BLOCK_DAYS)
+    last = (end - _EPOCH) // timedelta(days=BLOCK_DAYS)
+    found: dict[tuple[str, datetime, datetime, str], Shift] = {}
+    for block in range(first, last + 1):
+        for sh in _block(source, block):
+            if sh.start <= end and sh.end > start:
+                found.setdefault((sh.clinician_id, sh.start, sh.end, sh.label), sh)
+    return tuple(sorted(found.values(), key=lambda sh: sh.start))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -103,6 +103,8 @@ class Holidays:
     observed: bool = True
     exclude: tuple[str, ...] = ()
     custom: tuple[CustomHoliday, ...] = ()
+    # None: every public holiday (minus `exclude`); else the only ones that close.
+    only: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -167,13 +169,28 @@ class Clinician:
 
 @dataclass(frozen=True)
 class Rotation:
-    """Weekly rotation: `order[0]` covers the week containing `anchor`."""
+    """A rotation of turns handed over at `handoff_minute`, `order` repeating forever.
+
+    Weekly (`handoff_weekday` set): `order[0]` covers the week containing `anchor`.
+    Otherwise `order[0]`'s turn begins on `anchor` itself. Turns last `pattern[k]`
+    days in turn ((7,) weekly, (1,) daily, (2, 2, 3) the 2-2-3 pattern). Nobody is on
+    call from the rotation before `start` (None: before its first handoff).
+    """
 
     role: str
     order: tuple[str, ...]
-    handoff_weekday: int  # Monday = 0
+    handoff_weekday: int | None  # Monday = 0; None: every-N-days or a pattern
     handoff_minute: int
     anchor: date
+    pattern: tuple[int, ...] = (7,)
+    start: datetime | None = None
+
+    @property
+    def first_handoff(self) -> date:
+        """The local date order[0]'s first turn begins."""
+        if self.handoff_weekday is None:
+            return self.anchor
+        return self.anchor - timedelta(days=(self.anchor.weekday() - self.handoff_weekday) % 7)
 
 
 @dataclass(frozen=True)
@@ -190,10 +207,12 @@ class Shift:
 
 @dataclass(frozen=True)
 class Target:
-    """Whom a ring reaches: whoever covers `role` at the moment, or one named clinician."""
+    """Whom a ring reaches: whoever covers `role` at the moment, one named clinician, or
+    (`others_of`) every clinician of that role not rung earlier in the chain."""
 
     role: str | None
     clinician_id: str | None
+    others_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -205,10 +224,12 @@ class EscalationStep:
     # A `together:` step rings all its targets at once; the first to accept takes the
     # call and the others stop ringing. Empty for a step naming one role or clinician.
     together: tuple[Target, ...] = ()
+    # A role whose members not yet rung in the chain are rung one after another.
+    others_of: str | None = None
 
     @property
     def targets(self) -> tuple[Target, ...]:
-        return self.together or (Target(self.role, self.clinician_id),)
+        return self.together or (Target(self.role, self.clinician_id, self.others_of),)
 
 
 @dataclass(frozen=True)
@@ -222,6 +243,16 @@ class WhenExhausted:
 
 
 @dataclass(frozen=True)
+class IcalSource:
+    """A calendar as loaded: the engine expands it around each instant it is asked about."""
+
+    data: bytes = field(repr=False)
+    timezone: str
+    prop: str  # the property naming the clinician
+    clinicians: tuple[Clinician, ...]  # whom its events may name
+
+
+@dataclass(frozen=True)
 class OnCall:
     clinicians: Mapping[str, Clinician]
     rotations: Mapping[str, Rotation]
@@ -231,6 +262,9 @@ class OnCall:
     when_exhausted: WhenExhausted
     max_caller_wait_seconds: int
     ical_file: str | None = None
+    # `ical_shifts` are the events around the load's `now`, for its checks; who is on
+    # call at an instant comes from `ical_source`, expanded around that instant.
+    ical_source: IcalSource | None = None
 
     @property
     def roles(self) -> tuple[str, ...]:

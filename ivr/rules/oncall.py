@@ -1,7 +1,7 @@
 """Pure on-call resolution: who covers a role at an instant, and the escalation dial list.
 
 Precedence for a role at an instant: an explicit shift from the YAML, then an iCal
-event, then the weekly rotation; nobody if none of them covers it.
+event, then the rotation (from its start on); nobody if none of them covers it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from ivr.rules.ical import shifts_between
 from ivr.rules.model import Clinician, Practice, Rotation, Shift, Target
 from ivr.rules.timeutil import local_instant, require_aware
 
@@ -42,27 +43,48 @@ class TimelineEntry(NamedTuple):
     source: str  # 'shift' | 'ical' | 'rotation' | 'gap'
 
 
-def _rotation_week(rot: Rotation, tz: ZoneInfo, t: datetime) -> date:
-    """Local date of the handoff that started the rotation week containing t."""
+def rotation_begins(rot: Rotation, tz: ZoneInfo) -> datetime:
+    """The instant the rotation starts covering: its `start`, else its first handoff."""
+    if rot.start is not None:
+        return rot.start
+    return local_instant(rot.first_handoff, rot.handoff_minute, tz)
+
+
+def _turn(rot: Rotation, tz: ZoneInfo, t: datetime) -> tuple[int, date, date]:
+    """(turn number from the first handoff, its first local day, the day after it)."""
     loc = t.astimezone(tz)
-    day = loc.date() - timedelta(days=(loc.weekday() - rot.handoff_weekday) % 7)
-    if local_instant(day, rot.handoff_minute, tz) > t:
-        day -= timedelta(days=7)
-    return day
+    days = (loc.date() - rot.first_handoff).days
+    if local_instant(loc.date(), rot.handoff_minute, tz) > t:
+        days -= 1  # before today's handoff: still yesterday's turn
+    cycle, rest = divmod(days, sum(rot.pattern))
+    offset = cycle * sum(rot.pattern)
+    for j, length in enumerate(rot.pattern):
+        if rest < length:
+            first = rot.first_handoff + timedelta(days=offset)
+            return cycle * len(rot.pattern) + j, first, first + timedelta(days=length)
+        rest -= length
+        offset += length
+    raise AssertionError("unreachable: rest < sum(pattern)")
 
 
-def _anchor_week(rot: Rotation) -> date:
-    """The handoff date on or before the anchor: the first person's week starts there."""
-    return rot.anchor - timedelta(days=(rot.anchor.weekday() - rot.handoff_weekday) % 7)
+def rotation_at(rot: Rotation, tz: ZoneInfo, t: datetime
+                ) -> tuple[str | None, datetime, datetime]:
+    """(clinician id, turn start, turn end) of the rotation at instant t.
+
+    Before the rotation begins: (None, t, the instant it begins); it never runs
+    backwards from its anchor.
+    """
+    begins = rotation_begins(rot, tz)
+    if t < begins:
+        return None, t, begins
+    k, first, after = _turn(rot, tz, t)
+    start = max(local_instant(first, rot.handoff_minute, tz), begins)
+    return rot.order[k % len(rot.order)], start, local_instant(after, rot.handoff_minute, tz)
 
 
-def rotation_at(rot: Rotation, tz: ZoneInfo, t: datetime) -> tuple[str, datetime, datetime]:
-    """(clinician id, week start, week end) of the rotation at instant t."""
-    week = _rotation_week(rot, tz, t)
-    index = ((week - _anchor_week(rot)).days // 7) % len(rot.order)
-    start = local_instant(week, rot.handoff_minute, tz)
-    end = local_instant(week + timedelta(days=7), rot.handoff_minute, tz)
-    return rot.order[index], start, end
+def _ical(practice: Practice, start: datetime, end: datetime) -> tuple[Shift, ...]:
+    source = practice.on_call.ical_source
+    return () if source is None else shifts_between(source, start, end)
 
 
 def _shift_at(shifts: tuple[Shift, ...], role: str, t: datetime) -> Shift | None:
@@ -76,13 +98,15 @@ def resolve(practice: Practice, role: str, instant: datetime) -> tuple[str | Non
     """(clinician id or None, source) covering `role` at `instant`."""
     t = require_aware(instant)
     oc = practice.on_call
-    for shifts in (oc.shifts, oc.ical_shifts):
+    for shifts in (oc.shifts, _ical(practice, t, t)):
         s = _shift_at(shifts, role, t)
         if s is not None:
             return s.clinician_id, s.source
     rot = oc.rotations.get(role)
     if rot is not None:
-        return rotation_at(rot, practice.tz, t)[0], "rotation"
+        cid = rotation_at(rot, practice.tz, t)[0]
+        if cid is not None:
+            return cid, "rotation"
     return None, "gap"
 
 
@@ -92,33 +116,45 @@ def on_call(practice: Practice, role: str, instant: datetime) -> Clinician | Non
     return practice.on_call.clinicians[cid] if cid is not None else None
 
 
-def _who(practice: Practice, target: Target, instant: datetime) -> Clinician | None:
+def _who(practice: Practice, target: Target, instant: datetime, rung: set[str]
+         ) -> list[Clinician]:
+    """Whom `target` reaches at `instant`; `rung`: ids the chain has rung before."""
+    clinicians = practice.on_call.clinicians
     if target.clinician_id is not None:
-        return practice.on_call.clinicians[target.clinician_id]
+        return [clinicians[target.clinician_id]]
+    if target.others_of is not None:
+        return [c for c in clinicians.values() if c.role == target.others_of and c.id not in rung]
     assert target.role is not None
-    return on_call(practice, target.role, instant)
+    who = on_call(practice, target.role, instant)
+    return [who] if who is not None else []
 
 
 def dial_list(practice: Practice, instant: datetime) -> tuple[DialStep, ...]:
     """The escalation chain at `instant`: each step's clinicians, once per attempt.
 
     A role with nobody on call is skipped (the coverage warning reported it); a person
-    reached twice by one `together` step (by role and by name) is rung once.
+    reached twice by one `together` step (by role and by name) is rung once. An
+    `others_of` step rings the role's members not rung by an earlier step, one after
+    another (each `attempts` times); inside `together` they ring with the rest.
     """
     out: list[DialStep] = []
     ring = 0
+    rung: set[str] = set()
     for index, step in enumerate(practice.on_call.escalation):
         people: list[tuple[Clinician, str]] = []
         for target in step.targets:
-            who = _who(practice, target, instant)
-            if who is not None and all(who.id != p.id for p, _ in people):
-                people.append((who, target.role or who.role))
+            for who in _who(practice, target, instant, rung):
+                if all(who.id != p.id for p, _ in people):
+                    people.append((who, target.role or target.others_of or who.role))
         if not people:
             continue
-        for attempt in range(1, step.attempts + 1):
-            out.extend(DialStep(who.id, who.name, role, who.phone, step.ring_seconds, attempt,
-                                index, ring) for who, role in people)
-            ring += 1
+        turns = [[one] for one in people] if step.others_of else [people]
+        for turn in turns:
+            for attempt in range(1, step.attempts + 1):
+                out.extend(DialStep(who.id, who.name, role, who.phone, step.ring_seconds,
+                                    attempt, index, ring) for who, role in turn)
+                ring += 1
+        rung.update(who.id for who, _ in people)
     return tuple(out)
 
 
@@ -171,18 +207,18 @@ def _boundaries(practice: Practice, role: str, start: datetime, end: datetime) -
     """Instants in [start, end] at which the coverage of `role` may change."""
     oc = practice.on_call
     points = {start, end}
-    for s in oc.shifts + oc.ical_shifts:
+    for s in oc.shifts + _ical(practice, start, end):
         if s.role == role:
             points.update(b for b in (s.start, s.end) if start < b < end)
     rot = oc.rotations.get(role)
     if rot is not None:
-        week = _rotation_week(rot, practice.tz, start)
+        at = start
         while True:
-            week += timedelta(days=7)
-            b = local_instant(week, rot.handoff_minute, practice.tz)
-            if b >= end:
+            _, _, turn_end = rotation_at(rot, practice.tz, at)
+            if turn_end >= end or turn_end <= at:
                 break
-            points.add(b)
+            points.add(turn_end)
+            at = turn_end
     return sorted(points)
 
 

@@ -46,13 +46,12 @@ DEFAULT_PROMPTS: Mapping[str, str] = MappingProxyType(
     }
 )
 
-# What callers hear when the dialled number belongs to no practice: there is no
-# practice to take a prompt from, so it is fixed here.
-UNKNOWN_NUMBER_TEXT = (
-    "Thank you for calling. This number is not set up for after-hours calls. "
-    "If this is a medical emergency, hang up and dial 911. "
-    "Otherwise, please call your doctor's office again."
-)
+# What the flow says to a call no practice claims, before and after the intake it takes
+# for an operator (the controller's own wording: there is no practice to take it from).
+# ivr.flows.speech.FLOW_TEXTS plays these; a test keeps the two the same.
+OPERATOR_GREETING_TEXT = "Thank you for calling the after hours answering service."
+OPERATOR_CLOSING_TEXT = ("Thank you. Your message has been recorded, and an operator will make "
+                         "sure it reaches the right office. Goodbye.")
 
 # Words the generated menu prompt uses for each disposition.
 DISPOSITION_LABELS: Mapping[str, str] = MappingProxyType(

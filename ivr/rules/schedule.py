@@ -3,7 +3,8 @@
 Precedence, highest first (the first layer that covers the instant decides):
   1. manual overrides (passed in by the caller; the last one in the tuple wins)
   2. overrides written in the rules (the last one listed wins)
-  3. holidays (public holidays of the country/subdivision, then the practice's own dates)
+  3. holidays (public holidays of the country/subdivision and the practice's own dates;
+     where both cover an instant it is closed)
   4. weekly opening hours
   5. closed
 All wall times are the practice's local time; see timeutil.local_instant for how the
@@ -51,8 +52,21 @@ def _public_holidays(country: str, subdiv: str | None, observed: bool, year: int
     return dict(cal.items())
 
 
+def public_holiday_names(country: str, subdiv: str | None, years: range) -> frozenset[str]:
+    """Every public holiday name of a calendar over `years`, without '(observed)'."""
+    names: set[str] = set()
+    for year in years:
+        for name in _public_holidays(country, subdiv, True, year).values():
+            names.update(_base_name(p) for p in name.split(";"))
+    return frozenset(names)
+
+
+def _base_name(part: str) -> str:
+    return part.strip().replace(" (observed)", "")
+
+
 def _public_name(practice: Practice, day: date) -> str | None:
-    """The public holiday on `day`, minus the ones the practice excludes."""
+    """The public holiday on `day` that closes the practice (`only`, minus `exclude`)."""
     h = practice.holidays
     if h.country is None:
         return None
@@ -62,22 +76,39 @@ def _public_name(practice: Practice, day: date) -> str | None:
     # The package joins two holidays on one date with '; ' and marks observed ones.
     parts = [p.strip() for p in name.split(";")]
     kept = [p for p in parts
-            if p.replace(" (observed)", "") not in h.exclude and p not in h.exclude]
+            if _base_name(p) not in h.exclude and p not in h.exclude
+            and (h.only is None or _base_name(p) in h.only or p in h.only)]
     return "; ".join(kept) or None
 
 
-def holiday_window(practice: Practice, day: date) -> HolidayWindow | None:
-    """When `day` is a holiday, the part of it the practice is closed for."""
+def holiday_windows(practice: Practice, day: date) -> tuple[HolidayWindow, ...]:
+    """The parts of `day` the practice is closed for holidays, in order.
+
+    Public holidays and the practice's own dates add up: where two overlap the day
+    stays closed through both (the most closed wins), so a partial closing of the
+    practice's own never reopens a public holiday.
+    """
     tz = practice.tz
-    for ch in practice.holidays.custom:  # the practice's own dates first: they may be partial
-        if ch.applies_to(day):
-            start = local_instant(day, ch.closed_from or 0, tz)
-            end_min = MINUTES_PER_DAY if ch.closed_until is None else ch.closed_until
-            return HolidayWindow(ch.name, start, local_instant(day, end_min, tz))
+    found: list[HolidayWindow] = []
     name = _public_name(practice, day)
-    if name is None:
-        return None
-    return HolidayWindow(name, local_instant(day, 0, tz), local_instant(day, MINUTES_PER_DAY, tz))
+    if name is not None:
+        found.append(HolidayWindow(name, local_instant(day, 0, tz),
+                                   local_instant(day, MINUTES_PER_DAY, tz)))
+    for ch in practice.holidays.custom:
+        if ch.applies_to(day):
+            end_min = MINUTES_PER_DAY if ch.closed_until is None else ch.closed_until
+            found.append(HolidayWindow(ch.name, local_instant(day, ch.closed_from or 0, tz),
+                                       local_instant(day, end_min, tz)))
+    found.sort(key=lambda w: w.start)
+    merged: list[HolidayWindow] = []
+    for w in found:
+        last = merged[-1] if merged else None
+        if last is not None and w.start <= last.end:
+            names = last.name if w.name in last.name.split("; ") else f"{last.name}; {w.name}"
+            merged[-1] = HolidayWindow(names, last.start, max(last.end, w.end))
+        else:
+            merged.append(w)
+    return tuple(merged)
 
 
 def _covers(start: datetime, end: datetime | None, t: datetime) -> bool:
@@ -96,9 +127,9 @@ def _point(practice: Practice, t: datetime, manual: tuple[Override, ...]
     local_day = t.astimezone(practice.tz).date()
     for day in (local_day, local_day - timedelta(days=1), local_day + timedelta(days=1)):
         # Neighbouring days too: local_instant can move a window's edge across midnight.
-        hw = holiday_window(practice, day)
-        if hw is not None and hw.start <= t < hw.end:
-            return "holiday", False, f"holiday: {hw.name}"
+        for hw in holiday_windows(practice, day):
+            if hw.start <= t < hw.end:
+                return "holiday", False, f"holiday: {hw.name}"
     for day in (local_day - timedelta(days=1), local_day):
         for p in practice.hours[day.weekday()]:
             start = local_instant(day, p.start, practice.tz)
@@ -112,8 +143,7 @@ def _day_boundaries(practice: Practice, day: date) -> Iterator[datetime]:
     """Every instant on local `day` at which a holiday or an opening period may begin or end."""
     tz = practice.tz
     yield local_instant(day, 0, tz)
-    hw = holiday_window(practice, day)
-    if hw is not None:
+    for hw in holiday_windows(practice, day):
         yield hw.start
         yield hw.end
     for p in practice.hours[day.weekday()]:

@@ -84,9 +84,14 @@ def json_schema() -> dict[str, Any]:
     holidays = _obj(v.HOLIDAYS_KEYS, {
         "country": {"type": "string"}, "subdivision": {"type": "string"},
         "observed": {"type": "boolean"},
-        "exclude": {"type": "array", "items": {"type": "string"}},
+        "exclude": {"type": "array", "items": {"type": "string"},
+                    "description": "Public holidays this practice stays open on."},
+        "only": {"type": "array", "items": {"type": "string"},
+                 "description": "The only public holidays that close the practice "
+                 "(not with exclude)."},
         "dates": {"type": "array", "items": hol_date},
     })
+    holidays["not"] = {"required": ["only", "exclude"]}
     override = _obj(v.OVERRIDE_KEYS, {
         "from": {"$ref": "#/$defs/local_datetime"}, "until": {"$ref": "#/$defs/local_datetime"},
         "state": {"enum": ["open", "closed"]}, "reason": {"type": "string"},
@@ -118,24 +123,37 @@ def json_schema() -> dict[str, Any]:
     rotation = _obj(v.ROTATION_KEYS, {
         "role": {"enum": list(ROLES)},
         "order": {"type": "array", "items": SLUG, "minItems": 1},
-        "handoff": _obj(v.HANDOFF_KEYS, {"weekday": {"enum": list(WEEKDAYS)},
-                                         "time": {"$ref": "#/$defs/time"}}),
-        "anchor": {**DATE, "description": "A date in the first person's week."},
+        "handoff": {**_obj(v.HANDOFF_KEYS, {
+            "weekday": {"enum": list(WEEKDAYS), "description": "Weekly turns."},
+            "every_days": _int(*v.TURN_DAYS, "Turns of this many days (1: daily)."),
+            "pattern": {"type": "array", "items": _int(*v.TURN_DAYS), "minItems": 1,
+                        "maxItems": v.MAX_PATTERN_TURNS,
+                        "description": "Days of each turn, in turn, e.g. [2, 2, 3]."},
+            "time": {"$ref": "#/$defs/time"}}),
+            "oneOf": [{"required": [k]} for k in v.HANDOFF_KINDS]},
+        "anchor": {**DATE, "description": "Weekly: a date in the first person's week; "
+                   "otherwise the date the first person's turn begins."},
+        "start": {"$ref": "#/$defs/local_datetime",
+                  "description": "Nobody is on call from this rotation before this "
+                  "instant (default: its first handoff)."},
     })
     shift = _obj(v.SHIFT_KEYS, {
         "clinician": SLUG, "start": {"$ref": "#/$defs/local_datetime"},
         "end": {"$ref": "#/$defs/local_datetime"}, "role": {"enum": list(ROLES)},
         "note": {"type": "string"},
     })
-    target = _obj(v.TARGET_KEYS, {"role": {"enum": list(ROLES)}, "clinician": SLUG})
-    target["oneOf"] = [{"required": ["role"]}, {"required": ["clinician"]}]
+    others = {"enum": list(ROLES), "description": "Every clinician of this role not "
+              "rung earlier in the chain (one after another; inside together, at once)."}
+    target = _obj(v.TARGET_KEYS, {"role": {"enum": list(ROLES)}, "clinician": SLUG,
+                                  "others_of": others})
+    target["oneOf"] = [{"required": [k]} for k in v.TARGET_KINDS]
     step = _obj(v.STEP_KEYS, {"role": {"enum": list(ROLES)}, "clinician": SLUG,
-                              "together": {"type": "array", "items": target, "minItems": 2,
+                              "others_of": others,
+                              "together": {"type": "array", "items": target, "minItems": 1,
                                            "description": "Rung at the same time; the "
                                            "first to press 1 takes the call."},
                               "ring_seconds": _int(5, 120), "attempts": _int(1, 10)})
-    step["oneOf"] = [{"required": ["role"]}, {"required": ["clinician"]},
-                     {"required": ["together"]}]
+    step["oneOf"] = [{"required": [k]} for k in (*v.TARGET_KINDS, "together")]
     on_call = _obj(v.ON_CALL_KEYS, {
         "clinicians": {"type": "array", "items": clinician, "minItems": 1},
         "rotations": {"type": "array", "items": rotation},

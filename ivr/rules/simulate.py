@@ -5,10 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ivr.rules.model import BRIDGE_DISPOSITIONS, Override, Practice, RuleSet, normalise_number
+from ivr.rules.decision import ROUTE_AFTER_HOURS, decide
+from ivr.rules.model import (
+    BRIDGE_DISPOSITIONS,
+    Intake,
+    Override,
+    Practice,
+    RuleSet,
+    normalise_number,
+)
 from ivr.rules.oncall import DialStep, dial_list, max_attempts
-from ivr.rules.prompts import UNKNOWN_NUMBER_TEXT, render
-from ivr.rules.schedule import PracticeState, next_opening, state_at
+from ivr.rules.prompts import DEFAULT_PROMPTS, OPERATOR_CLOSING_TEXT, OPERATOR_GREETING_TEXT, render
+from ivr.rules.schedule import PracticeState
 from ivr.rules.timeutil import fmt_local, human_time, require_aware
 
 NO_INPUT_KEY = "."  # in a simulated key string: "the caller pressed nothing this time"
@@ -72,36 +80,32 @@ def simulate(rules: RuleSet, to: str, forwarded_from: str | None, caller: str | 
              ) -> dict[str, Any]:
     """What would happen to a call to `to` at instant `at` if the caller pressed `keys`."""
     at = require_aware(at, "at")
-    practice = rules.route(to, forwarded_from)
+    decision = decide(rules, to, forwarded_from, at, manual_overrides)  # as the live call
+    practice = decision.practice
     result: dict[str, Any] = {
         "to": to, "forwarded_from": forwarded_from, "caller": caller, "at": at.isoformat(),
-        "keys": keys,
+        "keys": keys, "operator_flag": decision.operator_flag,
     }
     if practice is None:
-        result.update(practice=None, route="unknown_number", state=None,
-                      prompts=[{"id": "unknown_number", "text": UNKNOWN_NUMBER_TEXT, "file": None}],
-                      disposition=None, outcome="hangup_after_notice",
-                      caller_told=UNKNOWN_NUMBER_TEXT, dial_list=[])
-        return result
+        return _operator_intake(result, normalise_number(caller, rules.regions))
 
     tz = practice.tz
-    st = state_at(practice, at, manual_overrides)
-    forwarded = bool(forwarded_from and forwarded_from.strip())
-    route = "after_hours" if not st.is_open else ("overflow" if forwarded else "open_direct")
-    reopen = next_opening(practice, at, manual_overrides) if not st.is_open else None
+    st = decision.state
+    assert st is not None
+    route = decision.route
+    reopen = decision.reopens_at
     values = {
         "practice": practice.name,
         "callback_time": human_time(reopen, tz, at) if reopen else "the office reopens",
         "closing_time": human_time(st.next_change, tz, at) if st.next_change else "closing time",
     }
-    prompts = [_prompt(practice, "greeting" if route == "after_hours" else "overflow_greeting",
+    prompts = [_prompt(practice, "greeting" if route == ROUTE_AFTER_HOURS else "overflow_greeting",
                        values), _prompt(practice, "emergency_notice", values)]
-    caller_e164 = normalise_number(caller, rules.regions)
+    caller_e164 = normalise_number(caller, (practice.country,))  # as the live call
     for fld in practice.intake.collect:
         if fld == "callback" and caller_e164 is None:
             prompts.append(_prompt(practice, "unknown_caller", values))
-        prompts.append(_prompt(practice, {"callback": "ask_callback", "dob": "ask_dob",
-                                          "name": "ask_name", "reason": "ask_reason"}[fld], values))
+        prompts.append(_prompt(practice, INTAKE_PROMPTS[fld], values))
 
     disposition, trace = run_menu(practice, keys)
     prompts.append(_prompt(practice, "menu", values))
@@ -114,7 +118,7 @@ def simulate(rules: RuleSet, to: str, forwarded_from: str | None, caller: str | 
 
     oncall_list = dial_list(practice, at)
     steps: list[dict[str, Any]]
-    if route != "after_hours" and practice.overflow.mode == "intake_then_bridge":
+    if route != ROUTE_AFTER_HOURS and practice.overflow.mode == "intake_then_bridge":
         # Open and overflowing: everyone goes to the office line after the intake;
         # urgent calls continue to the on-call chain if the office does not answer.
         desk = [{"step": "overflow", "attempt": 1, "ring": None, "clinician_id": None,
@@ -136,7 +140,7 @@ def simulate(rules: RuleSet, to: str, forwarded_from: str | None, caller: str | 
         told = prompts[-1]["text"]
         if_no_answer = _prompt(practice, "no_answer", values)["text"]
     else:
-        pid = "callback_promise" if route == "after_hours" else "same_day_callback"
+        pid = "callback_promise" if route == ROUTE_AFTER_HOURS else "same_day_callback"
         prompts.append(_prompt(practice, pid, values))
         told = prompts[-1]["text"]
         if_no_answer = None
@@ -166,12 +170,37 @@ def simulate(rules: RuleSet, to: str, forwarded_from: str | None, caller: str | 
     return result
 
 
+INTAKE_PROMPTS = {"callback": "ask_callback", "dob": "ask_dob", "name": "ask_name",
+                  "reason": "ask_reason"}
+
+
+def _operator_intake(result: dict[str, Any], caller_e164: str | None) -> dict[str, Any]:
+    """A number no practice claims: the flow's generic greeting and intake, for an operator."""
+    def default(pid: str) -> dict[str, Any]:
+        return {"id": pid, "text": DEFAULT_PROMPTS[pid], "file": None}
+
+    prompts = [{"id": "generic_greeting", "text": OPERATOR_GREETING_TEXT, "file": None},
+               default("emergency_notice")]
+    for fld in Intake().collect:
+        if fld == "callback" and caller_e164 is None:
+            prompts.append(default("unknown_caller"))
+        prompts.append(default(INTAKE_PROMPTS[fld]))
+    prompts.append({"id": "operator_closing", "text": OPERATOR_CLOSING_TEXT, "file": None})
+    result.update(practice=None, route="unknown_number", state=None, prompts=prompts,
+                  disposition=None, outcome="operator_intake",
+                  caller_told=OPERATOR_CLOSING_TEXT, dial_list=[], next_opening=None)
+    return result
+
+
 def format_text(res: dict[str, Any]) -> str:
     """The simulation as a short human-readable report."""
     lines = []
     if res["practice"] is None:
         lines.append(f"Call to {res['to']}: no practice uses this number (unknown_number).")
-        lines.append(f"  Caller hears: {res['caller_told']}")
+        lines.append("Prompts:")
+        lines += [f"  - {p['id']}: {p['text']}" for p in res["prompts"]]
+        lines.append(f"Outcome:    {res['outcome']} (the intake is flagged for an operator)")
+        lines.append(f"Told:       {res['caller_told']}")
         return "\n".join(lines)
     st = res["state"]
     lines.append(f"Practice:   {res['practice_name']} ({res['practice']})")

@@ -59,3 +59,38 @@ def human_time(instant: datetime, tz: ZoneInfo, reference: datetime | None = Non
         if delta == 1:
             return f"{clock} tomorrow"
     return f"{clock} {loc.strftime('%A, %B')} {loc.day}"
+
+
+def wall_time_note(wall: datetime, tz: ZoneInfo) -> str | None:
+    """What a naive local time means when it is not one instant (None when it is).
+
+    Said with the instant taken (the rules of `local_instant`): a skipped time is
+    moved forward by the gap, a repeated one is its first occurrence.
+    """
+    wall = wall.replace(tzinfo=None)
+    first = wall.replace(tzinfo=tz, fold=0)
+    taken = first.astimezone(UTC).astimezone(tz)
+    text = f"{wall:%Y-%m-%d %H:%M}"
+    if taken.replace(tzinfo=None) != wall:
+        return (f"{text} does not exist in {tz.key} (the clocks go forward); "
+                f"taken as {taken.isoformat(timespec='minutes')}")
+    if first.utcoffset() != wall.replace(tzinfo=tz, fold=1).utcoffset():
+        return (f"{text} happens twice in {tz.key} (the clocks go back); taken as the "
+                f"first, {taken.isoformat(timespec='minutes')}")
+    return None
+
+
+def clock_change_days(tz: ZoneInfo, first: date, days: int) -> list[date]:
+    """The local dates in [first, first + days) on which the UTC offset changes."""
+    def offset(day: date) -> timedelta | None:
+        return local_instant(day, 0, tz).astimezone(tz).utcoffset()
+
+    out = []
+    for week in range(0, days, 7):  # a week apart first: real zones change twice a year
+        start = first + timedelta(days=week)
+        span = min(7, days - week)
+        if offset(start) == offset(start + timedelta(days=span)):
+            continue
+        out += [start + timedelta(days=n) for n in range(span)
+                if offset(start + timedelta(days=n)) != offset(start + timedelta(days=n + 1))]
+    return out

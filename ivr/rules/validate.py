@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -29,7 +32,16 @@ from ivr.rules.limits import (
     read_bounded,
 )
 from ivr.rules.prompts import DEFAULT_PROMPTS, PLACEHOLDERS, default_menu_text, placeholders_in
-from ivr.rules.timeutil import MINUTES_PER_DAY, UTC, WEEKDAYS, fmt_local, local_naive_to_instant
+from ivr.rules.timeutil import (
+    MINUTES_PER_DAY,
+    UTC,
+    WEEKDAYS,
+    clock_change_days,
+    fmt_local,
+    local_instant,
+    local_naive_to_instant,
+    wall_time_note,
+)
 from ivr.rules.yamlload import BOOL_TAG, INT_RE, INT_TAG, NULL_TAG, TooDeep, check_limits, compose
 
 # --- the key tables; schema.py builds the JSON Schema from the same tables ----------------
@@ -64,6 +76,7 @@ HOLIDAYS_KEYS = {
     "subdivision": False,
     "observed": False,
     "exclude": False,
+    "only": False,
     "dates": False,
 }
 HOLIDAY_DATE_KEYS = {"date": True, "name": True, "closed_from": False, "closed_until": False}
@@ -99,13 +112,17 @@ ON_CALL_KEYS = {
 }
 CLINICIAN_KEYS = {"id": True, "name": True, "role": True, "phone": True, "pin": False}
 PIN_RE = re.compile(r"[0-9]{4,8}$")
-ROTATION_KEYS = {"role": True, "order": True, "handoff": True, "anchor": True}
-HANDOFF_KEYS = {"weekday": True, "time": True}
+ROTATION_KEYS = {"role": True, "order": True, "handoff": True, "anchor": True, "start": False}
+HANDOFF_KEYS = {"weekday": False, "every_days": False, "pattern": False, "time": True}
+HANDOFF_KINDS = ("weekday", "every_days", "pattern")
+TURN_DAYS = (1, 28)  # one turn of a rotation: a day to four weeks
+MAX_PATTERN_TURNS = 28
 SHIFT_KEYS = {"clinician": True, "start": True, "end": True, "role": False, "note": False}
 ICAL_KEYS = {"file": True, "clinician_from": False}
-STEP_KEYS = {"role": False, "clinician": False, "together": False, "ring_seconds": False,
-             "attempts": False}
-TARGET_KEYS = {"role": False, "clinician": False}
+STEP_KEYS = {"role": False, "clinician": False, "others_of": False, "together": False,
+             "ring_seconds": False, "attempts": False}
+TARGET_KEYS = {"role": False, "clinician": False, "others_of": False}
+TARGET_KINDS = ("role", "clinician", "others_of")
 EXHAUSTED_KEYS = {"action": True, "renotify_minutes": False, "attempts_per_person": False,
                   "max_attempts": False}
 DELIVERY_KEYS = {"fax": False, "email": False, "webhook": False}
@@ -134,6 +151,9 @@ DEFAULT_RING_SECONDS = 20
 ICAL_PAST_DAYS = 60
 ICAL_FUTURE_DAYS = 730
 COVERAGE_DAYS = 30
+# Years around `now` whose public holiday names holidays.exclude/only may use.
+HOLIDAY_NAME_YEARS = (2, 5)
+CLOCK_CHANGE_DAYS = 366  # how far ahead repeating wall times are checked against DST
 
 _ZONES: frozenset[str] | None = None
 ZONE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,3}$")
@@ -209,6 +229,11 @@ class Builder:
         self.tz: ZoneInfo = ZoneInfo("UTC")
         self.numbers: list[tuple[str, str, yaml.Node, str]] = []  # (e164, kind, node, path)
         self.ical_bytes = b""
+        self.ical_source: m.IcalSource | None = None
+        # Wall times that repeat (weekday, period, node, path; role -> node, path): a DST
+        # change may skip or double them, checked once the practice is built.
+        self.period_nodes: list[tuple[int, m.Period, yaml.Node, str]] = []
+        self.handoff_nodes: dict[str, tuple[yaml.Node, str]] = {}
 
     # ---- generic accessors -------------------------------------------------------------
     def mapping(self, node: yaml.Node | None, path: str, keys: Mapping[str, bool]
@@ -363,6 +388,10 @@ class Builder:
             return None
         try:
             if parsed.tzinfo is None:
+                note = wall_time_note(parsed, self.tz)
+                if note is not None:
+                    self.c.warn(node, path, value, "a local time that happens once, or an "
+                                "explicit offset such as -04:00", note)
                 return local_naive_to_instant(parsed, self.tz)
             return parsed.astimezone(UTC)
         except (OverflowError, ValueError):  # not expected within the years allowed
@@ -400,6 +429,8 @@ class Builder:
                 return None
             text = self.text(fields.get("text"), _join(path, "text"))
             rec = self.text(fields.get("file"), _join(path, "file"), "a path to a recording")
+            if rec is not None:
+                self.check_recording(fields["file"], _join(path, "file"), rec)
             if text is None and rec is None:
                 self.c.error(node, path, None, "text and/or file", "a prompt needs text or a file")
                 return None
@@ -418,6 +449,23 @@ class Builder:
                          f"unknown placeholder {{{sorted(unknown)[0]}}}")
             return None
         return m.Prompt(pid, text, rec)
+
+    def check_recording(self, node: yaml.Node, path: str, rec: str) -> None:
+        """Warn when a prompt's recording is not a file: the call speaks the text instead.
+
+        Resolved as the controller does: relative to the rules file's folder. Only
+        looked at (stat), never read here.
+        """
+        where = Path(rec) if Path(rec).is_absolute() else self.base_dir.resolve() / rec
+        try:
+            found = stat.S_ISREG(os.stat(where).st_mode)
+        except (OSError, ValueError):  # missing, unreadable folder, NUL in the name
+            found = False
+        if not found:
+            self.c.warn(node, path, rec, "a recording file; a relative path is relative to "
+                        f"the rules file's folder ({self.base_dir.resolve()})",
+                        f"recording {rec!r} is not a file ({where}); the text is spoken "
+                        "instead")
 
     # ---- sections ----------------------------------------------------------------------
     def build(self, root: yaml.Node) -> m.Practice | None:
@@ -506,6 +554,7 @@ class Builder:
                 p = self.period(item, _join(path, i))
                 if p is not None:
                     periods.append(p)
+                    self.period_nodes.append((WEEKDAYS.index(day), p, item, _join(path, i)))
             week.append(tuple(periods))
         return tuple(week)
 
@@ -555,11 +604,12 @@ class Builder:
                              f"{subdiv!r} is not a subdivision of {country}")
                 subdiv = None
         observed = self.boolean(f.get("observed"), "holidays.observed", True)
-        exclude = []
-        for i, item in enumerate(self.seq(f.get("exclude"), "holidays.exclude")):
-            name = self.text(item, _join("holidays.exclude", i), "a holiday name")
-            if name is not None:
-                exclude.append(name)
+        exclude = self.holiday_names(f, "exclude", country, subdiv)
+        only = self.holiday_names(f, "only", country, subdiv) if "only" in f else None
+        if "only" in f and "exclude" in f:
+            self.c.error(f["only"], "holidays.only", None, "either 'only' or 'exclude'",
+                         "'only' lists the public holidays that close; 'exclude' cannot "
+                         "be used with it")
         custom = []
         for i, item in enumerate(self.seq(f.get("dates"), "holidays.dates")):
             path = _join("holidays.dates", i)
@@ -584,7 +634,35 @@ class Builder:
                 continue
             year, month, dom = ymd
             custom.append(m.CustomHoliday(name, month, dom, year, start, until))
-        return m.Holidays(country, subdiv, observed, tuple(exclude), tuple(custom))
+        return m.Holidays(country, subdiv, observed, tuple(exclude), tuple(custom),
+                          None if only is None else tuple(only))
+
+    def holiday_names(self, f: Mapping[str, yaml.Node], key: str, country: str | None,
+                      subdiv: str | None) -> list[str]:
+        """Names listed under holidays.<key>, each a public holiday of the calendar."""
+        from ivr.rules.schedule import public_holiday_names
+
+        path = _join("holidays", key)
+        known = frozenset() if country is None else public_holiday_names(
+            country, subdiv, range(self.now.year - HOLIDAY_NAME_YEARS[0],
+                                   self.now.year + HOLIDAY_NAME_YEARS[1] + 1))
+        calendar = country if subdiv is None else f"{country}-{subdiv}"
+        out = []
+        for i, item in enumerate(self.seq(f.get(key), path, "a list of holiday names")):
+            name = self.text(item, _join(path, i), "a holiday name")
+            if name is None:
+                continue
+            if name not in known:
+                near = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+                listed = near or sorted(known)[:8]
+                self.c.error(item, _join(path, i), name,
+                             ("one of the nearest: " if near else "one of: ")
+                             + ", ".join(repr(n) for n in listed) if known
+                             else "no names: there is no public holiday calendar",
+                             f"{name!r} is not a public holiday of {calendar or 'any country'}")
+                continue
+            out.append(name)
+        return out
 
     def overrides(self, node: yaml.Node | None) -> tuple[m.Override, ...]:
         out = []
@@ -755,16 +833,22 @@ class Builder:
             if onode is not None and not self.seq(onode, _join(path, "order")):
                 self.c.error(onode, _join(path, "order"), None, "at least one clinician id",
                              "the rotation has no one in it")
-            h = self.mapping(r.get("handoff"), _join(path, "handoff"), HANDOFF_KEYS) or {}
-            wd = self.choice(h.get("weekday"), _join(path, "handoff.weekday"), WEEKDAYS)
+            hnode = r.get("handoff")
+            h = self.mapping(hnode, _join(path, "handoff"), HANDOFF_KEYS) or {}
             at = self.time_of_day(h.get("time"), _join(path, "handoff.time"))
+            turns = self.handoff_turns(hnode, h, _join(path, "handoff"))
             anchor = self.day(r.get("anchor"), _join(path, "anchor"))
+            start = self.local_datetime(r.get("start"), _join(path, "start")) \
+                if "start" in r else None
             if role in rotations:
                 self.c.error(r.get("role"), _join(path, "role"), role, "one rotation per role",
                              f"a second rotation for role {role!r}")
                 continue
-            if role and order and wd and at is not None and anchor:
-                rotations[role] = m.Rotation(role, tuple(order), WEEKDAYS.index(wd), at, anchor)
+            if role and order and turns and at is not None and anchor and \
+                    (start is not None or "start" not in r):
+                rotations[role] = m.Rotation(role, tuple(order), turns[0], at, anchor,
+                                             turns[1], start)
+                self.handoff_nodes[role] = (h["time"], _join(path, "handoff.time"))
 
         shifts: list[tuple[m.Shift, yaml.Node, str]] = []
         for i, item in enumerate(self.seq(f.get("shifts"), "on_call.shifts")):
@@ -793,21 +877,24 @@ class Builder:
 
         def target(item: yaml.Node, path: str, s: dict[str, yaml.Node],
                    what: str) -> m.Target | None:
-            """One role or one clinician, named by exactly one key of `s`."""
-            if ("role" in s) == ("clinician" in s):
+            """One role, one clinician or the others of a role, by exactly one key of `s`."""
+            if sum(k in s for k in TARGET_KINDS) != 1:
                 self.c.error(item, path, None, f"exactly one of {what}",
-                             "an escalation step names whom to call by role, by clinician "
-                             "or (together) by several of them")
+                             "an escalation step names whom to call by role, by clinician, "
+                             "as the others of a role or (together) by several of them")
                 return None
             if "clinician" in s:
                 cid = clinician_ref(s.get("clinician"), _join(path, "clinician"))
                 return m.Target(None, cid) if cid else None
-            role = self.choice(s.get("role"), _join(path, "role"), m.ROLES)
+            key = "role" if "role" in s else "others_of"
+            role = self.choice(s.get(key), _join(path, key), m.ROLES)
             if role is not None and not any(c.role == role for c in clinicians.values()):
-                self.c.error(s.get("role"), _join(path, "role"), role,
+                self.c.error(s.get(key), _join(path, key), role,
                              "a role that at least one clinician has", f"no clinician is a {role}")
                 return None
-            return m.Target(role, None) if role else None
+            if role is None:
+                return None
+            return m.Target(role, None) if key == "role" else m.Target(None, None, role)
 
         steps = []
         enode = f.get("escalation")
@@ -820,30 +907,36 @@ class Builder:
                                 DEFAULT_RING_SECONDS)
             attempts = self.integer(s.get("attempts"), _join(path, "attempts"), 1, 10, 1)
             if "together" not in s:
-                one = target(item, path, s, "'role', 'clinician' or 'together'")
+                one = target(item, path, s,
+                             "'role', 'clinician', 'others_of' or 'together'")
                 if one is not None:
-                    steps.append(m.EscalationStep(one.role, one.clinician_id, ring, attempts))
+                    steps.append(m.EscalationStep(one.role, one.clinician_id, ring, attempts,
+                                                  others_of=one.others_of))
                 continue
-            if "role" in s or "clinician" in s:
-                self.c.error(item, path, None, "exactly one of 'role', 'clinician' or 'together'",
+            if any(k in s for k in TARGET_KINDS):
+                self.c.error(item, path, None,
+                             "exactly one of 'role', 'clinician', 'others_of' or 'together'",
                              "a 'together' step lists its roles and clinicians inside 'together'")
                 continue
             tpath = _join(path, "together")
             errors_in_step = len(self.c.errors)
             group: list[m.Target] = []
             for j, entry in enumerate(self.seq(s["together"], tpath,
-                                               "a list of {role: ...} or {clinician: ...}")):
+                                               "a list of {role: ...}, {clinician: ...} "
+                                               "or {others_of: ...}")):
                 epath = _join(tpath, j)
                 e = self.mapping(entry, epath, TARGET_KEYS)
-                one = target(entry, epath, e, "'role' or 'clinician'") if e is not None else None
+                one = target(entry, epath, e, "'role', 'clinician' or 'others_of'") \
+                    if e is not None else None
                 if one is None:
                     continue
                 if one in group:
-                    self.c.error(entry, epath, one.role or one.clinician_id,
+                    self.c.error(entry, epath, one.role or one.clinician_id or one.others_of,
                                  "each role or clinician once", "listed twice in this step")
                     continue
                 group.append(one)
-            if len(group) < 2 and len(self.c.errors) == errors_in_step:
+            several = len(group) >= 2 or any(t.others_of for t in group)
+            if not several and len(self.c.errors) == errors_in_step:
                 self.c.error(s["together"], tpath, None, "two or more roles or clinicians",
                              "a 'together' step rings several at once; for one, use "
                              "'role' or 'clinician'")
@@ -871,7 +964,44 @@ class Builder:
             return None
         return m.OnCall(m.frozen_map(clinicians), m.frozen_map(rotations),
                         tuple(sorted((s for s, _, _ in shifts), key=lambda s: s.start)),
-                        ical_shifts, tuple(steps), we, wait, ical_file)
+                        ical_shifts, tuple(steps), we, wait, ical_file, self.ical_source)
+
+    def handoff_turns(self, node: yaml.Node | None, h: Mapping[str, yaml.Node], path: str
+                      ) -> tuple[int | None, tuple[int, ...]] | None:
+        """(weekday or None, days of each turn) from a handoff's weekday, every_days or
+        pattern (exactly one of them)."""
+        given = [k for k in HANDOFF_KINDS if k in h]
+        if node is None or not isinstance(node, yaml.MappingNode):
+            return None
+        if len(given) != 1:
+            self.c.error(node, path, ", ".join(given) or None,
+                         "exactly one of weekday (weekly), every_days (e.g. 1: daily) or "
+                         "pattern (e.g. [2, 2, 3])",
+                         "a handoff needs exactly one of weekday, every_days or pattern"
+                         + (f", not {' and '.join(given)}" if given else ""))
+            return None
+        kind = given[0]
+        kpath = _join(path, kind)
+        if kind == "weekday":
+            wd = self.choice(h["weekday"], kpath, WEEKDAYS)
+            return None if wd is None else (WEEKDAYS.index(wd), (7,))
+        if kind == "every_days":
+            errors = len(self.c.errors)
+            days = self.integer(h["every_days"], kpath, *TURN_DAYS, 0)
+            return None if len(self.c.errors) > errors else (None, (days,))
+        items = self.seq(h["pattern"], kpath, "a list of days per turn, e.g. [2, 2, 3]")
+        errors = len(self.c.errors)
+        pattern = tuple(self.integer(item, _join(kpath, j), *TURN_DAYS, 0)
+                        for j, item in enumerate(items))
+        if len(self.c.errors) > errors:
+            return None
+        if not 1 <= len(pattern) <= MAX_PATTERN_TURNS:
+            self.c.error(h["pattern"], kpath, len(pattern),
+                         f"at least one and at most {MAX_PATTERN_TURNS} turns, e.g. [2, 2, 3]",
+                         "the pattern needs at least one turn" if not pattern else
+                         f"the pattern has {len(pattern)} turns")
+            return None
+        return None, pattern
 
     def check_overlaps(self, shifts: list[tuple[m.Shift, yaml.Node, str]]) -> None:
         """Two explicit shifts for one role may not overlap: who would be called?"""
@@ -920,6 +1050,8 @@ class Builder:
             raise
         entries = [(s, f["file"], f"on_call.ical ({s.label})") for s in shifts]
         self.check_overlaps(entries)
+        self.ical_source = m.IcalSource(data, self.tz.key, prop.upper(),
+                                        tuple(clinicians.values()))
         return tuple(shifts), rel
 
     def delivery(self, node: yaml.Node | None) -> m.Delivery:
@@ -986,14 +1118,53 @@ def parse_holiday_date(value: str) -> tuple[int | None, int, int] | None:
 def coverage_warnings(practice: m.Practice, col: Collector, node: yaml.Node | None,
                       now: datetime) -> None:
     """Warn about stretches in the next 30 days when an escalated-to role has nobody."""
-    from ivr.rules.oncall import timeline
+    from ivr.rules.oncall import rotation_begins, timeline
 
     roles = {t.role for s in practice.on_call.escalation for t in s.targets if t.role}
     for role, cid, start, end, _src in timeline(practice, now, now + timedelta(days=COVERAGE_DAYS)):
         if role in roles and cid is None:
             span = f"{fmt_local(start, practice.tz)} to {fmt_local(end, practice.tz)}"
+            rot = practice.on_call.rotations.get(role)
+            why = ""
+            if rot is not None and end <= (begins := rotation_begins(rot, practice.tz)):
+                why = f" (before the {role} rotation starts, {fmt_local(begins, practice.tz)})"
             col.warn(node, "on_call", span, f"a {role} on call at all times",
-                     f"no {role} on call from {span}")
+                     f"no {role} on call from {span}{why}")
+
+
+def clock_change_warnings(practice: m.Practice, builder: Builder, now: datetime) -> None:
+    """Warn of opening hours and handoffs that a DST change in the next year skips or
+    doubles, with the instant taken (the first such date only)."""
+    from ivr.rules.oncall import _turn
+    from ivr.rules.oncall import rotation_begins as oncall_begins
+
+    tz = practice.tz
+    days = clock_change_days(tz, now.astimezone(tz).date(), CLOCK_CHANGE_DAYS)
+
+    def check(node: yaml.Node, path: str, day: date, minute: int) -> bool:
+        wall = datetime.combine(day, datetime.min.time()) + timedelta(minutes=minute)
+        note = wall_time_note(wall, tz)
+        if note is not None:
+            builder.c.warn(node, path, f"{wall:%H:%M}", "a time of day clear of the "
+                           "clock change (e.g. 03:00 instead of 02:30)", note)
+        return note is not None
+
+    for weekday, p, node, path in builder.period_nodes:
+        for day in days:
+            ends = [] if p.crosses_midnight else [p.end]
+            if p.crosses_midnight and day.weekday() == (weekday + 1) % 7:
+                if check(node, path, day, p.end):
+                    break
+            if day.weekday() == weekday and any(check(node, path, day, mm)
+                                                for mm in (p.start, *ends)):
+                break
+    for role, (node, path) in builder.handoff_nodes.items():
+        rot = practice.on_call.rotations[role]
+        for day in days:
+            t = local_instant(day, rot.handoff_minute, tz)
+            if t >= oncall_begins(rot, tz) and _turn(rot, tz, t)[1] == day \
+                    and check(node, path, day, rot.handoff_minute):
+                break
 
 
 def build_file(path: Path, display: str, now: datetime, deadline: Deadline = UNLIMITED
@@ -1052,6 +1223,7 @@ def build_file(path: Path, display: str, now: datetime, deadline: Deadline = UNL
     practice = builder.build(root)
     if practice is not None:
         coverage_warnings(practice, col, _find(root, "on_call"), now)
+        clock_change_warnings(practice, builder, now)
     return practice, builder, raw
 
 

@@ -129,7 +129,7 @@ def test_urgent_calls_reached_by_the_backup_path_or_not(sunny):
     assert recorded.recordings[-1].field == "fallback message"
 
 
-def test_abandoned_calls_need_action_only_with_a_callback_number(sunny):
+def test_every_abandoned_call_needs_action_with_or_without_a_number(sunny):
     with_number = build_note(record("c10", T, disposition=None, end_reason="caller_hangup",
                                     abandoned_step="intake.name"), sunny)
     assert with_number.needs_action == (NA_ABANDONED,)
@@ -137,7 +137,8 @@ def test_abandoned_calls_need_action_only_with_a_callback_number(sunny):
     without = record("c11", T, disposition=None, end_reason="caller_hangup",
                      abandoned_step="intake.callback")
     without["intake"] = {}
-    assert build_note(without, sunny).needs_action == ()
+    # No number to call back is still a lead (the time, the recording): someone looks.
+    assert build_note(without, sunny).needs_action == (NA_ABANDONED,)
 
 
 def test_an_unknown_number_call_is_for_an_operator():
