@@ -12,19 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ivr.cli import common
 from ivr.secure import keys
 
 RECORDING_FIELDS = ("name", "reason", "fallback")
 
 
-def _cli() -> Any:
-    from ivr.cli import main as cli
-
-    return cli
-
-
 def cmd_keys_init(args: argparse.Namespace) -> int:
-    settings = _cli()._settings()
+    settings = common.load_settings()
     made = keys.init(settings)
     print(f"key file created at {settings.key_file} with key {made.ring.active} (0600). "
           "Keep a copy apart from the data: without it the sealed data cannot be read.")
@@ -34,11 +29,11 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
 def cmd_keys_status(args: argparse.Namespace) -> int:
     from ivr.secure import rekey
 
-    cli = _cli()
-    settings = cli._settings()
+    cli = common
+    settings = cli.load_settings()
     from_env = bool(os.environ.get(keys.ENV_KEYS, "").strip())
     key_file = keys.from_settings(settings)
-    used = asyncio.run(cli._with_db(lambda db: rekey.usage(db, settings.recordings_dir)))
+    used = asyncio.run(cli.with_db(lambda db: rekey.usage(db, settings.recordings_dir)))
     per_key = used.per_key()
     doc = {
         "source": keys.ENV_KEYS if from_env else str(settings.key_file),
@@ -53,7 +48,7 @@ def cmd_keys_status(args: argparse.Namespace) -> int:
         "usage": used.to_json(),
     }
     if args.json:
-        cli._print(doc, True)
+        cli.show(doc, True)
         return 0
     print(f"keys from {doc['source']}")
     for key in doc["keys"]:
@@ -77,23 +72,23 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     from ivr.records import audit
     from ivr.secure import rekey
 
-    cli = _cli()
-    settings = cli._settings()
+    cli = common
+    settings = cli.load_settings()
 
     async def run(db: Any) -> Any:
         done = await rekey.rotate(db, settings)
         # The rotation has happened whatever the log says: a failed entry is an error
         # after the fact, not a reason to undo it.
-        await cli._audit(db, audit.KEYS_ROTATE, subject=done.active, detail={
+        await cli.audit_entry(db, audit.KEYS_ROTATE, subject=done.active, detail={
             "added": done.added, "columns": done.columns_resealed,
             "recordings": done.recordings_resealed, "retired": list(done.retired),
             "still_in_use": sorted(done.kept)},
             consequence="the keys were rotated, but the audit log does not say so")
         return done
 
-    done = asyncio.run(cli._with_db(run))
+    done = asyncio.run(cli.with_db(run))
     if args.json:
-        cli._print(done.to_json(), True)
+        cli.show(done.to_json(), True)
     else:
         print(f"{'new' if done.added else 'finished the rotation to'} active key "
               f"{done.active}: {done.columns_resealed} database value(s) and "
@@ -118,7 +113,7 @@ def cmd_recordings_export(args: argparse.Namespace) -> int:
     (0600), after its audit entry."""
     from ivr.records import audit, calls, recordings
 
-    cli = _cli()
+    cli = common
     out = Path(args.out)
     if out.exists() and not args.force:
         print(f"ivr recordings export: {out} exists (use --force to replace it)",
@@ -131,13 +126,13 @@ def cmd_recordings_export(args: argparse.Namespace) -> int:
         if call is None or not path or not Path(path).is_file():
             return None
         wav = await asyncio.to_thread(recordings.read, Path(path))
-        await cli._audit(db, audit.RECORDING_READ, practice_id=call.get("practice_id"),
+        await cli.audit_entry(db, audit.RECORDING_READ, practice_id=call.get("practice_id"),
                          subject=call["id"], detail={
                              "field": args.field, "bytes": len(wav),
                              "sealed": recordings.is_sealed_file(Path(path))})
         return call, wav
 
-    found = asyncio.run(cli._with_db(read))
+    found = asyncio.run(cli.with_db(read))
     if found is None:
         print(f"ivr recordings export: call {args.call!r} has no {args.field} recording",
               file=sys.stderr)

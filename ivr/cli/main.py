@@ -9,44 +9,24 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ivr import config, logs
+from ivr.cli.common import audit_entry, load_settings, show, with_db
 from ivr.secure import files
-
-
-def _settings() -> config.Settings:
-    return config.from_env()
 
 
 def _pbx(build: bool = False) -> Any:
     from ivr.pbx.instance import PbxInstance
     from ivr.pbx.root import ensure_root, find_root
 
-    settings = _settings()
+    settings = load_settings()
     root = ensure_root(settings.cache_dir) if build else find_root(settings.cache_dir)
     if root is None:
         raise SystemExit("no Asterisk yet: run `ivr pbx up` (or `make run`) first")
     return PbxInstance(settings, root)
-
-
-def _print(data: Any, as_json: bool, empty: str | None = None) -> None:
-    """JSON, or one line per row / key; `empty`: what to say instead of an empty list."""
-    if as_json:
-        print(json.dumps(data, indent=2, default=str))
-    elif isinstance(data, list):
-        if not data and empty:
-            print(empty)
-        for row in data:
-            print("  ".join(f"{k}={v}" for k, v in row.items() if v not in (None, "")))
-    elif isinstance(data, dict):
-        for key, value in data.items():
-            print(f"{key}: {value if not isinstance(value, (list, dict)) else json.dumps(value)}")
-    else:
-        print(data)
 
 
 # --- pbx ---------------------------------------------------------------------------------
@@ -73,7 +53,7 @@ def cmd_pbx_down(args: argparse.Namespace) -> int:
 
 def cmd_pbx_status(args: argparse.Namespace) -> int:
     status = _pbx().status()
-    _print(status, args.json)
+    show(status, args.json)
     return 0 if status["running"] else 3
 
 
@@ -87,7 +67,7 @@ def cmd_pbx_cli(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.controller.service import Controller, ControllerError
 
-    settings = _settings()
+    settings = load_settings()
     logs.setup(args.log_level, settings.log_dir / f"controller-{settings.instance}.log")
     try:
         asyncio.run(Controller(settings).run())
@@ -101,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """PBX up, controller in the foreground, everything stopped on Ctrl-C."""
     from ivr.secure import keys
 
-    settings = _settings()
+    settings = load_settings()
     if keys.ensure(settings):  # the controller would make it too; said once, here
         print(f"created the key file {settings.key_file} (one new key); keep a copy of it "
               "apart from the data: without it the sealed data cannot be read", flush=True)
@@ -162,7 +142,7 @@ def _example_did(settings: config.Settings) -> str:
 def cmd_demo_call(args: argparse.Namespace) -> int:
     from ivr.sipp import CallerSpec, run_caller
 
-    settings = _settings()
+    settings = load_settings()
     number = args.to or _example_did(settings)
     spec = CallerSpec(caller_id=args.caller_id, keys=args.keys, wait_bye_ms=args.wait * 1000)
     print(f"calling sip:{number}@{settings.sip_host}:{settings.sip_port} as {args.caller_id}, "
@@ -184,33 +164,6 @@ def _parse_time(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-async def _with_db(fn: Callable[[Any], Any]) -> Any:
-    from ivr.db.engine import Database
-
-    db = Database(_settings().database_url)
-    try:
-        await db.create()
-        return await fn(db)
-    finally:
-        await db.close()
-
-
-# Every command that shows patient data writes its audit entry (ivr.records.audit) after reading
-# and before showing anything: no entry, no data (main() turns AuditError into exit 1).
-
-async def _audit(db: Any, action: str, *, practice_id: str | None = None,
-                 subject: str | None = None, detail: dict[str, Any] | None = None,
-                 consequence: str = "nothing is shown without its audit entry") -> None:
-    """This command's audit entry; AuditError (the command shows nothing) if it fails."""
-    from ivr.records import audit
-
-    try:
-        await audit.record(db, audit.cli_actor(), action, practice_id=practice_id,
-                           subject=subject, detail=detail)
-    except Exception as exc:
-        raise audit.AuditError.of(exc, consequence) from exc
-
-
 def _format(args: argparse.Namespace) -> str:
     """How the data leaves: 'text', 'json', 'pdf' or 'pdf+json' (for the audit entry)."""
     shown = [name for name in ("pdf", "json") if getattr(args, name, None)]
@@ -226,13 +179,13 @@ def cmd_calls_list(args: argparse.Namespace) -> int:
         rows = await calls.list_calls(db, practice=args.practice, since=since,
                                       limit=args.limit, operator_only=args.operator,
                                       caller=args.caller)
-        await _audit(db, audit.CALL_READ, practice_id=args.practice,
+        await audit_entry(db, audit.CALL_READ, practice_id=args.practice,
                      detail={"count": len(rows), "format": _format(args),
                              "since": since.isoformat() if since else None,
                              "operator": args.operator, "by_caller": bool(args.caller)})
         return rows
 
-    _print(asyncio.run(_with_db(read)), args.json)
+    show(asyncio.run(with_db(read)), args.json)
     return 0
 
 
@@ -242,15 +195,15 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
     async def read(db: Any) -> dict[str, Any] | None:
         row = await calls.show_call(db, args.id)
         if row is not None:  # a miss shows nothing, so there is no read to log
-            await _audit(db, audit.CALL_READ, practice_id=row.get("practice_id"),
+            await audit_entry(db, audit.CALL_READ, practice_id=row.get("practice_id"),
                          subject=row["id"], detail={"format": _format(args)})
         return row
 
-    row = asyncio.run(_with_db(read))
+    row = asyncio.run(with_db(read))
     if row is None:
         print(f"no call {args.id!r}", file=sys.stderr)
         return 1
-    _print(row, args.json)
+    show(row, args.json)
     return 0
 
 
@@ -260,12 +213,12 @@ def cmd_callbacks_list(args: argparse.Namespace) -> int:
 
     async def read(db: Any) -> list[dict[str, Any]]:
         rows = await callbacks.list_callbacks(db, all_states=args.all, limit=args.limit)
-        await _audit(db, audit.CALLBACKS_READ, detail={
+        await audit_entry(db, audit.CALLBACKS_READ, detail={
             "count": len(rows), "all": args.all, "format": _format(args)})
         return rows
 
-    rows = asyncio.run(_with_db(read))
-    _print(rows, args.json, "no pending call-backs")
+    rows = asyncio.run(with_db(read))
+    show(rows, args.json, "no pending call-backs")
     return 0
 
 
@@ -279,19 +232,19 @@ def cmd_deliveries_list(args: argparse.Namespace) -> int:
         rows = await outbox.list_deliveries(db, failed_only=args.failed,
                                             practice=args.practice, limit=args.limit,
                                             with_attempts=args.json)
-        await _audit(db, audit.DELIVERIES_READ, practice_id=args.practice, detail={
+        await audit_entry(db, audit.DELIVERIES_READ, practice_id=args.practice, detail={
             "count": len(rows), "failed": args.failed, "format": _format(args)})
         return rows
 
-    rows = asyncio.run(_with_db(read))
-    _print(rows, args.json, "no failed deliveries" if args.failed else "no deliveries")
+    rows = asyncio.run(with_db(read))
+    show(rows, args.json, "no failed deliveries" if args.failed else "no deliveries")
     return 0
 
 
 def cmd_deliveries_retry(args: argparse.Namespace) -> int:
     from ivr.delivery import outbox
 
-    if not asyncio.run(_with_db(lambda db: outbox.requeue(db, args.id))):
+    if not asyncio.run(with_db(lambda db: outbox.requeue(db, args.id))):
         print(f"no failed delivery {args.id!r}", file=sys.stderr)
         return 1
     print(f"delivery {args.id} queued again")
@@ -304,7 +257,7 @@ def _practices_or_empty() -> dict[str, Any]:
     """The practices of the rules in force; none when they do not load (a note still shows)."""
     from ivr.rules import load_rules
 
-    result = load_rules(_settings().rules_path, now=datetime.now(UTC))
+    result = load_rules(load_settings().rules_path, now=datetime.now(UTC))
     if not result.ok or result.rules is None:
         print("warning: the rules do not load; notes show without practice details",
               file=sys.stderr)
@@ -327,11 +280,11 @@ def cmd_notes_show(args: argparse.Namespace) -> int:
     async def read(db: Any) -> Any:
         note = await store.note_for_call(db, args.id, practices)
         if note is not None:
-            await _audit(db, audit.NOTE_READ, practice_id=note.practice_id,
+            await audit_entry(db, audit.NOTE_READ, practice_id=note.practice_id,
                          subject=note.call_id, detail={"format": _format(args)})
         return note
 
-    note = asyncio.run(_with_db(read))
+    note = asyncio.run(with_db(read))
     if note is None:
         print(f"no call {args.id!r}", file=sys.stderr)
         return 1
@@ -339,7 +292,7 @@ def cmd_notes_show(args: argparse.Namespace) -> int:
         _write_private(args.pdf, pdf.note_pdf(note, datetime.now(UTC)))
         print(f"note PDF written to {args.pdf}", file=sys.stderr)
     if args.json:
-        _print(note.to_json(), True)
+        show(note.to_json(), True)
     elif not args.pdf:
         for label, value in note.rows():
             print(f"{label}: {value}")
@@ -378,7 +331,7 @@ def cmd_report(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     if args.deliver:
-        settings = _settings()
+        settings = load_settings()
 
         async def deliver(db: Any) -> Any:
             # Making and enqueueing is what the controller does at the opening anyway; the
@@ -386,7 +339,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             made = await store.make_report(db, practice, night, now,
                                            out_dir=settings.data_dir / "documents",
                                            worker=f"cli:{os.getpid()}")
-            await _audit(
+            await audit_entry(
                 db, audit.REPORT_DELIVER, practice_id=practice.id,
                 subject=f"{practice.id}:{made.night.isoformat()}" if made.night else None,
                 detail={"status": made.status, "report_id": made.report_id,
@@ -396,25 +349,25 @@ def cmd_report(args: argparse.Namespace) -> int:
                             "shows and writes nothing of it")
             return made
 
-        made = asyncio.run(_with_db(deliver))
+        made = asyncio.run(with_db(deliver))
         if made.status == store.NOT_DUE:
             print(f"ivr report: the night of {made.night} is not over yet; it is made at the "
                   "practice's opening (use no --deliver for a preview)", file=sys.stderr)
             return 1
         if args.pdf and made.pdf_path:
             _write_private(args.pdf, made.pdf_path.read_bytes())
-        _print(made.to_json(), args.json)
+        show(made.to_json(), args.json)
         return 0 if made.status in (store.MADE, store.EXISTS) else 1
 
     async def preview(db: Any) -> Any:
         report = await store.preview_report(db, practice, night, now)
         if report is not None:
-            await _audit(db, audit.REPORT_READ, practice_id=practice.id,
+            await audit_entry(db, audit.REPORT_READ, practice_id=practice.id,
                          subject=report.document_id,
                          detail={"calls": len(report.notes), "format": _format(args)})
         return report
 
-    report = asyncio.run(_with_db(preview))
+    report = asyncio.run(with_db(preview))
     if report is None:
         print("ivr report: no night to report: the practice never opens", file=sys.stderr)
         return 1
@@ -422,7 +375,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         _write_private(args.pdf, pdf.report_pdf(report))
         print(f"report PDF written to {args.pdf}", file=sys.stderr)
     if args.json:
-        _print(report.to_json(), True)
+        show(report.to_json(), True)
     elif not args.pdf:
         print(f"{report.practice_name}: {report.title}")
         print(report.period_text())
@@ -437,8 +390,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_reports_list(args: argparse.Namespace) -> int:
     from ivr.documents import store
 
-    rows = asyncio.run(_with_db(lambda db: store.report_rows(db, args.practice, args.limit)))
-    _print(rows, args.json, "no reports made yet")
+    rows = asyncio.run(with_db(lambda db: store.report_rows(db, args.practice, args.limit)))
+    show(rows, args.json, "no reports made yet")
     return 0
 
 
@@ -449,20 +402,20 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     from ivr.retention import purge as retention
 
     rules = _current_rules()  # never the defaults in place of a practice's own policy
-    data_dir = _settings().data_dir
+    data_dir = load_settings().data_dir
 
     async def run(db: Any) -> Any:
         summary = await retention.purge(db, rules, datetime.now(UTC), data_dir,
                                         dry_run=args.dry_run, worker=f"cli:{os.getpid()}")
-        await _audit(db, audit.RETENTION_RUN, subject=summary.run_id,
+        await audit_entry(db, audit.RETENTION_RUN, subject=summary.run_id,
                      detail=summary.audit_detail(),
                      consequence=f"retention run {summary.run_id} is done and in "
                                  "`ivr retention log`, but not in the audit log")
         return summary
 
-    summary = asyncio.run(_with_db(run))
+    summary = asyncio.run(with_db(run))
     if args.json:
-        _print(summary.to_json(), True)
+        show(summary.to_json(), True)
         return 0
     verb = "would be deleted (dry run: nothing was)" if args.dry_run else "deleted"
     print(f"retention run {summary.run_id}: {verb}")
@@ -479,8 +432,8 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
 def cmd_retention_log(args: argparse.Namespace) -> int:
     from ivr.retention import purge as retention
 
-    rows = asyncio.run(_with_db(lambda db: retention.log_rows(db, args.practice, args.limit)))
-    _print(rows, args.json, "no retention run logged yet")
+    rows = asyncio.run(with_db(lambda db: retention.log_rows(db, args.practice, args.limit)))
+    show(rows, args.json, "no retention run logged yet")
     return 0
 
 
@@ -496,11 +449,11 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"ivr audit list: {exc}", file=sys.stderr)
         return 2
-    rows = asyncio.run(_with_db(lambda db: audit.read(
+    rows = asyncio.run(with_db(lambda db: audit.read(
         db, since=since, action=args.action, practice_id=args.practice,
         subject=args.subject, limit=args.limit)))
     if args.json:
-        _print(rows, True)
+        show(rows, True)
         return 0
     if not rows:
         print("no audit entries")
@@ -516,7 +469,7 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
 def cmd_rules_status(args: argparse.Namespace) -> int:
     from ivr.rules.runtime import ReloadError, controller_pid, pid_path, read_status, status_path
 
-    settings = _settings()
+    settings = load_settings()
     path = status_path(settings)
     doc = read_status(path)
     if doc is None:
@@ -528,7 +481,7 @@ def cmd_rules_status(args: argparse.Namespace) -> int:
     except ReloadError:
         doc["controller_running"] = False
     if args.json:
-        _print(doc, True)
+        show(doc, True)
         return 0
     if not doc["controller_running"]:
         print(f"controller not running; as of its last run (pid {doc.get('pid')}):")
@@ -553,12 +506,12 @@ def cmd_rules_reload(args: argparse.Namespace) -> int:
     from ivr.rules.runtime import ReloadError, request_reload
 
     try:
-        doc = request_reload(_settings(), timeout=args.timeout)
+        doc = request_reload(load_settings(), timeout=args.timeout)
     except ReloadError as exc:
         print(f"ivr rules reload: {exc}", file=sys.stderr)
         return 3
     if args.json:
-        _print(doc, True)
+        show(doc, True)
     else:
         _print_rules_status(doc)
     return 0 if doc.get("last_attempt_ok") else 1
@@ -568,7 +521,7 @@ def _current_rules() -> Any:
     """The rules under settings.rules_path, or SystemExit(1) naming the first errors."""
     from ivr.rules import load_rules
 
-    path = _settings().rules_path
+    path = load_settings().rules_path
     result = load_rules(path, now=datetime.now(UTC))
     if not result.ok or result.rules is None:
         first = "; ".join(str(e) for e in result.errors[:3])
@@ -598,10 +551,10 @@ def cmd_override_set(args: argparse.Namespace) -> int:
     except overrides.OverrideError as exc:
         print(f"ivr override set: {exc}", file=sys.stderr)
         return 2
-    row = asyncio.run(_with_db(lambda db: overrides.set_override(
+    row = asyncio.run(with_db(lambda db: overrides.set_override(
         db, new, now, actor=audit.cli_actor())))
     if args.json:
-        _print(row, True)
+        show(row, True)
     else:
         print(f"{new.practice_id}: {row['mode']} from {row['start']} until {row['end']} "
               f"({new.reason}) [override {row['id']}]")
@@ -611,7 +564,7 @@ def cmd_override_set(args: argparse.Namespace) -> int:
 def cmd_override_clear(args: argparse.Namespace) -> int:
     from ivr.records import audit, overrides
 
-    count = asyncio.run(_with_db(lambda db: overrides.clear_overrides(
+    count = asyncio.run(with_db(lambda db: overrides.clear_overrides(
         db, args.practice, datetime.now(UTC), actor=audit.cli_actor())))
     print(f"{args.practice}: {count} override(s) cleared" if count else
           f"{args.practice}: no override in force or to come; nothing cleared")
@@ -621,9 +574,9 @@ def cmd_override_clear(args: argparse.Namespace) -> int:
 def cmd_override_list(args: argparse.Namespace) -> int:
     from ivr.records import overrides
 
-    rows = asyncio.run(_with_db(lambda db: overrides.list_overrides(
+    rows = asyncio.run(with_db(lambda db: overrides.list_overrides(
         db, datetime.now(UTC), practice_id=args.practice, include_past=args.all)))
-    _print(rows, args.json, "no manual overrides in force or to come")
+    show(rows, args.json, "no manual overrides in force or to come")
     return 0
 
 
@@ -637,11 +590,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def _stored_overrides(practice_id: str, at: datetime) -> tuple[Any, ...]:
     from ivr.records import overrides
 
-    settings = _settings()
+    settings = load_settings()
     if settings.database_url.startswith("sqlite") and not (
             Path(settings.database_url.split("///", 1)[-1]).exists()):
         return ()  # no database yet, so no override; a dry run must not create one
-    return tuple(asyncio.run(_with_db(
+    return tuple(asyncio.run(with_db(
         lambda db: overrides.active_overrides(db, practice_id, at))))
 
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +14,14 @@ from ivr import contract
 from ivr.agi.server import AgiServer
 from ivr.ami import AmiAuthError, AmiClient, AmiError
 from ivr.config import Settings
+from ivr.controller.services import PromptBook, Services, audit_failed
 from ivr.db.engine import Database
 from ivr.flows.intake import SPOOL_INTAKE_DIR
 from ivr.flows.routes import build_routes
-from ivr.flows.speech import PromptLibrary
-from ivr.oncall.dialer import Dialer
 from ivr.oncall.scheduler import CallbackScheduler
-from ivr.pbx import prompts, safefs
 from ivr.pbx.instance import AMI_USER, PbxInstance
 from ivr.pbx.root import find_root
-from ivr.records import audit, calls, reconcile
+from ivr.records import audit, calls
 from ivr.retention import purge as retention
 from ivr.rules import RuleSet
 from ivr.rules.runtime import (
@@ -63,166 +59,6 @@ class ControllerError(RuntimeError):
     """The controller cannot start; the message says what to do."""
 
 
-class PromptBook:
-    """Prompt files in the PBX instance's sounds folder, by id."""
-
-    def __init__(self, pbx: PbxInstance, cache_dir: Path) -> None:
-        self.pbx = pbx
-        self.cache_dir = cache_dir
-        self.folder = pbx.host_dir / "sounds" / "ivr"
-
-    def prepare(self, texts: dict[str, str]) -> None:
-        for prompt_id, text in texts.items():
-            dest = prompts.install(text, self.folder / f"{prompt_id}.wav", self.cache_dir)
-            files.give_to_pbx(self.pbx, dest, top=self.pbx.host_dir / "sounds")
-
-    def path(self, prompt_id: str) -> str:
-        """The path Asterisk plays (no extension: Asterisk picks the format)."""
-        return self.pbx.inner_path(self.folder / prompt_id)
-
-
-@dataclass
-class Services:
-    """Everything a flow may use; one instance per controller process."""
-
-    settings: Settings
-    db: Database
-    pbx: PbxInstance
-    prompts: PromptBook
-    ami: AmiClient
-    rules_runtime: RulesRuntime | None = None  # made from the settings when not given
-    speech: PromptLibrary | None = None  # the rules' prompts; made from pbx when not given
-    dialer: Dialer | None = None  # clinician legs (made from ami/db when not given)
-    _fallback_written: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.rules_runtime is None:
-            self.rules_runtime = RulesRuntime.for_settings(self.settings)
-        if self.dialer is None:
-            self.dialer = Dialer(self.ami, self.db, lambda pid: self.rules.practices.get(pid)
-                                 if self.rules is not None else None)
-        if self.speech is None:
-            sounds = self.pbx.host_dir / "sounds"
-            self.speech = PromptLibrary(
-                sounds / "ivr", self.pbx.inner_path, self.settings.prompts_cache_dir,
-                hand=lambda path: files.give_to_pbx(self.pbx, path, top=sounds))
-
-    def clock(self) -> datetime:
-        """The instant a call's schedule is judged at."""
-        return calls.now()
-
-    @property
-    def runtime(self) -> RulesRuntime:
-        assert self.rules_runtime is not None  # set in __post_init__
-        return self.rules_runtime
-
-    @property
-    def rules(self) -> RuleSet | None:
-        """The rules in force (None before the first good load).
-
-        A flow reads this once when a call starts and keeps the reference for the whole
-        call: a reload swaps what this returns, never the immutable RuleSet a call holds.
-        """
-        return self.runtime.current
-
-    def fallback_map(self, instant: datetime) -> dict[str, str]:
-        """Fallback files: number digits -> '-'-joined fallback numbers (digits)."""
-        from ivr.rules.oncall import fallback_numbers
-
-        out: dict[str, str] = {}
-        if self.rules is None:
-            return out
-        for practice in self.rules.practices.values():
-            numbers = [n.lstrip("+") for n in fallback_numbers(practice, instant)]
-            value = "-".join(n for n in numbers if n.isdigit())
-            if not value:  # no file at all: the dialplan never reads an empty one
-                continue
-            for number in (*practice.dids, *practice.forwarding_numbers):
-                key = number.lstrip("+")
-                if key.isdigit():
-                    out[key] = value
-        return out
-
-    async def write_fallbacks(self) -> None:
-        """Write the fallback numbers where the dialplan reads them (only what changed)."""
-        wanted = self.fallback_map(datetime.now(UTC))
-        try:
-            changed = await asyncio.to_thread(write_fallback_files, self.pbx, wanted)
-        except OSError as exc:
-            log.warning("could not write fallback numbers for the PBX (%s)",
-                        type(exc).__name__)
-            return
-        self._fallback_written = wanted
-        log.info("fallback numbers written for %d numbers (%d changed)", len(wanted),
-                 changed)
-
-    async def report_refused(self, reason: str, uniqueid: str, route: str) -> None:
-        """An AGI connection or call start refused at the trust boundary: audited."""
-        detail: dict[str, Any] = {"reason": reason}
-        if route:
-            detail["route"] = route
-        try:
-            await audit.record(self.db, audit.controller_actor(self.settings.instance),
-                               audit.AGI_REFUSED, subject=uniqueid or None, detail=detail)
-        except Exception as exc:  # the caller is already on the fallback; only log
-            _audit_failed(audit.AGI_REFUSED, exc)
-
-    async def sweep_lost_calls(self) -> int:
-        """After a (re)connection: calls the PBX lost without a stamp become pbx_failure."""
-        assert self.dialer is not None
-        # A call whose record is made after the channels are listed is not in the list:
-        # only calls started before it (with a margin for the record's commit) count.
-        listed_at = calls.now() - timedelta(seconds=2)
-        try:
-            live = await self.dialer.live_channel_ids()
-        except AmiError as exc:
-            log.warning("could not list channels to find lost calls: %s", exc)
-            return 0
-        stamped = set(reconcile.pending_stamps(self.pbx.host_dir))
-        swept = await calls.sweep_lost_calls(
-            self.db, self.settings.instance, live, stamped,
-            older_than=listed_at)
-        for call_id in swept:
-            log.warning("call %s: no channel and no hang-up stamp: the PBX lost it "
-                        "(recorded pbx_failure)", call_id)
-        return len(swept)
-
-    async def reconcile(self, only: str | None = None) -> int:
-        return await reconcile.reconcile(
-            self.db, node=self.settings.instance, pbx_dir=self.pbx.host_dir,
-            spool_fallback_dir=self.pbx.fallback_recordings_dir,
-            recordings_dir=self.settings.recordings_dir, only=only)
-
-
-def write_fallback_files(pbx: PbxInstance, wanted: dict[str, str]) -> int:
-    """Make the fallback folder hold exactly `wanted` (key -> value files); return how
-    many files changed. Each file is replaced whole (rename), so the dialplan reads the
-    old numbers or the new ones, never half of either; the folder is the PBX user's, so
-    every operation goes through ivr.pbx.safefs (no link is ever followed)."""
-    base, folder = pbx.host_dir, contract.DIR_FALLBACK
-    owner = pbx.pbx_owner()
-    safefs.make_dirs(base, folder, owner)
-    with safefs.open_dir(base, folder) as fd:
-        present = [n for n in os.listdir(fd) if not n.startswith(".")]
-    changed = 0
-    for name in present:
-        if name not in wanted and name != contract.FALLBACK_DEFAULT_KEY:
-            safefs.unlink(base, f"{folder}/{name}")
-            changed += 1
-    for key, value in wanted.items():
-        rel = f"{folder}/{key}"
-        if safefs.read_small(base, rel) == value.encode():
-            continue
-        safefs.write_file(base, rel, value.encode(), owner)
-        changed += 1
-    return changed
-
-
-def _audit_failed(what: str, exc: Exception) -> None:
-    # Type and first line only: a driver's message may go on to quote its parameters.
-    log.warning("%s", audit.AuditError.of(exc, f"{what} not recorded; going on"))
-
-
 def rules_change_entry(change: RulesChange) -> tuple[str, str | None, dict[str, Any]]:
     """(action, subject, detail) of the audit entry for a rules change or refusal."""
     files = list(change.files[:AUDIT_FILES_LISTED])
@@ -245,7 +81,7 @@ def audit_rules_changes(runtime: RulesRuntime, db: Database, actor: str) -> None
         try:
             await audit.record(db, actor, action, subject=subject, detail=detail)
         except Exception as exc:  # the database may be down; the rules are in force anyway
-            _audit_failed(action, exc)
+            audit_failed(action, exc)
 
     runtime.on_change(write)
 
@@ -286,7 +122,7 @@ async def run_retention(db: Database, rules: Callable[[], RuleSet | None], data_
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    _audit_failed(audit.RETENTION_RUN, exc)
+                    audit_failed(audit.RETENTION_RUN, exc)
         await asyncio.sleep(every)
 
 
@@ -344,7 +180,6 @@ class Controller:
         # AGI first: calls are served even while AMI is still connecting.
         await self.agi.start()
         self.ami.subscribe(contract.EV_CALL_ENDED, self._on_call_ended)
-        assert self.services.dialer is not None
         self.services.dialer.subscribe()  # leg events; resolves lost legs on (re)connect
         self.ami.on_connected(self._on_ami_connected)
         try:
@@ -414,7 +249,6 @@ class Controller:
         return await self.services.runtime.reload(source)
 
     async def _prepare_prompts(self, rules: RuleSet) -> None:
-        assert self.services.speech is not None
         count = await asyncio.to_thread(self.services.speech.prepare_rules, rules)
         log.info("prompts ready for rules %s: %d texts", rules.digest, count)
 

@@ -28,12 +28,12 @@ log = logging.getLogger(__name__)
 
 async def handle(ctx: CallContext) -> Outcome:
     services = ctx.services
-    rules = services.rules  # type: ignore[attr-defined]  # read once: the call keeps them
+    rules = services.rules  # read once: the call keeps them
     channel = ctx.channel
-    db = services.db  # type: ignore[attr-defined]
+    db = services.db
     # Read once by the runner when it created the call: digits and '+' only.
     dialled, forwarded, caller = ctx.dialled, ctx.forwarded_from, ctx.caller
-    instant = services.clock()  # type: ignore[attr-defined]
+    instant = services.clock()
     practice = find_practice(rules, dialled, forwarded)
     overrides: tuple = ()
     if practice is not None:

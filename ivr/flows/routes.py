@@ -7,11 +7,12 @@ from functools import partial
 
 from ivr import contract
 from ivr.agi.protocol import AgiChannel
+from ivr.controller.services import Services
 from ivr.flows import bench, inbound, screen
 from ivr.flows.runner import run_call
 
 
-def build_routes(services: object, bench_prompt: str) -> dict[str,
+def build_routes(services: Services, bench_prompt: str) -> dict[str,
                                                                Callable[[AgiChannel],
                                                                         Awaitable[None]]]:
     """Every route the controller serves; a route not here is refused (fallback)."""

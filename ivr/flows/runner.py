@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ivr import contract
 from ivr.agi.protocol import AgiChannel, AgiDisconnected, AgiError, AgiHangup, AgiTimeout
+from ivr.controller.services import Services
 from ivr.logs import log_exception
 from ivr.records import calls
 
@@ -38,7 +39,7 @@ class CallContext:
 
     channel: AgiChannel
     call_id: str
-    services: object  # controller.service.Services; typed loosely to keep flows importable alone
+    services: Services
     dialled: str = ""
     forwarded_from: str = ""
     caller: str = ""
@@ -58,10 +59,7 @@ def _digits(value: str | None) -> str:
     return value if _STRICT_NUMBER.fullmatch(value) else ""
 
 
-async def run_call(flow: Flow, services: object, channel: AgiChannel) -> None:
-    from ivr.controller.service import Services
-
-    assert isinstance(services, Services)
+async def run_call(flow: Flow, services: Services, channel: AgiChannel) -> None:
     call_id: str | None = None
     outcome = Outcome(contract.RESULT_FALLBACK, "controller-error")
     hung_up = False

@@ -18,6 +18,7 @@ from typing import Any
 
 from ivr import contract
 from ivr.agi.protocol import AgiChannel, AgiDisconnected, AgiError, AgiHangup, AgiTimeout
+from ivr.controller.services import Services
 from ivr.db.models import (
     CB_PENDING,
     LEG_ACCEPTED,
@@ -54,7 +55,7 @@ SCREEN_SPOOL = "ivr-screen"  # <instance>/sounds/ivr-screen: recordings Asterisk
 _CHANNEL = re.compile(r"[^A-Za-z0-9/@._-]")
 
 
-async def handle(services: Any, channel: AgiChannel) -> None:
+async def handle(services: Services, channel: AgiChannel) -> None:
     """Serve one clinician leg; always ends with the leg's sentinel when it can."""
     result = contract.RESULT_DONE
     leg: Leg | None = None
@@ -101,7 +102,7 @@ def channel_name(channel: AgiChannel) -> str:
     return _CHANNEL.sub("", channel.headers.get("channel", ""))[:120]
 
 
-async def _adopt(services: Any, leg_id: str) -> Leg | None:
+async def _adopt(services: Services, leg_id: str) -> Leg | None:
     """A call-back leg this process did not place (placed before a restart)."""
     if not leg_id:
         return None
@@ -121,7 +122,7 @@ async def _adopt(services: Any, leg_id: str) -> Leg | None:
     return leg
 
 
-async def _answered(services: Any, leg: Leg, channel: AgiChannel) -> None:
+async def _answered(services: Services, leg: Leg, channel: AgiChannel) -> None:
     loop = asyncio.get_running_loop()
     leg.channel = channel_name(channel)
     leg.answered_mono = loop.time()
@@ -134,7 +135,7 @@ async def _answered(services: Any, leg: Leg, channel: AgiChannel) -> None:
 class Screen:
     """What one clinician hears and presses on one leg."""
 
-    def __init__(self, services: Any, channel: AgiChannel, leg: Leg,
+    def __init__(self, services: Services, channel: AgiChannel, leg: Leg,
                  copies: list[Path]) -> None:
         self.services, self.channel, self.leg, self.copies = services, channel, leg, copies
         self.lib = services.speech
@@ -269,7 +270,7 @@ class Screen:
         return contract.RESULT_DONE
 
 
-async def message_items(services: Any, call_id: str, tag: str,
+async def message_items(services: Services, call_id: str, tag: str,
                         copies: list[Path]) -> list[Item]:
     """What a clinician hears of a message: the name and reason recordings and the
     callback number, as the intake of `call_id` holds them (recordings copied in)."""
@@ -288,7 +289,7 @@ async def message_items(services: Any, call_id: str, tag: str,
     return items
 
 
-def playable_copy(services: Any, path: str | None, name: str,
+def playable_copy(services: Services, path: str | None, name: str,
                   copies: list[Path]) -> str | None:
     """A plaintext copy of an intake recording (opened in memory) inside the PBX
     instance, 0600 in a 0700 folder handed to Asterisk (which may not read the data
@@ -317,7 +318,7 @@ def playable_copy(services: Any, path: str | None, name: str,
 _PATIENT_RESULTS = {**DIAL_STATUS, "ANSWER": LEG_COMPLETED}
 
 
-async def offer_patient_call(services: Any, channel: AgiChannel, practice: Any,
+async def offer_patient_call(services: Services, channel: AgiChannel, practice: Any,
                              call_id: str, clinician_id: str | None,
                              before: list[Item], *, offer: str = "offer_dial",
                              refused: str = "cannot_dial", dial_options: str = "",

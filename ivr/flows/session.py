@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from ivr.agi.protocol import AgiChannel
+from ivr.controller.services import Services
 from ivr.flows.decide import Decision
 from ivr.flows.speech import Item, PromptLibrary, say_time
 from ivr.rules.model import Intake, Practice
@@ -20,7 +21,7 @@ from ivr.rules.model import Intake, Practice
 class Session:
     channel: AgiChannel
     call_id: str
-    services: Any  # ivr.controller.service.Services
+    services: Services
     decision: Decision
     instant: datetime  # when the call started (the schedule was judged at this instant)
     regions: tuple[str, ...]

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Any
 
+from ivr.controller.services import Services
 from ivr.db.models import LEG_CALLBACK
 from ivr.oncall import callbacks
 from ivr.oncall.dialer import Leg, new_leg_id, utc_now
@@ -27,7 +27,7 @@ LEG_LIMIT_SECONDS = 180  # ring + screening of one call-back leg, at most
 class CallbackScheduler:
     """Claims due call-backs every tick and follows the legs it places."""
 
-    def __init__(self, services: Any, tick: float = TICK_SECONDS) -> None:
+    def __init__(self, services: Services, tick: float = TICK_SECONDS) -> None:
         self.services = services
         self.tick_seconds = tick
         self._following: dict[str, asyncio.Task[None]] = {}  # callback id -> its leg
