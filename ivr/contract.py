@@ -98,7 +98,6 @@ ENDPOINT_GATEWAY = "clinician-gateway"
 # --- FastAGI routes (agi://host:port/<route>) --------------------------------------
 
 ROUTE_INBOUND = "inbound"
-ROUTE_BENCH = "bench"
 ROUTE_SCREEN = "screen"  # a clinician leg: screening, acknowledgement, dial the patient
 
 # --- UserEvents (AMI) emitted by the dialplan at each decision point -----------------

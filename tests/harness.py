@@ -224,7 +224,8 @@ class Stack:
             self._controller_log.close()
         log = self._controller_log = open(self.workdir / "controller.log", "ab")
         self.controller = subprocess.Popen(
-            [sys.executable, "-m", "ivr.cli", "serve", "--log-level", "DEBUG"],
+            [sys.executable, str(REPO / "tests" / "support" / "controller.py"), "serve",
+             "--log-level", "DEBUG"],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         wait_for(self._controller_ready, timeout, "the controller to listen")
 

@@ -14,7 +14,7 @@ from ivr import contract
 from ivr.agi.server import AgiServer
 from ivr.ami import AmiAuthError, AmiClient, AmiError
 from ivr.config import Settings
-from ivr.controller.services import PromptBook, Services, audit_failed
+from ivr.controller.services import Services, audit_failed
 from ivr.db.engine import Database
 from ivr.flows.intake import SPOOL_INTAKE_DIR
 from ivr.flows.routes import build_routes
@@ -37,15 +37,6 @@ from ivr.secure import files, keys
 
 log = logging.getLogger(__name__)
 
-#: The controller's own prompts until the practice's rules name theirs.
-GENERIC_PROMPTS = {
-    "generic-greeting": "Thank you for calling. You have reached the after hours answering "
-                        "service. If this is a life threatening emergency, hang up and dial "
-                        "9 1 1.",
-    "press-a-key": "Please press any key.",
-    "goodbye": "Thank you. Goodbye.",
-    "bench": "Hello.",
-}
 RECONCILE_EVERY = 30.0
 FALLBACK_REFRESH_EVERY = 60.0
 RETENTION_EVERY = 3600.0  # seconds between two retention purges (ivr.retention.purge)
@@ -139,10 +130,9 @@ class Controller:
         self.db = Database(settings.database_url)
         self.ami = AmiClient(settings.ami_host, settings.ami_port, AMI_USER,
                              self.pbx.ami_secret)
-        self.prompts = PromptBook(self.pbx, settings.prompts_cache_dir)
-        self.services = Services(settings, self.db, self.pbx, self.prompts, self.ami)
+        self.services = Services(settings, self.db, self.pbx, self.ami)
         self.scheduler = CallbackScheduler(self.services)
-        self.agi = AgiServer(build_routes(self.services, self.prompts.path("bench")),
+        self.agi = AgiServer(build_routes(self.services),
                              settings.agi_host, settings.agi_port,
                              on_refused=self.services.report_refused)
         self._stop = asyncio.Event()
@@ -164,7 +154,6 @@ class Controller:
             log.info("data folder: %d file and folder modes tightened to 0600/0700",
                      tightened)
         await self.db.create()
-        await asyncio.to_thread(self.prompts.prepare, GENERIC_PROMPTS)
         # Where RECORD FILE writes intake recordings before the controller moves them:
         # Asterisk writes there, so the folder is the PBX user's.
         intake_spool = self.pbx.spool_dir / SPOOL_INTAKE_DIR

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from ivr import contract
@@ -16,7 +15,7 @@ from ivr.config import Settings
 from ivr.db.engine import Database
 from ivr.flows.speech import PromptLibrary
 from ivr.oncall.dialer import Dialer
-from ivr.pbx import prompts, safefs
+from ivr.pbx import safefs
 from ivr.pbx.instance import PbxInstance
 from ivr.records import audit, calls, reconcile
 from ivr.rules import RuleSet
@@ -27,39 +26,16 @@ from ivr.secure import files
 
 log = logging.getLogger(__name__)
 
-#: The controller's own prompts until the practice's rules name theirs.
-
-
-class PromptBook:
-    """Prompt files in the PBX instance's sounds folder, by id."""
-
-    def __init__(self, pbx: PbxInstance, cache_dir: Path) -> None:
-        self.pbx = pbx
-        self.cache_dir = cache_dir
-        self.folder = pbx.host_dir / "sounds" / "ivr"
-
-    def prepare(self, texts: dict[str, str]) -> None:
-        for prompt_id, text in texts.items():
-            dest = prompts.install(text, self.folder / f"{prompt_id}.wav", self.cache_dir)
-            files.give_to_pbx(self.pbx, dest, top=self.pbx.host_dir / "sounds")
-
-    def path(self, prompt_id: str) -> str:
-        """The path Asterisk plays (no extension: Asterisk picks the format)."""
-        return self.pbx.inner_path(self.folder / prompt_id)
-
-
 class Services:
     """Everything a flow may use; one instance per controller process.
 
     The rules runtime, the prompt library and the dialler are made from the others when
     not given (tests give their own)."""
 
-    def __init__(self, settings: Settings, db: Database, pbx: PbxInstance,
-                 prompts: PromptBook, ami: AmiClient, *,
+    def __init__(self, settings: Settings, db: Database, pbx: PbxInstance, ami: AmiClient, *,
                  rules_runtime: RulesRuntime | None = None,
                  speech: PromptLibrary | None = None, dialer: Dialer | None = None) -> None:
-        self.settings, self.db, self.pbx, self.prompts, self.ami = (
-            settings, db, pbx, prompts, ami)
+        self.settings, self.db, self.pbx, self.ami = settings, db, pbx, ami
         self.rules_runtime: RulesRuntime = rules_runtime or RulesRuntime.for_settings(settings)
         self.dialer: Dialer = dialer or Dialer(
             ami, db, lambda pid: self.rules.practices.get(pid)

@@ -32,6 +32,7 @@ from ivr.pbx import prompts as tts
 from ivr.rules.model import Practice, RuleSet
 from ivr.rules.prompts import DEFAULT_PROMPTS, render
 from ivr.secure import files
+from ivr.texts import en
 
 log = logging.getLogger(__name__)
 
@@ -39,69 +40,11 @@ ALL_KEYS = "0123456789*#"
 PER_CALL = ("callback_time", "closing_time")
 _SPLIT = re.compile(r"(\{(?:callback_time|closing_time)\})")
 
-#: The controller's own wording (steps the rules do not word: read-backs, confirmations).
-FLOW_TEXTS = {
-    "generic_greeting": "Thank you for calling the after hours answering service.",
-    "offer_caller_id": "To be called back at",
-    "offer_caller_id_end": "press 1. To give another number, enter it now, then press the "
-                           "pound key.",
-    "you_entered": "You entered",
-    "confirm": "If this is correct, press 1. To enter it again, press 2.",
-    "invalid_number": "Sorry, that is not a valid phone number.",
-    "invalid_date": "Sorry, that is not a valid date of birth.",
-    "no_input": "Sorry, we did not receive your entry.",
-    "no_voice": "Sorry, we did not hear anything. Please try again.",
-    "operator_closing": "Thank you. Your message has been recorded, and an operator will make "
-                        "sure it reaches the right office. Goodbye.",
-    "goodbye": "Goodbye.",
-    # Reaching the on-call: what the caller hears while we search.
-    "still_searching": "We are still trying to reach the clinician on call. Please stay on "
-                       "the line.",
-    "callback_eta": "We could not reach the clinician on call right now. They have your "
-                    "message and will call you back by",
-    "message_taken": "No one could take your call right now. Your message has been recorded "
-                     "and the office will call you back. Goodbye.",
-    # What a clinician hears when we call them (screening, call-backs, their own line).
-    "screen_name": "The patient's name is",
-    "screen_reason": "The reason for the call:",
-    "screen_number": "The call back number is",
-    "screen_accept": "To accept the call, press 1. To pass it to the next clinician on call, "
-                     "press 2.",
-    "screen_ack": "To acknowledge this message, press 1. To pass it to the next clinician on "
-                  "call, press 2.",
-    "screen_caller_gone": "The caller has hung up.",
-    "offer_dial": "To call the patient now, press 1. Otherwise, hang up.",
-    "screen_taken": "Thank you. This message is now yours.",
-    "screen_passed": "Thank you. We will try the next clinician on call. Goodbye.",
-    "already_taken": "This message has already been taken by another clinician. Goodbye.",
-    "not_waiting": "This call is no longer waiting. Goodbye.",
-    "taken_elsewhere": "Another clinician has taken this call. Thank you. Goodbye.",
-    "cannot_dial": "This number cannot be dialled from the answering service. Goodbye.",
-    "ask_pin": "Please enter your PIN, then press the pound key.",
-    "no_pending": "There are no messages waiting. Goodbye.",
-    "next_message": "Next message.",
-    # The clinician line (ivr.flows.clinician_line): a clinician calling from their phone.
-    "clinician_offer": "Clinicians, enter your PIN followed by pound. Patients, please stay "
-                       "on the line.",
-    "pin_wrong": "That PIN is not correct.",
-    "you_have": "You have",
-    "message_waiting": "message waiting.",
-    "messages_waiting": "messages waiting.",
-    "message": "Message",
-    "received_at": "Received at",
-    "line_menu": "Press 1 to acknowledge, 2 to hear it again, 3 for the next message.",
-    "line_taken_by_other": "Another clinician has already taken this message.",
-    "line_offer_dial": "Press 1 to call the patient now, or 2 for the next message.",
-    "line_cannot_dial": "This number cannot be dialled from the answering service.",
-    "no_more_messages": "There are no more messages. Goodbye.",
-}
+#: The controller's own wording (ivr.texts.en).
+FLOW_TEXTS = en.FLOW
 
 #: Per-practice words a clinician hears first ({practice} filled in when prepared).
-SCREEN_INTROS = {
-    "live": "This is the after hours answering service for {practice}, with an urgent call.",
-    "callback": "This is the after hours answering service for {practice}, with a message "
-                "that needs a call back.",
-}
+SCREEN_INTROS = en.SCREEN_INTROS
 
 #: Asterisk's core sounds used around spoken times.
 CORE_TODAY = "digits/today"

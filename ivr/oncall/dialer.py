@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -56,9 +55,6 @@ _REFUSED_TYPES = {phonenumbers.PhoneNumberType.PREMIUM_RATE,
                   phonenumbers.PhoneNumberType.PAGER,
                   phonenumbers.PhoneNumberType.VOICEMAIL}
 CAUSE_WAIT_SECONDS = 1.0  # an unexplained Originate failure waits this long for its cause
-#: Test-only fault injection: drop the AMI connection right after an Originate is sent.
-FAULT_DROP_AMI_ENV = "IVR_FAULT_DROP_AMI_AFTER_ORIGINATE"
-
 
 def rules_numbers(practice: Practice) -> frozenset[str]:
     """Every number the practice's rules name for clinicians (and the overflow desk)."""
@@ -269,12 +265,6 @@ class Dialer:
             self.originates += 1
             sent = asyncio.ensure_future(
                 self.ami.action({"Action": "Originate", **fields}, as_list=False))
-            if os.environ.get(FAULT_DROP_AMI_ENV) == "1":
-                # One turn of the loop runs the action up to its wait for the response:
-                # the bytes are written. Now lose the connection while it is in flight.
-                await asyncio.sleep(0)
-                log.warning("leg %s: fault injection: dropping AMI after Originate", leg.id)
-                self.ami._drop()
             await sent
         except AmiActionError:
             await self.finish(leg, LEG_FAILED, detail="originate-refused")

@@ -16,20 +16,11 @@ import tempfile
 from pathlib import Path
 
 from ivr.secure import files
+from ivr.texts import en
 
-#: The fallback dialplan's own prompts: it runs without the controller, so they are fixed.
-FALLBACK_PROMPTS = {
-    "fallback-apology": "We are sorry for the wait. Please stay on the line while we connect "
-                        "you to the clinician on call.",
-    "fallback-record": "No one could be reached right now. After the tone, please say your "
-                       "name, the number where we can call you back, and the reason for your "
-                       "call. Press pound when you are done.",
-    "fallback-thanks": "Thank you. Your message has been recorded and will be passed to the "
-                       "clinician on call. Goodbye.",
-    "fallback-screen": "This is the answering service with an urgent patient call. "
-                       "Press 1 to accept the call.",
-    "moh/hold": "Please stay on the line. We are still trying to reach the clinician on call.",
-}
+#: The fallback dialplan's own prompts (ivr.texts.en): fixed, it runs without the
+#: controller.
+FALLBACK_PROMPTS = en.FALLBACK
 
 
 class PromptError(RuntimeError):

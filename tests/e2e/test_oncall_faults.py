@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from harness import run_scenario, timed_caller_scenario, wait_for
 from oncall_helpers import call_of, cli_json, gateway_channels, practice_yaml, restore, use_rules
+from support.faults import DROP_AMI_AFTER_ORIGINATE
 
 from ivr.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
 
@@ -144,7 +145,7 @@ def test_ami_dropped_during_the_originate(faults):
     rules.mkdir()
     (rules / "drop.yaml").write_text(practice_yaml("oc-drop", did, [("f1", clin, 8)],
                                                    max_wait=30))
-    use_rules(stack, rules, {"IVR_FAULT_DROP_AMI_AFTER_ORIGINATE": "1"})
+    use_rules(stack, rules, {DROP_AMI_AFTER_ORIGINATE: "1"})
     mark = stack.recorder.mark()
     phone.start({clin[1:]: PRESS_1}, "accept")
     result = _caller(stack, workdir, did, cid, 35000, hangup=True)

@@ -503,10 +503,11 @@ def test_originate_never_sent_fails_the_leg(practice):
     asyncio.run(go())
 
 
-def test_fault_knob_drops_the_connection_after_the_bytes_are_written(practice, monkeypatch):
-    """IVR_FAULT_DROP_AMI_AFTER_ORIGINATE must cut AMI with the Originate in flight (it
-    once dropped it before the action even ran, so the e2e test saw `ami-down`)."""
-    monkeypatch.setenv(oncall_dialer.FAULT_DROP_AMI_ENV, "1")
+def test_fault_knob_drops_the_connection_after_the_bytes_are_written(practice):
+    """The tests' fault (tests/support/faults.py) must cut AMI with the Originate in
+    flight (it once dropped it before the action even ran, so the e2e test saw
+    `ami-down`)."""
+    from support.faults import drop_ami_after_originate
 
     async def go():
         from ivr.ami import AmiConnectionLost
@@ -526,6 +527,7 @@ def test_fault_knob_drops_the_connection_after_the_bytes_are_written(practice, m
                 assert written.is_set(), "dropped before the Originate was written"
                 lost.set_exception(AmiConnectionLost("connection lost during Originate"))
 
+        drop_ami_after_originate(Ami)
         ami = Ami()
         dialer = RecordingDialer2(ami)
         leg = _leg(practice, CLINICIAN)

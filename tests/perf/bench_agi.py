@@ -5,7 +5,7 @@ Run: .venv/bin/python tests/perf/bench_agi.py [--quick] [--levels 1,5,10,20,40,8
      asserts nothing about time.
 
 SIPp callers dial into a throwaway Asterisk instance on free loopback ports. Each call
-runs the short fixed flow of ivr/flows/bench.py (answer, read a variable, set a variable,
+runs the short fixed flow of tests/perf/bench_flow.py (answer, read a variable, set a variable,
 play a short prompt, read one key, set the sentinel), either
 - over FastAGI, served by a process running the controller's own AgiServer and the
   production `bench` route (from ivr.flows.routes), or
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import math
 import os
@@ -57,6 +58,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(HERE))
 
 import psutil  # noqa: E402
 
@@ -64,6 +66,8 @@ from ivr import contract  # noqa: E402
 
 FASTAGI, PYST2 = "fastagi", "pyst2"
 NUMBERS = {FASTAGI: "benchfastagi", PYST2: "benchpyst2"}
+ROUTE_BENCH = "bench"  # the benchmark's own route, on its own AgiServer
+BENCH_PROMPT_TEXT = "Hello."
 INSTANT = ("GET VARIABLE", "SET VARIABLE")  # commands whose reply needs no media or caller
 DEFAULT_LEVELS = (1, 5, 10, 20, 40, 80)
 QUICK_LEVELS = (1, 10, 40)
@@ -79,12 +83,13 @@ def serve_agi(port: int, prompt: str, dump: Path) -> int:
     """
     import logging
 
+    from bench_flow import handle as bench_flow
+
     from ivr.agi.server import AgiServer
-    from ivr.flows.routes import build_routes
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    bench_handler = build_routes(None, prompt)[contract.ROUTE_BENCH]
+    bench_handler = functools.partial(bench_flow, prompt=prompt)
     records: list[dict[str, Any]] = []
 
     async def timed_bench(channel: Any) -> None:
@@ -127,7 +132,7 @@ def serve_agi(port: int, prompt: str, dump: Path) -> int:
         records.clear()
 
     async def main() -> None:
-        server = AgiServer({contract.ROUTE_BENCH: timed_bench}, "127.0.0.1", port)
+        server = AgiServer({ROUTE_BENCH: timed_bench}, "127.0.0.1", port)
         await server.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -241,7 +246,7 @@ exten => {NUMBERS[PYST2]},1,Goto(ivr-bench,{PYST2},1)
 [ivr-bench]
 exten => {FASTAGI},1,Answer()
  same => n,Set(BENCH_IN={stamp})
- same => n,AGI(agi://127.0.0.1:{agi_port}/{contract.ROUTE_BENCH})
+ same => n,AGI(agi://127.0.0.1:{agi_port}/{ROUTE_BENCH})
  same => n,Wait(0.2)
  same => n,Hangup()
 exten => {PYST2},1,Answer()
@@ -335,16 +340,17 @@ class Bench:
 
     def setup(self) -> None:
         """Start Asterisk, add the bench dialplan and the pyst2 script, start FastAGI."""
-        from ivr.controller.service import GENERIC_PROMPTS, PromptBook
+        from ivr.pbx import prompts
         from ivr.sipp import CallerSpec
 
         pbx = self.stack.pbx
         # No AMI event recorder: its event stream would be billed to Asterisk's CPU.
         pbx.start()
-        book = PromptBook(pbx, self.stack.settings.prompts_cache_dir)
-        book.prepare({"bench": GENERIC_PROMPTS["bench"]})
-        self.prompt = book.path("bench")
-        with wave.open(str(book.folder / "bench.wav")) as w:
+        wav = prompts.install(BENCH_PROMPT_TEXT, pbx.host_dir / "sounds" / "ivr" / "bench.wav",
+                              self.stack.settings.prompts_cache_dir)
+        pbx.give_to_pbx(pbx.host_dir / "sounds")
+        self.prompt = pbx.inner_path(wav.with_suffix(""))
+        with wave.open(str(wav)) as w:
             self.prompt_ms = int(w.getnframes() * 1000 / w.getframerate())
         self.pyst2 = Pyst2Script(pbx)
         etc = pbx.host_dir / "etc" / "extensions.conf"

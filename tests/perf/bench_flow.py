@@ -1,4 +1,7 @@
-"""Route `bench`: the benchmark's short fixed flow (no database), the same as the baseline.
+"""The benchmark's short fixed flow (no database), the same as the pyst2 baseline's.
+
+Served by bench_agi.py's own AgiServer under the route `bench`; the controller has no
+such route.
 
 answer, read a variable, set a variable, play a short prompt, read one key.
 """

@@ -1,0 +1,1 @@
+"""Built-in texts, one module per language (en)."""
