@@ -9,9 +9,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ivr.rules import validate as v
 from ivr.rules.model import DISPOSITIONS, EXHAUSTED_ACTIONS, INTAKE_FIELDS, OVERFLOW_MODES, ROLES
 from ivr.rules.timeutil import WEEKDAYS
+from ivr.rules.validate import tables as v
 
 SCHEMA_ID = "https://github.com/ivr-answering/ivr/routing_rules/schema.json"
 
