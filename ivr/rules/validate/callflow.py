@@ -10,11 +10,11 @@ import yaml
 
 from ivr.rules import model as m
 from ivr.rules.prompts import DEFAULT_PROMPTS, PLACEHOLDERS, default_menu_text, placeholders_in
+from ivr.rules.shape import KEY_RE
 from ivr.rules.validate.core import Reader, child, shown
 from ivr.rules.validate.tables import (
     DEFAULT_RING_SECONDS,
     INTAKE_KEYS,
-    KEY_RE,
     OVERFLOW_KEYS,
     PROMPT_KEYS,
     PROMPTS_KEYS,

@@ -7,16 +7,9 @@ import re
 import yaml
 
 from ivr.rules import model as m
+from ivr.rules.shape import ENV_RE, RECORDINGS_DAYS, RECORDS_DAYS
 from ivr.rules.validate.core import Reader
-from ivr.rules.validate.tables import (
-    DELIVERY_KEYS,
-    EMAIL_RE,
-    ENV_RE,
-    RECORDINGS_DAYS,
-    RECORDS_DAYS,
-    RETENTION_KEYS,
-    WEBHOOK_KEYS,
-)
+from ivr.rules.validate.tables import DELIVERY_KEYS, EMAIL_RE, RETENTION_KEYS, WEBHOOK_KEYS
 
 
 class DeliverySection(Reader):

@@ -7,14 +7,9 @@ from collections.abc import Callable, Mapping
 import yaml
 
 from ivr.rules import model as m
+from ivr.rules.shape import TARGET_KINDS
 from ivr.rules.validate.core import Reader, child
-from ivr.rules.validate.tables import (
-    DEFAULT_RING_SECONDS,
-    EXHAUSTED_KEYS,
-    STEP_KEYS,
-    TARGET_KEYS,
-    TARGET_KINDS,
-)
+from ivr.rules.validate.tables import DEFAULT_RING_SECONDS, EXHAUSTED_KEYS, STEP_KEYS, TARGET_KEYS
 
 ClinicianRef = Callable[[yaml.Node | None, str], str | None]
 

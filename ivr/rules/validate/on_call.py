@@ -9,23 +9,20 @@ import yaml
 
 from ivr.rules import model as m
 from ivr.rules.limits import MAX_ICAL_FILE_BYTES, InputRefused, LoadTimeout, read_bounded
+from ivr.rules.shape import HANDOFF_KINDS, MAX_PATTERN_TURNS, SLUG_RE, TURN_DAYS
 from ivr.rules.timeutil import WEEKDAYS, fmt_local
 from ivr.rules.validate.core import child
 from ivr.rules.validate.escalation import EscalationSection
 from ivr.rules.validate.tables import (
     CLINICIAN_KEYS,
     HANDOFF_KEYS,
-    HANDOFF_KINDS,
     ICAL_FUTURE_DAYS,
     ICAL_KEYS,
     ICAL_PAST_DAYS,
-    MAX_PATTERN_TURNS,
     ON_CALL_KEYS,
     PIN_RE,
     ROTATION_KEYS,
     SHIFT_KEYS,
-    SLUG_RE,
-    TURN_DAYS,
 )
 
 

@@ -10,8 +10,9 @@ import holidays as holidays_pkg
 import phonenumbers
 import yaml
 
+from ivr.rules.shape import SLUG_RE
 from ivr.rules.validate.core import Reader
-from ivr.rules.validate.tables import PRACTICE_KEYS, SLUG_RE
+from ivr.rules.validate.tables import PRACTICE_KEYS
 
 _ZONES: frozenset[str] | None = None
 ZONE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,3}$")

@@ -1,103 +1,44 @@
 """The validator's tables: each section's keys (name -> required?), and the patterns,
 ranges and defaults of the values.
 
-schema.py builds the JSON Schema from the same key tables.
+The key tables are generated from shape.py, as the JSON Schema is; patterns and ranges
+that the schema states too (slugs, turn days, retention days...) are defined there.
 """
 
 from __future__ import annotations
 
 import re
 
+from ivr.rules import shape as S
 from ivr.rules.limits import MAX_YEAR, MIN_YEAR
-from ivr.rules.prompts import DEFAULT_PROMPTS
-from ivr.rules.timeutil import WEEKDAYS
 
-TOP_KEYS = {
-    "practice": True,
-    "hours": False,
-    "holidays": False,
-    "overrides": False,
-    "prompts": False,
-    "intake": False,
-    "triage": True,
-    "overflow": False,
-    "on_call": True,
-    "fallback_numbers": False,
-    "delivery": False,
-    "retention": False,
-}
-PRACTICE_KEYS = {
-    "id": True,
-    "name": True,
-    "timezone": True,
-    "country": True,
-    "subdivision": False,
-    "language": False,
-    "dids": True,
-    "forwarding_numbers": False,
-}
-HOURS_KEYS = {day: False for day in WEEKDAYS}
-HOLIDAYS_KEYS = {
-    "country": False,
-    "subdivision": False,
-    "observed": False,
-    "exclude": False,
-    "only": False,
-    "dates": False,
-}
-HOLIDAY_DATE_KEYS = {"date": True, "name": True, "closed_from": False, "closed_until": False}
-OVERRIDE_KEYS = {"from": True, "until": False, "state": True, "reason": True}
-PROMPT_IDS = tuple(k for k in DEFAULT_PROMPTS if k not in ("menu", "menu_invalid", "menu_no_input"))
-PROMPTS_KEYS = {k: False for k in PROMPT_IDS}
-PROMPT_KEYS = {"text": False, "file": False}
-INTAKE_KEYS = {
-    "collect": False,
-    "reason_max_seconds": False,
-    "name_max_seconds": False,
-    "retries": False,
-    "input_timeout_seconds": False,
-}
-TRIAGE_KEYS = {
-    "keys": True,
-    "default": True,
-    "retries": False,
-    "timeout_seconds": False,
-    "prompt": False,
-    "invalid_prompt": False,
-    "no_input_prompt": False,
-}
-OVERFLOW_KEYS = {"mode": True, "bridge_to": False, "ring_seconds": False}
-ON_CALL_KEYS = {
-    "clinicians": True,
-    "rotations": False,
-    "shifts": False,
-    "ical": False,
-    "escalation": True,
-    "when_exhausted": False,
-    "max_caller_wait_seconds": False,
-}
-CLINICIAN_KEYS = {"id": True, "name": True, "role": True, "phone": True, "pin": False}
+# The key tables (name -> required?), generated from the declarations in shape.py, which
+# the JSON Schema is rendered from too.
+TOP_KEYS = S.TOP.keys
+PRACTICE_KEYS = S.PRACTICE.keys
+HOURS_KEYS = S.HOURS.keys
+HOLIDAYS_KEYS = S.HOLIDAYS.keys
+HOLIDAY_DATE_KEYS = S.HOLIDAY_DATE.keys
+OVERRIDE_KEYS = S.OVERRIDE.keys
+PROMPTS_KEYS = S.PROMPTS.keys
+PROMPT_KEYS = S.PROMPT.keys
+INTAKE_KEYS = S.INTAKE.keys
+TRIAGE_KEYS = S.TRIAGE.keys
+OVERFLOW_KEYS = S.OVERFLOW.keys
+ON_CALL_KEYS = S.ON_CALL.keys
+CLINICIAN_KEYS = S.CLINICIAN.keys
+ROTATION_KEYS = S.ROTATION.keys
+HANDOFF_KEYS = S.HANDOFF.keys
+SHIFT_KEYS = S.SHIFT.keys
+ICAL_KEYS = S.ICAL.keys
+STEP_KEYS = S.STEP.keys
+TARGET_KEYS = S.TARGET.keys
+EXHAUSTED_KEYS = S.EXHAUSTED.keys
+DELIVERY_KEYS = S.DELIVERY.keys
+WEBHOOK_KEYS = S.WEBHOOK.keys
+RETENTION_KEYS = S.RETENTION.keys
+
 PIN_RE = re.compile(r"[0-9]{4,8}$")
-ROTATION_KEYS = {"role": True, "order": True, "handoff": True, "anchor": True, "start": False}
-HANDOFF_KEYS = {"weekday": False, "every_days": False, "pattern": False, "time": True}
-HANDOFF_KINDS = ("weekday", "every_days", "pattern")
-TURN_DAYS = (1, 28)  # one turn of a rotation: a day to four weeks
-MAX_PATTERN_TURNS = 28
-SHIFT_KEYS = {"clinician": True, "start": True, "end": True, "role": False, "note": False}
-ICAL_KEYS = {"file": True, "clinician_from": False}
-STEP_KEYS = {"role": False, "clinician": False, "others_of": False, "together": False,
-             "ring_seconds": False, "attempts": False}
-TARGET_KEYS = {"role": False, "clinician": False, "others_of": False}
-TARGET_KINDS = ("role", "clinician", "others_of")
-EXHAUSTED_KEYS = {"action": True, "renotify_minutes": False, "attempts_per_person": False,
-                  "max_attempts": False}
-DELIVERY_KEYS = {"fax": False, "email": False, "webhook": False}
-WEBHOOK_KEYS = {"url": True, "secret_env": False}
-RETENTION_KEYS = {"recordings_days": False, "records_days": False}
-RECORDINGS_DAYS = (7, 3650)  # at least a week: the morning report and call-backs need them
-RECORDS_DAYS = (30, 3650)
-
-SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 TIME_RE = re.compile(r"^([0-9]{2}):([0-9]{2})$")
 DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 YEARLY_RE = re.compile(r"^([0-9]{2})-([0-9]{2})$")
@@ -105,8 +46,6 @@ DATETIME_RE = re.compile(
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2})?(?:Z|[+-][0-9]{2}:?[0-9]{2})?$"
 )
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-ENV_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-KEY_RE = re.compile(r"^[0-9*#]$")
 
 EXPECT_TIME = "HH:MM (00:00-23:59)"
 EXPECT_PERIOD = "HH:MM-HH:MM, e.g. 08:00-17:00 (17:00-08:00 crosses midnight)"
