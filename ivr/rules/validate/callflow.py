@@ -1,0 +1,165 @@
+"""What the caller hears and is asked: prompts, intake, triage and overflow."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import yaml
+
+from ivr.rules import model as m
+from ivr.rules.prompts import DEFAULT_PROMPTS, PLACEHOLDERS, default_menu_text, placeholders_in
+from ivr.rules.shape import KEY_RE
+from ivr.rules.validate.core import Reader, child, shown
+from ivr.rules.validate.tables import (
+    DEFAULT_RING_SECONDS,
+    INTAKE_KEYS,
+    OVERFLOW_KEYS,
+    PROMPT_KEYS,
+    PROMPTS_KEYS,
+    TRIAGE_KEYS,
+)
+
+
+class CallFlowSection(Reader):
+    """prompts, intake, triage and overflow: what the caller hears and is asked."""
+
+    def prompt(self, node: yaml.Node | None, path: str, pid: str) -> m.Prompt | None:
+        """A prompt: plain text, or {text, file} where file is a recording."""
+        if node is None:
+            return None
+        if isinstance(node, yaml.ScalarNode):
+            text = self.text(node, path, "text, or a mapping with text and/or file")
+            rec = None
+        else:
+            fields = self.mapping(node, path, PROMPT_KEYS)
+            if fields is None:
+                return None
+            text = self.text(fields.get("text"), child(path, "text"))
+            rec = self.text(fields.get("file"), child(path, "file"), "a path to a recording")
+            if rec is not None:
+                self.check_recording(fields["file"], child(path, "file"), rec)
+            if text is None and rec is None:
+                self.c.error(node, path, None, "text and/or file", "a prompt needs text or a file")
+                return None
+            if text is None:
+                text = f"[recording {rec}]"
+        if text is None:
+            return None
+        try:
+            unknown = placeholders_in(text) - PLACEHOLDERS
+        except ValueError:
+            self.c.error(node, path, text, "balanced {placeholders}",
+                         "malformed {placeholder} in prompt text")
+            return None
+        if unknown:
+            self.c.error(node, path, text, "placeholders among: " + ", ".join(sorted(PLACEHOLDERS)),
+                         f"unknown placeholder {{{sorted(unknown)[0]}}}")
+            return None
+        return m.Prompt(pid, text, rec)
+
+    def check_recording(self, node: yaml.Node, path: str, rec: str) -> None:
+        """Warn when a prompt's recording is not a file: the call speaks the text instead.
+
+        Resolved as the controller does: relative to the rules file's folder. Only
+        looked at (stat), never read here.
+        """
+        where = Path(rec) if Path(rec).is_absolute() else self.base_dir.resolve() / rec
+        try:
+            found = stat.S_ISREG(os.stat(where).st_mode)
+        except (OSError, ValueError):  # missing, unreadable folder, NUL in the name
+            found = False
+        if not found:
+            self.c.warn(node, path, rec, "a recording file; a relative path is relative to "
+                        f"the rules file's folder ({self.base_dir.resolve()})",
+                        f"recording {rec!r} is not a file ({where}); the text is spoken "
+                        "instead")
+
+
+    def prompts(self, node: yaml.Node | None) -> dict[str, m.Prompt]:
+        f = self.mapping(node, "prompts", PROMPTS_KEYS) or {}
+        out = {pid: m.Prompt(pid, text) for pid, text in DEFAULT_PROMPTS.items() if text}
+        for pid, pnode in f.items():
+            p = self.prompt(pnode, child("prompts", pid), pid)
+            if p is not None:
+                out[pid] = p
+        return out
+
+    def intake(self, node: yaml.Node | None) -> m.Intake:
+        f = self.mapping(node, "intake", INTAKE_KEYS) or {}
+        collect = []
+        if "collect" in f:
+            for i, item in enumerate(self.seq(f["collect"], "intake.collect")):
+                v = self.choice(item, child("intake.collect", i), m.INTAKE_FIELDS)
+                if v is not None and v not in collect:
+                    collect.append(v)
+        d = m.Intake()
+        return m.Intake(
+            collect=tuple(collect) if "collect" in f else d.collect,
+            reason_max_seconds=self.integer(f.get("reason_max_seconds"),
+                                            "intake.reason_max_seconds", 5, 300,
+                                            d.reason_max_seconds),
+            name_max_seconds=self.integer(f.get("name_max_seconds"), "intake.name_max_seconds",
+                                          2, 60, d.name_max_seconds),
+            retries=self.integer(f.get("retries"), "intake.retries", 0, 5, d.retries),
+            input_timeout_seconds=self.integer(f.get("input_timeout_seconds"),
+                                               "intake.input_timeout_seconds", 1, 30,
+                                               d.input_timeout_seconds),
+        )
+
+    def triage(self, node: yaml.Node | None) -> tuple[m.Menu | None, dict[str, m.Prompt]]:
+        f = self.mapping(node, "triage", TRIAGE_KEYS)
+        if f is None:
+            return None, {}
+        options: dict[str, str] = {}
+        kf = f.get("keys")
+        if kf is not None:
+            if not isinstance(kf, yaml.MappingNode):
+                self.c.error(kf, "triage.keys", shown(kf), "a mapping of key -> disposition",
+                             f"{shown(kf)} is not a mapping")
+            else:
+                for knode, vnode in kf.value:
+                    key = str(knode.value)
+                    path = child("triage.keys", key)
+                    if not KEY_RE.match(key):
+                        self.c.error(knode, path, key,
+                                     "a single key: 0-9, '*' or '#' (quote * and #)",
+                                     f"{key!r} is not a phone key")
+                        continue
+                    if key in options:
+                        self.c.error(knode, path, key, "each key once", f"duplicate key {key!r}")
+                        continue
+                    disp = self.choice(vnode, path, m.DISPOSITIONS)
+                    if disp is not None:
+                        options[key] = disp
+                if not kf.value:
+                    self.c.error(kf, "triage.keys", None, "at least one key",
+                                 "the menu has no keys")
+        default = self.choice(f.get("default"), "triage.default", m.DISPOSITIONS)
+        retries = self.integer(f.get("retries"), "triage.retries", 0, 5, 2)
+        timeout = self.integer(f.get("timeout_seconds"), "triage.timeout_seconds", 1, 30, 6)
+        prompts = {
+            "menu": self.prompt(f.get("prompt"), "triage.prompt", "menu")
+            or m.Prompt("menu", default_menu_text(options)),
+            "menu_invalid": self.prompt(f.get("invalid_prompt"), "triage.invalid_prompt",
+                                        "menu_invalid")
+            or m.Prompt("menu_invalid", DEFAULT_PROMPTS["menu_invalid"]),
+            "menu_no_input": self.prompt(f.get("no_input_prompt"), "triage.no_input_prompt",
+                                         "menu_no_input")
+            or m.Prompt("menu_no_input", DEFAULT_PROMPTS["menu_no_input"]),
+        }
+        if default is None or not options:
+            return None, prompts
+        return m.Menu(m.frozen_map(options), default, retries, timeout), prompts
+
+    def overflow(self, node: yaml.Node | None) -> m.Overflow:
+        f = self.mapping(node, "overflow", OVERFLOW_KEYS)
+        if f is None:
+            return m.Overflow()
+        mode = self.choice(f.get("mode"), "overflow.mode", m.OVERFLOW_MODES) or m.OVERFLOW_MODES[0]
+        return m.Overflow(
+            mode, self.phones(f.get("bridge_to"), "overflow.bridge_to"),
+            self.integer(f.get("ring_seconds"), "overflow.ring_seconds", 5, 120,
+                         DEFAULT_RING_SECONDS),
+        )
