@@ -38,6 +38,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -102,12 +103,27 @@ class Night:
 
 # --- the rules copy and the phones -----------------------------------------------------
 
+class _RulesLoader(yaml.SafeLoader):
+    """YAML 1.1 reads 13:00 as the number 780 and 2026-12-28 as a date; the project's
+    loader reads them as text, and so must this copy, or the times would change."""
+
+
+_RulesLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers
+            if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:timestamp")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_RulesLoader.add_implicit_resolver("tag:yaml.org,2002:int",
+                                   re.compile(r"^[-+]?(0|[1-9][0-9_]*)$"),
+                                   list("-+0123456789"))
+
+
 def rules_copy(dest: Path) -> Path:
     """The example practices, changed only where a short local run needs it."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "routing_rules" / "mesa-family-oncall.ics", dest)
     for pid in (SUNNY, MESA):
-        data = yaml.safe_load((REPO / "routing_rules" / f"{pid}.yaml").read_text())
+        data = yaml.load((REPO / "routing_rules" / f"{pid}.yaml").read_text(),
+                         Loader=_RulesLoader)  # noqa: S506 (a safe loader)
         oc = data["on_call"]
         for step in oc["escalation"]:
             step["ring_seconds"] = RING_SECONDS
