@@ -26,6 +26,7 @@ bench: setup
 	$(BIN)/python tests/perf/bench_agi.py $(BENCH_ARGS)
 	$(BIN)/python tests/perf/bench_rules.py
 	$(BIN)/python tests/perf/bench_bridge.py $(BENCH_ARGS)
+	$(BIN)/python tests/perf/bench_night.py $(BENCH_ARGS)
 
 setup: apt venv pbx
 

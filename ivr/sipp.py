@@ -402,6 +402,8 @@ class PhoneBehaviour:
     ring_ms: int = 500
     keys: tuple[tuple[int, str], ...] = ()  # (ms after the answer, key)
     wait_bye_ms: int = 120000
+    # RTP played after the answer when no keys are (a voicemail greeting: speech_pcap)
+    audio_pcap: str | None = None
 
 
 def _branch(label: str, spec: PhoneBehaviour, pcap: Path | None) -> str:
@@ -453,7 +455,8 @@ def multi_phone_scenario(behaviours: dict[str, PhoneBehaviour], default: PhoneBe
         parts.append(f'  <nop next="b{i}" test="t{i}"/>\n')
     parts.append('  <nop next="bdefault"/>\n')
     for i, (number, spec) in enumerate([*items, ("default", default)]):
-        pcap = dtmf_pcap(spec.keys, workdir / f"keys-{number}.pcap") if spec.keys else None
+        pcap = (dtmf_pcap(spec.keys, workdir / f"keys-{number}.pcap") if spec.keys
+                else Path(spec.audio_pcap) if spec.audio_pcap else None)
         parts.append(_branch(f"b{i}" if number != "default" else "bdefault", spec, pcap))
     parts.append('  <label id="end"/>\n</scenario>\n')
     return "".join(parts)
