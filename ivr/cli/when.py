@@ -27,6 +27,10 @@ from ivr.rules.timeutil import local_naive_to_instant
 FORMS = ("now, today, yesterday, today 18:00, tomorrow 08:00, 2026-11-26, "
          "2026-11-26T18:00, 2026-11-26T23:00Z or 2026-11-26T18:00-05:00")
 
+#: The end of every error about an instant.
+HINT = ("times must be ISO date-times such as 2026-11-26T18:00 or 2026-11-26T23:00Z, "
+        "or now, today, yesterday, today 18:00, tomorrow 08:00")
+
 _DAY_WORDS = {"yesterday": -1, "today": 0, "tomorrow": 1}
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
 
@@ -58,10 +62,10 @@ def _day_word(words: list[str], original: str, now: datetime, tz: tzinfo) -> dat
     if offset is None:
         return None
     if len(words) > 2:
-        raise WhenError(f"{original!r}: expected a day word and at most a time, e.g. "
-                        "tomorrow 08:00")
+        raise WhenError(f"{original!r}: a day word takes at most a time of day, "
+                        "as in tomorrow 08:00")
     if len(words) == 1 and offset > 0:
-        raise WhenError(f"{original!r}: say the time too, e.g. tomorrow 08:00")
+        raise WhenError(f"{original!r}: say the time too")
     day = now.astimezone(tz).date() + timedelta(days=offset)
     clock = _clock(words[1], original) if len(words) == 2 else time(0)
     return datetime.combine(day, clock)
@@ -69,12 +73,19 @@ def _day_word(words: list[str], original: str, now: datetime, tz: tzinfo) -> dat
 
 def parse_instant(text: str, *, now: datetime, tz: tzinfo = UTC) -> datetime:
     """The instant (aware, UTC) that `text` names; zone-less forms are wall time in `tz`."""
+    try:
+        return _instant(text, now, tz)
+    except WhenError as exc:
+        raise WhenError(f"{exc}; {HINT}") from None
+
+
+def _instant(text: str, now: datetime, tz: tzinfo) -> datetime:
     if now.tzinfo is None:
         raise ValueError("parse_instant needs an aware `now`")
     original = text
     words = text.split()
     if not words:
-        raise WhenError(f"{original!r}: empty; expected e.g. {FORMS}")
+        raise WhenError(f"{original!r}: empty")
     if len(words) == 1 and words[0].lower() == "now":
         return now.astimezone(UTC)
     wall = _day_word(words, original, now, tz)
@@ -85,7 +96,7 @@ def parse_instant(text: str, *, now: datetime, tz: tzinfo = UTC) -> datetime:
         try:
             wall = datetime.fromisoformat(iso)
         except ValueError:
-            raise WhenError(f"{original!r} is not a time; expected e.g. {FORMS}") from None
+            raise WhenError(f"{original!r} is not a time") from None
     _checked_year(wall, original)
     if wall.tzinfo is None:
         return local_naive_to_instant(wall, tz)
