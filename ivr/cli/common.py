@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from ivr import config
+from ivr.cli import when
+from ivr.cli.errors import UsageError
+
+JSON_HELP = "print JSON instead of text (times in ISO UTC)"
+
+
+def add_json(parser: Any, help: str = JSON_HELP) -> None:
+    """The --json option every command that prints data has."""
+    parser.add_argument("--json", action="store_true", help=help)
 
 
 def load_settings() -> config.Settings:
@@ -27,6 +37,75 @@ def show(data: Any, as_json: bool, empty: str | None = None) -> None:
             print(f"{key}: {value if not isinstance(value, (list, dict)) else json.dumps(value)}")
     else:
         print(data)
+
+
+def instant_arg(option: str, text: str | None, tz: tzinfo = UTC,
+                now: datetime | None = None) -> datetime | None:
+    """An option's time (ivr.cli.when), None when not given; UsageError (exit 2) if bad."""
+    if text is None:
+        return None
+    try:
+        return when.parse_instant(text, now=now or datetime.now(UTC), tz=tz)
+    except when.WhenError as exc:
+        raise UsageError(f"{option} {exc}") from None
+
+
+def day_arg(option: str, text: str, tz: tzinfo = UTC, now: datetime | None = None) -> date:
+    """An option's local date (today, yesterday, 2026-11-26); UsageError (exit 2) if bad."""
+    try:
+        return when.parse_day(text, now=now or datetime.now(UTC), tz=tz)
+    except when.WhenError as exc:
+        raise UsageError(f"{option} {exc}") from None
+
+
+def practice_zones() -> dict[str, tzinfo]:
+    """Each practice's zone in the rules in force; none when the rules do not load."""
+    from ivr.rules import load_rules
+
+    try:
+        result = load_rules(load_settings().rules_path, now=datetime.now(UTC))
+    except Exception:  # the zones dress the output; `ivr rules check` reports rule errors
+        return {}
+    if result.rules is None:
+        return {}
+    return {pid: p.tz for pid, p in result.rules.practices.items()}
+
+
+def zone_for(practice_id: str | None) -> tzinfo:
+    """The zone a zone-less time means: the practice's where one is named, else UTC."""
+    if not practice_id:
+        return UTC
+    return practice_zones().get(practice_id, UTC)
+
+
+def human_time(value: datetime, tz: tzinfo, now: datetime | None = None) -> str:
+    """'Tue 1 Dec 02:14 EST' in `tz` (with the year when it is not this year's)."""
+    local = value.astimezone(tz)
+    year = "" if local.year == (now or datetime.now(UTC)).astimezone(tz).year \
+        else f" {local.year}"
+    return f"{local:%a} {local.day} {local:%b}{year} {local:%H:%M} {local.tzname()}"
+
+
+def humanize(row: Mapping[str, Any], zones: Mapping[str, tzinfo],
+             zone: tzinfo | None = None) -> dict[str, Any]:
+    """A row for the terminal: its ISO times (keys `*_at`, `at`, `promised_by`) shown in
+    its practice's zone; nested rows too. JSON output keeps the ISO UTC times."""
+    tz = zone or zones.get(str(row.get("practice_id") or ""), UTC)
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, str) and (key.endswith("_at") or key in ("at", "promised_by")):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                parsed = None
+            if parsed is not None:
+                value = human_time(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC), tz)
+        elif isinstance(value, Mapping):
+            value = humanize(value, zones, tz)
+        elif isinstance(value, list):
+            value = [humanize(v, zones, tz) if isinstance(v, Mapping) else v for v in value]
+        out[key] = value
+    return out
 
 
 async def with_db(fn: Callable[[Any], Any]) -> Any:

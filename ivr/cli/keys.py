@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.cli import common
+from ivr.cli.common import add_json
 from ivr.secure import keys
 
 RECORDING_FIELDS = ("name", "reason", "fallback")
@@ -21,6 +22,9 @@ RECORDING_FIELDS = ("name", "reason", "fallback")
 def cmd_keys_init(args: argparse.Namespace) -> int:
     settings = common.load_settings()
     made = keys.init(settings)
+    if args.json:
+        common.show({"key_file": str(settings.key_file), "active": made.ring.active}, True)
+        return 0
     print(f"key file created at {settings.key_file} with key {made.ring.active} (0600). "
           "Keep a copy apart from the data: without it the sealed data cannot be read.")
     return 0
@@ -152,14 +156,15 @@ def add_commands(sub: Any) -> None:
     keys_sub = keys_p.add_subparsers(dest="keys_command", required=True)
     kinit = keys_sub.add_parser("init", help="create the key file with one new key "
                                 "(never overwrites one)")
+    add_json(kinit)
     kinit.set_defaults(func=cmd_keys_init)
     kstatus = keys_sub.add_parser("status", help="key ids, the active one, values sealed "
                                   "with each (never the keys)")
-    kstatus.add_argument("--json", action="store_true")
+    add_json(kstatus)
     kstatus.set_defaults(func=cmd_keys_status)
     krotate = keys_sub.add_parser("rotate", help="add a new active key, seal everything "
                                   "again with it, retire the old one (safe to re-run)")
-    krotate.add_argument("--json", action="store_true")
+    add_json(krotate)
     krotate.set_defaults(func=cmd_keys_rotate)
 
     rec = sub.add_parser("recordings", help="a call's recordings (sealed at rest)")
@@ -167,7 +172,8 @@ def add_commands(sub: Any) -> None:
     export = rec_sub.add_parser("export", help="write one recording as a plaintext WAV "
                                 "(audited as recording.read)")
     export.add_argument("call", help="call id or Asterisk uniqueid")
-    export.add_argument("field", choices=RECORDING_FIELDS)
+    export.add_argument("field", choices=RECORDING_FIELDS,
+                        help="which recording: " + ", ".join(RECORDING_FIELDS))
     export.add_argument("--out", required=True, metavar="FILE", help="the WAV file to write")
     export.add_argument("--force", action="store_true", help="replace FILE if it exists")
     export.set_defaults(func=cmd_recordings_export)

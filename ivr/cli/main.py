@@ -14,7 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from ivr import config, logs
-from ivr.cli.common import audit_entry, load_settings, show, with_db
+from ivr.cli.common import (
+    add_json,
+    audit_entry,
+    day_arg,
+    humanize,
+    instant_arg,
+    load_settings,
+    practice_zones,
+    show,
+    with_db,
+    zone_for,
+)
+from ivr.cli.errors import CliError, UsageError, run_command
+from ivr.cli.when import FORMS
 from ivr.secure import files
 
 
@@ -25,7 +38,7 @@ def _pbx(build: bool = False) -> Any:
     settings = load_settings()
     root = ensure_root(settings.cache_dir) if build else find_root(settings.cache_dir)
     if root is None:
-        raise SystemExit("no Asterisk yet: run `ivr pbx up` (or `make run`) first")
+        raise CliError("no Asterisk yet: run `ivr pbx up` (or `make run`) first")
     return PbxInstance(settings, root)
 
 
@@ -38,6 +51,9 @@ def cmd_pbx_up(args: argparse.Namespace) -> int:
         pbx.exec_foreground()
     pbx.start()
     status = pbx.status()
+    if args.json:
+        show(status, True)
+        return 0
     print(f"Asterisk {status['version']} running (instance {status['instance']}): "
           f"SIP udp {status['sip']}, AMI {status['ami']}, controller expected at "
           f"{status['agi']}")
@@ -47,7 +63,10 @@ def cmd_pbx_up(args: argparse.Namespace) -> int:
 def cmd_pbx_down(args: argparse.Namespace) -> int:
     pbx = _pbx()
     pbx.stop()
-    print(f"Asterisk instance {pbx.settings.instance} stopped")
+    if args.json:
+        show({"instance": pbx.settings.instance, "running": False}, True)
+    else:
+        print(f"Asterisk instance {pbx.settings.instance} stopped")
     return 0
 
 
@@ -159,11 +178,6 @@ def cmd_demo_call(args: argparse.Namespace) -> int:
 
 # --- calls -------------------------------------------------------------------------------
 
-def _parse_time(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _format(args: argparse.Namespace) -> str:
     """How the data leaves: 'text', 'json', 'pdf' or 'pdf+json' (for the audit entry)."""
     shown = [name for name in ("pdf", "json") if getattr(args, name, None)]
@@ -173,7 +187,7 @@ def _format(args: argparse.Namespace) -> str:
 def cmd_calls_list(args: argparse.Namespace) -> int:
     from ivr.records import audit, calls
 
-    since = _parse_time(args.since) if args.since else None
+    since = instant_arg("--since", args.since, zone_for(args.practice))
 
     async def read(db: Any) -> list[dict[str, Any]]:
         rows = await calls.list_calls(db, practice=args.practice, since=since,
@@ -185,7 +199,12 @@ def cmd_calls_list(args: argparse.Namespace) -> int:
                              "operator": args.operator, "by_caller": bool(args.caller)})
         return rows
 
-    show(asyncio.run(with_db(read)), args.json)
+    rows = asyncio.run(with_db(read))
+    if args.json:
+        show(rows, True)
+        return 0
+    zones = practice_zones()
+    show([humanize(row, zones) for row in rows], False, "no calls")
     return 0
 
 
@@ -203,7 +222,7 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
     if row is None:
         print(f"no call {args.id!r}", file=sys.stderr)
         return 1
-    show(row, args.json)
+    show(row if args.json else humanize(row, practice_zones()), args.json)
     return 0
 
 
@@ -218,6 +237,9 @@ def cmd_callbacks_list(args: argparse.Namespace) -> int:
         return rows
 
     rows = asyncio.run(with_db(read))
+    if not args.json:
+        zones = practice_zones()
+        rows = [humanize(row, zones) for row in rows]
     show(rows, args.json, "no pending call-backs")
     return 0
 
@@ -247,7 +269,10 @@ def cmd_deliveries_retry(args: argparse.Namespace) -> int:
     if not asyncio.run(with_db(lambda db: outbox.requeue(db, args.id))):
         print(f"no failed delivery {args.id!r}", file=sys.stderr)
         return 1
-    print(f"delivery {args.id} queued again")
+    if args.json:
+        show({"id": args.id, "queued": True}, True)
+    else:
+        print(f"delivery {args.id} queued again")
     return 0
 
 
@@ -301,17 +326,17 @@ def cmd_notes_show(args: argparse.Namespace) -> int:
 
 def _night_arg(practice: Any, text: str | None, now: datetime) -> Any:
     """--night DATE, or the last night whose morning opening has passed."""
-    from datetime import date, timedelta
+    from datetime import timedelta
 
     from ivr.documents.report import night_of
 
     if text:
-        return date.fromisoformat(text)
+        return day_arg("--night", text, practice.tz, now)
     current = night_of(practice, now)
     last = night_of(practice, current.covers_from - timedelta(microseconds=1)) \
         if current is not None else None
     if last is None:
-        raise SystemExit("no night to report: the practice never opens")
+        raise CliError("no night to report: the practice never opens")
     return last.night
 
 
@@ -324,12 +349,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"ivr report: no practice {args.practice!r} in the rules", file=sys.stderr)
         return 2
     now = datetime.now(UTC)
-    try:
-        night = _night_arg(practice, args.night, now)
-    except ValueError:
-        print(f"ivr report: --night {args.night!r}: expected a date like 2026-11-26",
-              file=sys.stderr)
-        return 2
+    night = _night_arg(practice, args.night, now)
     if args.deliver:
         settings = load_settings()
 
@@ -442,13 +462,12 @@ def cmd_retention_log(args: argparse.Namespace) -> int:
 def cmd_audit_list(args: argparse.Namespace) -> int:
     from ivr.records import audit
 
+    since = instant_arg("--since", args.since, zone_for(args.practice))
     try:
-        since = _parse_time(args.since) if args.since else None
         if args.action:
             audit.action_filter(args.action)
     except ValueError as exc:
-        print(f"ivr audit list: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(f"audit list: {exc}") from None
     rows = asyncio.run(with_db(lambda db: audit.read(
         db, since=since, action=args.action, practice_id=args.practice,
         subject=args.subject, limit=args.limit)))
@@ -525,26 +544,21 @@ def _current_rules() -> Any:
     result = load_rules(path, now=datetime.now(UTC))
     if not result.ok or result.rules is None:
         first = "; ".join(str(e) for e in result.errors[:3])
-        print(f"the rules at {path} have {len(result.errors)} error(s): {first}\n"
+        print(f"ivr: the rules at {path} have {len(result.errors)} error(s): {first}; "
               "run `ivr rules check`", file=sys.stderr)
         raise SystemExit(1)
     return result.rules
 
 
 def cmd_override_set(args: argparse.Namespace) -> int:
-    from ivr.cli.rules import parse_when
     from ivr.records import audit, overrides
 
     rules = _current_rules()
     practice = rules.practices.get(args.practice)
-    try:
-        tz = practice.tz if practice is not None else UTC
-        until = parse_when(args.until, tz)
-        start = parse_when(args.start, tz) if args.start else None
-    except ValueError:
-        print("ivr override set: times must be ISO date-times such as 2026-11-26T18:00 (the "
-              "practice's local time) or 2026-11-26T18:00-05:00", file=sys.stderr)
-        return 2
+    tz = practice.tz if practice is not None else UTC
+    until = instant_arg("--until", args.until, tz)
+    start = instant_arg("--from", args.start, tz)
+    assert until is not None  # required
     now = datetime.now(UTC)  # after parsing, so `--until now` is in the past
     try:
         new = overrides.check_new(rules, args.practice, args.open, until, args.reason, now, start)
@@ -566,6 +580,9 @@ def cmd_override_clear(args: argparse.Namespace) -> int:
 
     count = asyncio.run(with_db(lambda db: overrides.clear_overrides(
         db, args.practice, datetime.now(UTC), actor=audit.cli_actor())))
+    if args.json:
+        show({"practice": args.practice, "cleared": count}, True)
+        return 0
     print(f"{args.practice}: {count} override(s) cleared" if count else
           f"{args.practice}: no override in force or to come; nothing cleared")
     return 0
@@ -600,8 +617,19 @@ def _stored_overrides(practice_id: str, at: datetime) -> tuple[Any, ...]:
 
 # --- the table ---------------------------------------------------------------------------
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("ivr")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+                        help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     pbx = sub.add_parser("pbx", help="provision, start, stop and query Asterisk")
@@ -609,18 +637,22 @@ def build_parser() -> argparse.ArgumentParser:
     up = pbx_sub.add_parser("up", help="build the Asterisk root if needed, render, start")
     up.add_argument("--foreground", action="store_true",
                     help="run Asterisk in the foreground (containers, systemd)")
+    add_json(up)
     up.set_defaults(func=cmd_pbx_up)
-    pbx_sub.add_parser("down", help="stop Asterisk cleanly").set_defaults(func=cmd_pbx_down)
+    down = pbx_sub.add_parser("down", help="stop Asterisk cleanly")
+    add_json(down)
+    down.set_defaults(func=cmd_pbx_down)
     status = pbx_sub.add_parser("status", help="is Asterisk running, version, channels")
-    status.add_argument("--json", action="store_true")
+    add_json(status)
     status.set_defaults(func=cmd_pbx_status)
     cli = pbx_sub.add_parser(
         "cli", help='run one Asterisk CLI command: ivr pbx cli "core show channels"')
-    cli.add_argument("command")
+    cli.add_argument("command", help="the Asterisk CLI command, quoted as one argument")
     cli.set_defaults(func=cmd_pbx_cli)
 
     serve = sub.add_parser("serve", help="run the controller (FastAGI + AMI) in the foreground")
-    serve.add_argument("--log-level", default="INFO")
+    serve.add_argument("--log-level", default="INFO",
+                       help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     serve.set_defaults(func=cmd_serve)
 
     run = sub.add_parser("run", help="start Asterisk and the controller; Ctrl-C stops both")
@@ -628,7 +660,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo-call", help="place a call to the running service with SIPp")
     demo.add_argument("--to", help="number to dial (default: the first example DID)")
-    demo.add_argument("--caller-id", default="+16175550199")
+    demo.add_argument("--caller-id", default="+16175550199",
+                      help="the caller's number (default +16175550199)")
     demo.add_argument("--keys", default="1", help="keys to press, e.g. 1 or 19,2")
     demo.add_argument("--wait", type=int, default=60, help="seconds to wait for the end")
     demo.set_defaults(func=cmd_demo_call)
@@ -636,10 +669,12 @@ def build_parser() -> argparse.ArgumentParser:
     calls = sub.add_parser("calls", help="read the call record")
     calls_sub = calls.add_subparsers(dest="calls_command", required=True)
     lst = calls_sub.add_parser("list", help="recent calls, newest first")
-    lst.add_argument("--json", action="store_true")
-    lst.add_argument("--practice")
-    lst.add_argument("--since", help="ISO time, e.g. 2026-11-26T18:00:00-05:00")
-    lst.add_argument("--limit", type=int, default=200)
+    add_json(lst)
+    lst.add_argument("--practice", help="only this practice (its id)")
+    lst.add_argument("--since", help="calls from this time on; zone-less: the --practice's "
+                     f"local time, else UTC; e.g. {FORMS}")
+    lst.add_argument("--limit", type=int, default=200, help="at most this many rows"
+                        " (default 200)")
     lst.add_argument("--operator", action="store_true",
                      help="only calls flagged for an operator (unknown numbers; they are in "
                      "no practice's morning report)")
@@ -648,16 +683,17 @@ def build_parser() -> argparse.ArgumentParser:
     lst.set_defaults(func=cmd_calls_list)
     show = calls_sub.add_parser("show", help="one call with its timeline")
     show.add_argument("id", help="call id or Asterisk uniqueid")
-    show.add_argument("--json", action="store_true")
+    add_json(show)
     show.set_defaults(func=cmd_calls_show)
 
     callbacks_p = sub.add_parser("callbacks", help="messages the on-call must acknowledge "
                                  "(called back until someone does)")
     callbacks_sub = callbacks_p.add_subparsers(dest="callbacks_command", required=True)
     cblist = callbacks_sub.add_parser("list", help="pending call-backs, newest first")
-    cblist.add_argument("--json", action="store_true")
+    add_json(cblist)
     cblist.add_argument("--all", action="store_true", help="also acknowledged and given up")
-    cblist.add_argument("--limit", type=int, default=200)
+    cblist.add_argument("--limit", type=int, default=200, help="at most this many rows"
+                        " (default 200)")
     cblist.set_defaults(func=cmd_callbacks_list)
 
     try:
@@ -668,11 +704,11 @@ def build_parser() -> argparse.ArgumentParser:
         rules_sub = cli_rules.add_commands(sub)
         rstatus = rules_sub.add_parser("status", help="the rules the running controller has "
                                        "in force, and its last load attempt")
-        rstatus.add_argument("--json", action="store_true")
+        add_json(rstatus)
         rstatus.set_defaults(func=cmd_rules_status)
         reload = rules_sub.add_parser("reload", help="make the running controller reload its "
                                       "rules (exit 1 if it refused them)")
-        reload.add_argument("--json", action="store_true")
+        add_json(reload)
         reload.add_argument("--timeout", type=float, default=5.0,
                             help="seconds to wait for the controller's answer")
         reload.set_defaults(func=cmd_rules_reload)
@@ -689,13 +725,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 "e-mail, webhook): the outbox and its attempts")
     deliveries_sub = deliveries.add_subparsers(dest="deliveries_command", required=True)
     dlist = deliveries_sub.add_parser("list", help="deliveries, newest first")
-    dlist.add_argument("--json", action="store_true", help="with each attempt")
+    add_json(dlist, help="print JSON, with each attempt (times in ISO UTC)")
     dlist.add_argument("--failed", action="store_true", help="only the failed ones")
-    dlist.add_argument("--practice")
-    dlist.add_argument("--limit", type=int, default=200)
+    dlist.add_argument("--practice", help="only this practice (its id)")
+    dlist.add_argument("--limit", type=int, default=200, help="at most this many rows"
+                        " (default 200)")
     dlist.set_defaults(func=cmd_deliveries_list)
     dretry = deliveries_sub.add_parser("retry", help="queue a failed delivery again")
     dretry.add_argument("id", help="delivery id")
+    add_json(dretry)
     dretry.set_defaults(func=cmd_deliveries_retry)
 
     notes = sub.add_parser("notes", help="per-call notes (the documents sent to practices)")
@@ -703,25 +741,27 @@ def build_parser() -> argparse.ArgumentParser:
     nshow = notes_sub.add_parser("show", help="one call's note")
     nshow.add_argument("id", help="call id or Asterisk uniqueid")
     nshow.add_argument("--pdf", metavar="FILE", help="write the note as a PDF")
-    nshow.add_argument("--json", action="store_true")
+    add_json(nshow)
     nshow.set_defaults(func=cmd_notes_show)
 
     report = sub.add_parser("report", help="a practice's morning report for a night "
                             "(preview; --deliver makes it once and sends it)")
     report.add_argument("--practice", required=True, help="practice id")
-    report.add_argument("--night", metavar="DATE", help="the evening the night starts, e.g. "
-                        "2026-11-26 (default: the last night whose opening has passed)")
+    report.add_argument("--night", metavar="DATE", help="the evening the night starts, in "
+                        "the practice's calendar: 2026-11-26, today or yesterday (default: "
+                        "the last night whose opening has passed)")
     report.add_argument("--pdf", metavar="FILE", help="write the report as a PDF")
-    report.add_argument("--json", action="store_true")
+    add_json(report)
     report.add_argument("--deliver", action="store_true", help="make it (once, as the "
                         "controller would) and enqueue it per the practice's delivery rules")
     report.set_defaults(func=cmd_report)
     reports = sub.add_parser("reports", help="the morning reports made so far")
     reports_sub = reports.add_subparsers(dest="reports_command", required=True)
     rlist = reports_sub.add_parser("list", help="reports, newest night first")
-    rlist.add_argument("--practice")
-    rlist.add_argument("--limit", type=int, default=100)
-    rlist.add_argument("--json", action="store_true")
+    rlist.add_argument("--practice", help="only this practice (its id)")
+    rlist.add_argument("--limit", type=int, default=100, help="at most this many rows"
+                        " (default 100)")
+    add_json(rlist)
     rlist.set_defaults(func=cmd_reports_list)
 
     retention = sub.add_parser("retention", help="delete old recordings and call records "
@@ -730,12 +770,13 @@ def build_parser() -> argparse.ArgumentParser:
     rrun = retention_sub.add_parser("run", help="purge now and log it; per-practice counts")
     rrun.add_argument("--dry-run", action="store_true",
                       help="count what is due, delete nothing (the run is still logged)")
-    rrun.add_argument("--json", action="store_true")
+    add_json(rrun)
     rrun.set_defaults(func=cmd_retention_run)
     rlog = retention_sub.add_parser("log", help="the purge runs, newest first")
-    rlog.add_argument("--practice")
-    rlog.add_argument("--limit", type=int, default=100)
-    rlog.add_argument("--json", action="store_true")
+    rlog.add_argument("--practice", help="only this practice (its id)")
+    rlog.add_argument("--limit", type=int, default=100, help="at most this many rows"
+                        " (default 100)")
+    add_json(rlog)
     rlog.set_defaults(func=cmd_retention_log)
 
     override = sub.add_parser("override", help="open or close a practice now, without "
@@ -744,33 +785,38 @@ def build_parser() -> argparse.ArgumentParser:
     oset = override_sub.add_parser("set", help="closed (or open) from now until a time")
     oset.add_argument("--practice", required=True, help="practice id")
     mode = oset.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--closed", dest="open", action="store_false")
-    mode.add_argument("--open", dest="open", action="store_true")
+    mode.add_argument("--closed", dest="open", action="store_false",
+                      help="the after-hours service answers (the practice is closed)")
+    mode.add_argument("--open", dest="open", action="store_true",
+                      help="calls go to the practice as in opening hours")
     oset.add_argument("--until", required=True,
-                      help="ISO time; without offset it is the practice's local time")
-    oset.add_argument("--from", dest="start", help="start later than now (same format)")
+                      help=f"when it ends; zone-less: the practice's local time; e.g. {FORMS}")
+    oset.add_argument("--from", dest="start", help="start later than now (same forms)")
     oset.add_argument("--reason", required=True, help="why (at most 200 characters)")
-    oset.add_argument("--json", action="store_true")
+    add_json(oset)
     oset.set_defaults(func=cmd_override_set)
     oclear = override_sub.add_parser("clear", help="end a practice's overrides now")
     oclear.add_argument("--practice", required=True, help="practice id")
+    add_json(oclear)
     oclear.set_defaults(func=cmd_override_clear)
     olist = override_sub.add_parser("list", help="overrides in force or to come")
-    olist.add_argument("--practice")
+    olist.add_argument("--practice", help="only this practice (its id)")
     olist.add_argument("--all", action="store_true", help="also cleared and expired ones")
-    olist.add_argument("--json", action="store_true")
+    add_json(olist)
     olist.set_defaults(func=cmd_override_list)
 
     audit = sub.add_parser("audit", help="the append-only audit log: reads of patient data, "
                            "rules changes, overrides, retention runs")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     alist = audit_sub.add_parser("list", help="audit entries, newest first")
-    alist.add_argument("--since", help="ISO time, e.g. 2026-11-26T18:00:00-05:00")
+    alist.add_argument("--since", help="entries from this time on; zone-less: the "
+                       f"--practice's local time, else UTC; e.g. {FORMS}")
     alist.add_argument("--action", help="e.g. call.read, or a family such as rules")
-    alist.add_argument("--practice")
+    alist.add_argument("--practice", help="only this practice (its id)")
     alist.add_argument("--subject", help="a call id, report id or rules digest")
-    alist.add_argument("--limit", type=int, default=100)
-    alist.add_argument("--json", action="store_true")
+    alist.add_argument("--limit", type=int, default=100, help="at most this many rows"
+                        " (default 100)")
+    add_json(alist)
     alist.set_defaults(func=cmd_audit_list)
     return parser
 
@@ -779,30 +825,13 @@ def main(argv: list[str] | None = None) -> int:
     # First of all: whatever this process writes (database, logs, recordings, documents,
     # prompt caches, pid files) and whatever it starts is its owner's alone.
     files.private_umask()
-    from ivr.pbx.instance import PbxError
-    from ivr.pbx.root import ProvisionError
-    from ivr.records.audit import AuditError
-    from ivr.secure.crypto import CryptoError
-    from ivr.secure.keys import KeyFileError
-
-    args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
-    except AuditError as exc:  # fail closed: no audit entry, nothing shown or changed
-        print(f"ivr: {exc}", file=sys.stderr)
-        return 1
-    except KeyFileError as exc:  # names the file and what is wrong, never a key
-        print(f"ivr: keys: {exc}", file=sys.stderr)
-        return 2
-    except CryptoError as exc:  # names the place (ids) and the key id, never the data
-        print(f"ivr: sealed data does not open: {exc}", file=sys.stderr)
-        return 1
-    except config.ConfigError as exc:
-        print(f"ivr: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except (PbxError, ProvisionError) as exc:
-        print(f"ivr: {exc}", file=sys.stderr)
-        return 2
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:  # pragma: no cover - Ctrl-C while the imports run
+        print("ivr: interrupted", file=sys.stderr)
+        return 130
+    # One table (ivr.cli.errors) turns every failure into one line and an exit code.
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ivr.cli.when import FORMS, WhenError, parse_instant, wall_time
 from ivr.rules import LoadResult, default_rules_path, load_rules
-from ivr.rules.limits import MAX_YEAR, MIN_YEAR
 from ivr.rules.model import Issue, Override, Practice
 from ivr.rules.oncall import dial_list, fallback_numbers, resolve, timeline
 from ivr.rules.schedule import state_at
 from ivr.rules.schema import schema_text
 from ivr.rules.simulate import dial_lines, format_text, simulate
-from ivr.rules.timeutil import fmt_local, local_naive_to_instant, wall_time_note
+from ivr.rules.timeutil import fmt_local, wall_time_note
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -30,28 +30,16 @@ def _now() -> datetime:
 
 
 def parse_when(text: str, tz: tzinfo) -> datetime:
-    """An ISO date-time; without an offset it is wall time in `tz`, with one it is an instant."""
-    text = text.strip()
-    if text.lower() == "now":
-        return _now()
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if not MIN_YEAR < value.year < MAX_YEAR:
-        # The engine searches days and years around the instant: keep clear of year 9999.
-        raise ValueError(f"{text!r}: the year must be within {MIN_YEAR + 1}-{MAX_YEAR - 1}")
-    if value.tzinfo is None:
-        return local_naive_to_instant(value, tz)
-    return value.astimezone(UTC)
+    """A time a person typed (ivr.cli.when): zone-less forms are wall time in `tz`."""
+    return parse_instant(text, now=_now(), tz=tz)
 
 
 def when_note(text: str | None, tz: tzinfo) -> str | None:
     """Which instant a local --at/--from/--to took when a DST change skips or doubles it."""
-    if not text or text.strip().lower() == "now" or not isinstance(tz, ZoneInfo):
+    if not text or not isinstance(tz, ZoneInfo):
         return None
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return wall_time_note(value, tz) if value.tzinfo is None else None
+    wall = wall_time(text, now=_now(), tz=tz)
+    return wall_time_note(wall, tz) if wall is not None else None
 
 
 def checked_load(path: str | Path, now: datetime) -> LoadResult:
@@ -84,10 +72,8 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     """Validate rules; exit 1 when there is any error."""
     try:
         now = parse_when(args.now, ZoneInfo("UTC")) if args.now else _now()
-    except ValueError:
-        print(f"--now {args.now!r} is not an ISO date-time such as 2026-11-20T12:00Z "
-              f"(years {MIN_YEAR + 1}-{MAX_YEAR - 1})", file=sys.stderr)
-        return EXIT_USAGE
+    except WhenError as exc:
+        raise WhenError(f"--now {exc}") from None
     res = checked_load(args.path or default_rules_path(), now)
     if args.json:
         doc = {
@@ -134,9 +120,8 @@ def cmd_simulate(args: argparse.Namespace, overrides_for: OverridesFor | None = 
     tz = practice.tz if practice else ZoneInfo("UTC")
     try:
         at = parse_when(args.at, tz)
-    except ValueError:
-        print(f"--at {args.at!r} is not an ISO date-time such as 2026-11-26T21:30", file=sys.stderr)
-        return EXIT_USAGE
+    except WhenError as exc:
+        raise WhenError(f"--at {exc}") from None
     manual = overrides_for(practice.id, at) if overrides_for and practice else ()
     result = simulate(res.rules, args.to, args.forwarded_from, args.caller, at, args.keys or "",
                       manual_overrides=manual)
@@ -181,9 +166,8 @@ def cmd_oncall(args: argparse.Namespace) -> int:
             end = parse_when(args.end, tz) if args.end else start + timedelta(days=7)
         else:
             at = parse_when(args.at, tz) if args.at else _now()
-    except ValueError as exc:
-        print(f"bad time: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except WhenError as exc:
+        raise WhenError(f"bad time: {exc}") from None
     notes = [f"--{name} {note}" for name, text in (("at", args.at), ("from", args.start),
                                                    ("to", args.end))
              if (note := when_note(text, tz))]
@@ -229,7 +213,8 @@ def add_commands(sub: Any) -> Any:
     check.add_argument("path", nargs="?",
                        help="file or directory (default $IVR_RULES_PATH or routing_rules/)")
     check.add_argument("--json", action="store_true", help="machine-readable output")
-    check.add_argument("--now", help="pretend it is this instant (coverage warnings)")
+    check.add_argument("--now", help="pretend it is this instant, for the coverage warnings "
+                       f"(zone-less: UTC); e.g. {FORMS}")
     check.set_defaults(func=cmd_rules_check)
     schema = rules_sub.add_parser("schema", help="print the JSON Schema of a practice file")
     schema.set_defaults(func=cmd_rules_schema)
@@ -241,18 +226,21 @@ def add_commands(sub: Any) -> Any:
                       help="forwarding number (Diversion)")
     simp.add_argument("--from", dest="caller", help="caller id")
     simp.add_argument("--at", required=True,
-                      help="ISO time; without offset it is the practice's local time")
+                      help="when the call comes; zone-less: the practice's local time "
+                      f"(UTC if no practice takes the number); e.g. {FORMS}")
     simp.add_argument("--keys", default="", help="menu keys pressed, one per attempt ('.' = none)")
-    simp.add_argument("--json", action="store_true")
+    simp.add_argument("--json", action="store_true", help="machine-readable output")
     simp.set_defaults(func=cmd_simulate)
 
     onc = sub.add_parser("oncall", help="who is on call")
     onc.add_argument("--rules", help="rules path (default $IVR_RULES_PATH or routing_rules/)")
     onc.add_argument("--practice", required=True, help="practice id")
-    onc.add_argument("--at", help="instant (default now)")
-    onc.add_argument("--from", dest="start", help="timeline start")
-    onc.add_argument("--to", dest="end", help="timeline end (default start + 7 days)")
-    onc.add_argument("--json", action="store_true")
+    onc.add_argument("--at", help="the instant (default now); zone-less: the practice's "
+                     f"local time; e.g. {FORMS}")
+    onc.add_argument("--from", dest="start", help="timeline start instead (same forms as --at)")
+    onc.add_argument("--to", dest="end", help="timeline end (default start + 7 days; same "
+                     "forms as --at)")
+    onc.add_argument("--json", action="store_true", help="machine-readable output")
     onc.set_defaults(func=cmd_oncall)
     return rules_sub
 
@@ -265,9 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
+    from ivr.cli.errors import run_command
+
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
-    return func(args)
+    return run_command(func, args)
 
 
 if __name__ == "__main__":
