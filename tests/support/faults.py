@@ -7,6 +7,7 @@ tests/support/controller.py, which installs what the environment asks for here.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from typing import Any
 
@@ -15,6 +16,8 @@ from ivr.ami import AmiClient
 #: Set to 1 for the controller process: the AMI connection is cut right after an
 #: Originate's bytes are written, before its response (the Originate is in flight).
 DROP_AMI_AFTER_ORIGINATE = "IVR_TEST_DROP_AMI_AFTER_ORIGINATE"
+
+log = logging.getLogger("tests.support.faults")
 
 
 def drop_ami_after_originate(client_class: type[Any] = AmiClient) -> None:
@@ -28,6 +31,7 @@ def drop_ami_after_originate(client_class: type[Any] = AmiClient) -> None:
         # One turn of the loop runs the action up to its wait for the response: the bytes
         # are written. Now lose the connection while it is in flight.
         await asyncio.sleep(0)
+        log.warning("fault injection: dropping AMI after Originate")
         self._drop()
         return await sent
 
