@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from ivr.db.kinds import CallbackStatus, EndReason, LegKind, LegStatus, Source
 from ivr.db.sealed import BlindIndex, SealedText, seal_columns
 
 
@@ -53,18 +54,16 @@ class Base(DeclarativeBase):
 
 # How a call ended. The controller sets the first three; reconciliation of a hang-up
 # stamp sets the fallback ones for calls the controller did not finish.
-END_COMPLETED = "completed"  # the controller finished the flow
-END_CALLER_HANGUP = "caller_hangup"  # the caller hung up while the controller had the call
-END_FALLBACK_ANSWERED = "fallback_answered"  # the fallback reached a clinician
-END_FALLBACK_RECORDED = "fallback_recorded"  # the fallback took a recorded message
-END_FALLBACK_ABANDONED = "fallback_abandoned"  # caller hung up inside the fallback
-# The PBX ended the call itself (a restart or stop: its stamp says nobody hung up).
-END_PBX_RESTART = "pbx_restart"
-# The call vanished with no hang-up stamp and no channel: the PBX crashed or was killed.
-END_PBX_FAILURE = "pbx_failure"
-END_REASONS = (END_COMPLETED, END_CALLER_HANGUP, END_FALLBACK_ANSWERED,
-               END_FALLBACK_RECORDED, END_FALLBACK_ABANDONED, END_PBX_RESTART,
-               END_PBX_FAILURE)
+
+
+END_COMPLETED = EndReason.COMPLETED
+END_CALLER_HANGUP = EndReason.CALLER_HANGUP
+END_FALLBACK_ANSWERED = EndReason.FALLBACK_ANSWERED
+END_FALLBACK_RECORDED = EndReason.FALLBACK_RECORDED
+END_FALLBACK_ABANDONED = EndReason.FALLBACK_ABANDONED
+END_PBX_RESTART = EndReason.PBX_RESTART
+END_PBX_FAILURE = EndReason.PBX_FAILURE
+END_REASONS = tuple(EndReason)
 
 
 class Call(Base):
@@ -153,9 +152,12 @@ class ManualOverride(Base):
 
 
 # Where an intake value came from.
-SOURCE_KEYED = "keyed"  # typed on the keypad
-SOURCE_CALLER_ID = "caller_id"  # the network's caller ID
-SOURCE_RECORDING = "recording"  # spoken, recorded
+
+
+SOURCE_KEYED = Source.KEYED
+SOURCE_CALLER_ID = Source.CALLER_ID
+SOURCE_RECORDING = Source.RECORDING
+SOURCE_CALLER_ID_UNVALIDATED = Source.CALLER_ID_UNVALIDATED
 
 
 class IntakeField(Base):
@@ -198,28 +200,31 @@ class Recording(Base):
 # What happened to one clinician leg (OncallLeg.status). `placing` is written and
 # committed before the Originate; `unknown` means the controller lost track of an
 # Originate (AMI dropped or controller restarted) and found no live channel for it.
-LEG_PLACING = "placing"
-LEG_ANSWERED = "answered"  # answered, screening in progress (or interrupted)
-LEG_ACCEPTED = "accepted"  # pressed 1: live call bridged, or call-back acknowledged
-LEG_DECLINED = "declined"  # pressed 2, or hung up during screening
-LEG_NO_ANSWER = "no_answer"
-LEG_BUSY = "busy"
-LEG_FAILED = "failed"  # unreachable, congestion, refused by the gate
-LEG_SCREEN_TIMEOUT = "screen_timeout"  # answered, no key (a voicemail)
-LEG_CALLER_GONE = "caller_gone"  # the caller hung up while this leg rang or screened
-LEG_UNKNOWN = "unknown"
-LEG_COMPLETED = "completed"  # a patient call-back dialled by the clinician ended
-LEG_TAKEN_BY_OTHER = "taken_by_other"  # rung together with the leg that accepted
-LEG_ACTIVE = (LEG_PLACING, LEG_ANSWERED)
 
-LEG_LIVE = "live"  # the caller is waiting to be bridged
-LEG_CALLBACK = "callback"  # notifying the on-call of a message until acknowledged
-LEG_PATIENT = "patient"  # the acknowledging clinician calls the patient back
+
+LEG_PLACING = LegStatus.PLACING
+LEG_ANSWERED = LegStatus.ANSWERED
+LEG_ACCEPTED = LegStatus.ACCEPTED
+LEG_DECLINED = LegStatus.DECLINED
+LEG_NO_ANSWER = LegStatus.NO_ANSWER
+LEG_BUSY = LegStatus.BUSY
+LEG_FAILED = LegStatus.FAILED
+LEG_SCREEN_TIMEOUT = LegStatus.SCREEN_TIMEOUT
+LEG_CALLER_GONE = LegStatus.CALLER_GONE
+LEG_UNKNOWN = LegStatus.UNKNOWN
+LEG_COMPLETED = LegStatus.COMPLETED
+LEG_TAKEN_BY_OTHER = LegStatus.TAKEN_BY_OTHER
+LEG_ACTIVE = (LEG_PLACING, LEG_ANSWERED)
+LEG_LIVE = LegKind.LIVE
+LEG_CALLBACK = LegKind.CALLBACK
+LEG_PATIENT = LegKind.PATIENT
 
 # OncallCallback.status
-CB_PENDING = "pending"
-CB_ACKNOWLEDGED = "acknowledged"
-CB_NOT_ACKNOWLEDGED = "not_acknowledged"  # the attempts ran out
+
+
+CB_PENDING = CallbackStatus.PENDING
+CB_ACKNOWLEDGED = CallbackStatus.ACKNOWLEDGED
+CB_NOT_ACKNOWLEDGED = CallbackStatus.NOT_ACKNOWLEDGED
 
 # Call.oncall_outcome
 OUTCOME_CONNECTED = "connected"

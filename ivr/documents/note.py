@@ -16,19 +16,20 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ivr.rules.model import Practice
+from ivr.db.kinds import EndReason, LegKind, LegStatus, Source
+from ivr.rules.decision import Route
+from ivr.rules.model import MESSAGE_DISPOSITIONS, Disposition, Practice
 
 NOTE_VERSION = 1
 
-ROUTE_LABELS = {
-    "after_hours": "After hours",
-    "overflow": "Overflow (office open, call forwarded)",
-    "open_direct": "Office open (dialled directly)",
-    "unknown_number": "Unknown number (no practice)",
-    "clinician_line": "Clinician line (a clinician reviewing messages)",
+ROUTE_LABELS: dict[str, str] = {
+    Route.AFTER_HOURS: "After hours",
+    Route.OVERFLOW: "Overflow (office open, call forwarded)",
+    Route.OPEN_DIRECT: "Office open (dialled directly)",
+    Route.UNKNOWN: "Unknown number (no practice)",
+    Route.CLINICIAN_LINE: "Clinician line (a clinician reviewing messages)",
 }
-MESSAGE_DISPOSITIONS = ("prescription", "appointment", "routine")
-LIVE_DISPOSITIONS = ("emergency", "urgent")
+LIVE_DISPOSITIONS = (Disposition.EMERGENCY, Disposition.URGENT)
 
 # Outcome codes (one per call, for the report's counts).
 OC_CONNECTED = "connected"
@@ -63,19 +64,23 @@ NEEDS_ACTION_TEXT = {
     NA_IN_PROGRESS: "Call still in progress (or not yet closed) when this was made",
 }
 
-LEG_KINDS = {"live": "Live transfer", "callback": "Call-back", "patient": "Patient call"}
-LEG_STATUS = {
-    "placing": "being placed", "answered": "answered (screening)",
-    "accepted": "accepted", "declined": "declined", "no_answer": "no answer",
-    "busy": "busy", "failed": "failed", "screen_timeout": "answered, no key (voicemail?)",
-    "caller_gone": "caller had hung up", "unknown": "outcome unknown",
-    "completed": "completed",
+LEG_KINDS: dict[str, str] = {LegKind.LIVE: "Live transfer", LegKind.CALLBACK: "Call-back",
+             LegKind.PATIENT: "Patient call"}
+LEG_STATUS: dict[str, str] = {
+    LegStatus.PLACING: "being placed", LegStatus.ANSWERED: "answered (screening)",
+    LegStatus.ACCEPTED: "accepted", LegStatus.DECLINED: "declined",
+    LegStatus.NO_ANSWER: "no answer", LegStatus.BUSY: "busy", LegStatus.FAILED: "failed",
+    LegStatus.SCREEN_TIMEOUT: "answered, no key (voicemail?)",
+    LegStatus.CALLER_GONE: "caller had hung up", LegStatus.UNKNOWN: "outcome unknown",
+    LegStatus.COMPLETED: "completed", LegStatus.TAKEN_BY_OTHER: "taken by another clinician",
 }
-END_LABELS = {
-    "completed": "completed", "caller_hangup": "caller hung up",
-    "fallback_answered": "answered by the backup on-call number",
-    "fallback_recorded": "message recorded by the backup path",
-    "fallback_abandoned": "caller hung up in the backup path",
+END_LABELS: dict[str, str] = {
+    EndReason.COMPLETED: "completed", EndReason.CALLER_HANGUP: "caller hung up",
+    EndReason.FALLBACK_ANSWERED: "answered by the backup on-call number",
+    EndReason.FALLBACK_RECORDED: "message recorded by the backup path",
+    EndReason.FALLBACK_ABANDONED: "caller hung up in the backup path",
+    EndReason.PBX_RESTART: "cut by a restart of the phone system",
+    EndReason.PBX_FAILURE: "cut by a failure of the phone system",
 }
 
 
@@ -460,6 +465,7 @@ def _fmt_duration(seconds: float) -> str:
 
 
 def _source_label(source: str | None) -> str:
-    return {"caller_id": "caller ID", "keyed": "keyed in", "recording": "recorded",
-            "caller_id_unvalidated": "caller ID, not validated"}.get(
-        source or "", source or "unknown source")
+    labels: dict[str, str] = {Source.CALLER_ID: "caller ID", Source.KEYED: "keyed in",
+                              Source.RECORDING: "recorded",
+                              Source.CALLER_ID_UNVALIDATED: "caller ID, not validated"}
+    return labels.get(source or "", source or "unknown source")

@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from ivr.documents.note import NEEDS_ACTION_TEXT, Note, build_note, fmt_human
+from ivr.rules.decision import Route
 from ivr.rules.model import Override, Practice
 from ivr.rules.schedule import next_opening, state_at
 from ivr.rules.timeutil import local_instant, require_aware
@@ -29,7 +30,7 @@ REPORT_VERSION = 1
 LOOKBACK_DAYS = 31  # how far back the previous morning opening is looked for
 # A clinician's own call (ivr.flows.clinician_line) is no patient message: it is listed
 # apart, and what it did shows on the patients' notes (acknowledged ... via clinician-line).
-ROUTE_CLINICIAN_LINE = "clinician_line"
+ROUTE_CLINICIAN_LINE = Route.CLINICIAN_LINE
 
 
 @dataclass(frozen=True)

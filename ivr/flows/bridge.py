@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from ivr import contract
 from ivr.agi.protocol import AgiError, AgiHangup
+from ivr.db.kinds import LegStatus
 from ivr.db.models import (
     LEG_ACCEPTED,
     LEG_CALLER_GONE,
@@ -165,7 +166,7 @@ async def _wait(s: Session, legs: list[Leg], deadline: float) -> Leg | None:
                 if leg.answered.is_set():
                     if now > (leg.answered_mono or now) + SCREEN_MAX_SECONDS:
                         await dialer.hangup(leg)
-                        await dialer.finish(leg, "screen_timeout", detail="screen-too-long")
+                        await dialer.finish(leg, LegStatus.SCREEN_TIMEOUT, detail="screen-too-long")
                 elif now > deadline or now > give_up[leg.id]:
                     # The caller's maximum wait (or a leg with no news): stop ringing it.
                     await dialer.finish(leg, LEG_NO_ANSWER,

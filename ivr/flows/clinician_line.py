@@ -31,11 +31,12 @@ from ivr.flows.speech import Item, SayNumber, play, say_time
 from ivr.oncall import callbacks
 from ivr.oncall.dialer import caller_id, utc_now
 from ivr.records import calls
+from ivr.rules.decision import Route
 from ivr.rules.model import Clinician, Practice
 
 log = logging.getLogger(__name__)
 
-ROUTE_CLINICIAN_LINE = "clinician_line"  # the call's route once the PIN is right
+ROUTE_CLINICIAN_LINE = Route.CLINICIAN_LINE  # the call's route once the PIN is right
 VIA = "clinician-line"  # acknowledged_via of the call-backs taken here
 STEP_PIN = "clinician_pin"
 STEP_LINE = "clinician_line"

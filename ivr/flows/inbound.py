@@ -13,7 +13,7 @@ import logging
 import re
 
 from ivr.agi.protocol import AgiError, AgiHangup
-from ivr.db.models import SOURCE_CALLER_ID
+from ivr.db.models import SOURCE_CALLER_ID, SOURCE_CALLER_ID_UNVALIDATED
 from ivr.flows import clinician_line, intake, triage
 from ivr.flows.decide import ROUTE_AFTER_HOURS, decide, find_practice
 from ivr.flows.runner import CallContext, Outcome
@@ -125,7 +125,6 @@ async def _told(s: Session) -> None:
 
 # A caller ID kept although the phone-number library rejects it (a number it does not
 # know yet, a test range): still the only lead to call back, so never dialled unconfirmed.
-SOURCE_CALLER_ID_UNVALIDATED = "caller_id_unvalidated"
 RAW_CALLER_ID = re.compile(r"\+?[0-9]{3,20}")
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import phonenumbers
 
 from ivr.agi.protocol import AgiHangup
+from ivr.db.kinds import Source
 from ivr.db.models import SOURCE_CALLER_ID, SOURCE_KEYED, SOURCE_RECORDING
 from ivr.flows.audio import AudioStats, analyse
 from ivr.flows.session import Session
@@ -153,8 +154,8 @@ async def ask_callback(s: Session) -> None:
         # Retries ran out: the caller ID is the best number we have, unconfirmed.
         await calls.save_intake(s.db, s.call_id, "callback", value=s.caller_e164,
                                 source=SOURCE_CALLER_ID, confirmed=False, attempts=tries)
-    await _event(s, "intake.callback.gave_up", kept="keyed" if keyed else
-                 ("caller_id" if s.caller_e164 else "none"))
+    await _event(s, "intake.callback.gave_up", kept=Source.KEYED if keyed else
+                 (Source.CALLER_ID if s.caller_e164 else "none"))
 
 
 async def ask_dob(s: Session) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from ivr import contract
 from ivr.agi.protocol import AgiChannel, AgiDisconnected, AgiError, AgiHangup, AgiTimeout
 from ivr.controller.services import Services
+from ivr.db.kinds import LegKind, LegStatus
 from ivr.db.models import (
     CB_PENDING,
     LEG_ACCEPTED,
@@ -80,7 +81,7 @@ async def handle(services: Services, channel: AgiChannel) -> None:
         log.error("leg %s: screening failed (%s)", leg.id if leg else "-",
                   type(exc).__name__, exc_info=exc)
         if leg is not None and not leg.result.done():
-            await services.dialer.finish(leg, "failed", detail="controller-error")
+            await services.dialer.finish(leg, LegStatus.FAILED, detail="controller-error")
     finally:
         for path in copies:
             path.unlink(missing_ok=True)
@@ -174,7 +175,7 @@ class Screen:
     # --- live legs -----------------------------------------------------------------------
     async def live(self) -> str:
         leg = self.leg
-        items = await self.message("live")
+        items = await self.message(LegKind.LIVE)
         for round_no in range(ROUNDS):
             if leg.caller_gone:
                 return await self.caller_gone()
@@ -218,12 +219,12 @@ class Screen:
         await self.dialer.finish(leg, LEG_CALLER_GONE, detail="caller-left-in-screening")
         cb = await self._callback_for_call()
         if taken and cb is not None:
-            return await self.acknowledge(cb, via="live",
+            return await self.acknowledge(cb, via=LegKind.LIVE,
                                           before=[self.lib.flow("screen_caller_gone")])
         key = await self.ask([self.lib.flow("screen_caller_gone"),
                               self.lib.flow("screen_ack")])
         if key == "1" and cb is not None:
-            return await self.acknowledge(cb, via="live")
+            return await self.acknowledge(cb, via=LegKind.LIVE)
         return contract.RESULT_DONE
 
     async def _callback_for_call(self) -> Any:
@@ -242,12 +243,12 @@ class Screen:
             await self.dialer.finish(leg, LEG_DECLINED, detail="already-acknowledged")
             await play(self.channel, [self.lib.flow("already_taken")])
             return contract.RESULT_DONE
-        items = await self.message("callback")
+        items = await self.message(LegKind.CALLBACK)
         for round_no in range(ROUNDS):
             key = await self.ask((items if round_no == 0 else []) +
                                  [self.lib.flow("screen_ack")])
             if key == "1":
-                return await self.acknowledge(cb, via="callback")
+                return await self.acknowledge(cb, via=LegKind.CALLBACK)
             if key == "2":
                 return await self._passed()
         return await self._no_key()

@@ -12,7 +12,7 @@ from ivr.flows.runner import Outcome
 from ivr.flows.session import Session
 from ivr.flows.speech import ALL_KEYS, play
 from ivr.records import calls
-from ivr.rules.model import BRIDGE_DISPOSITIONS
+from ivr.rules.model import BRIDGE_DISPOSITIONS, Disposition
 from ivr.rules.prompts import render
 from ivr.rules.timeutil import human_time
 
@@ -68,7 +68,7 @@ async def act(s: Session, disposition: str) -> Outcome:
     overflow = s.decision.is_overflow
     mode = s.practice.overflow.mode
     s.step = f"action.{disposition}"
-    if disposition == "emergency":
+    if disposition == Disposition.EMERGENCY:
         await _say(s, "emergency_advice")
         # The advice says "hang up and dial 911"; a caller who stays is connected.
         await s.channel.wait_for_digit(EMERGENCY_WAIT_MS)

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from ivr import contract
 from ivr.ami import AmiActionError, AmiClient, AmiConnectionLost, AmiError
 from ivr.db.engine import Database
+from ivr.db.kinds import LegStatus
 from ivr.db.models import (
     LEG_ACCEPTED,
     LEG_ACTIVE,
@@ -135,7 +136,7 @@ class Leg:
     number: str
     ring_seconds: int
     callback_id: str | None = None
-    result: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop()
+    result: asyncio.Future[LegStatus] = field(default_factory=lambda: asyncio.get_running_loop()
                                         .create_future())
     answered: asyncio.Event = field(default_factory=asyncio.Event)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
@@ -172,7 +173,7 @@ class Leg:
     def action_id(self) -> str:
         return f"ivrleg-{self.id}"
 
-    def settle(self, status: str) -> bool:
+    def settle(self, status: LegStatus) -> bool:
         """Give the waiting flow its result once; False if it already had one."""
         if self.result.done():
             return False
@@ -296,7 +297,7 @@ class Dialer:
         except AmiError:
             pass
 
-    async def finish(self, leg: Leg, status: str, *, detail: str | None = None,
+    async def finish(self, leg: Leg, status: LegStatus, *, detail: str | None = None,
                      ended: bool = True, settle: bool = True, **fields: Any) -> None:
         """Settle and store a leg's final status: the first one wins, in the row as well.
 
@@ -378,7 +379,7 @@ class Dialer:
         now = utc_now()
         if not leg.result.done():
             # Hung up before any decision: during screening it counts as declined.
-            status = "declined" if leg.answered.is_set() else \
+            status = LegStatus.DECLINED if leg.answered.is_set() else \
                 _CAUSES.get(leg.hangup_cause, LEG_FAILED)
             await self.finish(leg, status, detail=f"cause-{leg.hangup_cause}")
         async with self.db.session() as s:

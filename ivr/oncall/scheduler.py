@@ -14,6 +14,7 @@ import functools
 import logging
 
 from ivr.controller.services import Services
+from ivr.db.kinds import LegStatus
 from ivr.db.models import LEG_CALLBACK
 from ivr.oncall import callbacks
 from ivr.oncall.dialer import Leg, new_leg_id, utc_now
@@ -89,5 +90,5 @@ class CallbackScheduler:
         try:
             await asyncio.wait_for(asyncio.shield(leg.result), LEG_LIMIT_SECONDS)
         except TimeoutError:
-            await dialer.finish(leg, "unknown", detail="no-news")
+            await dialer.finish(leg, LegStatus.UNKNOWN, detail="no-news")
             dialer.forget(leg)

@@ -9,15 +9,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from ivr.rules.model import Override, Practice, RuleSet
 from ivr.rules.schedule import PracticeState, next_opening, state_at
 from ivr.rules.timeutil import require_aware
 
-ROUTE_AFTER_HOURS = "after_hours"
-ROUTE_OVERFLOW = "overflow"  # forwarded while open: the front desk is busy
-ROUTE_OPEN_DIRECT = "open_direct"  # dialled straight while open: handled as overflow
-ROUTE_UNKNOWN = "unknown_number"  # no practice claims the number
+
+class Route(StrEnum):
+    """How a call is handled, decided once when it starts (Call.route)."""
+
+    AFTER_HOURS = "after_hours"
+    OVERFLOW = "overflow"  # forwarded while open: the front desk is busy
+    OPEN_DIRECT = "open_direct"  # dialled straight while open: handled as overflow
+    UNKNOWN = "unknown_number"  # no practice claims the number
+    # Set later in the call: a clinician calling in who gave the right PIN.
+    CLINICIAN_LINE = "clinician_line"
+
+
+ROUTE_AFTER_HOURS = Route.AFTER_HOURS
+ROUTE_OVERFLOW = Route.OVERFLOW
+ROUTE_OPEN_DIRECT = Route.OPEN_DIRECT
+ROUTE_UNKNOWN = Route.UNKNOWN
 ROUTES = (ROUTE_AFTER_HOURS, ROUTE_OVERFLOW, ROUTE_OPEN_DIRECT, ROUTE_UNKNOWN)
 
 

@@ -5,16 +5,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import phonenumbers
 
-# Disposition kinds, most urgent first. The engine knows what each one does:
-# emergency/urgent reach a clinician now, the others become a message.
-DISPOSITIONS = ("emergency", "urgent", "prescription", "appointment", "routine")
-BRIDGE_DISPOSITIONS = frozenset({"emergency", "urgent"})
+
+class Disposition(StrEnum):
+    """What a triage key means, most urgent first. The engine knows what each one does:
+    emergency/urgent reach a clinician now, the others become a message."""
+
+    EMERGENCY = "emergency"
+    URGENT = "urgent"
+    PRESCRIPTION = "prescription"
+    APPOINTMENT = "appointment"
+    ROUTINE = "routine"
+
+
+DISPOSITIONS = tuple(Disposition)
+BRIDGE_DISPOSITIONS = frozenset({Disposition.EMERGENCY, Disposition.URGENT})
+MESSAGE_DISPOSITIONS = tuple(d for d in Disposition if d not in BRIDGE_DISPOSITIONS)
 ROLES = ("nurse", "physician")
 INTAKE_FIELDS = ("callback", "dob", "name", "reason")
 OVERFLOW_MODES = ("intake_then_bridge", "intake_same_day_callback")

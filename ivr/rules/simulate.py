@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ivr.rules.decision import ROUTE_AFTER_HOURS, decide
+from ivr.rules.decision import ROUTE_AFTER_HOURS, Route, decide
 from ivr.rules.model import (
     BRIDGE_DISPOSITIONS,
+    Disposition,
     Intake,
     Override,
     Practice,
@@ -133,7 +134,7 @@ def simulate(rules: RuleSet, to: str, forwarded_from: str | None, caller: str | 
     else:
         steps, outcome = [], "message"
 
-    if disposition == "emergency":
+    if disposition == Disposition.EMERGENCY:
         prompts.append(_prompt(practice, "emergency_advice", values))
     if outcome == "bridge":
         prompts.append(_prompt(practice, "connecting", values))
@@ -186,7 +187,7 @@ def _operator_intake(result: dict[str, Any], caller_e164: str | None) -> dict[st
             prompts.append(default("unknown_caller"))
         prompts.append(default(INTAKE_PROMPTS[fld]))
     prompts.append({"id": "operator_closing", "text": OPERATOR_CLOSING_TEXT, "file": None})
-    result.update(practice=None, route="unknown_number", state=None, prompts=prompts,
+    result.update(practice=None, route=Route.UNKNOWN, state=None, prompts=prompts,
                   disposition=None, outcome="operator_intake",
                   caller_told=OPERATOR_CLOSING_TEXT, dial_list=[], next_opening=None)
     return result
