@@ -142,8 +142,14 @@ def unlink(base: Path, rel: PurePath | str) -> None:
 
 
 def _hand_over_entry(dir_fd: int, name: str, owner: Owner | None) -> None:
-    """Give one entry of dir_fd to `owner` (0600 files, 0700 folders); links untouched."""
-    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    """Give one entry of dir_fd to `owner` (0600 files, 0700 folders); links untouched.
+
+    An entry that is gone by now (a temporary file renamed into place by another thread
+    while a folder was walked) is nothing to hand over."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
     if stat.S_ISLNK(st.st_mode):
         return
     if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
@@ -162,7 +168,8 @@ def _hand_over_entry(dir_fd: int, name: str, owner: Owner | None) -> None:
             os.close(fd)
     elif owner is not None and (st.st_uid, st.st_gid) != owner:
         # Sockets and FIFOs cannot be opened for fchown; chown the entry itself.
-        os.chown(name, *owner, dir_fd=dir_fd, follow_symlinks=False)
+        with contextlib.suppress(FileNotFoundError):
+            os.chown(name, *owner, dir_fd=dir_fd, follow_symlinks=False)
 
 
 def hand_over(base: Path, rel: PurePath | str, owner: Owner | None,
