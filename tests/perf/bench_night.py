@@ -21,13 +21,27 @@ Clinicians' phones are one multi-number SIPp phone behind the gateway:
 
 The copy differs from the examples in what keeps a run short and local: ring times
 shortened, one attempt per Sunny step, Mesa's caller wait cut to one step, and only the
-e-mail delivery kept (fax and webhook would dial or leave the machine; e-mail has no
-IVR_SMTP_HOST here). Rules minutes (call-back intervals) last --minute-seconds real
-seconds (IVR_ONCALL_MINUTE_SECONDS); ring, prompt and intake times are real seconds.
+e-mail delivery kept (fax and webhook would dial or leave the machine). The e-mail goes to
+an aiosmtpd server inside this script on 127.0.0.1, over STARTTLS with a self-signed
+certificate (IVR_SMTP_HOST/_PORT/_TLS/_CAFILE in the controller's environment). Rules
+minutes (call-back intervals) last --minute-seconds real seconds
+(IVR_ONCALL_MINUTE_SECONDS); ring, prompt and intake times are real seconds.
+
+The morning: when the call-backs are over, the practices open a few seconds later. The
+copy's weekly hours are cut to one period two days on and the night's override cleared,
+then `ivr override set --open --from T` makes T the first opening after local midnight,
+i.e. the morning opening that ends the night. At T the bench runs `ivr report --practice
+ID --night DATE --deliver` (what the controller's report task does at an opening), waits
+(bounded) for the controller's outbox, and reads `ivr deliveries list --json` and the
+SMTP server's log. A call counts as delivered by opening time when it is in its
+practice's report and that report's e-mail reached the SMTP server within
+OPENING_GRACE_MIN rules minutes of T (the report cannot exist before T: it is made at the
+opening, so the grace is the outbox's).
 
 The figures come from the records only: `ivr calls list --json`, each call as `ivr calls
 show` has it (read in-process with the same function, to keep 40 reads fast), `ivr
-callbacks list --all --json` and `ivr report --practice ID --night DATE --json`.
+callbacks list --all --json`, the report made at the opening (its JSON, as sent), `ivr
+deliveries list --json`, and the arrival times the SMTP server logged.
 """
 
 from __future__ import annotations
@@ -40,6 +54,7 @@ import os
 import random
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -48,6 +63,7 @@ import time
 import wave
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -78,6 +94,9 @@ MESA_CALLER_WAIT_S = 18  # two 8 s rings of the on-call, never the `together` st
 HOLD_S = 150  # an urgent caller waits this long after the menu for the PBX's BYE
 TALK_S = 3.0  # caller and clinician bridged this long, then the bench hangs up
 WINDOW_MIN = 15  # "within 15 minutes", in rules minutes
+OPENING_LEAD_S = 12.0  # the practices open this long after the night's end
+OPENING_GRACE_MIN = 5  # rules minutes after the opening a report may take to arrive
+DELIVERY_WAIT_S = 90.0  # after the deadline, how long the outbox is waited for at most
 
 
 @dataclass
@@ -99,6 +118,14 @@ class Night:
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     wall_s: float = 0.0
     drained: bool = True
+    # The morning: opening and deadline (epoch s), what `ivr report --deliver` made per
+    # practice, the outbox's rows, and the SMTP server's log.
+    opening: float | None = None
+    deadline: float | None = None
+    made: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    morning_error: str | None = None
 
 
 # --- the rules copy and the phones -----------------------------------------------------
@@ -235,6 +262,108 @@ def prompt_seconds(stack: Any, practice: Any, pid: str) -> float:
     return total
 
 
+# --- the practices' mail server and the morning ----------------------------------------
+
+class Inbox:
+    """The practices' mail server side: every message with when it arrived (epoch s)."""
+
+    def __init__(self) -> None:
+        self.log: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        entry = {"at": time.time(), "delivery": message.get("X-IVR-Delivery"),
+                 "to": list(envelope.rcpt_tos), "subject": str(message.get("Subject", "")),
+                 "tls": session.ssl is not None,
+                 "attachments": sum(1 for _ in message.iter_attachments())}
+        with self._lock:
+            self.log.append(entry)
+        return "250 2.0.0 queued"
+
+
+def start_smtp(workdir: Path) -> tuple[Any, Inbox, dict[str, str]]:
+    """An aiosmtpd server on 127.0.0.1 that requires STARTTLS, and the controller's env."""
+    from aiosmtpd.controller import Controller
+    from delivery.test_delivery_email import _self_signed
+    from harness import free_port
+
+    cert, key = _self_signed(workdir)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    inbox = Inbox()
+    port = free_port()
+    server = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context,
+                        require_starttls=True)
+    server.start()
+    env = {"IVR_SMTP_HOST": "127.0.0.1", "IVR_SMTP_PORT": str(port),
+           "IVR_SMTP_TLS": "starttls", "IVR_SMTP_CAFILE": str(cert),
+           "IVR_SMTP_FROM": "answering-service@bench.example"}
+    return server, inbox, env
+
+
+def open_in_the_morning(stack: Any, folder: Path, rules: Any) -> datetime:
+    """Make the practices' morning opening a few seconds from now; return it (UTC).
+
+    In the copy, the weekly hours keep one short period two days on (a practice that never
+    opens by its own rules has no night to report) and lose the rest, and the file's
+    overrides go, so nothing earlier on the opening's day counts as the morning's; the
+    night's override is cleared, and an open override starts at the opening: the first
+    opening after local midnight, which ends the night.
+    """
+    opening = (datetime.now(UTC) + timedelta(seconds=OPENING_LEAD_S)).replace(microsecond=0)
+    days = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    for pid in (SUNNY, MESA):
+        later = opening.astimezone(ZoneInfo(rules.practices[pid].timezone)) + timedelta(days=2)
+        path = folder / f"{pid}.yaml"
+        data = yaml.load(path.read_text(), Loader=_RulesLoader)  # noqa: S506 (a safe loader)
+        data["hours"] = {day: ["09:00-10:00"] if day == days[later.weekday()] else []
+                         for day in days}
+        data.pop("overrides", None)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        cli(stack, "override", "clear", "--practice", pid)
+    for pid in (SUNNY, MESA):
+        cli(stack, "override", "set", "--practice", pid, "--open", "--from",
+            opening.isoformat(), "--until", (opening + timedelta(hours=2)).isoformat(),
+            "--reason", "bench: the morning")
+    if datetime.now(UTC) >= opening:
+        raise RuntimeError("the morning's set-up took longer than OPENING_LEAD_S")
+    return opening
+
+
+def morning(stack: Any, folder: Path, rules: Any, inbox: Inbox, night: Night,
+            minute_s: float) -> None:
+    """At the opening: make and deliver each practice's report; wait for the outbox."""
+    from oncall_helpers import cli_json
+
+    opening = open_in_the_morning(stack, folder, rules)
+    night.opening = opening.timestamp()
+    night.deadline = night.opening + OPENING_GRACE_MIN * minute_s
+    time.sleep(max(0.0, night.opening + 0.2 - time.time()))
+    for pid in (SUNNY, MESA):
+        date = (opening.astimezone(ZoneInfo(rules.practices[pid].timezone)).date()
+                - timedelta(days=1))
+        made = json.loads(cli(stack, "report", "--practice", pid, "--night",
+                              date.isoformat(), "--deliver", "--json"))
+        if made.get("json_path"):
+            made["document"] = json.loads(Path(made["json_path"]).read_text())
+        night.made[pid] = made
+    wanted = {d for m in night.made.values() for d in m.get("deliveries", [])}
+    until = night.deadline + DELIVERY_WAIT_S
+    while True:
+        rows = cli_json(stack, "deliveries", "list")
+        mine = [r for r in rows if r["id"] in wanted]
+        if len(mine) == len(wanted) and all(r["status"] in ("succeeded", "failed")
+                                            for r in mine):
+            break
+        if time.time() > until:
+            break
+        time.sleep(1)
+    night.deliveries = rows
+    with inbox._lock:
+        night.received = list(inbox.log)
+
+
 # --- the run ---------------------------------------------------------------------------
 
 def cli(stack: Any, *args: str, timeout: float = 60) -> str:
@@ -278,11 +407,13 @@ def run_night(args: argparse.Namespace, workdir: Path) -> tuple[Night, dict[str,
     info: dict[str, Any] = {}
     slot = use_port_slot()
     stack = Stack(name=f"ngt{os.getpid()}", workdir=workdir)
-    phone = None
+    phone = smtp = None
     try:
+        smtp, inbox, smtp_env = start_smtp(workdir)
         stack.start_pbx()
         folder = rules_copy(workdir / "rules")
-        use_rules(stack, folder, {"IVR_ONCALL_MINUTE_SECONDS": str(args.minute_seconds)})
+        use_rules(stack, folder, {"IVR_ONCALL_MINUTE_SECONDS": str(args.minute_seconds),
+                                  **smtp_env})
         until = (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0)
         for pid in (SUNNY, MESA):
             cli(stack, "override", "set", "--practice", pid, "--closed", "--until",
@@ -335,8 +466,18 @@ def run_night(args: argparse.Namespace, workdir: Path) -> tuple[Night, dict[str,
             night.drained = False
             stack.hangup_all()
             time.sleep(2)
+        print("  night over; the practices open in a few seconds", flush=True)
+        try:
+            morning(stack, folder, rules, inbox, night, args.minute_seconds)
+        except (RuntimeError, OSError, ValueError, AssertionError) as exc:
+            night.morning_error = f"{type(exc).__name__}: {str(exc)[:300]}"
         night.calls, night.callbacks, night.reports = collect(stack, started, rules)
+        for pid, made in night.made.items():
+            if "document" in made:  # the report as it was sent
+                night.reports[pid] = made["document"]
     finally:
+        if smtp is not None:
+            smtp.stop()
         if phone is not None and phone.poll() is None:
             phone.terminate()
             try:
@@ -440,6 +581,7 @@ def figures(night: Night, minute_s: float) -> tuple[list[tuple[str, str]], dict[
         needs_action += sum(1 for n in rep.get("needs_action", [])
                             if n.get("call_id") in practice_calls)
     operator = sum(1 for c in ours if c.get("operator_flag"))
+    delivered, arrivals, extra_mail = delivered_by_opening(night)
     rows = [
         ("calls placed / with a record", f"{len(night.planned)} / {len(ours)}"),
         ("calls answered (greeting played)", _pct(len(answered), len(night.planned))),
@@ -452,7 +594,10 @@ def figures(night: Night, minute_s: float) -> tuple[list[tuple[str, str]], dict[
         ("  the same in rules minutes", _dist([d / minute_s for d in ack_delay], "min")),
         ("calls documented in the morning report",
          _pct(len(practice_calls & documented), len(practice_calls))),
-        ("  delivered by opening time", "not configured (e-mail only, no IVR_SMTP_HOST)"),
+        (f"calls documented and delivered by opening time (+{OPENING_GRACE_MIN} rules min)",
+         _pct(len(practice_calls & delivered), len(practice_calls))
+         if night.opening is not None else f"- ({night.morning_error})"),
+        ("  report e-mails: opening -> at the SMTP server (real)", _dist(arrivals)),
         ("calls needing action (report)", str(needs_action)),
         ("  unknown-number calls flagged for an operator", str(operator)),
     ]
@@ -462,8 +607,37 @@ def figures(night: Night, minute_s: float) -> tuple[list[tuple[str, str]], dict[
         "callbacks": _count(cb["status"] for cb in acked),
         "abandoned": _count(c.get("abandoned_step") for c in ours if c.get("abandoned_step")),
         "sipp_failed": sum(1 for p in night.planned if p.rc not in (0, None)),
+        **extra_mail,
     }
     return rows, extra
+
+
+def delivered_by_opening(night: Night) -> tuple[set[str], list[float], dict[str, Any]]:
+    """Calls whose report's e-mail reached the SMTP server by the deadline; arrival delays.
+
+    A delivery counts when the outbox has it succeeded and the server logged its message
+    (matched by the X-IVR-Delivery header) no later than the deadline.
+    """
+    arrived = {m["delivery"]: m for m in night.received if m.get("delivery")}
+    rows = {r["id"]: r for r in night.deliveries}
+    delivered: set[str] = set()
+    arrivals: list[float] = []
+    statuses: dict[str, str] = {}
+    for pid, made in night.made.items():
+        calls = {n.get("call_id") for n in made.get("document", {}).get("calls", [])}
+        for did in made.get("deliveries", []):
+            row = rows.get(did, {})
+            mail = arrived.get(did)
+            statuses[f"{pid}/{row.get('channel', '?')}"] = row.get("status", "not listed")
+            if mail is None or night.opening is None:
+                continue
+            arrivals.append(mail["at"] - night.opening)
+            if row.get("status") == "succeeded" and night.deadline is not None \
+                    and mail["at"] <= night.deadline and mail["tls"]:
+                delivered |= calls
+    extra = {"report_status": {pid: m.get("status") for pid, m in night.made.items()},
+             "deliveries": statuses, "mails": len(night.received)}
+    return delivered, arrivals, extra
 
 
 def _count(items: Any) -> dict[str, int]:
@@ -523,6 +697,12 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     print(f"dispositions {extra['dispositions']}; urgent outcomes {extra['outcomes']}; "
           f"call-backs {extra['callbacks']}; abandoned at {extra['abandoned']}")
+    print(f"morning: opening {OPENING_LEAD_S:g} s after the night's end, "
+          f"report made there by `ivr report --deliver`; deadline opening + "
+          f"{OPENING_GRACE_MIN} rules min = {OPENING_GRACE_MIN * args.minute_seconds:g} s; "
+          f"reports {extra['report_status']}; e-mail deliveries {extra['deliveries']}; "
+          f"messages at the SMTP server (STARTTLS) {extra['mails']}"
+          + (f"; morning failed: {night.morning_error}" if night.morning_error else ""))
     print(f"\"within {WINDOW_MIN} min\": taken live, or the call-back acknowledged within "
           f"{WINDOW_MIN} rules minutes of being made. Live times are from the call's start "
           "(intake included) to the bridge.")
