@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from ivr import contract
 from ivr.agi.server import AgiServer
 from ivr.ami import AmiAuthError, AmiClient, AmiError
@@ -206,7 +208,9 @@ class Controller:
         write_pid_file(pid_path(self.settings))  # `ivr rules reload` signals this pid
         log.info("controller ready: AGI %s:%d, AMI %s:%d, database %s",
                  self.settings.agi_host, self.agi.port, self.settings.ami_host,
-                 self.settings.ami_port, self.db.url.split("///")[0])
+                 self.settings.ami_port,
+                 # The driver only: a URL may carry a password (postgresql://u:p@h/db).
+                 make_url(self.db.url).drivername)
 
     async def _on_ami_connected(self) -> None:
         await self.services.write_fallbacks()
