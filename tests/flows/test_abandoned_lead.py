@@ -27,14 +27,6 @@ def sunny_rules():
     return res.rules.practices["sunny-pediatrics"]
 
 
-@pytest.fixture
-async def db(tmp_path: Path):
-    database = Database("sqlite+aiosqlite:///" + str(tmp_path / "ivr.sqlite3"))
-    await database.create()
-    yield database
-    await database.close()
-
-
 async def _abandon(db: Database, caller: str, e164: str | None) -> dict:
     call_id = await calls.start_call(db, uniqueid=f"n-{caller or 'none'}", node="n",
                                      dialled="+16175550100", forwarded_from="",

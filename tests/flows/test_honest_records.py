@@ -4,7 +4,6 @@ a bridge whose controller died gets an end, a call the PBX lost is recorded as l
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -24,14 +23,6 @@ from ivr.records import calls
 from ivr.records.stamps import parse_stamp
 
 T0 = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(tmp_path: Path):
-    database = Database("sqlite+aiosqlite:///" + str(tmp_path / "ivr.sqlite3"))
-    await database.create()
-    yield database
-    await database.close()
 
 
 async def _call(db: Database, uniqueid: str, started: datetime = T0) -> str:
