@@ -49,7 +49,7 @@ $(STAMP): pyproject.toml
 	@echo "==> Python virtualenv with the package and its test tools"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,demo]'
 	@touch $@
 
 # Builds the Debian sid root with Asterisk once (about a minute), then reuses it.
