@@ -250,8 +250,8 @@ class Engine:
         cfg.uaConfig.mainThreadOnly = True
         cfg.uaConfig.maxCalls = 32
         cfg.uaConfig.userAgent = "ivr-reacting-caller"
-        cfg.logConfig.level = 2
-        cfg.logConfig.consoleLevel = 2
+        cfg.logConfig.level = 1  # errors only: the events say what happened
+        cfg.logConfig.consoleLevel = 1
         cfg.medConfig.clockRate = CLOCK_RATE
         cfg.medConfig.sndClockRate = CLOCK_RATE
         cfg.medConfig.channelCount = 1

@@ -17,7 +17,8 @@ class Listen:
     """Wait until the service has spoken and then gone quiet: it waits for us.
 
     `quiet_ms` is longer than any pause inside a prompt or between two prompts of one
-    turn, and shorter than the time the service waits for keys.
+    turn, and shorter than the time the service waits for keys. `quiet_ms=0`: only
+    wait until the service has said `min_voice_ms` (hold music, ringing, a long notice).
     """
 
     quiet_ms: int = 1000
