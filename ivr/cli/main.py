@@ -718,8 +718,10 @@ def build_parser() -> argparse.ArgumentParser:
         simulate.set_defaults(func=cmd_simulate)
 
     from ivr.cli import keys as cli_keys
+    from ivr.cli import users as cli_users
 
     cli_keys.add_commands(sub)
+    cli_users.add_commands(sub)
 
     deliveries = sub.add_parser("deliveries", help="documents sent to practices (fax, "
                                 "e-mail, webhook): the outbox and its attempts")
