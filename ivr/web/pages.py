@@ -78,6 +78,10 @@ class Ctx:
                               f"number {low}-{high}")
         return int(raw)
 
+    def audit_practice(self, wanted: str | None = None) -> str | None:
+        """The practice a list's audit entry names: the filter, else the person's own."""
+        return wanted if wanted or self.who.all_practices else self.who.practice_id
+
     def must_see(self, practice_id: str | None) -> None:
         """404 (not 403: another practice's records are not even said to exist)."""
         if not sees(self.who, practice_id):

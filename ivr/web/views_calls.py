@@ -61,7 +61,7 @@ async def calls_list(ctx: Ctx) -> Shown:
             "next_offset": f.offset + f.limit if more else None,
             "practices": sorted(practices), "dispositions": [str(d) for d in DISPOSITIONS],
             "outcomes": OUTCOMES}
-    return Shown(data, [Entry(audit.CALL_READ, f.practice, None,
+    return Shown(data, [Entry(audit.CALL_READ, ctx.audit_practice(f.practice), None,
                               {"count": len(rows), "page": "calls"})])
 
 
