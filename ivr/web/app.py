@@ -22,6 +22,7 @@ from ivr.config import Settings
 from ivr.db.engine import Database
 from ivr.web import guard
 from ivr.web.keys import CLOCK, DB, RULES, SETTINGS, TEMPLATES, THROTTLE, Clock, RulesSource
+from ivr.web.openapi import OPENAPI_PATH, openapi_json
 from ivr.web.routes import add_routes
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,9 @@ def make_app(settings: Settings, *, db: Database | None = None,
         app[RULES] = rules
     app.cleanup_ctx.append(_resources)
     add_routes(app)
+    # Besides the table: files and the document describing the table, neither holds data.
     app.router.add_static("/static", HERE / "static", name="static")
+    app.router.add_get(OPENAPI_PATH, openapi_json, name="openapi")
     app.on_response_prepare.append(guard.on_prepare)
     return app
 

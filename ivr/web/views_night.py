@@ -50,7 +50,8 @@ async def tonight(ctx: Ctx) -> Shown:
                        "needs_action": sum(1 for row in rows if row["needs_action"])})
         count += len(rows)
     return Shown({"live": live, "nights": nights, "events": "/tonight/events"},
-                 [Entry(audit.CALL_READ, ctx.audit_practice(), None, {"count": count, "page": "tonight"})])
+                 [Entry(audit.CALL_READ, ctx.audit_practice(), None,
+                        {"count": count, "page": "tonight"})])
 
 
 async def tonight_events(ctx: Ctx) -> web.StreamResponse:
@@ -59,7 +60,8 @@ async def tonight_events(ctx: Ctx) -> web.StreamResponse:
     Each event is the table as HTML, rendered (and escaped) by the same template as the
     page. One audit entry per stream; the stream ends after STREAM_FOR seconds and the
     browser's EventSource reconnects, through the log-in check again."""
-    await ctx.audit(Entry(audit.CALL_READ, ctx.audit_practice(), None, {"page": "tonight-live"}), "sse")
+    await ctx.audit(Entry(audit.CALL_READ, ctx.audit_practice(), None,
+                          {"page": "tonight-live"}), "sse")
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-store"})
     await response.prepare(ctx.request)
@@ -118,7 +120,8 @@ async def callbacks_page(ctx: Ctx) -> Shown:
                      "call": calls_data.row(record or {}, note) if note else None})
     can_ack = allowed(ctx.who, Need.ACKNOWLEDGE)
     return Shown({"callbacks": rows, "can_acknowledge": can_ack},
-                 [Entry(audit.CALLBACKS_READ, ctx.audit_practice(), None, {"count": len(rows)})])
+                 [Entry(audit.CALLBACKS_READ, ctx.audit_practice(), None,
+                        {"count": len(rows)})])
 
 
 async def callback_ack(ctx: Ctx) -> web.StreamResponse | Shown:
