@@ -70,6 +70,9 @@ async def tonight_events(ctx: Ctx) -> web.StreamResponse:
     loop = asyncio.get_running_loop()
     ends = loop.time() + STREAM_FOR
     while loop.time() < ends:
+        transport = ctx.request.transport
+        if transport is None or transport.is_closing():
+            break  # the browser has gone
         ctx.now = ctx.request.app[CLOCK]()
         html = template.render(live=await _live_rows(ctx))
         if html != last:
