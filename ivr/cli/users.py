@@ -118,6 +118,24 @@ def cmd_users_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def first_operator() -> tuple[str, str] | None:
+    """On a database with no portal user: an operator `admin` with a random password,
+    returned to be printed once (`make run`); None when there are users already."""
+    import secrets
+
+    from ivr.accounts import store
+
+    async def make(db: Any) -> tuple[str, str] | None:
+        if await store.list_users(db, datetime.now(UTC)):
+            return None
+        password = secrets.token_urlsafe(15)
+        await store.add_user(db, "admin", password, "operator", now=datetime.now(UTC))
+        return "admin", password
+
+    result: tuple[str, str] | None = asyncio.run(common.with_db(make))
+    return result
+
+
 def cmd_web(args: argparse.Namespace) -> int:
     from ivr import logs
     from ivr.web.server import serve

@@ -155,3 +155,18 @@ async def page_csrf(client: Any, path: str = "/tonight") -> str:
     response = await client.get(path)
     assert response.status == 200, response.status
     return csrf_of(await response.text())
+
+
+def db_run(data: Path, fn: Any) -> Any:
+    """fn(db, now) on the CLI's database under `data` (from a sync test)."""
+    import asyncio
+
+    async def go() -> Any:
+        db = Database(f"sqlite+aiosqlite:///{data / 'ivr.sqlite3'}")
+        await db.create()
+        try:
+            return await fn(db, datetime.now(UTC))
+        finally:
+            await db.close()
+
+    return asyncio.run(go())
