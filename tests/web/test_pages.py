@@ -196,3 +196,19 @@ async def test_audit_page_for_admins_is_their_practice_only(portal):
     everything = await (await operator.get("/audit")).text()
     assert portal.seeded.sunny_call in everything and portal.seeded.mesa_call in everything
     assert MESA in everything
+
+
+async def test_oncall_highlights_a_gap(portal):
+    """Before the rotations begin nobody is on call: the page says so, in red."""
+    from datetime import timedelta
+
+    from ivr.rules.oncall import rotation_begins
+
+    practice = portal.ruleset.practices[SUNNY]
+    begins = min(rotation_begins(r, practice.tz)
+                 for r in practice.on_call.rotations.values())
+    portal.clock.now = begins - timedelta(days=3)
+    client = await portal.client()
+    await login(client, "sunny-admin")
+    html = await (await client.get("/oncall")).text()
+    assert "NOBODY ON CALL" in html and 'class="gap"' in html and "gap(s)" in html
