@@ -109,7 +109,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     pbx.start()
     settings = pbx.settings
     env = dict(os.environ, **config.to_env(settings))
+    from ivr.cli import users as cli_users
+
+    first = cli_users.first_operator()  # before the children: one migration at a time
     controller = subprocess.Popen([sys.executable, "-m", "ivr.cli", "serve"], env=env)
+    portal = subprocess.Popen([sys.executable, "-m", "ivr.cli", "web"], env=env)
     did = example_did(settings) or "+16175550100"
     print(f"""
   The answering service is running.
@@ -119,14 +123,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     Data:         {settings.data_dir}
     Logs:         {settings.log_dir}  and  {pbx.host_dir / 'log'}
     Rules:        {settings.rules_path}
-  Ctrl-C stops the controller and Asterisk.
+    Portal:       http://{settings.web_host}:{settings.web_port}/  (ivr users add NAME --role ...)
+  Ctrl-C stops the controller, the portal and Asterisk.
 """, flush=True)
+    if first is not None:
+        print(f"  First portal account (shown this once): user {first[0]}, password "
+              f"{first[1]}\n  Change it with: ivr users passwd {first[0]}\n", flush=True)
     stopping = []
 
     def _stop(signum: int, _frame: object) -> None:
         stopping.append(signum)
-        if controller.poll() is None:
-            controller.send_signal(signal.SIGTERM)
+        for child in (controller, portal):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
 
     # Explicit handlers: a shell may start us with SIGINT ignored (background jobs).
     signal.signal(signal.SIGINT, _stop)
@@ -134,12 +143,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         controller.wait()
     finally:
-        if controller.poll() is None:
-            controller.send_signal(signal.SIGTERM)
-            try:
-                controller.wait(15)
-            except subprocess.TimeoutExpired:
-                controller.kill()
+        for child in (portal, controller):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+                try:
+                    child.wait(15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
         pbx.stop()
         print("stopped.")
     return 0 if stopping or controller.returncode == 0 else 1
@@ -680,9 +690,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ivr.cli import demo as cli_demo
     from ivr.cli import keys as cli_keys
+    from ivr.cli import users as cli_users
 
     cli_keys.add_commands(sub)
     cli_demo.add_commands(sub)
+    cli_users.add_commands(sub)
 
     deliveries = sub.add_parser("deliveries", help="documents sent to practices (fax, "
                                 "e-mail, webhook): the outbox and its attempts")

@@ -9,9 +9,10 @@ from sqlalchemy import inspect
 from ivr.db.engine import Database
 from ivr.db.models import Base
 
-HEAD = "0007_sealed_columns"
+HEAD = "0008_portal"
 
 try:  # other packages add their tables to the same metadata (and their migrations)
+    import ivr.accounts.models  # noqa: F401
     import ivr.delivery.models  # noqa: F401
 except ImportError:
     pass
