@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from ivr import config  # noqa: E402
 from ivr.ami import AmiClient  # noqa: E402
-from ivr.caller.client import CallReport, Phones, place_call  # noqa: E402
+from ivr.caller.client import CallReport, Phones, RunningCall, start_call  # noqa: E402
 from ivr.caller.plan import CallPlan, PhoneBook  # noqa: E402
 from ivr.pbx.instance import AMI_USER, PbxInstance  # noqa: E402
 from ivr.pbx.prompts import synthesize  # noqa: E402
@@ -265,12 +265,17 @@ class Stack:
                    timeout_s: int = 90) -> BackgroundCall:
         return BackgroundCall(self, spec, number, timeout_s)
 
+    def start(self, plan: CallPlan, number: str = EXAMPLE_DID, workdir: Path | None = None,
+              timeout_s: float = 300) -> RunningCall:
+        """A reacting caller (ivr.caller) dialling through the PBX, in the background."""
+        folder = workdir or Path(tempfile.mkdtemp(prefix="call-", dir=self.workdir))
+        return start_call(plan, self.target, number, workdir=folder, port=self.ports.next(),
+                          media_port=self.ports.next(4), media_ports=4, timeout_s=timeout_s)
+
     def place(self, plan: CallPlan, number: str = EXAMPLE_DID, workdir: Path | None = None,
               timeout_s: float = 300) -> CallReport:
-        """One reacting caller (ivr.caller) through the PBX; its files in `workdir`."""
-        folder = workdir or Path(tempfile.mkdtemp(prefix="call-", dir=self.workdir))
-        return place_call(plan, self.target, number, workdir=folder, port=self.ports.next(),
-                          media_port=self.ports.next(4), media_ports=4, timeout_s=timeout_s)
+        """One reacting caller through the PBX, to the end of its call."""
+        return self.start(plan, number, workdir, timeout_s).wait()
 
     def phones(self, book: PhoneBook, workdir: Path | None = None) -> Phones:
         """Reacting phones on the clinician gateway, answering by dialled number."""

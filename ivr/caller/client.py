@@ -56,28 +56,67 @@ def _argv(mode: str, workdir: Path, port: int, media_port: int,
             "--media-ports", str(media_ports)]
 
 
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+class RunningCall:
+    """A call in progress in its child process: follow its events, then wait for it."""
+
+    def __init__(self, plan: CallPlan, target: str, number: str, workdir: Path, *,
+                 port: int, media_port: int, media_ports: int, timeout_s: float) -> None:
+        self.workdir = workdir
+        self.timeout_s = timeout_s
+        workdir.mkdir(parents=True, exist_ok=True)
+        plan_file, self.report_file = workdir / "plan.json", workdir / "report.json"
+        plan_file.write_text(json.dumps(plan.to_json()))
+        for stale in (self.report_file, workdir / "events.jsonl"):
+            stale.unlink(missing_ok=True)
+        argv = _argv("call", workdir, port, media_port, media_ports) + [
+            "--plan", str(plan_file), "--report", str(self.report_file), "--target", target,
+            "--number", number, "--timeout", str(timeout_s)]
+        self._log = (workdir / "agent.log").open("w")
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+
+    def events(self) -> list[dict[str, Any]]:
+        """What the caller did and heard so far."""
+        return _read_events(self.workdir / "events.jsonl")
+
+    def wait(self) -> CallReport:
+        try:
+            code = self.proc.wait(self.timeout_s + 60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(10)
+        self._log.close()
+        text = (self.workdir / "agent.log").read_text(errors="replace")
+        if not self.report_file.exists():
+            return CallReport(False, f"the caller exited {code} without a report", None, None,
+                              self.events(), log=text)
+        data = json.loads(self.report_file.read_text())
+        return CallReport(bool(data["ok"]), data["error"], data["sip_status"],
+                          data["ended_by"], data["events"], Path(data["heard"]), text)
+
+
+def start_call(plan: CallPlan, target: str, number: str, *, workdir: Path | None = None,
+               port: int = 0, media_port: int = 0, media_ports: int = 40,
+               timeout_s: float = 300) -> RunningCall:
+    """Dial sip:number@target in a child process and run the plan there."""
+    folder = workdir or Path(tempfile.mkdtemp(prefix="ivr-call-"))
+    return RunningCall(plan, target, number, folder, port=port, media_port=media_port,
+                       media_ports=media_ports, timeout_s=timeout_s)
+
+
 def place_call(plan: CallPlan, target: str, number: str, *, workdir: Path | None = None,
                port: int = 0, media_port: int = 0, media_ports: int = 40,
                timeout_s: float = 300) -> CallReport:
     """Dial sip:number@target, run the plan, and wait for the call to end."""
-    folder = workdir or Path(tempfile.mkdtemp(prefix="ivr-call-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    plan_file, report_file = folder / "plan.json", folder / "report.json"
-    plan_file.write_text(json.dumps(plan.to_json()))
-    report_file.unlink(missing_ok=True)
-    argv = _argv("call", folder, port, media_port, media_ports) + [
-        "--plan", str(plan_file), "--report", str(report_file), "--target", target,
-        "--number", number, "--timeout", str(timeout_s)]
-    with (folder / "agent.log").open("w") as log:
-        proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, timeout=timeout_s + 60)
-    text = (folder / "agent.log").read_text(errors="replace")
-    if not report_file.exists():
-        return CallReport(False, f"the caller exited {proc.returncode} without a report",
-                          None, None, log=text)
-    data = json.loads(report_file.read_text())
-    return CallReport(bool(data["ok"]), data["error"], data["sip_status"], data["ended_by"],
-                      data["events"], Path(data["heard"]), text)
+    return start_call(plan, target, number, workdir=workdir, port=port,
+                      media_port=media_port, media_ports=media_ports,
+                      timeout_s=timeout_s).wait()
 
 
 class Phones:
@@ -105,10 +144,7 @@ class Phones:
 
     def events(self, number: str | None = None) -> list[dict[str, Any]]:
         """What the phones did so far (for one dialled number when given)."""
-        if not self.events_file.exists():
-            return []
-        items = [json.loads(line) for line in self.events_file.read_text().splitlines()
-                 if line.endswith("}")]
+        items = _read_events(self.events_file)
         if number is None:
             return items
         return [e for e in items if e["call"].split("#")[0] == number]
