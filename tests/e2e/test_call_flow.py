@@ -23,9 +23,10 @@ from typing import Any
 
 import pytest
 from harness import REPO, drop_pending_callbacks, run_scenario, timed_caller_scenario, wait_for
+from support.plans import answer, happy, speak, voices
 
 from ivr.caller.client import CallReport
-from ivr.caller.plan import AwaitEnd, CallPlan, Hangup, Listen, Pause, Press, Say, Step
+from ivr.caller.plan import AwaitEnd, CallPlan, Hangup, Listen, Pause
 from ivr.flows.audio import analyse
 from ivr.records import recordings
 from ivr.rules import load_rules
@@ -42,26 +43,6 @@ MESA_DID = "+17205550200"
 MESA_FWD = "+17205550211"
 UNKNOWN_DID = "+15555550123"
 SHARED_TRUNK_DID = "+16175550999"  # claimed by nobody: only the Diversion names the practice
-NAME = "Alex Smith."
-REASON = "My daughter has had a fever since this morning."
-
-
-def answer(keys: str) -> list[Step]:
-    """Wait for the question, then key the answer."""
-    return [Listen(), Press(keys)]
-
-
-def speak(wav: str) -> list[Step]:
-    """Wait for 'after the beep', then speak."""
-    return [Listen(), Say(wav)]
-
-
-def happy(v: dict[str, str]) -> list[Step]:
-    """Caller ID accepted, date of birth keyed and confirmed, name and reason said."""
-    return [*answer("1"), *answer("01021990"), *answer("1"), *speak(v["name"]),
-            *speak(v["reason"])]
-
-
 # A caller who holds for the clinician (the service keeps talking or ringing: no quiet
 # turn), then gives up while the chain is rung.
 HOLD_THEN_HANG_UP = [Listen(quiet_ms=0, min_voice_ms=4000), Pause(10000), Hangup()]
@@ -123,10 +104,10 @@ class Campaign:
     def __init__(self, stack, workdir: Path) -> None:
         self.stack = stack
         self.results: dict[str, CallReport | subprocess.CompletedProcess[str]] = {}
-        voices = {"name": stack.voice(NAME), "reason": stack.voice(REASON)}
+        said = voices(stack)
         self.threads = []
         for name, (number, caller_id, diversion, steps) in SCENARIOS.items():
-            plan = CallPlan(caller_id=caller_id, steps=tuple(steps(voices)),
+            plan = CallPlan(caller_id=caller_id, steps=tuple(steps(said)),
                             headers=(("Diversion", diversion),) if diversion else ())
             self._start(name, lambda plan=plan, number=number, name=name: stack.place(
                 plan, number, workdir / name, timeout_s=400))
