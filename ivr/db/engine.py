@@ -1,4 +1,5 @@
-"""The async engine: SQLite (WAL, busy timeout, foreign keys) by default, any URL else.
+"""The async engine: SQLite (WAL, busy timeout, foreign keys) by default, PostgreSQL (or
+any URL) when IVR_DB_URL names one.
 
 The schema is made and upgraded by Alembic (ivr/db/migrations), never by create_all, so
 an existing database is brought forward instead of being left behind.
@@ -52,9 +53,14 @@ class Database:
                 # Made 0600 (in a 0700 folder) before SQLite opens it: SQLite gives its
                 # -wal, -shm and -journal files the database file's own mode.
                 create_private(Path(path))
-        self.engine: AsyncEngine = create_async_engine(url)
         if url.startswith("sqlite"):
+            self.engine: AsyncEngine = create_async_engine(url)
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            # A server can restart under us (PostgreSQL shared by several nodes): a pooled
+            # connection is checked before use, so the next step gets a new one instead of
+            # the dead one's error.
+            self.engine = create_async_engine(url, pool_pre_ping=True)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def create(self) -> None:
