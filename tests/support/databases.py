@@ -41,19 +41,19 @@ def kinds() -> tuple[str, ...]:
     return chosen
 
 
-def start_server() -> PostgresServer:
-    """A new server on this worker's port (in /tmp: the postgres user must reach it)."""
+def new_server(slot: int = PG_PORT_SLOT) -> PostgresServer:
+    """A new server (not started) on this worker's port number `slot` (PortPlan.fixed), in
+    /tmp: the postgres user must reach its folder."""
     from harness import PortPlan
 
     folder = Path(tempfile.mkdtemp(prefix="ivr-test-pg-"))
-    server = PostgresServer(folder, port=PortPlan().fixed(PG_PORT_SLOT), tuning=FAST)
-    server.start()
-    return server
+    return PostgresServer(folder, port=PortPlan().fixed(slot), tuning=FAST)
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
-    server = start_server()
+    server = new_server()
+    server.start()
     try:
         yield server
     finally:
