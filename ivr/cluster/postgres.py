@@ -21,6 +21,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from ivr.cluster.accounts import service_user
+
 SERVICE_USER = "postgres"  # made by Debian's postgresql package
 PG_LIB = Path("/usr/lib/postgresql")
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -79,13 +81,7 @@ class PostgresServer:
     # --- who runs it -------------------------------------------------------------------
 
     def _owner(self) -> pwd.struct_passwd | None:
-        if os.geteuid() != 0:
-            return None
-        try:
-            return pwd.getpwnam(SERVICE_USER)
-        except KeyError:
-            raise PostgresError(f"the {SERVICE_USER} system user is missing "
-                                "(apt-get install postgresql makes it)") from None
+        return service_user(SERVICE_USER, "postgresql")
 
     def _give(self, *paths: Path) -> None:
         owner = self._owner()
