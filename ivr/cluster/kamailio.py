@@ -152,8 +152,10 @@ class KamailioProxy:
             argv += ["-u", owner.pw_name, "-g", str(owner.pw_gid)]
         log = open(self.log_file, "ab")
         try:
+            # Its own process group: stop() ends the workers too, never only the main one.
             self._started = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, cwd=self.folder)
+                                             stdin=subprocess.DEVNULL, cwd=self.folder,
+                                             start_new_session=True)
         finally:
             log.close()
         deadline = time.monotonic() + timeout
@@ -169,14 +171,24 @@ class KamailioProxy:
 
     def stop(self, timeout: float = 15) -> None:
         proc = self._started
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        proc.send_signal(signal.SIGTERM)
+        if proc.poll() is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        try:  # a worker the main process did not take with it
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     # --- kamcmd --------------------------------------------------------------------------
 
