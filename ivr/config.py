@@ -67,6 +67,15 @@ class Settings:
     # The keyring that seals patient data at rest (ivr.secure.keys): outside the data folder, so
     # a copy of the data holds no key. IVR_KEYS (the file's JSON itself) wins over it.
     key_file: Path = field(default_factory=_default_key_file)
+    # The portal (ivr.web): automatic log-off after this many idle minutes, and after this
+    # many hours whatever happens; the address people reach it at (links in notes and
+    # reports; https:// there marks cookies Secure behind a TLS proxy); a certificate and
+    # key to serve HTTPS itself.
+    web_session_idle_minutes: int = 30
+    web_session_max_hours: int = 12
+    web_public_url: str = ""
+    web_tls_cert_file: Path | None = None
+    web_tls_key_file: Path | None = None
 
     @property
     def database_url(self) -> str:
@@ -119,6 +128,19 @@ class Settings:
         if key == data or key.is_relative_to(data):
             raise ConfigError(f"IVR_KEY_FILE={str(self.key_file)!r}: inside the data folder "
                               f"{str(self.data_dir)!r}; keep the keys elsewhere")
+        if not 1 <= self.web_session_idle_minutes <= 1440:
+            raise ConfigError(f"IVR_WEB_SESSION_IDLE_MINUTES={self.web_session_idle_minutes!r}: "
+                              "expected minutes between 1 and 1440")
+        if not 1 <= self.web_session_max_hours <= 168:
+            raise ConfigError(f"IVR_WEB_SESSION_MAX_HOURS={self.web_session_max_hours!r}: "
+                              "expected hours between 1 and 168")
+        if self.web_public_url and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?",
+                                                    self.web_public_url):
+            raise ConfigError(f"IVR_WEB_PUBLIC_URL={self.web_public_url!r}: expected "
+                              "http(s)://host[:port][/path]")
+        if (self.web_tls_cert_file is None) != (self.web_tls_key_file is None):
+            raise ConfigError("IVR_WEB_TLS_CERT_FILE and IVR_WEB_TLS_KEY_FILE: give both "
+                              "(HTTPS) or neither (HTTP)")
         for backup in self.agi_backups:
             if not re.fullmatch(r"[0-9.]+:[0-9]{1,5}", backup):
                 raise ConfigError(f"IVR_AGI_BACKUPS: {backup!r}: expected HOST:PORT")
@@ -149,6 +171,12 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
                 raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected a port number") from None
         elif f.name.endswith(("_dir", "_path", "_file")):
             values[f.name] = Path(raw).expanduser()
+        elif f.name in ("web_session_idle_minutes", "web_session_max_hours"):
+            try:
+                values[f.name] = int(raw)
+            except ValueError:
+                raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected a whole number") \
+                    from None
         elif f.name == "oncall_minute_seconds":
             try:
                 values[f.name] = float(raw)
@@ -168,5 +196,7 @@ def to_env(settings: Settings) -> dict[str, str]:
         value = getattr(settings, f.name)
         if isinstance(value, tuple):
             value = ",".join(value)
+        elif value is None:
+            value = ""
         out[_env_name(f.name)] = str(value)
     return out

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +22,10 @@ sys.path.insert(0, str(REPO))
 
 from ivr import config  # noqa: E402
 from ivr.ami import AmiClient  # noqa: E402
+from ivr.caller.client import CallReport, Phones, place_call  # noqa: E402
+from ivr.caller.plan import CallPlan, PhoneBook  # noqa: E402
 from ivr.pbx.instance import AMI_USER, PbxInstance  # noqa: E402
+from ivr.pbx.prompts import synthesize  # noqa: E402
 from ivr.pbx.root import ensure_root  # noqa: E402
 from ivr.secure import keys  # noqa: E402
 from ivr.sipp import CallerSpec, PhoneSpec, run_caller, start_phone  # noqa: E402
@@ -260,6 +264,23 @@ class Stack:
     def call_async(self, spec: CallerSpec, number: str = EXAMPLE_DID,
                    timeout_s: int = 90) -> BackgroundCall:
         return BackgroundCall(self, spec, number, timeout_s)
+
+    def place(self, plan: CallPlan, number: str = EXAMPLE_DID, workdir: Path | None = None,
+              timeout_s: float = 300) -> CallReport:
+        """One reacting caller (ivr.caller) through the PBX; its files in `workdir`."""
+        folder = workdir or Path(tempfile.mkdtemp(prefix="call-", dir=self.workdir))
+        return place_call(plan, self.target, number, workdir=folder, port=self.ports.next(),
+                          media_port=self.ports.next(4), media_ports=4, timeout_s=timeout_s)
+
+    def phones(self, book: PhoneBook, workdir: Path | None = None) -> Phones:
+        """Reacting phones on the clinician gateway, answering by dialled number."""
+        folder = workdir or Path(tempfile.mkdtemp(prefix="phones-", dir=self.workdir))
+        return Phones(book, self.settings.gateway_port, folder,
+                      media_port=self.ports.next(40), media_ports=40)
+
+    def voice(self, text: str) -> str:
+        """`text` as speech a caller can Say (8 kHz WAV, made once)."""
+        return str(synthesize(text, self.workdir / "voices"))
 
     def phone(self, spec: PhoneSpec, calls: int = 1) -> subprocess.Popen[str]:
         return start_phone(spec, self.settings.gateway_port, calls=calls,

@@ -18,6 +18,7 @@ from ivr.cli.common import (
     add_json,
     audit_entry,
     day_arg,
+    example_did,
     humanize,
     instant_arg,
     load_settings,
@@ -108,8 +109,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     pbx.start()
     settings = pbx.settings
     env = dict(os.environ, **config.to_env(settings))
+    from ivr.cli import users as cli_users
+
+    first = cli_users.first_operator()  # before the children: one migration at a time
     controller = subprocess.Popen([sys.executable, "-m", "ivr.cli", "serve"], env=env)
-    did = _example_did(settings)
+    portal = subprocess.Popen([sys.executable, "-m", "ivr.cli", "web"], env=env)
+    did = example_did(settings) or "+16175550100"
     print(f"""
   The answering service is running.
     Call it:      sip:{did}@{settings.sip_host}:{settings.sip_port}  (UDP)
@@ -118,14 +123,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     Data:         {settings.data_dir}
     Logs:         {settings.log_dir}  and  {pbx.host_dir / 'log'}
     Rules:        {settings.rules_path}
-  Ctrl-C stops the controller and Asterisk.
+    Portal:       http://{settings.web_host}:{settings.web_port}/  (ivr users add NAME --role ...)
+  Ctrl-C stops the controller, the portal and Asterisk.
 """, flush=True)
+    if first is not None:
+        print(f"  First portal account (shown this once): user {first[0]}, password "
+              f"{first[1]}\n  Change it with: ivr users passwd {first[0]}\n", flush=True)
     stopping = []
 
     def _stop(signum: int, _frame: object) -> None:
         stopping.append(signum)
-        if controller.poll() is None:
-            controller.send_signal(signal.SIGTERM)
+        for child in (controller, portal):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
 
     # Explicit handlers: a shell may start us with SIGINT ignored (background jobs).
     signal.signal(signal.SIGINT, _stop)
@@ -133,47 +143,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         controller.wait()
     finally:
-        if controller.poll() is None:
-            controller.send_signal(signal.SIGTERM)
-            try:
-                controller.wait(15)
-            except subprocess.TimeoutExpired:
-                controller.kill()
+        for child in (portal, controller):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+                try:
+                    child.wait(15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
         pbx.stop()
         print("stopped.")
     return 0 if stopping or controller.returncode == 0 else 1
-
-
-def _example_did(settings: config.Settings) -> str:
-    try:
-        from ivr.rules import load_rules
-
-        result = load_rules(settings.rules_path, now=datetime.now(UTC))
-        if result.rules:
-            for _, practice in sorted(result.rules.practices.items(), reverse=True):
-                if practice.dids:
-                    return str(practice.dids[0])
-    except Exception:  # the hint is a nicety; the service itself reports rule errors
-        pass
-    return "+16175550100"
-
-
-def cmd_demo_call(args: argparse.Namespace) -> int:
-    from ivr.sipp import CallerSpec, run_caller
-
-    settings = load_settings()
-    number = args.to or _example_did(settings)
-    spec = CallerSpec(caller_id=args.caller_id, keys=args.keys, wait_bye_ms=args.wait * 1000)
-    print(f"calling sip:{number}@{settings.sip_host}:{settings.sip_port} as {args.caller_id}, "
-          f"pressing {args.keys or 'nothing'} ...", flush=True)
-    result = run_caller(spec, f"{settings.sip_host}:{settings.sip_port}", number,
-                        timeout_s=args.wait + 30)
-    ok = result.returncode == 0
-    print("call completed" if ok else f"call failed (sipp exit {result.returncode})\n"
-          f"{result.stderr[-2000:]}")
-    if ok:
-        print("see it with: ivr calls list --json")
-    return 0 if ok else 1
 
 
 # --- calls -------------------------------------------------------------------------------
@@ -658,14 +637,6 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="start Asterisk and the controller; Ctrl-C stops both")
     run.set_defaults(func=cmd_run)
 
-    demo = sub.add_parser("demo-call", help="place a call to the running service with SIPp")
-    demo.add_argument("--to", help="number to dial (default: the first example DID)")
-    demo.add_argument("--caller-id", default="+16175550199",
-                      help="the caller's number (default +16175550199)")
-    demo.add_argument("--keys", default="1", help="keys to press, e.g. 1 or 19,2")
-    demo.add_argument("--wait", type=int, default=60, help="seconds to wait for the end")
-    demo.set_defaults(func=cmd_demo_call)
-
     calls = sub.add_parser("calls", help="read the call record")
     calls_sub = calls.add_subparsers(dest="calls_command", required=True)
     lst = calls_sub.add_parser("list", help="recent calls, newest first")
@@ -717,9 +688,13 @@ def build_parser() -> argparse.ArgumentParser:
                               help="ignore the manual overrides stored in the database")
         simulate.set_defaults(func=cmd_simulate)
 
+    from ivr.cli import demo as cli_demo
     from ivr.cli import keys as cli_keys
+    from ivr.cli import users as cli_users
 
     cli_keys.add_commands(sub)
+    cli_demo.add_commands(sub)
+    cli_users.add_commands(sub)
 
     deliveries = sub.add_parser("deliveries", help="documents sent to practices (fax, "
                                 "e-mail, webhook): the outbox and its attempts")

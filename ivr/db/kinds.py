@@ -61,3 +61,12 @@ class CallbackStatus(StrEnum):
     PENDING = "pending"
     ACKNOWLEDGED = "acknowledged"
     NOT_ACKNOWLEDGED = "not_acknowledged"  # the attempts ran out
+
+
+class Role(StrEnum):
+    """What a portal user may see and do (ivr.accounts.access says exactly what)."""
+
+    OPERATOR = "operator"  # the answering service's own staff: every practice
+    PRACTICE_ADMIN = "practice_admin"  # one practice: read, and change what it owns
+    FRONT_DESK = "front_desk"  # one practice: read only
+    CLINICIAN = "clinician"  # one practice's calls, and the call-backs waiting for them

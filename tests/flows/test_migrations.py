@@ -9,13 +9,14 @@ from sqlalchemy import inspect
 from ivr.db.engine import Database
 from ivr.db.models import Base
 
-HEAD = "0008_cluster"
+HEAD = "0009_cluster"
 #: How many triggers the schema has (SQLite: UPDATE and DELETE refused; PostgreSQL: UPDATE
 #: or DELETE in one, TRUNCATE in another).
 TRIGGERS = {"sqlite": "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'",
             "postgresql": "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"}
 
 try:  # other packages add their tables to the same metadata (and their migrations)
+    import ivr.accounts.models  # noqa: F401
     import ivr.delivery.models  # noqa: F401
 except ImportError:
     pass

@@ -7,8 +7,8 @@ constraint failure (IntegrityError). The function now raises `restrict_violation
 change to the log is refused as sqlalchemy.exc.IntegrityError with the same message.
 Nothing changes on SQLite.
 
-Revision ID: 0008_cluster
-Revises: 0007_sealed_columns
+Revision ID: 0009_cluster
+Revises: 0008_portal
 Create Date: 2026-12-02
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0008_cluster"
-down_revision = "0007_sealed_columns"
+revision = "0009_cluster"
+down_revision = "0008_portal"
 branch_labels = None
 depends_on = None
 
