@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := debootstrap sip-tester espeak-ng sox ca-certificates ghostscript libtiff-tools \
-	chromium chromium-driver
+	chromium chromium-driver postgresql kamailio
 APT_STAMP := /var/lib/ivr-apt-$(shell echo $(APT_PACKAGES) | md5sum | cut -c1-8)
 
 .PHONY: run test setup apt venv pbx bench lint clean
@@ -33,7 +33,9 @@ setup: apt venv pbx
 
 # Debian packages: debootstrap builds the Asterisk root, sipp plays callers and phones,
 # espeak-ng and sox make prompts, chromium and its driver test the portal in a real
-# browser. Only run apt when something is missing.
+# browser; postgresql (the shared database of several nodes, and the tests' second
+# database) and kamailio (the SIP entry in front of them) make a cluster. Only run apt
+# when something is missing.
 apt: $(APT_STAMP)
 $(APT_STAMP):
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -52,7 +52,8 @@ class Settings:
     data_dir: Path = field(default_factory=_default_data_dir)
     cache_dir: Path = field(default_factory=_default_cache_dir)
     rules_path: Path = _REPO / "routing_rules"
-    db_url: str = ""
+    # May carry a password (postgresql+asyncpg://user:password@host/db): kept out of repr.
+    db_url: str = field(default="", repr=False)
     # Extra controller addresses the dialplan tries, in order, after agi_host:agi_port.
     agi_backups: tuple[str, ...] = ()
     # Where the PBX sends outgoing faxes (a SIP trunk that carries G.711 fax; in tests a

@@ -155,7 +155,10 @@ class Controller:
         if tightened:
             log.info("data folder: %d file and folder modes tightened to 0600/0700",
                      tightened)
-        await self.db.create()
+        # A database that is not reachable yet (PostgreSQL starting, a network blip) is
+        # waited for, with back-off and one log line per try; the AGI port stays closed
+        # meanwhile, so the dialplan sends calls to another controller or its fallback.
+        await self.db.create_when_reachable()
         # Where RECORD FILE writes intake recordings before the controller moves them:
         # Asterisk writes there, so the folder is the PBX user's.
         intake_spool = self.pbx.spool_dir / SPOOL_INTAKE_DIR

@@ -5,9 +5,11 @@ Guarantees and their limits:
   idempotency key; a second enqueue returns the first delivery's id).
 - A delivery is claimed by exactly one worker at a time: the claim is an UPDATE that
   compares the row's `version` (and status) and bumps it, so of two controllers against
-  one database only one gets rowcount 1. A claim carries a lease (the sender's timeout
-  plus a margin); a worker that crashed or hung loses the delivery when the lease ends,
-  its attempt is marked `lost`, and another worker (or itself after a restart) tries again.
+  one database only one gets rowcount 1 (on PostgreSQL after taking the row's lock with
+  SKIP LOCKED, ivr.db.claims: a worker passes over a delivery another one is claiming).
+  A claim carries a lease (the sender's timeout plus a margin); a worker that crashed or
+  hung loses the delivery when the lease ends, its attempt is marked `lost`, and another
+  worker (or itself after a restart) tries again.
 - A delivery marked `succeeded` is never sent again: only pending deliveries and expired
   leases are claimed, and a success is written even if the lease was lost meanwhile.
 - At-least-once, not exactly-once: between the far end accepting a document and our
@@ -43,6 +45,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ivr.db.claims import lock_or_skip
 from ivr.db.engine import Database
 from ivr.delivery.models import (
     ATTEMPT_FAILED,
@@ -323,6 +326,9 @@ class Worker:
         sender = self.senders[c.channel]
         expired = c.status == SENDING
         async with self.db.session() as session:
+            if not await lock_or_skip(session, Delivery.id, Delivery.id == c.id,
+                                      Delivery.version == c.version):
+                return None  # another worker is claiming it, or has claimed it
             if expired and c.attempts >= c.max_attempts:
                 # The last attempt's worker died: its outcome is unknown, and no tries are
                 # left. Failed, and visible; a human decides whether to send again.

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ivr.db.claims import lock_or_skip
 from ivr.db.engine import Database
 from ivr.db.models import REPORT_MADE, REPORT_MAKING, Call, ManualOverride, Report
 from ivr.delivery import outbox
@@ -206,6 +207,9 @@ async def _claim(db: Database, practice_id: str, window: NightWindow, now: datet
         if row.lease_expires_at > now:
             return None, BUSY
         # The claimant's lease ran out (it died or hung): take the night over.
+        if not await lock_or_skip(s, Report.id, Report.id == row.id,
+                                  Report.status == REPORT_MAKING):
+            return None, BUSY  # another worker is taking it over right now
         taken = await s.execute(
             update(Report).where(Report.id == row.id, Report.status == REPORT_MAKING,
                                  Report.claimed_by == row.claimed_by,

@@ -3,7 +3,9 @@
 Claiming is the one step that must never happen twice: `claim_attempt` moves a pending
 call-back's attempt counter forward with a compare-and-set on the old value and inserts
 the attempt's leg row (unique per call-back and attempt number) in the same commit, so
-two loops, two controllers or a restarted one can never place the same attempt twice.
+two loops, two controllers or a restarted one can never place the same attempt twice. On
+PostgreSQL the call-back's row is locked first (ivr.db.claims: SKIP LOCKED), so a node
+passes over a call-back another node is claiming at that moment.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from ivr.db.claims import lock_or_skip
 from ivr.db.engine import Database
 from ivr.db.models import (
     CB_ACKNOWLEDGED,
@@ -91,6 +94,10 @@ async def claim_attempt(db: Database, cb: OncallCallback, practice: Practice,
     attempt_no = cb.attempts + 1
     try:
         async with db.session() as s:
+            if not await lock_or_skip(s, OncallCallback.id, OncallCallback.id == cb.id,
+                                      OncallCallback.status == CB_PENDING,
+                                      OncallCallback.attempts == cb.attempts):
+                return None  # another node is claiming it, or has claimed it
             moved = await s.execute(
                 update(OncallCallback)
                 .where(OncallCallback.id == cb.id, OncallCallback.status == CB_PENDING,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
 from ivr import contract
@@ -205,8 +205,16 @@ async def apply_stamp(db: Database, node: str, stamp: Stamp,
     recording_exists = recording is not None and recording.exists() \
         and recording.stat().st_size > 44
     async with db.session() as s:
+        # Two controllers of one node fold the same stamps at once. The call is claimed by
+        # a compare-and-set on reconciled_at, its first write: SQLite runs the SELECT
+        # below outside the write transaction, so what it read may be stale by the time
+        # this process writes. On PostgreSQL FOR UPDATE also makes the second wait for
+        # the first's commit and read the call as it left it. A new call made twice
+        # fails the loser on the unique uniqueid; its stamp, still on disk, is applied
+        # (as a no-op) next round.
         call = await s.scalar(select(Call).where(Call.node == node,
-                                                 Call.uniqueid == stamp.uniqueid))
+                                                 Call.uniqueid == stamp.uniqueid)
+                              .with_for_update())
         created = call is None
         if call is None:
             call = Call(id=new_call_id(), uniqueid=stamp.uniqueid, node=node,
@@ -216,8 +224,15 @@ async def apply_stamp(db: Database, node: str, stamp: Stamp,
             s.add(call)
             s.add(CallEvent(call_id=call.id, at=stamp.started_at, kind="call.started",
                             detail=json.dumps({"source": "hangup-stamp"})))
-        if call.reconciled_at is not None:
+            await s.flush()
+        elif call.reconciled_at is not None:
             return call.id, False
+        won = await s.execute(update(Call).where(Call.id == call.id,
+                                                 Call.reconciled_at.is_(None))
+                              .values(reconciled_at=now())
+                              .execution_options(synchronize_session=False))
+        if won.rowcount != 1:  # type: ignore[attr-defined]
+            return call.id, False  # the other controller folded it in meanwhile
         call.ended_at = stamp.ended_at
         call.last_stage = stamp.stage
         reason = _end_reason_from_stamp(stamp, recording_exists)

@@ -78,7 +78,7 @@ async def test_a_report_is_made_once_and_its_documents_enqueued(db, sunny, tmp_p
 async def test_two_controllers_racing_on_one_database_make_it_once(db, sunny, tmp_path: Path):
     await _night_calls(db)
     url = db.url
-    others = [Database(url) for _ in range(3)]  # separate engines on the same SQLite file
+    others = [Database(url) for _ in range(3)]  # separate engines on the same database
     try:
         for night in (date(2026, 11, 24), date(2026, 11, 26), date(2026, 11, 27)):
             results = await asyncio.gather(*(
