@@ -8,10 +8,10 @@ import re
 
 import pytest
 from harness import wait_for
+from support.sipp import CallerSpec
 
 from ivr.ami import AmiAuthError, AmiClient
 from ivr.pbx.instance import AMI_USER
-from ivr.sipp import CallerSpec
 
 pytestmark = pytest.mark.pbx
 

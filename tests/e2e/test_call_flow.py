@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from harness import REPO, drop_pending_callbacks, run_scenario, timed_caller_scenario, wait_for
 from support.plans import answer, happy, speak, voices
+from support.sipp import CallerSpec
 
 from ivr.caller.client import CallReport
 from ivr.caller.plan import AwaitEnd, CallPlan, Hangup, Listen, Pause
@@ -33,7 +34,6 @@ from ivr.rules import load_rules
 from ivr.rules.model import Override
 from ivr.rules.schedule import next_opening
 from ivr.rules.timeutil import human_time
-from ivr.sipp import CallerSpec
 
 pytestmark = pytest.mark.pbx
 

@@ -12,8 +12,7 @@ from dataclasses import replace
 
 import pytest
 from harness import REPO, wait_for
-
-from ivr.sipp import CallerSpec
+from support.sipp import CallerSpec
 
 pytestmark = pytest.mark.pbx
 

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ivr.sipp import sipp_binary
+from support.sipp import sipp_binary
 
 CLUSTER_PORTS = 26000
 
