@@ -11,13 +11,13 @@ import hashlib
 import hmac
 import re
 import secrets
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
+from ivr import ids
 from ivr.accounts import passwords
 from ivr.accounts.access import Principal, check_role
 from ivr.accounts.models import ApiToken, PortalSession, PortalUser
@@ -72,7 +72,7 @@ async def add_user(db: Database, username: str, password: str, role: str, *, now
     async with db.session() as s:
         if await s.scalar(select(PortalUser.id).where(PortalUser.username == username)):
             raise AccountError(f"user {username} exists already")
-        user = PortalUser(id=uuid.uuid4().hex, username=username, role=checked.value,
+        user = PortalUser(id=ids.new_id(), username=username, role=checked.value,
                           practice_id=practice_id, clinician_id=clinician_id,
                           password_hash=passwords.hash_password(password), totp_secret=secret,
                           created_at=now, password_changed_at=now, failed_logins=0)

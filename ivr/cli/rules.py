@@ -6,11 +6,12 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ivr import clock
 from ivr.cli.when import FORMS, WhenError, parse_instant, wall_time
 from ivr.rules import LoadResult, default_rules_path, load_rules
 from ivr.rules.model import Issue, Override, Practice
@@ -25,20 +26,16 @@ EXIT_INVALID = 1
 EXIT_USAGE = 2
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def parse_when(text: str, tz: tzinfo) -> datetime:
     """A time a person typed (ivr.cli.when): zone-less forms are wall time in `tz`."""
-    return parse_instant(text, now=_now(), tz=tz)
+    return parse_instant(text, now=clock.now(), tz=tz)
 
 
 def when_note(text: str | None, tz: tzinfo) -> str | None:
     """Which instant a local --at/--from/--to took when a DST change skips or doubles it."""
     if not text or not isinstance(tz, ZoneInfo):
         return None
-    wall = wall_time(text, now=_now(), tz=tz)
+    wall = wall_time(text, now=clock.now(), tz=tz)
     return wall_time_note(wall, tz) if wall is not None else None
 
 
@@ -58,7 +55,7 @@ def checked_load(path: str | Path, now: datetime) -> LoadResult:
 
 
 def _load(path: str | None, out: Any = None) -> LoadResult:
-    return checked_load(path or default_rules_path(), _now())
+    return checked_load(path or default_rules_path(), clock.now())
 
 
 def _print_issues(res: LoadResult, out: Any) -> None:
@@ -71,7 +68,7 @@ def _print_issues(res: LoadResult, out: Any) -> None:
 def cmd_rules_check(args: argparse.Namespace) -> int:
     """Validate rules; exit 1 when there is any error."""
     try:
-        now = parse_when(args.now, ZoneInfo("UTC")) if args.now else _now()
+        now = parse_when(args.now, ZoneInfo("UTC")) if args.now else clock.now()
     except WhenError as exc:
         raise WhenError(f"--now {exc}") from None
     res = checked_load(args.path or default_rules_path(), now)
@@ -162,10 +159,10 @@ def cmd_oncall(args: argparse.Namespace) -> int:
     tz = practice.tz
     try:
         if args.start or args.end:
-            start = parse_when(args.start, tz) if args.start else _now()
+            start = parse_when(args.start, tz) if args.start else clock.now()
             end = parse_when(args.end, tz) if args.end else start + timedelta(days=7)
         else:
-            at = parse_when(args.at, tz) if args.at else _now()
+            at = parse_when(args.at, tz) if args.at else clock.now()
     except WhenError as exc:
         raise WhenError(f"bad time: {exc}") from None
     notes = [f"--{name} {note}" for name, text in (("at", args.at), ("from", args.start),

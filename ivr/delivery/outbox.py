@@ -36,7 +36,7 @@ import socket
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -45,6 +45,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ivr import clock
 from ivr.db.claims import lock_or_skip
 from ivr.db.engine import Database
 from ivr.delivery.models import (
@@ -140,8 +141,7 @@ class Outcome:
     next_attempt_at: datetime | None = None
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+utcnow = clock.now  # the outbox's clock
 
 
 def default_worker_id() -> str:
@@ -534,21 +534,17 @@ def _row(d: Delivery, attempts: list[DeliveryAttempt] | None = None) -> dict[str
         "id": d.id, "practice_id": d.practice_id, "channel": d.channel,
         "destination": d.destination, "document_kind": d.document_kind,
         "document_id": d.document_id, "status": d.status, "attempts": d.attempts,
-        "max_attempts": d.max_attempts, "next_attempt_at": _iso(d.next_attempt_at),
-        "created_at": _iso(d.created_at), "finished_at": _iso(d.finished_at),
-        "claimed_by": d.claimed_by, "lease_expires_at": _iso(d.lease_expires_at),
+        "max_attempts": d.max_attempts, "next_attempt_at": clock.iso(d.next_attempt_at),
+        "created_at": clock.iso(d.created_at), "finished_at": clock.iso(d.finished_at),
+        "claimed_by": d.claimed_by, "lease_expires_at": clock.iso(d.lease_expires_at),
         "last_error": d.last_error, "remote_id": d.remote_id,
     }
     if attempts is not None:
         out["attempt_log"] = [{
-            "attempt_no": a.attempt_no, "worker": a.worker, "started_at": _iso(a.started_at),
-            "finished_at": _iso(a.finished_at), "result": a.result, "error": a.error,
+            "attempt_no": a.attempt_no, "worker": a.worker, "started_at": clock.iso(a.started_at),
+            "finished_at": clock.iso(a.finished_at), "result": a.result, "error": a.error,
             "remote_id": a.remote_id} for a in attempts]
     return out
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 async def list_deliveries(db: Database, *, failed_only: bool = False,

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ivr import clock
 from ivr.db.claims import lock_or_skip
 from ivr.db.engine import Database
 from ivr.db.models import REPORT_MADE, REPORT_MAKING, Call, ManualOverride, Report
@@ -139,9 +140,9 @@ async def report_rows(db: Database, practice_id: str | None = None,
     async with db.session() as s:
         rows = (await s.scalars(query)).all()
     return [{"id": r.id, "practice_id": r.practice_id, "night": r.night, "status": r.status,
-             "claimed_by": r.claimed_by, "made_at": _iso(r.made_at),
-             "covers_from": _iso(r.covers_from), "closing": _iso(r.closing),
-             "opening": _iso(r.opening), "calls": r.call_count,
+             "claimed_by": r.claimed_by, "made_at": clock.iso(r.made_at),
+             "covers_from": clock.iso(r.covers_from), "closing": clock.iso(r.closing),
+             "opening": clock.iso(r.opening), "calls": r.call_count,
              "needs_action": r.needs_action, "pdf_path": r.pdf_path,
              "json_path": r.json_path, "deliveries": json.loads(r.deliveries or "[]")}
             for r in rows]
@@ -328,7 +329,4 @@ async def _enqueue_and_mark(db: Database, practice: Practice, report: ReportDoc,
             raise _LostClaim  # rolls the enqueues back with it
     return ids
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 

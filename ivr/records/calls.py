@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
-from ivr import contract
+from ivr import clock, contract, ids
 from ivr.db.engine import Database
 from ivr.db.models import (
     CALLER_INDEX,
@@ -33,13 +32,8 @@ from ivr.db.models import (
 from ivr.db.sealed import lookup_indexes
 from ivr.records.stamps import Stamp
 
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_call_id() -> str:
-    return uuid.uuid4().hex
+now = clock.now  # the records' clock (tests read it here)
+new_call_id = ids.new_id
 
 
 class DuplicateCallStart(Exception):
@@ -295,40 +289,36 @@ async def sweep_lost_calls(db: Database, node: str, live_uniqueids: set[str],
 
 # --- reading ---------------------------------------------------------------------------
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def call_summary(call: Call) -> dict[str, Any]:
     return {
         "id": call.id, "uniqueid": call.uniqueid, "node": call.node,
         "practice_id": call.practice_id, "dialled": call.dialled,
         "forwarded_from": call.forwarded_from, "caller": call.caller, "route": call.route,
-        "started_at": _iso(call.started_at), "ended_at": _iso(call.ended_at),
+        "started_at": clock.iso(call.started_at), "ended_at": clock.iso(call.ended_at),
         "end_reason": call.end_reason, "result": call.result,
         "fallback_reason": call.fallback_reason, "last_stage": call.last_stage,
         "fallback_recording": call.fallback_recording,
         "seen_by_controller": call.seen_by_controller,
-        "reconciled_at": _iso(call.reconciled_at),
+        "reconciled_at": clock.iso(call.reconciled_at),
         "rules_digest": call.rules_digest, "state": call.state_kind,
         "state_reason": call.state_reason, "disposition": call.disposition,
         "caller_told": call.caller_told, "operator_flag": call.operator_flag,
         "same_day_callback": call.same_day_callback, "abandoned_step": call.abandoned_step,
         "oncall_outcome": call.oncall_outcome, "oncall_clinician": call.oncall_clinician,
-        "recordings_purged_at": _iso(call.recordings_purged_at),
+        "recordings_purged_at": clock.iso(call.recordings_purged_at),
     }
 
 
 def _intake_json(row: IntakeField) -> dict[str, Any]:
     return {"field": row.field, "value": row.value, "recording_path": row.recording_path,
-            "duration_seconds": row.duration_seconds, "captured_at": _iso(row.captured_at),
+            "duration_seconds": row.duration_seconds, "captured_at": clock.iso(row.captured_at),
             "confirmed": row.confirmed, "source": row.source, "attempts": row.attempts}
 
 
 def _recording_json(row: Recording) -> dict[str, Any]:
     return {"field": row.field, "path": row.path, "duration_seconds": row.duration_seconds,
             "size_bytes": row.size_bytes, "peak": row.peak, "rms": row.rms,
-            "created_at": _iso(row.created_at)}
+            "created_at": clock.iso(row.created_at)}
 
 
 async def list_calls(db: Database, *, practice: str | None = None,
@@ -370,7 +360,7 @@ async def show_call(db: Database, ident: str) -> dict[str, Any] | None:
         out = call_summary(call)
         out["intake"] = {f.field: _intake_json(f) for f in call.intake}
         out["recordings"] = [_recording_json(r) for r in call.recordings]
-        out["timeline"] = [{"at": _iso(e.at), "kind": e.kind, "detail": json.loads(e.detail)}
+        out["timeline"] = [{"at": clock.iso(e.at), "kind": e.kind, "detail": json.loads(e.detail)}
                            for e in call.events]
     from ivr.oncall import callbacks
 
