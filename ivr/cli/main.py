@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from ivr import config, logs
@@ -464,57 +463,6 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
 
 # --- rules in the running controller, manual overrides ---------------------------------
 
-def cmd_rules_status(args: argparse.Namespace) -> int:
-    from ivr.rules.runtime import ReloadError, controller_pid, pid_path, read_status, status_path
-
-    settings = load_settings()
-    path = status_path(settings)
-    doc = read_status(path)
-    if doc is None:
-        print(f"no rules status at {path}: the controller has not loaded rules yet "
-              "(is it running?)", file=sys.stderr)
-        return 3
-    try:
-        doc["controller_running"] = controller_pid(pid_path(settings)) == doc.get("pid")
-    except ReloadError:
-        doc["controller_running"] = False
-    if args.json:
-        show(doc, True)
-        return 0
-    if not doc["controller_running"]:
-        print(f"controller not running; as of its last run (pid {doc.get('pid')}):")
-    _print_rules_status(doc)
-    return 0
-
-
-def _print_rules_status(doc: dict[str, Any]) -> None:
-    print(f"rules in force: digest {doc.get('digest') or 'none'}, loaded {doc.get('loaded_at')}"
-          f" ({doc.get('loaded_source')}) from {doc.get('rules_path')}")
-    print(f"practices: {', '.join(doc.get('practices') or []) or 'none'}")
-    ok = doc.get("last_attempt_ok")
-    print(f"last attempt: {doc.get('last_attempt_at')} ({doc.get('last_attempt_source')}): "
-          f"{'loaded' if ok else 'REFUSED, the rules above stay in force'}")
-    if not ok:
-        print(f"{doc.get('error_count')} error(s); first ones:")
-        for err in doc.get("errors") or []:
-            print(f"  {err}")
-
-
-def cmd_rules_reload(args: argparse.Namespace) -> int:
-    from ivr.rules.runtime import ReloadError, request_reload
-
-    try:
-        doc = request_reload(load_settings(), timeout=args.timeout)
-    except ReloadError as exc:
-        print(f"ivr rules reload: {exc}", file=sys.stderr)
-        return 3
-    if args.json:
-        show(doc, True)
-    else:
-        _print_rules_status(doc)
-    return 0 if doc.get("last_attempt_ok") else 1
-
-
 def _current_rules() -> Any:
     """The rules under settings.rules_path, or SystemExit(1) naming the first errors."""
     from ivr.rules import load_rules
@@ -574,24 +522,6 @@ def cmd_override_list(args: argparse.Namespace) -> int:
         db, datetime.now(UTC), practice_id=args.practice, include_past=args.all)))
     show(rows, args.json, "no manual overrides in force or to come")
     return 0
-
-
-def cmd_simulate(args: argparse.Namespace) -> int:
-    """`ivr simulate`, with the manual overrides stored in the database applied."""
-    from ivr.cli import rules as cli_rules
-
-    return cli_rules.cmd_simulate(args, None if args.no_overrides else _stored_overrides)
-
-
-def _stored_overrides(practice_id: str, at: datetime) -> tuple[Any, ...]:
-    from ivr.records import overrides
-
-    settings = load_settings()
-    if settings.database_url.startswith("sqlite") and not (
-            Path(settings.database_url.split("///", 1)[-1]).exists()):
-        return ()  # no database yet, so no override; a dry run must not create one
-    return tuple(asyncio.run(with_db(
-        lambda db: overrides.active_overrides(db, practice_id, at))))
 
 
 # --- the table ---------------------------------------------------------------------------
@@ -667,26 +597,11 @@ def build_parser() -> argparse.ArgumentParser:
                         " (default 200)")
     cblist.set_defaults(func=cmd_callbacks_list)
 
-    try:
-        from ivr.cli import rules as cli_rules
-    except ImportError:  # pragma: no cover - only while the rules package is being built
-        cli_rules = None  # type: ignore[assignment]
-    if cli_rules is not None:
-        rules_sub = cli_rules.add_commands(sub)
-        rstatus = rules_sub.add_parser("status", help="the rules the running controller has "
-                                       "in force, and its last load attempt")
-        add_json(rstatus)
-        rstatus.set_defaults(func=cmd_rules_status)
-        reload = rules_sub.add_parser("reload", help="make the running controller reload its "
-                                      "rules (exit 1 if it refused them)")
-        add_json(reload)
-        reload.add_argument("--timeout", type=float, default=5.0,
-                            help="seconds to wait for the controller's answer")
-        reload.set_defaults(func=cmd_rules_reload)
-        simulate = sub.choices["simulate"]
-        simulate.add_argument("--no-overrides", action="store_true",
-                              help="ignore the manual overrides stored in the database")
-        simulate.set_defaults(func=cmd_simulate)
+    from ivr.cli import rules as cli_rules
+    from ivr.cli import rules_live
+
+    rules_sub = cli_rules.add_commands(sub, overrides_for=rules_live.stored_overrides)
+    rules_live.add_commands(rules_sub)
 
     from ivr.cli import demo as cli_demo
     from ivr.cli import keys as cli_keys

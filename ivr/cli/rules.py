@@ -202,8 +202,10 @@ def cmd_oncall(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_commands(sub: Any) -> Any:
-    """Register `rules`, `simulate` and `oncall`; the `rules` subparsers, to add more to."""
+def add_commands(sub: Any, overrides_for: OverridesFor | None = None) -> Any:
+    """Register `rules`, `simulate` and `oncall`; the `rules` subparsers, to add more to.
+    With `overrides_for`, `simulate` applies the stored manual overrides (unless
+    --no-overrides)."""
     rules = sub.add_parser("rules", help="check routing rules, print their JSON Schema")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser("check", help="validate the rules (exit 1 on any error)")
@@ -228,6 +230,11 @@ def add_commands(sub: Any) -> Any:
     simp.add_argument("--keys", default="", help="menu keys pressed, one per attempt ('.' = none)")
     simp.add_argument("--json", action="store_true", help="machine-readable output")
     simp.set_defaults(func=cmd_simulate)
+    if overrides_for is not None:
+        simp.add_argument("--no-overrides", action="store_true",
+                          help="ignore the manual overrides stored in the database")
+        simp.set_defaults(func=lambda args: cmd_simulate(
+            args, None if args.no_overrides else overrides_for))
 
     onc = sub.add_parser("oncall", help="who is on call")
     onc.add_argument("--rules", help="rules path (default $IVR_RULES_PATH or routing_rules/)")
