@@ -23,7 +23,7 @@ def url_of(route: Route, seeded) -> str:
     """The route's path with the sunny practice's records filled in."""
     values = {"call_id": seeded.sunny_call, "field": "reason", "report_id": seeded.report_id,
               "fmt": "pdf", "delivery_id": seeded.delivery_id,
-              "callback_id": seeded.callback_id}
+              "callback_id": seeded.callback_id, "practice_id": SUNNY}
     path = route.path
     for name in re.findall(r"{(\w+)}", path):
         path = path.replace("{" + name + "}", values[name])
