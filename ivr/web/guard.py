@@ -62,7 +62,8 @@ async def on_prepare(request: web.Request, response: web.StreamResponse) -> None
 
 
 def _wants_json(request: web.Request) -> bool:
-    return request.path.startswith("/api/")
+    route = route_of(request)
+    return request.path.startswith("/api/") or (route is not None and route.bearer)
 
 
 @web.middleware
@@ -102,7 +103,7 @@ def _error(request: web.Request, status: int, title: str, detail: str,
 
 
 def _unauthorized(request: web.Request, route: Route) -> web.StreamResponse:
-    if route.api:
+    if route.by_token:
         raise problem(401, "Unauthorized", "a bearer token is needed")
     if request.method == "GET":
         return redirect(f"/login?next={request.path_qs}" if len(request.path_qs) < 300
@@ -123,7 +124,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if route is None or route.need == Need.NOTHING:
         return await handler(request)
     db, now = request.app[DB], request.app[CLOCK]()
-    if route.api:
+    if route.by_token:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         who = await store.principal_for_token(db, token.strip(), now) \

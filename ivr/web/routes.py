@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ivr.accounts.access import Need
-from ivr.web import views_auth, views_calls, views_night, views_reports, views_rules
+from ivr.web import metrics, views_auth, views_calls, views_night, views_reports, views_rules
 from ivr.web.pages import View, serve
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -34,10 +34,15 @@ class Route:
     passive: bool = False  # background updates: do not count as activity (idle log-off)
     before_second_factor: bool = False  # reachable with a password but no TOTP code yet
     patient_data: bool = False  # shows patient data: audited, and tried as the wrong practice
+    bearer: bool = False  # a bearer token only, like the API (a scraper has no session)
 
     @property
     def api(self) -> bool:
         return self.path.startswith("/api/")
+
+    @property
+    def by_token(self) -> bool:
+        return self.api or self.bearer
 
     def aiohttp_handler(self) -> Handler:
         if self.handler is not None:
@@ -128,6 +133,8 @@ ROUTES: tuple[Route, ...] = (
            "Clear the practice's manual overrides (audited)", views_rules.override_clear),
     *_pair("audit", "/audit", Need.AUDIT, "The audit log", views_reports.audit_log,
            "audit.html", patient_data=False),
+    Route("GET", "/metrics", "metrics", Need.METRICS,
+          "Prometheus metrics (an operator's API token)", view=metrics.metrics, bearer=True),
     Route("GET", "/api/v1/me", "api_me", Need.LOGIN, "Who this token belongs to",
           view=views_auth.me),
 )
