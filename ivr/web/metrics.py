@@ -177,6 +177,6 @@ async def metrics(ctx: Ctx) -> web.StreamResponse:
     families = await snapshot(ctx.db, ctx.now)
     families += rules_families(read_status(status_path(ctx.settings)))
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(families))  # type: ignore[arg-type]
+    registry.register(_Families(families))
     return web.Response(body=generate_latest(registry),
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
