@@ -27,11 +27,12 @@ class Need(StrEnum):
     ACKNOWLEDGE = "acknowledge"  # take a call-back (clinicians, admins, operators)
     CHANGE = "change"  # change a practice's state: overrides, delivery retries
     AUDIT = "audit"  # read the audit log (operators and practice admins)
+    METRICS = "metrics"  # scrape /metrics: counts over every practice (operators only)
 
 
 _GRANTS: dict[Role, frozenset[Need]] = {
     Role.OPERATOR: frozenset(Need),
-    Role.PRACTICE_ADMIN: frozenset(Need),
+    Role.PRACTICE_ADMIN: frozenset(Need) - {Need.METRICS},
     Role.FRONT_DESK: frozenset({Need.NOTHING, Need.LOGIN, Need.READ}),
     Role.CLINICIAN: frozenset({Need.NOTHING, Need.LOGIN, Need.READ, Need.ACKNOWLEDGE}),
 }

@@ -292,7 +292,8 @@ def cmd_notes_show(args: argparse.Namespace) -> int:
         print(f"no call {args.id!r}", file=sys.stderr)
         return 1
     if args.pdf:
-        _write_private(args.pdf, pdf.note_pdf(note, datetime.now(UTC)))
+        _write_private(args.pdf, pdf.note_pdf(note, datetime.now(UTC),
+                                              load_settings().web_public_url))
         print(f"note PDF written to {args.pdf}", file=sys.stderr)
     if args.json:
         show(note.to_json(), True)
@@ -336,7 +337,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             # entry gates what this command shows or writes, after every attempt.
             made = await store.make_report(db, practice, night, now,
                                            out_dir=settings.data_dir / "documents",
-                                           worker=f"cli:{os.getpid()}")
+                                           worker=f"cli:{os.getpid()}",
+                                           link_base=settings.web_public_url)
             await audit_entry(
                 db, audit.REPORT_DELIVER, practice_id=practice.id,
                 subject=f"{practice.id}:{made.night.isoformat()}" if made.night else None,
@@ -370,7 +372,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print("ivr report: no night to report: the practice never opens", file=sys.stderr)
         return 1
     if args.pdf:
-        _write_private(args.pdf, pdf.report_pdf(report))
+        _write_private(args.pdf, pdf.report_pdf(report, load_settings().web_public_url))
         print(f"report PDF written to {args.pdf}", file=sys.stderr)
     if args.json:
         show(report.to_json(), True)

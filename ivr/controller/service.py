@@ -198,7 +198,8 @@ class Controller:
         from ivr.documents.scheduler import ReportScheduler
 
         reports = ReportScheduler(self.db, lambda: self.services.rules,
-                                  self.settings.data_dir / "documents")
+                                  self.settings.data_dir / "documents",
+                                  link_base=self.settings.web_public_url)
         self._tasks.append(asyncio.create_task(reports.run(), name="morning-reports"))
         # ----------------------------------------------------------------------------------
         # Retention: each practice's old recordings and records deleted, every run logged.

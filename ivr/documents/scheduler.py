@@ -35,8 +35,10 @@ MAX_DAYS = 7  # nights older than this are made by hand: `ivr report --deliver`
 class ReportScheduler:
     def __init__(self, db: Database, rules: Callable[[], RuleSet | None], out_dir: Path, *,
                  worker: str | None = None, interval: float = TICK_SECONDS,
-                 clock: Callable[[], datetime] = utcnow, max_days: int = MAX_DAYS) -> None:
+                 clock: Callable[[], datetime] = utcnow, max_days: int = MAX_DAYS,
+                 link_base: str = "") -> None:
         self.db, self.rules, self.out_dir = db, rules, out_dir
+        self.link_base = link_base  # IVR_WEB_PUBLIC_URL: each call's page in the documents
         self.worker = worker or default_worker_id()
         self.interval, self.clock, self.max_days = interval, clock, max_days
 
@@ -74,6 +76,7 @@ class ReportScheduler:
         made = []
         for window in due_nights(practice, now, manual, after=after, max_days=self.max_days):
             result = await make_report(self.db, practice, window.night, now,
-                                       out_dir=self.out_dir, worker=self.worker)
+                                       out_dir=self.out_dir, worker=self.worker,
+                                       link_base=self.link_base)
             made.append(result)
         return made

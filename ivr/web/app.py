@@ -21,9 +21,20 @@ from ivr.accounts.throttle import Throttle
 from ivr.config import Settings
 from ivr.db.engine import Database
 from ivr.web import guard
-from ivr.web.keys import CLOCK, DB, RULES, SETTINGS, TEMPLATES, THROTTLE, Clock, RulesSource
+from ivr.web.keys import (
+    CLOCK,
+    DB,
+    RULES,
+    RULES_CHECK,
+    SETTINGS,
+    TEMPLATES,
+    THROTTLE,
+    Clock,
+    RulesSource,
+)
 from ivr.web.openapi import OPENAPI_PATH, openapi_json
 from ivr.web.routes import add_routes
+from ivr.web.rules_check import RulesCheck
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +70,7 @@ def make_app(settings: Settings, *, db: Database | None = None,
     app[CLOCK] = clock or utc_now
     app[THROTTLE] = Throttle()
     app[TEMPLATES] = templates()
+    app[RULES_CHECK] = RulesCheck(settings.rules_path)
     if db is not None:
         app[DB] = db
     if rules is not None:

@@ -36,7 +36,9 @@ HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` on
+    # every form POST, which the CSRF check (rightly) refuses; other sites get nothing.
+    "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
@@ -62,7 +64,8 @@ async def on_prepare(request: web.Request, response: web.StreamResponse) -> None
 
 
 def _wants_json(request: web.Request) -> bool:
-    return request.path.startswith("/api/")
+    route = route_of(request)
+    return request.path.startswith("/api/") or (route is not None and route.bearer)
 
 
 @web.middleware
@@ -102,7 +105,7 @@ def _error(request: web.Request, status: int, title: str, detail: str,
 
 
 def _unauthorized(request: web.Request, route: Route) -> web.StreamResponse:
-    if route.api:
+    if route.by_token:
         raise problem(401, "Unauthorized", "a bearer token is needed")
     if request.method == "GET":
         return redirect(f"/login?next={request.path_qs}" if len(request.path_qs) < 300
@@ -123,7 +126,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if route is None or route.need == Need.NOTHING:
         return await handler(request)
     db, now = request.app[DB], request.app[CLOCK]()
-    if route.api:
+    if route.by_token:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         who = await store.principal_for_token(db, token.strip(), now) \

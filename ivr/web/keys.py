@@ -14,6 +14,7 @@ from ivr.accounts.throttle import Throttle
 from ivr.config import Settings
 from ivr.db.engine import Database
 from ivr.rules import RuleSet
+from ivr.web.rules_check import RulesCheck
 
 RulesSource = Callable[[], RuleSet | None]
 Clock = Callable[[], datetime]
@@ -24,6 +25,7 @@ RULES: web.AppKey[RulesSource] = web.AppKey("rules")
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 THROTTLE = web.AppKey("throttle", Throttle)
+RULES_CHECK = web.AppKey("rules_check", RulesCheck)  # the files on disk, for the Rules page
 
 WHO = web.RequestKey("who", Principal)  # set by ivr.web.guard for every logged-in request
 SESSION = web.RequestKey("session", SessionInfo)  # a browser's session (not for the API)

@@ -17,10 +17,19 @@ _PARAMS = {
     "practice": "only this practice (its id)", "night": "the night's date, YYYY-MM-DD",
     "disposition": "triage result", "outcome": "the call's outcome code",
     "needs_action": "1: only calls that need action",
+    "to": "the number dialled (default: the practice's first number)",
+    "forwarded_from": "the forwarding number (SIP Diversion)", "caller": "the caller ID",
+    "at": "when the call comes (default now; zone-less: the practice's local time)",
+    "keys": "menu keys pressed, one per attempt ('.' = none)",
 }
 _QUERY = {"api_calls": ("practice", "night", "disposition", "outcome", "needs_action",
                         "limit", "offset"),
-          "api_reports": ("practice", "limit"), "api_audit": ("practice", "limit")}
+          "api_reports": ("practice", "limit"), "api_audit": ("practice", "limit"),
+          "api_simulate": ("practice", "to", "forwarded_from", "caller", "at", "keys")}
+# POST bodies (JSON or a form): field -> description.
+_BODY = {"api_override_set": {
+    "mode": "closed or open", "until": "when it ends (zone-less: the practice's local time)",
+    "from": "a later start (optional)", "reason": "why, at most 200 characters"}}
 _BINARY = {"api_call_audio": "audio/wav", "api_call_note": "application/pdf",
            "api_report_file": "application/pdf"}
 
@@ -45,8 +54,16 @@ def _operation(route: Route) -> dict[str, Any]:
         responses["206"] = {**ok, "description": "The range asked for"}
     if route.method == "POST":
         responses["409"] = problem
-    return {"operationId": route.name, "summary": route.summary, "parameters": params,
-            "responses": responses, "x-ivr-need": route.need.value}
+    op = {"operationId": route.name, "summary": route.summary, "parameters": params,
+          "responses": responses, "x-ivr-need": route.need.value}
+    if route.name in _BODY:
+        fields = _BODY[route.name]
+        schema = {"type": "object", "required": ["mode", "until", "reason"], "properties": {
+            name: {"type": "string", "description": text} for name, text in fields.items()}}
+        op["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": schema},
+            "application/x-www-form-urlencoded": {"schema": schema}}}
+    return op
 
 
 def document() -> dict[str, Any]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ivr.accounts.access import Need
-from ivr.web import views_auth, views_calls, views_night, views_reports
+from ivr.web import metrics, views_auth, views_calls, views_night, views_reports, views_rules
 from ivr.web.pages import View, serve
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -34,10 +34,15 @@ class Route:
     passive: bool = False  # background updates: do not count as activity (idle log-off)
     before_second_factor: bool = False  # reachable with a password but no TOTP code yet
     patient_data: bool = False  # shows patient data: audited, and tried as the wrong practice
+    bearer: bool = False  # a bearer token only, like the API (a scraper has no session)
 
     @property
     def api(self) -> bool:
         return self.path.startswith("/api/")
+
+    @property
+    def by_token(self) -> bool:
+        return self.api or self.bearer
 
     def aiohttp_handler(self) -> Handler:
         if self.handler is not None:
@@ -57,6 +62,12 @@ def _pair(name: str, path: str, need: Need, summary: str, view: View, template: 
                   patient_data=patient_data),
             Route("GET", "/api/v1" + path, "api_" + name, need, summary, view=view,
                   patient_data=patient_data))
+
+
+def _post(name: str, path: str, need: Need, summary: str, view: View) -> tuple[Route, Route]:
+    """A form's action and its twin under /api/v1 (same view, same need)."""
+    return (Route("POST", path, name, need, summary, view=view),
+            Route("POST", "/api/v1" + path, "api_" + name, need, summary, view=view))
 
 
 ROUTES: tuple[Route, ...] = (
@@ -110,8 +121,20 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/callbacks/{callback_id}/ack", "api_callback_ack",
           Need.ACKNOWLEDGE, "Acknowledge a call-back (first one wins)",
           view=views_night.callback_ack),
+    *_pair("rules", "/rules", Need.READ, "Each practice's rules check, state and overrides",
+           views_rules.rules_page, "rules.html", patient_data=False),
+    *_pair("simulate", "/rules/simulate", Need.READ,
+           "What would happen to a call at a time with some keys (overrides applied)",
+           views_rules.simulator, "simulate.html", patient_data=False),
+    *_post("override_set", "/rules/{practice_id}/overrides", Need.CHANGE,
+           "Set a manual override (closed or open until a time; audited)",
+           views_rules.override_set),
+    *_post("override_clear", "/rules/{practice_id}/overrides/clear", Need.CHANGE,
+           "Clear the practice's manual overrides (audited)", views_rules.override_clear),
     *_pair("audit", "/audit", Need.AUDIT, "The audit log", views_reports.audit_log,
            "audit.html", patient_data=False),
+    Route("GET", "/metrics", "metrics", Need.METRICS,
+          "Prometheus metrics (an operator's API token)", view=metrics.metrics, bearer=True),
     Route("GET", "/api/v1/me", "api_me", Need.LOGIN, "Who this token belongs to",
           view=views_auth.me),
 )

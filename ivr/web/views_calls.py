@@ -156,7 +156,7 @@ async def call_note_pdf(ctx: Ctx) -> web.StreamResponse:
     call_id = ctx.request.match_info["call_id"]
     record = await _record(ctx, call_id)
     note = build_note(record, ctx.practice(record.get("practice_id")))
-    body = await asyncio.to_thread(note_pdf, note, ctx.now)
+    body = await asyncio.to_thread(note_pdf, note, ctx.now, ctx.settings.web_public_url)
     await ctx.audit(Entry(audit.NOTE_READ, note.practice_id, call_id, {}), "pdf")
     return web.Response(body=body, content_type="application/pdf", headers={
         "Content-Disposition": f'inline; filename="call-{call_id}.pdf"'})

@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 sys.path.insert(0, str(Path(__file__).parent))
+from browser_helpers import browser  # noqa: E402, F401 (the Chromium fixture)
 from web_helpers import NOW, Seeded, rules, seed  # noqa: E402
 
 from ivr import config

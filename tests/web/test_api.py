@@ -18,7 +18,7 @@ def test_openapi_document_validates_and_lists_every_api_route():
     listed = {(method.upper(), "/api/v1" + path) for path, ops in doc["paths"].items()
               for method in ops}
     assert listed == {(r.method, r.path) for r in ROUTES if r.api}
-    pages = {r.path for r in ROUTES if not r.api and r.view is not None and not r.passive}
+    pages = {r.path for r in ROUTES if not r.by_token and r.view is not None and not r.passive}
     assert all("/api/v1" + p in {r.path for r in ROUTES} for p in pages), \
         "every page has its API twin"
 

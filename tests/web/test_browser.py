@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
+from browser_helpers import needs_chromium, play, shot, until
 from web_helpers import PASSWORD, REPO, seed
 
 from ivr import config
@@ -20,12 +20,7 @@ from ivr.records import audit
 sys.path.insert(0, str(REPO / "tests"))
 from harness import PortPlan, wait_for  # noqa: E402
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-ARTIFACTS = REPO / "test-artifacts" / "portal"
-
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and DRIVER) and os.environ.get("CI") != "true",
-    reason="Debian's chromium and chromium-driver are not installed (make apt)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -68,69 +63,30 @@ def web_process(tmp_path):
             assert secret not in text, f"patient data in the portal's output: {secret!r}"
 
 
-@pytest.fixture
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM or "chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1200,1000", "--autoplay-policy=no-user-gesture-required"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(DRIVER or "chromedriver"), options=options)
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def _until(driver, condition, what: str, timeout: float = 60):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(
-        lambda d: condition(d), message=what)
-
-
-def _shot(driver, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
-
-
 def test_log_in_open_a_call_and_play_its_recording(web_process, browser):
     from selenium.webdriver.common.by import By
 
     base, seeded, settings = web_process
     browser.get(base + "/calls")  # not logged in: the log-in page, then back here
-    _until(browser, lambda d: d.find_elements(By.ID, "username"), "the log-in form")
-    _shot(browser, "login")
+    until(browser, lambda d: d.find_elements(By.ID, "username"), "the log-in form")
+    shot(browser, "login")
     browser.find_element(By.ID, "username").send_keys("sunny-admin")
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
     browser.find_element(By.ID, "login").click()
-    _until(browser, lambda d: d.current_url.startswith(base + "/calls")
+    until(browser, lambda d: d.current_url.startswith(base + "/calls")
            and "Calls" in d.title, "the calls page after logging in")
-    _shot(browser, "calls")
+    shot(browser, "calls")
     browser.find_element(By.CSS_SELECTOR, f'a[href="/calls/{seeded.sunny_call}"]').click()
-    _until(browser, lambda d: d.find_elements(By.ID, "audio-reason"), "the call's page")
+    until(browser, lambda d: d.find_elements(By.ID, "audio-reason"), "the call's page")
     # The hostile caller data is shown as text: no script of it ran, no alert is open.
     assert "<img src=x" in browser.find_element(By.TAG_NAME, "main").text
-    duration = _until(browser, lambda d: d.execute_script(
-        "const a = document.getElementById('audio-reason');"
-        "return a.readyState >= 1 && a.duration > 0 ? a.duration : null;"),
-        "the recording's metadata loaded")
+    duration = play(browser, "audio-reason", past=0.2)
     assert 1.9 < duration < 2.1  # the seeded tone is 2 s long
-    played = browser.execute_script(
-        "const a = document.getElementById('audio-reason'); a.muted = true;"
-        "return a.play().then(() => true, e => String(e));")
-    assert played is True
-    _until(browser, lambda d: d.execute_script(
-        "return document.getElementById('audio-reason').currentTime > 0.2"), "playback")
-    _shot(browser, "call")
+    shot(browser, "call")
     for page in ("tonight", "oncall", "reports"):
         browser.get(f"{base}/{page}")
-        _until(browser, lambda d: d.find_elements(By.TAG_NAME, "h1"), page)
-        _shot(browser, page)
+        until(browser, lambda d: d.find_elements(By.TAG_NAME, "h1"), page)
+        shot(browser, page)
 
     async def reads():
         db = Database(settings.database_url)
