@@ -10,7 +10,6 @@ in ivr.documents.store); the others find it made.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from ivr import clock
 from ivr.db.engine import Database
 from ivr.db.models import REPORT_MADE, Report
 from ivr.delivery.outbox import default_worker_id, utcnow
@@ -44,14 +44,12 @@ class ReportScheduler:
 
     async def run(self) -> None:
         log.info("report scheduler %s started", self.worker)
-        while True:
-            try:
-                await self.tick(self.clock())
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database may be down: try again next minute
-                log.warning("report round failed (%s)", type(exc).__name__, exc_info=exc)
-            await asyncio.sleep(self.interval)
+
+        async def one_round() -> None:
+            await self.tick(self.clock())
+
+        # The database may be down: a failed round is logged, the next comes on time.
+        await clock.every(self.interval, one_round, "report round", log=log, first_delay=0)
 
     async def tick(self, now: datetime) -> list[Made]:
         """One round over every practice in the rules in force."""
