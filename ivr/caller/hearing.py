@@ -29,7 +29,7 @@ class Hearing:
         self.voiced_ms = 0
         self.quiet_ms = 0
 
-    def feed(self, samples: array) -> None:
+    def feed(self, samples: array[int]) -> None:
         buf = self._rest + samples
         whole = len(buf) // self.frame * self.frame
         for start in range(0, whole, self.frame):
@@ -59,7 +59,7 @@ class WavTail:
         self.path = path
         self.offset = WAV_HEADER
 
-    def read(self) -> array:
+    def read(self) -> array[int]:
         samples = array("h")
         try:
             with self.path.open("rb") as f:

@@ -21,7 +21,7 @@ from ivr.flows.session import Session
 from ivr.flows.speech import ALL_KEYS, Item, play
 from ivr.records import calls
 from ivr.records.overrides import active_overrides
-from ivr.rules.model import Clinician, normalise_number
+from ivr.rules.model import Clinician, Override, normalise_number
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ async def handle(ctx: CallContext) -> Outcome:
     dialled, forwarded, caller = ctx.dialled, ctx.forwarded_from, ctx.caller
     instant = services.clock()
     practice = find_practice(rules, dialled, forwarded)
-    overrides: tuple = ()
+    overrides: tuple[Override, ...] = ()
     if practice is not None:
         try:
             overrides = await active_overrides(db, practice.id, instant)

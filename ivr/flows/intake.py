@@ -88,7 +88,7 @@ async def read_keys(s: Session, first: str | None, max_digits: int,
         key = None
 
 
-async def confirm(s: Session, readback: list) -> str | None:
+async def confirm(s: Session, readback: list[Item]) -> str | None:
     """'You entered <readback>. Correct: 1, again: 2' -> '1', '2', other key or None."""
     lib = s.library
     key = await play(s.channel, [lib.flow("you_entered"), *readback, lib.flow("confirm")],
