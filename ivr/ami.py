@@ -49,6 +49,10 @@ class AmiConnectionLost(AmiError):
     """The connection went away while an action was in flight; it was NOT re-sent."""
 
 
+class AmiNotConnected(AmiConnectionLost):
+    """There was no connection: the action was never sent."""
+
+
 class AmiActionError(AmiError):
     """Asterisk answered an action with an error."""
 
@@ -245,7 +249,7 @@ class AmiClient:
         manager = self._manager
         if manager is None or manager.protocol is None or (
                 not self.connected and fields.get("Action") != "Login"):
-            raise AmiConnectionLost("AMI is not connected")
+            raise AmiNotConnected("AMI is not connected")
         for key, value in fields.items():
             _check_value(key, value)
         future = manager.send_action(dict(fields), as_list=as_list)

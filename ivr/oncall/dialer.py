@@ -26,7 +26,7 @@ import phonenumbers
 from sqlalchemy import select
 
 from ivr import contract, ids
-from ivr.ami import AmiActionError, AmiClient, AmiConnectionLost, AmiError
+from ivr.ami import AmiActionError, AmiClient, AmiConnectionLost, AmiError, AmiNotConnected
 from ivr.db.engine import Database
 from ivr.db.kinds import LegStatus
 from ivr.db.models import (
@@ -105,7 +105,7 @@ def caller_id(practice: Practice) -> str:
 
 def sent_at_all(exc: Exception) -> bool:
     """False when AMI refused the action before sending it (it was not connected)."""
-    return "not connected" not in str(exc)
+    return not isinstance(exc, AmiNotConnected)
 
 
 def utc_now() -> datetime:

@@ -463,10 +463,11 @@ class LosingAmi(FakeAmi):
         self.message = message
 
     async def action(self, fields, **_kw):
-        from ivr.ami import AmiConnectionLost
+        from ivr.ami import AmiConnectionLost, AmiNotConnected
 
-        if "not connected" not in self.message:
-            self.actions.append(dict(fields))
+        if "not connected" in self.message:  # as AmiClient: refused before sending
+            raise AmiNotConnected(self.message)
+        self.actions.append(dict(fields))
         await asyncio.sleep(0)
         raise AmiConnectionLost(self.message)
 
