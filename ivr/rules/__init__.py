@@ -49,6 +49,9 @@ class LoadResult:
     rules: RuleSet | None
     errors: list[Issue] = field(default_factory=list)
     warnings: list[Issue] = field(default_factory=list)
+    # Stopped by a time limit, not by what the files say: worth trying again when the
+    # machine is less busy (the controller's start-up load does).
+    cut_short: bool = False
 
     @property
     def ok(self) -> bool:
@@ -121,6 +124,7 @@ def load_rules(path: str | Path, *, now: datetime,
     except LoadTimeout as exc:
         result.rules = None
         result.errors.append(_timeout_issue(exc, current[0]))
+        result.cut_short = True
     except Exception as exc:  # a bug outside any one file (the cross-file checks)
         result.rules = None
         result.errors.append(_internal_error(current[0], exc))

@@ -55,7 +55,14 @@ SOURCE_SIGHUP = "sighup"
 SOURCE_COMMAND = "command"  # `ivr rules reload`: a SIGHUP preceded by a request file
 SOURCE_FILE_CHANGE = "file-change"
 SOURCE_DAILY = "daily"  # re-anchors iCal expansion and coverage windows on `now`
-SOURCES = (SOURCE_STARTUP, SOURCE_SIGHUP, SOURCE_COMMAND, SOURCE_FILE_CHANGE, SOURCE_DAILY)
+# No rules in force (the start-up load was refused, e.g. cut by its deadline on a machine
+# too busy to finish it): try again every RETRY_EMPTY_SECONDS rather than answer calls
+# without any practice until the files change.
+SOURCE_RETRY = "retry"
+RETRY_EMPTY_SECONDS = 30.0
+SOURCES = (SOURCE_STARTUP, SOURCE_SIGHUP, SOURCE_COMMAND, SOURCE_FILE_CHANGE, SOURCE_DAILY,
+           SOURCE_RETRY)
+STARTUP_TRIES = 3  # a start-up load cut short by a time limit, tried with twice the time
 
 POLL_SECONDS = 2.0
 REANCHOR_EVERY = timedelta(hours=24)
@@ -158,6 +165,7 @@ class RulesRuntime:
         self._change_listeners: list[OnChange] = []
         self._loaded_fingerprint: Fingerprint | None = None
         self._anchored_at: datetime | None = None
+        self._last_cut_short = False  # the last load was stopped by a time limit
 
     @classmethod
     def for_settings(cls, settings: Settings) -> RulesRuntime:
@@ -187,8 +195,21 @@ class RulesRuntime:
         self._change_listeners.append(callback)
 
     async def load(self) -> bool:
-        """The first load at startup."""
-        return await self.reload(SOURCE_STARTUP)
+        """The first load at startup; one cut short by its time limit (a machine too busy
+        at boot) is tried again with twice the time, up to STARTUP_TRIES loads."""
+        base = self.deadline
+        try:
+            for attempt in range(STARTUP_TRIES):
+                self.deadline = base * 2 ** attempt
+                if await self.reload(SOURCE_STARTUP):
+                    return True
+                if not self._last_cut_short:
+                    return False
+                log.warning("rules load at start-up cut short; trying again with %g s",
+                            base * 2 ** (attempt + 1))
+            return False
+        finally:
+            self.deadline = base
 
     async def reload(self, source: str, request_id: str | None = None) -> bool:
         """Load the rules again; on any error keep the ones in force. True when loaded."""
@@ -200,6 +221,7 @@ class RulesRuntime:
             log.info("rules load started (%s) from %s", source, self.rules_path)
             # Off the event loop: parsing YAML and expanding iCal must not stall calls.
             result = await self._run_load(now)
+            self._last_cut_short = result.cut_short
             before = self._current
             ok = self._record(result, source, now, request_id)
             change = self._change(before, ok, result, source)
@@ -240,12 +262,17 @@ class RulesRuntime:
         are computed over a window around the load time. Runs until cancelled.
         """
         previous = await asyncio.to_thread(self.fingerprint)
+        loop = asyncio.get_running_loop()
+        last_try = loop.time()
         while True:
             await asyncio.sleep(interval)
             try:
                 seen = await asyncio.to_thread(self.fingerprint)
                 if seen != self._loaded_fingerprint and seen == previous:
                     await self.reload(SOURCE_FILE_CHANGE)
+                elif self.current is None and loop.time() - last_try >= RETRY_EMPTY_SECONDS:
+                    last_try = loop.time()
+                    await self.reload(SOURCE_RETRY)
                 elif (self._anchored_at is not None
                       and self._clock() - self._anchored_at >= REANCHOR_EVERY):
                     await self.reload(SOURCE_DAILY)

@@ -48,8 +48,10 @@ def refused(path: str | Path, expected: str, message: str) -> LoadResult:
 
 
 def over_deadline(path: str | Path, seconds: float) -> LoadResult:
-    return refused(path, f"rules that load within {seconds:g} s",
-                   f"the rules load did not finish within {seconds:g} s and was stopped")
+    result = refused(path, f"rules that load within {seconds:g} s",
+                     f"the rules load did not finish within {seconds:g} s and was stopped")
+    result.cut_short = True
+    return result
 
 
 # --- the parent's side ---------------------------------------------------------------------

@@ -83,12 +83,13 @@ async def test_isolated_refusal_is_located(rules_dir):
 
 
 async def test_child_past_its_deadline_is_killed(slow_rules):
-    start = time.monotonic()
     task = asyncio.create_task(load_in_child(slow_rules, NOW, deadline=1.5, budget=60))
-    await asyncio.sleep(0.8)
-    assert loader_children(os.getpid()), "the load should run in a child process"
+    deadline = time.monotonic() + 10
+    while not loader_children(os.getpid()):  # the load runs in a child process
+        assert time.monotonic() < deadline and not task.done(), "no loader process started"
+        await asyncio.sleep(0.05)
     result = await task
-    assert time.monotonic() - start < 5
+    # Its own budget (60 s) did not end it: the parent's deadline did, and killed it.
     assert not result.ok
     assert "did not finish within 1.5 s" in result.errors[0].message
     assert not loader_children(os.getpid())
@@ -104,13 +105,14 @@ async def test_child_stops_itself_at_its_budget(slow_rules):
 
 
 async def test_over_deadline_reload_keeps_the_rules_in_force(rules_dir):
-    rt = RulesRuntime(rules_dir, clock=lambda: NOW, isolate=True, deadline=2.0)
+    # A generous deadline for the good rules (a loaded machine starts a child slowly),
+    # then a short one for the slow calendar: the messages show the deadline cut it.
+    rt = RulesRuntime(rules_dir, clock=lambda: NOW, isolate=True, deadline=120.0)
     assert await rt.load()
     before = rt.current
     (rules_dir / ICS).write_bytes(never_matching_calendar(40))
-    start = time.monotonic()
+    rt.deadline = 2.0
     assert not await rt.reload("command")
-    assert time.monotonic() - start < 6
     assert rt.current is before
     assert rt.status.last_attempt_ok is False and rt.status.digest == before.digest
     assert "checking stopped after" in (rt.status.last_error or "") or \
@@ -119,9 +121,7 @@ async def test_over_deadline_reload_keeps_the_rules_in_force(rules_dir):
 
 async def test_threaded_load_is_abandoned_at_the_deadline(slow_rules):
     rt = RulesRuntime(slow_rules, clock=lambda: NOW, deadline=1.0)
-    start = time.monotonic()
     assert not await rt.load()
-    assert time.monotonic() - start < 3
     assert "did not finish within 1 s" in (rt.status.last_error or "")
 
 

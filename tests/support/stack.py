@@ -91,7 +91,7 @@ class Stack:
         self.pbx.cli("channel request hangup all")
 
     # --- controller -------------------------------------------------------------------
-    def start_controller(self, timeout: float = 30) -> None:
+    def start_controller(self, timeout: float = 180) -> None:
         if self._controller_log is not None:
             self._controller_log.close()
         log = self._controller_log = open(self.workdir / "controller.log", "ab")
