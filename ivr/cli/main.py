@@ -628,6 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
         "cli", help='run one Asterisk CLI command: ivr pbx cli "core show channels"')
     cli.add_argument("command", help="the Asterisk CLI command, quoted as one argument")
     cli.set_defaults(func=cmd_pbx_cli)
+    from ivr.cli import trunks as cli_trunks
+
+    cli_trunks.add_commands(sub, pbx_sub)
 
     serve = sub.add_parser("serve", help="run the controller (FastAGI + AMI) in the foreground")
     serve.add_argument("--log-level", default="INFO",
