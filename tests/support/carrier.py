@@ -207,7 +207,9 @@ exten => _+X.,1,Set(REDIRECTING(from-num,i)={FORWARDED})
  same => n,Hangup()
 
 [carrier-from-service]
-exten => _X.,1,Gosub(carrier-leg,s,1)
+; Answered first, so the leg's SRTP is set up when it is reported.
+exten => _X.,1,Answer()
+ same => n,Gosub(carrier-leg,s,1)
  same => n,Dial(PJSIP/${{EXTEN}}@pstn,60)
  same => n,Hangup()
 
