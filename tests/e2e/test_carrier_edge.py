@@ -142,3 +142,135 @@ def test_a_clinician_call_goes_out_through_the_carrier_encrypted(edge):
         if phone.poll() is None:
             phone.kill()
             phone.communicate()
+
+
+def _sip(method: str, target: tuple[str, int], source: str, n: int, user: str = "100",
+         body: str = "", extra: str = "") -> str:
+    branch = f"z9hG4bK-scan-{os.getpid()}-{n}"
+    return (f"{method} sip:{user}@{target[0]}:{target[1]} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {source}:5999;branch={branch};rport\r\n"
+            f"From: <sip:{user}@{target[0]}>;tag=scan{n}\r\nTo: <sip:{user}@{target[0]}>\r\n"
+            f"Call-ID: scan-{os.getpid()}-{n}\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n"
+            f"Contact: <sip:{user}@{source}:5999>\r\n{extra}"
+            f"Content-Length: {len(body)}\r\n\r\n{body}")
+
+
+def _send(source: str, target: tuple[str, int], payloads: list[bytes],
+          wait: float = 1.0) -> list[bytes]:
+    """Send datagrams from `source` and collect whatever comes back for `wait` s each."""
+    replies = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source, 0))
+        sock.settimeout(wait)
+        for payload in payloads:
+            sock.sendto(payload, target)
+            try:
+                replies.append(sock.recv(65535))
+            except TimeoutError:
+                replies.append(b"")
+    return replies
+
+
+def test_a_scanner_is_banned_while_the_carrier_keeps_working(edge):
+    wait_for(lambda: _registered(edge), 60, "the registration")
+    log = open(edge.workdir / "guard.log", "ab")
+    guard = subprocess.Popen([sys.executable, "-m", "ivr.cli", "pbx", "guard"], env=edge.env,
+                             stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        wait_for(lambda: "guard ready" in (edge.settings.log_dir /
+                 f"guard-{edge.settings.instance}.log").read_text(errors="replace")
+                 if (edge.settings.log_dir / f"guard-{edge.settings.instance}.log").exists()
+                 else False, 30, "the guard")
+        target = (edge.settings.sip_host, edge.settings.sip_port)
+        scanner = "127.0.0.9"
+        first = _send(scanner, target, [_sip("OPTIONS", target, scanner, 0).encode()])
+        # Unknown: challenged like anyone (no "no such user"), with a realm naming nothing.
+        assert first[0].startswith(b"SIP/2.0 401"), first
+        assert b'realm="sip"' in first[0] and b"asterisk" not in first[0].lower()
+        storm = [_sip(m, target, scanner, i, user=f"{100 + i}").encode()
+                 for i, m in enumerate(["REGISTER", "INVITE", "OPTIONS"] * 4, start=1)]
+        _send(scanner, target, storm, wait=0.3)
+
+        def banned() -> bool:
+            out = subprocess.run([sys.executable, "-m", "ivr.cli", "pbx", "bans", "list",
+                                  "--json"], env=edge.env, capture_output=True, text=True,
+                                 cwd=REPO, timeout=60)
+            return any(b["address"] == scanner for b in json.loads(out.stdout or "[]"))
+
+        wait_for(banned, 60, "the scanner's ban", interval=0.5)
+        after = wait_for(lambda: (r := _send(scanner, target, [
+            _sip("OPTIONS", target, scanner, 99).encode()]))[0] != b"" and
+            not r[0].startswith(b"SIP/2.0 401") and r, 30, "the ban in force")
+        assert after[0].startswith(b"SIP/2.0 403"), after
+        # The carrier is untouched: still registered, and a forwarded call still answered.
+        assert _registered(edge)
+        mark = edge.recorder.mark()
+        plan = CallPlan(caller_id="+16175550198", steps=(Listen(), Hangup()))
+        report = place_call(plan, f"{c.CARRIER_HOST}:{edge.carrier.settings.sip_port}",
+                            EXAMPLE_DID, workdir=edge.workdir / "in2", port=edge.ports.next(),
+                            media_port=edge.ports.next(4), media_ports=4, timeout_s=120)
+        assert report.ok, report.explain()
+        assert edge.recorder.last_inbound_uniqueid(mark)
+        out = subprocess.run([sys.executable, "-m", "ivr.cli", "pbx", "bans", "clear",
+                              scanner, "--json"], env=edge.env, capture_output=True,
+                             text=True, cwd=REPO, timeout=60)
+        assert json.loads(out.stdout)["cleared"] == [scanner]
+        wait_for(lambda: _send(scanner, target, [_sip("OPTIONS", target, scanner, 100)
+                                                  .encode()])[0].startswith(b"SIP/2.0 401"),
+                 30, "the ban lifted")
+    finally:
+        guard.terminate()
+        guard.wait(20)
+        log.close()
+
+
+def test_malformed_sip_leaves_the_pbx_and_the_trunk_up(edge):
+    target = (edge.settings.sip_host, edge.settings.sip_port)
+    source = "127.0.0.10"
+    bad_sdp = "v=0\r\no=- x x IN IP4\r\nm=audio notaport RTP/AVP 0 0 0\r\nc=IN IP9 ::::\r\n"
+    payloads = [
+        _sip("INVITE", target, source, 1, extra="X-Big: " + "A" * 60000 + "\r\n").encode(),
+        _sip("INVITE", target, source, 2, body=bad_sdp,
+             extra="Content-Type: application/sdp\r\n").encode(),
+        _sip("INVITE", target, source, 3).replace("Call-ID", "X-No-Call-ID").encode(),
+        b"\x00\xff" * 700,
+        b"INVITE sip:x SIP/2.0\r\n\r\n",
+        _sip("OPTIONS", target, source, 4).replace("CSeq: 1 OPTIONS", "CSeq: x").encode(),
+    ]
+    _send(source, target, payloads, wait=0.3)
+    assert edge.pbx.is_running()
+    ok = _send("127.0.0.11", target, [_sip("OPTIONS", target, "127.0.0.11", 5).encode()])
+    assert ok[0].startswith(b"SIP/2.0 "), ok
+    assert _registered(edge)
+
+
+def _send_register(edge) -> None:
+    edge.pbx.cli("pjsip send register carrier-reg")
+
+
+def test_a_wrong_password_is_refused_and_shown(edge):
+    wait_for(lambda: _registered(edge), 60, "the registration")
+    os.environ[c.PASSWORD_ENV] = "not-the-password"
+    try:
+        edge.pbx.start()  # re-render and reload with the wrong password
+        _send_register(edge)
+        trunks = wait_for(lambda: [t for t in _status(edge)["trunks"] if not t["ok"]], 60,
+                          "the refused registration")
+        assert trunks[0]["registration"]["state"] in ("Rejected", "Unregistered")
+    finally:
+        os.environ[c.PASSWORD_ENV] = c.Carrier.password
+        edge.pbx.start()
+        _send_register(edge)
+    wait_for(lambda: _registered(edge), 60, "the registration again")
+
+
+def test_the_registration_is_renewed_after_the_carrier_restarts(edge):
+    wait_for(lambda: _registered(edge), 60, "the registration")
+    edge.carrier_events.stop()
+    edge.carrier.stop()
+    (edge.carrier.host_dir / "db" / "astdb.sqlite3").unlink(missing_ok=True)
+    edge.carrier.start()
+    edge.carrier_events = EventRecorder(edge.carrier.settings, edge.carrier.ami_secret).start()
+    wait_for(lambda: f"{c.ACCOUNT}/sip:" in edge.carrier.cli("pjsip show contacts"), 90,
+             "the service's registration at the restarted carrier", interval=0.5)
+    wait_for(lambda: _registered(edge), 60, "the registration shown as Registered")
