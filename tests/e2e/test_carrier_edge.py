@@ -19,9 +19,8 @@ from harness import EXAMPLE_DID, REPO, EventRecorder, Stack, wait_for
 
 from ivr.caller.client import place_call
 from ivr.caller.plan import CallPlan, Hangup, Listen
-from ivr.sipp import PhoneSpec
-
 from ivr.pbx.instance import PbxInstance
+from ivr.sipp import PhoneSpec
 from tests.support import carrier as c
 
 pytestmark = pytest.mark.pbx
