@@ -12,8 +12,10 @@ APT_STAMP := /var/lib/ivr-apt-$(shell echo $(APT_PACKAGES) | md5sum | cut -c1-8)
 
 .PHONY: run test setup apt venv pbx bench lint clean
 
+# make run turns the test phone on (a softphone account, printed at start); production
+# (ivr run, ivr pbx up) leaves it off unless IVR_TEST_PHONE=1.
 run: setup
-	$(BIN)/ivr run
+	IVR_TEST_PHONE=$${IVR_TEST_PHONE:-1} $(BIN)/ivr run
 
 # Calls spend most of their time listening to prompts, so several workers (each with its
 # own Asterisk instance and controller) share 2 cores well.

@@ -76,6 +76,12 @@ class Settings:
     web_public_url: str = ""
     web_tls_cert_file: Path | None = None
     web_tls_key_file: Path | None = None
+    # The carrier trunks (ivr/trunks, docs/carrier.md); unset: the single-address trunk
+    # (trunk_match) and the gateway above, as before.
+    trunks_file: Path | None = None
+    # A SIP account for a softphone ("test-phone", credentials printed by `ivr run`);
+    # off unless IVR_TEST_PHONE=1 (make run turns it on; production leaves it off).
+    test_phone: bool = False
 
     @property
     def database_url(self) -> str:
@@ -182,6 +188,10 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
                 values[f.name] = float(raw)
             except ValueError:
                 raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected a number") from None
+        elif f.name == "test_phone":
+            if raw not in ("0", "1"):
+                raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected 1 (on) or 0 (off)")
+            values[f.name] = raw == "1"
         elif f.name == "agi_backups":
             values[f.name] = tuple(p.strip() for p in raw.split(",") if p.strip())
         else:
@@ -196,6 +206,8 @@ def to_env(settings: Settings) -> dict[str, str]:
         value = getattr(settings, f.name)
         if isinstance(value, tuple):
             value = ",".join(value)
+        elif isinstance(value, bool):
+            value = "1" if value else "0"
         elif value is None:
             value = ""
         out[_env_name(f.name)] = str(value)

@@ -113,6 +113,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     first = cli_users.first_operator()  # before the children: one migration at a time
     controller = subprocess.Popen([sys.executable, "-m", "ivr.cli", "serve"], env=env)
     portal = subprocess.Popen([sys.executable, "-m", "ivr.cli", "web"], env=env)
+    # The guard bans sources that scan or flood the PBX (ivr/edge/guard.py).
+    guard = subprocess.Popen([sys.executable, "-m", "ivr.cli", "pbx", "guard"], env=env)
     did = example_did(settings) or "+16175550100"
     print(f"""
   The answering service is running.
@@ -125,6 +127,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     Portal:       http://{settings.web_host}:{settings.web_port}/  (ivr users add NAME --role ...)
   Ctrl-C stops the controller, the portal and Asterisk.
 """, flush=True)
+    if settings.test_phone:
+        from ivr.edge.testphone import USERNAME
+        from ivr.pbx.instance import TEST_PHONE_SECRET
+
+        print(f"  Test phone (a softphone on this machine; IVR_TEST_PHONE=0 turns it off):\n"
+              f"    SIP server {settings.sip_host}:{settings.sip_port} (UDP), user {USERNAME}, "
+              f"password {pbx.private_secret(TEST_PHONE_SECRET)}; dial 100\n", flush=True)
     if first is not None:
         print(f"  First portal account (shown this once): user {first[0]}, password "
               f"{first[1]}\n  Change it with: ivr users passwd {first[0]}\n", flush=True)
@@ -132,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def _stop(signum: int, _frame: object) -> None:
         stopping.append(signum)
-        for child in (controller, portal):
+        for child in (controller, portal, guard):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
 
@@ -142,7 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         controller.wait()
     finally:
-        for child in (portal, controller):
+        for child in (guard, portal, controller):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
                 try:
@@ -560,6 +569,9 @@ def build_parser() -> argparse.ArgumentParser:
         "cli", help='run one Asterisk CLI command: ivr pbx cli "core show channels"')
     cli.add_argument("command", help="the Asterisk CLI command, quoted as one argument")
     cli.set_defaults(func=cmd_pbx_cli)
+    from ivr.cli import trunks as cli_trunks
+
+    cli_trunks.add_commands(sub, pbx_sub)
 
     serve = sub.add_parser("serve", help="run the controller (FastAGI + AMI) in the foreground")
     serve.add_argument("--log-level", default="INFO",

@@ -26,7 +26,7 @@ from typing import Any
 from ivr import contract
 from ivr.config import Settings
 from ivr.pbx import prompts, safefs
-from ivr.pbx.render import agi_backup_lines, render_all
+from ivr.pbx.render import CONF_DIR, agi_backup_lines, render_all, render_text
 from ivr.pbx.root import AsteriskRoot, PbxUser
 
 AMI_USER = "ivr"
@@ -34,6 +34,9 @@ FALLBACK_RING_SECONDS = 25
 #: Asterisk creates nothing another account may read.
 PBX_UMASK = 0o077
 SECRET_FILE = "ami.secret"
+#: The test phone's password (ivr/edge/testphone.py), root's like the AMI secret.
+TEST_PHONE_SECRET = "test-phone.secret"
+GUARD_USER = "ivr-guard"
 #: Folders render() makes. fallback/: small files the controller writes and the dialplan
 #: reads with FILE(); stamps/: files the dialplan writes with FILE() for the controller.
 FOLDERS = ("etc", "db", "keys", "spool", f"spool/{contract.SPOOL_FALLBACK_DIR}", "run",
@@ -93,16 +96,29 @@ class PbxInstance:
     @property
     def ami_secret(self) -> str:
         """The AMI secret, made on first use; never logged or printed."""
+        return self.private_secret(SECRET_FILE)
+
+    @property
+    def guard_secret(self) -> str:
+        """The guard's AMI secret: derived from the AMI secret, so no second file."""
+        import hashlib
+        import hmac
+
+        return hmac.new(self.ami_secret.encode(), b"ivr-guard", hashlib.sha256).hexdigest()[:40]
+
+    def private_secret(self, name: str) -> str:
+        """A random secret in a root-owned 0600 file of the instance folder, made on
+        first use; never logged."""
         self._make_instance_dir()
         for _ in range(2):
             try:
-                fd = os.open(self.host_dir / SECRET_FILE,
+                fd = os.open(self.host_dir / name,
                              os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
             except FileNotFoundError:
-                self._new_secret()
+                self._new_secret(name)
                 continue
             except OSError as exc:  # ELOOP: a link was put in its place
-                raise PbxError(f"{self.host_dir / SECRET_FILE} is not a plain file; "
+                raise PbxError(f"{self.host_dir / name} is not a plain file; "
                                "remove it") from exc
             with os.fdopen(fd) as handle:
                 st = os.fstat(handle.fileno())
@@ -110,18 +126,19 @@ class PbxInstance:
                 # (not a planted one, not a hard link to someone else's).
                 if (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_mode & 0o077
                         or st.st_uid != os.geteuid()):
-                    raise PbxError(f"{self.host_dir / SECRET_FILE} is not a private file of "
+                    raise PbxError(f"{self.host_dir / name} is not a private file of "
                                    f"uid {os.geteuid()} (0600); remove it")
                 return handle.read(256).strip()
-        raise PbxError(f"could not create {self.host_dir / SECRET_FILE}")
+        raise PbxError(f"could not create {self.host_dir / name}")
 
-    def _new_secret(self) -> None:
+    def _new_secret(self, name: str) -> None:
         with contextlib.suppress(FileExistsError):
-            fd = os.open(self.host_dir / SECRET_FILE,
+            fd = os.open(self.host_dir / name,
                          os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o600)
             with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(24))
+                handle.write(secrets.token_hex(24) if name == SECRET_FILE
+                             else secrets.token_urlsafe(12))
 
     # --- the PBX user ---------------------------------------------------------------
     @functools.cached_property
@@ -157,7 +174,7 @@ class PbxInstance:
         if os.geteuid() != 0:
             return
         rel = Path(os.path.normpath(path)).relative_to(self.host_dir)
-        if rel.parts and rel.parts[0] == SECRET_FILE:
+        if rel.parts and rel.parts[0] in (SECRET_FILE, TEST_PHONE_SECRET):
             raise ValueError(f"{path}: the AMI secret stays root's")
         safefs.hand_over(self.host_dir, rel, self._owner())
 
@@ -196,11 +213,6 @@ class PbxInstance:
             "agi_backup_lines": agi_backup_lines(s.agi_backups, contract.ROUTE_INBOUND),
             "screen_backup_lines": agi_backup_lines(s.agi_backups, contract.ROUTE_SCREEN),
             "park_seconds": str(contract.PARK_SECONDS),
-            "gateway_host": s.gateway_host,
-            "gateway_port": str(s.gateway_port),
-            "fax_host": s.fax_host,
-            "fax_port": str(s.fax_port),
-            "trunk_match": s.trunk_match,
             "rtp_start": str(s.rtp_start),
             "rtp_end": str(s.rtp_end),
             "sounds": f"{inst}/sounds",
@@ -211,8 +223,64 @@ class PbxInstance:
             # Belt and braces: start() runs Asterisk as the user already; runuser makes a
             # start by hand as root drop to it too. No rungroup: a root remote console
             # would switch to that group for nothing.
+            "guard_user": GUARD_USER,
+            "guard_secret": self.guard_secret,
+            **self.edge_values(),
             "run_as": f"runuser = {self.pbx_user.name}" if self.pbx_user
             else "; runs as the user who starts it (not root)",
+        }
+
+    def trunks(self) -> Any:
+        """The validated trunks file (ivr.trunks.model.TrunksConfig), or None without one;
+        PbxError listing every error when it does not validate."""
+        if self.settings.trunks_file is None:
+            return None
+        from ivr.trunks.validate import load
+
+        config, errors = load(self.settings.trunks_file)
+        if config is None:
+            raise PbxError("the trunks file has errors (ivr trunks check):\n"
+                           + "\n".join(str(e) for e in errors[:20]))
+        return config
+
+    def edge_values(self) -> dict[str, str]:
+        """The SIP edge's placeholders: trunks (or the single-address trunk), NAT, the
+        guard's per-source cap and the optional test phone."""
+        from ivr.edge import testphone
+        from ivr.trunks import pjsip
+
+        s = self.settings
+        config = self.trunks()
+        phone = self.private_secret(TEST_PHONE_SECRET) if s.test_phone else None
+        legacy = {"gateway_host": s.gateway_host, "gateway_port": str(s.gateway_port),
+                  "fax_host": s.fax_host, "fax_port": str(s.fax_port),
+                  "trunk_match": s.trunk_match}
+        fax = render_text((CONF_DIR / "pjsip" / "fax.conf").read_text(), legacy,
+                          "asterisk_conf/pjsip/fax.conf")
+        if config is None:
+            sections = render_text((CONF_DIR / "pjsip" / "legacy.conf").read_text(), legacy,
+                                   "asterisk_conf/pjsip/legacy.conf") + "\n" + fax
+            order, per_source = "ip", 0
+        else:
+            try:
+                sections = pjsip.render_trunks(config, s.sip_host, s.sip_port)
+            except pjsip.TrunkRenderError as exc:
+                raise PbxError(str(exc)) from None
+            if config.role("fax") is None:
+                sections += "\n" + fax
+            order, per_source = "ip,line", config.guard.max_calls_per_source
+        if phone is not None:
+            order += ",username"
+        return {
+            "identifier_order": order,
+            "udp_nat": pjsip.udp_nat_lines(config),
+            "trunk_sections": sections,
+            "test_phone_sections": testphone.sections(
+                phone, testphone.first_did(s.rules_path)) if phone else
+            "; no test phone (IVR_TEST_PHONE=1 adds one)",
+            "max_calls_per_source": str(per_source),
+            "username_identifier": "load => res_pjsip_endpoint_identifier_user.so" if phone
+            else "noload => res_pjsip_endpoint_identifier_user.so",
         }
 
     def render(self) -> None:
@@ -222,7 +290,8 @@ class PbxInstance:
         owner = self._owner()
         for sub in FOLDERS:
             safefs.make_dirs(self.host_dir, sub, owner)
-        safefs.hand_over(self.host_dir, "", owner, skip=frozenset({SECRET_FILE}))
+        safefs.hand_over(self.host_dir, "", owner,
+                         skip=frozenset({SECRET_FILE, TEST_PHONE_SECRET}))
         render_all(self.host_dir / "etc", values, owner)
         cache = self.settings.prompts_cache_dir
         for name, text in prompts.FALLBACK_PROMPTS.items():
@@ -374,6 +443,26 @@ class PbxInstance:
         if pid is not None:
             try:
                 info["channels"] = self.cli("core show channels count").strip().splitlines()
+                if self.settings.trunks_file is not None:
+                    info["trunks"] = self.trunk_status()
             except (PbxError, subprocess.TimeoutExpired) as exc:
                 info["error"] = str(exc)
         return info
+
+    def trunk_status(self) -> list[dict[str, object]]:
+        """Each trunk of the trunks file: transport, and its registration's state (a trunk
+        that registers and is not Registered is `ok: false`)."""
+        from ivr.trunks.status import registrations
+
+        config = self.trunks()
+        regs = registrations(self.cli("pjsip show registrations"))
+        out: list[dict[str, object]] = []
+        for trunk in config.trunks if config else ():
+            row: dict[str, object] = {"name": trunk.name, "transport": trunk.transport.value,
+                                      "ok": True}
+            if trunk.register is not None:
+                reg = regs.get(trunk.name, {"state": "Unknown", "expires_in": None})
+                row["registration"] = reg
+                row["ok"] = reg["state"] == "Registered"
+            out.append(row)
+        return out
