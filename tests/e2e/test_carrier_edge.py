@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 from harness import EXAMPLE_DID, REPO, EventRecorder, Stack, wait_for
+from support import carrier as c
+from support.sipp import PhoneSpec
 
 from ivr.caller.client import place_call
 from ivr.caller.plan import CallPlan, Hangup, Listen
 from ivr.pbx.instance import PbxInstance
-from ivr.sipp import PhoneSpec
-from tests.support import carrier as c
 
 pytestmark = pytest.mark.pbx
 
