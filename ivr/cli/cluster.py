@@ -15,6 +15,8 @@ from ivr.cli.errors import UsageError
 from ivr.cluster.layout import MAX_CONTROLLERS, MAX_NODES, Layout
 
 FOLDER_ENV = "IVR_CLUSTER_DIR"
+# `proxy` in a container: its settings from the environment.
+ENTRY_ENV, NODES_ENV, CARRIERS_ENV = "IVR_ENTRY", "IVR_NODES", "IVR_CARRIERS"
 
 
 def _folder(args: argparse.Namespace) -> Path:
@@ -130,9 +132,14 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     """Kamailio alone, in the foreground, in front of the nodes named on the command line."""
     from ivr.cluster.kamailio import KamailioProxy, Node
 
-    host, port = _host_port("--listen", args.listen)
+    listen = args.listen or os.environ.get(ENTRY_ENV, "").strip()
+    if not listen:
+        raise UsageError(f"--listen: say where Kamailio listens (or set {ENTRY_ENV})")
+    host, port = _host_port("--listen", listen)
+    given = args.node or [n.strip() for n in os.environ.get(NODES_ENV, "").split(",")
+                          if n.strip()]
     nodes = []
-    for item in args.node:
+    for item in given:
         name, sep, address = item.partition("=")
         if not sep:
             raise UsageError(f"--node {item!r}: expected NAME=ADDRESS:PORT")
@@ -142,7 +149,8 @@ def cmd_proxy(args: argparse.Namespace) -> int:
             raise UsageError(f"--node {item!r}: {exc}") from None
     if not nodes:
         raise UsageError("--node: name at least one node (NAME=ADDRESS:PORT)")
-    trunk = tuple(args.trunk or common.load_settings().trunk_match.split(","))
+    carriers = os.environ.get(CARRIERS_ENV, "").strip()
+    trunk = tuple(args.trunk or (carriers or common.load_settings().trunk_match).split(","))
     proxy = KamailioProxy(Path(args.folder).absolute(), host, port, nodes,
                           trunk_match=trunk, probe_seconds=args.probe_seconds,
                           fail_over_ms=args.fail_over_ms)
@@ -216,13 +224,14 @@ def add_commands(sub: Any) -> None:
 
     proxy = csub.add_parser("proxy", help="render and run Kamailio in the foreground in "
                             "front of the nodes named (containers, service managers)")
-    proxy.add_argument("--listen", required=True, metavar="ADDRESS:PORT",
-                       help="where Kamailio takes the carrier's calls")
+    proxy.add_argument("--listen", metavar="ADDRESS:PORT", help="where Kamailio takes the "
+                       f"carrier's calls (default ${ENTRY_ENV})")
     proxy.add_argument("--node", action="append", default=[], metavar="NAME=ADDRESS:PORT",
-                       help="an answering node's SIP address (repeat for each node)")
+                       help="an answering node's SIP address (repeat for each node; "
+                       f"default ${NODES_ENV}, comma-separated)")
     proxy.add_argument("--trunk", action="append", metavar="ADDRESS_OR_NETWORK",
                        help="a carrier address that may send calls (repeat; default "
-                       "IVR_TRUNK_MATCH)")
+                       f"${CARRIERS_ENV}, comma-separated, else IVR_TRUNK_MATCH)")
     proxy.add_argument("--folder", required=True, metavar="DIR",
                        help="where the rendered configuration and control socket go")
     proxy.add_argument("--probe-seconds", type=int, default=2,

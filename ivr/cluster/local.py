@@ -173,7 +173,9 @@ class LocalCluster:
         root = self._root(build=True)
         started: list[Controller] = []
         for i in range(lay.nodes):
-            self.pbx(i, root).start()
+            pbx = self.pbx(i, root)
+            if not pbx.is_running():  # a running one is left alone: its calls go on
+                pbx.start()
             for ctl in self.controllers(i):
                 if ctl.pid() is None:
                     ctl.start()
