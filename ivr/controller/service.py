@@ -232,8 +232,17 @@ class Controller:
             await asyncio.sleep(RECONCILE_EVERY)
             if not self.ami.connected:
                 continue
-            await self.services.reconcile()
-            await self.services.sweep_lost_calls()
+            try:
+                await self.services.reconcile()
+                await self.services.sweep_lost_calls()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The database may be down (a restart, a failover): the stamps wait in
+                # their folder, and this loop must live to fold them in when it is back.
+                log.warning("reconciliation round failed (%s); next in %.0f s",
+                            type(exc).__name__, RECONCILE_EVERY)
+                continue
             if loop.time() - last_fallback >= FALLBACK_REFRESH_EVERY:
                 await self.services.write_fallbacks()  # on-call handoffs move the numbers
                 last_fallback = loop.time()
