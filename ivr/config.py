@@ -146,11 +146,11 @@ class Settings:
         if (self.web_tls_cert_file is None) != (self.web_tls_key_file is None):
             raise ConfigError("IVR_WEB_TLS_CERT_FILE and IVR_WEB_TLS_KEY_FILE: give both "
                               "(HTTPS) or neither (HTTP)")
-        if self.db_password_file is not None:
-            if not self.db_url:
-                raise ConfigError("IVR_DB_PASSWORD_FILE is set but IVR_DB_URL is not: the "
-                                  "password file needs the database's URL")
-            _with_password(self.db_url, self.db_password_file)  # readable, one line
+        # The file itself is read when the URL is used: it may not exist yet (a cluster's
+        # server makes it at its first start).
+        if self.db_password_file is not None and not self.db_url:
+            raise ConfigError("IVR_DB_PASSWORD_FILE is set but IVR_DB_URL is not: the "
+                              "password file needs the database's URL")
         for backup in self.agi_backups:
             if not re.fullmatch(r"[0-9.]+:[0-9]{1,5}", backup):
                 raise ConfigError(f"IVR_AGI_BACKUPS: {backup!r}: expected HOST:PORT")
