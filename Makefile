@@ -10,7 +10,7 @@ APT_PACKAGES := debootstrap sip-tester espeak-ng sox ca-certificates ghostscript
 	chromium chromium-driver postgresql kamailio
 APT_STAMP := /var/lib/ivr-apt-$(shell echo $(APT_PACKAGES) | md5sum | cut -c1-8)
 
-.PHONY: run test setup apt venv pbx bench lint clean
+.PHONY: run test setup apt venv pbx bench lint clean cluster cluster-status cluster-down
 
 # make run turns the test phone on (a softphone account, printed at start); production
 # (ivr run, ivr pbx up) leaves it off unless IVR_TEST_PHONE=1.
@@ -32,6 +32,23 @@ bench: setup
 	$(BIN)/python tests/perf/bench_night.py $(BENCH_ARGS)
 
 setup: apt venv pbx
+
+# A local cluster (docs/cluster.md): Kamailio on 127.0.0.1:5060 in front of CLUSTER_NODES
+# Asterisk+controller nodes on 127.0.0.2, .3, ... and one PostgreSQL. Its folder must be
+# reachable by the postgres user: as root the default would be under /root (closed to
+# others), so root's cluster lives in /var/lib/ivr-cluster.
+CLUSTER_NODES ?= 2
+CLUSTER_ARGS ?=
+export IVR_CLUSTER_DIR ?= $(if $(filter 0,$(shell id -u)),/var/lib/ivr-cluster,)
+
+cluster: setup
+	$(BIN)/ivr cluster up --nodes $(CLUSTER_NODES) $(CLUSTER_ARGS)
+
+cluster-status: venv
+	$(BIN)/ivr cluster status
+
+cluster-down: venv
+	$(BIN)/ivr cluster down
 
 # Debian packages: debootstrap builds the Asterisk root, sipp plays callers and phones,
 # espeak-ng and sox make prompts, chromium and its driver test the portal in a real

@@ -54,6 +54,9 @@ class Settings:
     rules_path: Path = _REPO / "routing_rules"
     # May carry a password (postgresql+asyncpg://user:password@host/db): kept out of repr.
     db_url: str = field(default="", repr=False)
+    # The database password in a file of its own (a container's secret, a cluster's 0600
+    # file): put into db_url when the URL is used, so no environment carries it.
+    db_password_file: Path | None = None
     # Extra controller addresses the dialplan tries, in order, after agi_host:agi_port.
     agi_backups: tuple[str, ...] = ()
     # Where the PBX sends outgoing faxes (a SIP trunk that carries G.711 fax; in tests a
@@ -85,6 +88,8 @@ class Settings:
 
     @property
     def database_url(self) -> str:
+        if self.db_url and self.db_password_file is not None:
+            return _with_password(self.db_url, self.db_password_file)
         return self.db_url or f"sqlite+aiosqlite:///{self.data_dir / 'ivr.sqlite3'}"
 
     @property
@@ -147,6 +152,11 @@ class Settings:
         if (self.web_tls_cert_file is None) != (self.web_tls_key_file is None):
             raise ConfigError("IVR_WEB_TLS_CERT_FILE and IVR_WEB_TLS_KEY_FILE: give both "
                               "(HTTPS) or neither (HTTP)")
+        # The file itself is read when the URL is used: it may not exist yet (a cluster's
+        # server makes it at its first start).
+        if self.db_password_file is not None and not self.db_url:
+            raise ConfigError("IVR_DB_PASSWORD_FILE is set but IVR_DB_URL is not: the "
+                              "password file needs the database's URL")
         for backup in self.agi_backups:
             if not re.fullmatch(r"[0-9.]+:[0-9]{1,5}", backup):
                 raise ConfigError(f"IVR_AGI_BACKUPS: {backup!r}: expected HOST:PORT")
@@ -156,6 +166,27 @@ class Settings:
         # Values of mixed types, checked by validate() rather than by the type checker.
         given: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
         return replace(self, **given).validate()
+
+
+def _with_password(url: str, password_file: Path) -> str:
+    """`url` with the password read from `password_file` (its first line); the errors
+    name the file, never what is in it."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        lines = password_file.read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"IVR_DB_PASSWORD_FILE={str(password_file)!r}: "
+                          f"{exc.strerror or type(exc).__name__}") from None
+    if not lines or not lines[0].strip():
+        raise ConfigError(f"IVR_DB_PASSWORD_FILE={str(password_file)!r}: the file is empty")
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # their text repeats the URL
+        raise ConfigError("IVR_DB_URL: not a database URL such as "
+                          "postgresql+asyncpg://user@host:5432/ivr") from None
+    return parsed.set(password=lines[0].strip()).render_as_string(hide_password=False)
 
 
 def _env_name(field_name: str) -> str:

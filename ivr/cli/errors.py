@@ -90,10 +90,16 @@ def _missing_module(exc: BaseException) -> str:
 Format = Callable[[BaseException], str]
 
 
-def _table() -> list[tuple[type[BaseException], Format, int]]:
+def _table() -> list[tuple[type[BaseException] | tuple[type[BaseException], ...], Format,
+                          int]]:
     """(exception type, its message, exit code); the first match wins."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from ivr.cluster.accounts import AccountError
+    from ivr.cluster.kamailio import KamailioError
+    from ivr.cluster.layout import LayoutError
+    from ivr.cluster.local import ClusterError
+    from ivr.cluster.postgres import PostgresError
     from ivr.pbx.instance import PbxError
     from ivr.pbx.root import ProvisionError
     from ivr.records.audit import AuditError
@@ -109,6 +115,10 @@ def _table() -> list[tuple[type[BaseException], Format, int]]:
         (WhenError, lambda e: f"ivr: {e}", EXIT_USAGE),
         (PbxError, lambda e: f"ivr: {e}", EXIT_USAGE),
         (ProvisionError, lambda e: f"ivr: {e}", EXIT_USAGE),
+        # A cluster's parts: the message names the part and its log or folder.
+        (LayoutError, lambda e: f"ivr: cluster: {e}", EXIT_USAGE),
+        ((ClusterError, KamailioError, PostgresError, AccountError),
+         lambda e: f"ivr: cluster: {e}", EXIT_FAILURE),
         (SQLAlchemyError, _database_error, EXIT_FAILURE),
         (ModuleNotFoundError, _missing_module, EXIT_FAILURE),
         (OSError, _os_error, EXIT_FAILURE),

@@ -617,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules_sub = cli_rules.add_commands(sub, overrides_for=rules_live.stored_overrides)
     rules_live.add_commands(rules_sub)
 
+    from ivr.cli import cluster as cli_cluster
     from ivr.cli import demo as cli_demo
     from ivr.cli import keys as cli_keys
     from ivr.cli import users as cli_users
@@ -624,6 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_keys.add_commands(sub)
     cli_demo.add_commands(sub)
     cli_users.add_commands(sub)
+    cli_cluster.add_commands(sub)
 
     deliveries = sub.add_parser("deliveries", help="documents sent to practices (fax, "
                                 "e-mail, webhook): the outbox and its attempts")

@@ -142,14 +142,26 @@ class KamailioProxy:
             raise KamailioError(f"{self.config_file}: Kamailio refuses it: "
                                 f"{(lines or done.stderr.splitlines() or ['?'])[-1]}")
 
-    def start(self, timeout: float = 30) -> None:
-        self.render()
-        self.check()
+    def _argv(self) -> list[str]:
+        """Kamailio in the foreground (-DD: no daemon, its workers still forked)."""
         argv = [_binary("kamailio"), "-f", str(self.config_file), "-P", str(self.pid_file),
                 "-DD", "-E", "-w", str(self.folder / "run")]
         owner = self._owner()
         if owner is not None:
             argv += ["-u", owner.pw_name, "-g", str(owner.pw_gid)]
+        return argv
+
+    def exec_foreground(self) -> None:
+        """Render, check, then become Kamailio (containers, service managers)."""
+        self.render()
+        self.check()
+        argv = self._argv()
+        os.execv(argv[0], argv)
+
+    def start(self, timeout: float = 30) -> None:
+        self.render()
+        self.check()
+        argv = self._argv()
         log = open(self.log_file, "ab")
         try:
             # Its own process group: stop() ends the workers too, never only the main one.
