@@ -6,6 +6,7 @@ import json
 
 from rules_helpers import NOW, base, load_data
 
+from ivr import clock
 from ivr.cli import rules as cli_rules
 
 
@@ -49,7 +50,7 @@ def test_an_offset_or_a_normal_time_is_quiet(tmp_path):
 
 
 def test_simulate_and_oncall_say_which_time_they_took(capsys, monkeypatch):
-    monkeypatch.setattr(cli_rules, "_now", lambda: NOW)
+    monkeypatch.setattr(clock, "now", lambda: NOW)  # the CLI reads the one clock
     assert cli_rules.run(["simulate", "--to", "+16175550100", "--at", "2026-11-01 01:30"]) == 0
     out = capsys.readouterr().out
     assert "2026-11-01 01:30 happens twice" in out and "01:30-04:00" in out
