@@ -61,3 +61,11 @@ class CallbackStatus(StrEnum):
     PENDING = "pending"
     ACKNOWLEDGED = "acknowledged"
     NOT_ACKNOWLEDGED = "not_acknowledged"  # the attempts ran out
+
+
+class TranscriptStatus(StrEnum):
+    """Where a recording's transcript stands (Transcript.status)."""
+
+    DONE = "done"  # text (possibly empty: the engine heard no words)
+    FAILED = "failed"  # the engine raised or the recording did not open; `note` says which
+    SKIPPED = "skipped"  # no engine for the caller's language, or transcription is off

@@ -9,7 +9,7 @@ from sqlalchemy import inspect
 from ivr.db.engine import Database
 from ivr.db.models import Base
 
-HEAD = "0007_sealed_columns"
+HEAD = "0008_transcripts"
 
 try:  # other packages add their tables to the same metadata (and their migrations)
     import ivr.delivery.models  # noqa: F401
