@@ -17,20 +17,21 @@ from ivr.transcribe.engines import MODEL_SETTING, EngineUnavailable, Heard, prim
 PACKAGED_MODEL_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 PACKAGED_MODEL_NAME = "tiny.en"
 
-#: Words the decoder is primed with: an intake's vocabulary, so "fever of 103" is more
-#: likely than "fiver of one oh three" (measured in tests/perf/bench_transcribe.py).
+#: Words the decoder may be primed with: an intake's vocabulary. No red-flag words in it:
+#: a primed word is one the decoder is more likely to "hear". Off by default: on the
+#: benchmark's telephone corpus it did not help (tests/perf/bench_transcribe.py).
 INTAKE_PROMPT = {
-    "en": "A patient calls the doctor's office after hours about a fever, a cough, pain, "
-          "a rash, vomiting, breathing, medication or a prescription refill.",
-    "es": "Un paciente llama al consultorio médico por fiebre, tos, dolor, vómitos, "
-          "dificultad para respirar o una receta.",
+    "en": "A parent calls the doctor's office after hours about a fever, a cough, a rash, "
+          "vomiting, an ear ache, a medication or a prescription refill.",
+    "es": "Un padre llama al consultorio médico por fiebre, tos, sarpullido, vómitos, "
+          "dolor de oído, un medicamento o una receta.",
 }
 
 
 @dataclass(frozen=True)
 class WhisperOptions:
     beam_size: int = 1  # greedy: 5 costs about twice the CPU for little gain here
-    prompt: bool = True  # prime with INTAKE_PROMPT
+    prompt: bool = False  # prime with INTAKE_PROMPT
     hotwords: bool = False  # bias towards the hints (red flags)
     vad: bool = True  # skip the silence before and after the words
     compute_type: str = "int8"
