@@ -149,6 +149,16 @@ RED_FLAGS = {
                 "anaphylaxis", "severe allergic reaction"),
 }
 
+#: Red-flag topics as documents name them ("Red flag: breathing trouble").
+RED_FLAG_LABELS = {
+    "breathing": "breathing trouble", "chest_pain": "chest pain",
+    "unresponsive": "unresponsive or fainted", "seizure": "seizure",
+    "bleeding": "heavy bleeding", "overdose": "overdose or poisoning",
+    "suicidal": "suicidal thoughts", "stroke": "signs of a stroke",
+    "infant_fever": "fever in a baby", "allergy": "severe allergic reaction",
+    "practice": "a phrase on the practice's own list",
+}
+
 #: How documents mark a machine transcript (notes, reports, calls show, the webhook).
 TRANSCRIPT_MARK = "automatic transcript, verify against the recording"
 

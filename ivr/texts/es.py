@@ -141,6 +141,15 @@ RED_FLAGS = {
                 "anafilaxia", "lengua hinchada"),
 }
 
+RED_FLAG_LABELS = {
+    "breathing": "dificultad para respirar", "chest_pain": "dolor de pecho",
+    "unresponsive": "no responde o se desmayó", "seizure": "convulsión",
+    "bleeding": "sangrado abundante", "overdose": "sobredosis o envenenamiento",
+    "suicidal": "pensamientos suicidas", "stroke": "signos de derrame cerebral",
+    "infant_fever": "fiebre en un bebé", "allergy": "reacción alérgica grave",
+    "practice": "una frase de la lista propia del consultorio",
+}
+
 TRANSCRIPT_MARK = "transcripción automática, verifíquela con la grabación"
 
 LANGUAGE_NAME = "Spanish"  # as an English-speaking clinician is told it
