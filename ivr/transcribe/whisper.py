@@ -17,10 +17,10 @@ from ivr.transcribe.engines import MODEL_SETTING, EngineUnavailable, Heard, prim
 PACKAGED_MODEL_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 PACKAGED_MODEL_NAME = "tiny.en"
 
-#: Words the decoder is primed with: an intake's vocabulary. No red-flag words in it: a
-#: primed word is one the decoder is more likely to "hear". With the hotwords below it
-#: gave the lowest word error rate on the benchmark's telephone corpus
-#: (tests/perf/bench_transcribe.py; docs/transcripts.md has the numbers).
+#: Words the decoder may be primed with: an intake's vocabulary. No red-flag words in it:
+#: a primed word is one the decoder is more likely to "hear". Off by default: on the
+#: benchmark's telephone corpus it changed the word error rate by less than the run-to-run
+#: spread and lowered red-flag recall (tests/perf/bench_transcribe.py, docs/transcripts.md).
 INTAKE_PROMPT = {
     "en": "A parent calls the doctor's office after hours about a fever, a cough, a rash, "
           "vomiting, an ear ache, a medication or a prescription refill.",
@@ -32,9 +32,9 @@ INTAKE_PROMPT = {
 @dataclass(frozen=True)
 class WhisperOptions:
     beam_size: int = 1  # greedy: 5 costs about twice the CPU for little gain here
-    prompt: bool = True  # prime with INTAKE_PROMPT
+    prompt: bool = False  # prime with INTAKE_PROMPT
     # Bias the decoder towards the hints (the red-flag phrases): on the benchmark's
-    # telephone corpus it raised red-flag recall from about 15% to about 60% with no
+    # telephone corpus it raised red-flag recall from about 10% to about 70% with no
     # false flag, for more CPU (about 0.3 s per second of audio instead of 0.2).
     hotwords: bool = True
     vad: bool = True  # skip the silence before and after the words

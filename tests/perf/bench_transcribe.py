@@ -95,7 +95,8 @@ def make_corpus(folder: Path, voices: list[tuple[str, int]]) -> list[tuple[str, 
                             "sinc", "300-3400"], check=True, capture_output=True)
             seconds = subprocess.run(["soxi", "-D", str(band)], check=True,
                                      capture_output=True, text=True).stdout.strip()
-            subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(noise),
+            # -R: the same noise on every run, so runs compare.
+            subprocess.run(["sox", "-R", "-n", "-r", "8000", "-c", "1", "-b", "16", str(noise),
                             "synth", seconds, "pinknoise", "vol", str(NOISE_VOLUME)],
                            check=True, capture_output=True)
             subprocess.run(["sox", "-m", str(band), str(noise), "-b", "16", str(tel)],
@@ -112,10 +113,8 @@ def variants() -> list[tuple[str, Callable[[], Engine]]]:
         # Beam 5 measured about the same as greedy here (WER within 1 point): left out.
         out += [
             ("whisper tiny.en (default)", lambda: WhisperEngine()),
-            ("whisper, no intake prompt",
-             lambda: WhisperEngine(None, WhisperOptions(prompt=False))),
-            ("whisper, no prompt, no hotwords",
-             lambda: WhisperEngine(None, WhisperOptions(prompt=False, hotwords=False))),
+            ("whisper + intake prompt", lambda: WhisperEngine(None, WhisperOptions(prompt=True))),
+            ("whisper, no hotwords", lambda: WhisperEngine(None, WhisperOptions(hotwords=False))),
         ]
     except ImportError:
         print("faster-whisper is not installed: skipped")
