@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -68,7 +69,9 @@ class Transcriber:
         self.unavailable = None
         # spawn: a fork of a process with threads and an event loop is not safe.
         self._pool = ProcessPoolExecutor(self.workers,
-                                         mp_context=multiprocessing.get_context("spawn"))
+                                         mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=worker.watch_parent,
+                                         initargs=(os.getpid(),))
         self._ready = asyncio.create_task(self._warm(), name="transcribe-warm-up")
 
     async def _warm(self) -> None:

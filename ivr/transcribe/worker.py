@@ -6,6 +6,8 @@ out. The plaintext audio exists in the worker's memory only, never on disk.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,24 @@ from ivr.transcribe.audio import decode
 from ivr.transcribe.engines import Engine
 
 _loaded: dict[tuple[str, str], Engine] = {}
+
+
+PARENT_CHECK_SECONDS = 2.0
+
+
+def watch_parent(parent: int) -> None:
+    """The pool's initializer: end this worker when the controller is gone.
+
+    A controller killed outright (SIGKILL, a crash) cannot shut its pool down, and a
+    worker blocked on its queue would live on holding a model in memory: a thread here
+    notices the parent's end (the worker is re-parented) and exits the process.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _engine(name: str, model: str | None) -> Engine:

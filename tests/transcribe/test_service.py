@@ -113,3 +113,44 @@ async def test_transcription_off_stores_a_skip(db, tmp_path):
     settings = Settings(data_dir=tmp_path, transcribe_engine="off")
     result, row = await _transcribe(db, tmp_path, settings, SAID, "en-US")
     assert (result.status, row.note) == ("skipped", "transcription is off")
+
+
+def test_workers_end_when_the_controller_is_killed(tmp_path):
+    """A controller killed outright cannot shut its pool down: the workers notice."""
+    import signal
+    import sys
+    import time
+
+    import psutil
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import multiprocessing, os, sys, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from ivr.transcribe import worker\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'),\n"
+        "                               initializer=worker.watch_parent,\n"
+        "                               initargs=(os.getpid(),))\n"
+        "    print(pool.submit(os.getpid).result(), flush=True)\n"
+        "    time.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).resolve().parents[2])
+    try:
+        child = int(parent.stdout.readline())
+        assert psutil.pid_exists(child)
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(30)
+        parent.stdout.close()
+    deadline = time.monotonic() + 60
+    while psutil.pid_exists(child) and time.monotonic() < deadline:
+        try:
+            if psutil.Process(child).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.2)
+    gone = not psutil.pid_exists(child) or psutil.Process(child).status() == \
+        psutil.STATUS_ZOMBIE
+    assert gone, "the worker outlived its controller"
