@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := debootstrap sip-tester espeak-ng sox ca-certificates ghostscript libtiff-tools
+APT_PACKAGES := debootstrap sip-tester espeak-ng sox ca-certificates ghostscript libtiff-tools \
+	chromium chromium-driver postgresql kamailio
 APT_STAMP := /var/lib/ivr-apt-$(shell echo $(APT_PACKAGES) | md5sum | cut -c1-8)
 
 .PHONY: run test setup apt venv pbx bench lint clean
@@ -32,7 +33,10 @@ bench: setup
 setup: apt venv pbx
 
 # Debian packages: debootstrap builds the Asterisk root, sipp plays callers and phones,
-# espeak-ng and sox make prompts. Only run apt when something is missing.
+# espeak-ng and sox make prompts, chromium and its driver test the portal in a real
+# browser; postgresql (the shared database of several nodes, and the tests' second
+# database) and kamailio (the SIP entry in front of them) make a cluster. Only run apt
+# when something is missing.
 apt: $(APT_STAMP)
 $(APT_STAMP):
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -50,7 +54,7 @@ $(STAMP): pyproject.toml
 	@echo "==> Python virtualenv with the package and its test tools"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,demo]'
 	@touch $@
 
 # Builds the Debian sid root with Asterisk once (about a minute), then reuses it.

@@ -52,7 +52,8 @@ class Settings:
     data_dir: Path = field(default_factory=_default_data_dir)
     cache_dir: Path = field(default_factory=_default_cache_dir)
     rules_path: Path = _REPO / "routing_rules"
-    db_url: str = ""
+    # May carry a password (postgresql+asyncpg://user:password@host/db): kept out of repr.
+    db_url: str = field(default="", repr=False)
     # Extra controller addresses the dialplan tries, in order, after agi_host:agi_port.
     agi_backups: tuple[str, ...] = ()
     # Where the PBX sends outgoing faxes (a SIP trunk that carries G.711 fax; in tests a
@@ -72,6 +73,15 @@ class Settings:
     transcribe_engine: str = "whisper"
     transcribe_model_path: Path | None = None
     transcribe_workers: int = 1
+    # The portal (ivr.web): automatic log-off after this many idle minutes, and after this
+    # many hours whatever happens; the address people reach it at (links in notes and
+    # reports; https:// there marks cookies Secure behind a TLS proxy); a certificate and
+    # key to serve HTTPS itself.
+    web_session_idle_minutes: int = 30
+    web_session_max_hours: int = 12
+    web_public_url: str = ""
+    web_tls_cert_file: Path | None = None
+    web_tls_key_file: Path | None = None
 
     @property
     def database_url(self) -> str:
@@ -132,6 +142,19 @@ class Settings:
         if not 1 <= self.transcribe_workers <= 16:
             raise ConfigError(f"IVR_TRANSCRIBE_WORKERS={self.transcribe_workers!r}: expected "
                               "1 to 16 worker processes")
+        if not 1 <= self.web_session_idle_minutes <= 1440:
+            raise ConfigError(f"IVR_WEB_SESSION_IDLE_MINUTES={self.web_session_idle_minutes!r}: "
+                              "expected minutes between 1 and 1440")
+        if not 1 <= self.web_session_max_hours <= 168:
+            raise ConfigError(f"IVR_WEB_SESSION_MAX_HOURS={self.web_session_max_hours!r}: "
+                              "expected hours between 1 and 168")
+        if self.web_public_url and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?",
+                                                    self.web_public_url):
+            raise ConfigError(f"IVR_WEB_PUBLIC_URL={self.web_public_url!r}: expected "
+                              "http(s)://host[:port][/path]")
+        if (self.web_tls_cert_file is None) != (self.web_tls_key_file is None):
+            raise ConfigError("IVR_WEB_TLS_CERT_FILE and IVR_WEB_TLS_KEY_FILE: give both "
+                              "(HTTPS) or neither (HTTP)")
         for backup in self.agi_backups:
             if not re.fullmatch(r"[0-9.]+:[0-9]{1,5}", backup):
                 raise ConfigError(f"IVR_AGI_BACKUPS: {backup!r}: expected HOST:PORT")
@@ -164,6 +187,12 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
                 raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected {what}") from None
         elif f.name.endswith(("_dir", "_path", "_file")):
             values[f.name] = Path(raw).expanduser()
+        elif f.name in ("web_session_idle_minutes", "web_session_max_hours"):
+            try:
+                values[f.name] = int(raw)
+            except ValueError:
+                raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected a whole number") \
+                    from None
         elif f.name == "oncall_minute_seconds":
             try:
                 values[f.name] = float(raw)
@@ -184,6 +213,6 @@ def to_env(settings: Settings) -> dict[str, str]:
         if isinstance(value, tuple):
             value = ",".join(value)
         elif value is None:
-            continue
+            value = ""
         out[_env_name(f.name)] = str(value)
     return out

@@ -17,6 +17,9 @@ from harness import Stack, wait_for  # noqa: E402
 from ivr import config
 from ivr.secure import keys
 
+# `databases`: SQLite and a real PostgreSQL for the tests that touch the database.
+pytest_plugins = ["support.databases"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def key_file():

@@ -133,3 +133,19 @@ async def audit_entry(db: Any, action: str, *, practice_id: str | None = None,
                            subject=subject, detail=detail)
     except Exception as exc:
         raise audit.AuditError.of(exc, consequence) from exc
+
+
+def example_did(settings: config.Settings) -> str | None:
+    """The first number of the rules' practices (a hint for a person), None if none."""
+    from ivr.rules import load_rules
+
+    try:
+        result = load_rules(settings.rules_path, now=datetime.now(UTC))
+    except Exception:  # a hint only; the service itself reports rule errors
+        return None
+    if result.rules:
+        for _, practice in sorted(result.rules.practices.items(), reverse=True):
+            if practice.dids:
+                return str(practice.dids[0])
+    return None
+

@@ -50,16 +50,12 @@ def _first_line(text: object) -> str:
 
 def _database_place() -> str:
     """The database as a person can find it: the SQLite path or the host, no password."""
-    try:
-        from sqlalchemy.engine import make_url
+    from ivr.db.engine import place
 
-        url = make_url(config.from_env().database_url)
+    try:
+        return place(config.from_env().database_url)
     except Exception:
         return "the database (IVR_DB_URL)"
-    if url.get_backend_name() == "sqlite":
-        return f"the database {url.database}"
-    host = f"{url.host}:{url.port}" if url.port else str(url.host)
-    return f"the database at {host}/{url.database or ''}"
 
 
 def _database_error(exc: BaseException) -> str:

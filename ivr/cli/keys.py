@@ -14,9 +14,10 @@ from typing import Any
 
 from ivr.cli import common
 from ivr.cli.common import add_json
+from ivr.records import recordings
 from ivr.secure import keys
 
-RECORDING_FIELDS = ("name", "reason", "fallback")
+RECORDING_FIELDS = recordings.FIELDS
 
 
 def cmd_keys_init(args: argparse.Namespace) -> int:
@@ -105,17 +106,10 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 1 if done.kept else 0
 
 
-def _recording_path(call: dict[str, Any], field: str) -> str | None:
-    if field == "fallback":
-        return call.get("fallback_recording")
-    entry = (call.get("intake") or {}).get(field) or {}
-    return entry.get("recording_path")
-
-
 def cmd_recordings_export(args: argparse.Namespace) -> int:
     """The plaintext WAV of one of a call's recordings, to a file of the person's choosing
     (0600), after its audit entry."""
-    from ivr.records import audit, calls, recordings
+    from ivr.records import audit, calls
 
     cli = common
     out = Path(args.out)
@@ -126,7 +120,7 @@ def cmd_recordings_export(args: argparse.Namespace) -> int:
 
     async def read(db: Any) -> tuple[dict[str, Any], bytes] | None:
         call = await calls.show_call(db, args.call)
-        path = _recording_path(call, args.field) if call is not None else None
+        path = recordings.path_of(call, args.field) if call is not None else None
         if call is None or not path or not Path(path).is_file():
             return None
         wav = await asyncio.to_thread(recordings.read, Path(path))

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from ivr import config, logs
@@ -18,6 +17,7 @@ from ivr.cli.common import (
     add_json,
     audit_entry,
     day_arg,
+    example_did,
     humanize,
     instant_arg,
     load_settings,
@@ -108,8 +108,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     pbx.start()
     settings = pbx.settings
     env = dict(os.environ, **config.to_env(settings))
+    from ivr.cli import users as cli_users
+
+    first = cli_users.first_operator()  # before the children: one migration at a time
     controller = subprocess.Popen([sys.executable, "-m", "ivr.cli", "serve"], env=env)
-    did = _example_did(settings)
+    portal = subprocess.Popen([sys.executable, "-m", "ivr.cli", "web"], env=env)
+    did = example_did(settings) or "+16175550100"
     print(f"""
   The answering service is running.
     Call it:      sip:{did}@{settings.sip_host}:{settings.sip_port}  (UDP)
@@ -118,14 +122,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     Data:         {settings.data_dir}
     Logs:         {settings.log_dir}  and  {pbx.host_dir / 'log'}
     Rules:        {settings.rules_path}
-  Ctrl-C stops the controller and Asterisk.
+    Portal:       http://{settings.web_host}:{settings.web_port}/  (ivr users add NAME --role ...)
+  Ctrl-C stops the controller, the portal and Asterisk.
 """, flush=True)
+    if first is not None:
+        print(f"  First portal account (shown this once): user {first[0]}, password "
+              f"{first[1]}\n  Change it with: ivr users passwd {first[0]}\n", flush=True)
     stopping = []
 
     def _stop(signum: int, _frame: object) -> None:
         stopping.append(signum)
-        if controller.poll() is None:
-            controller.send_signal(signal.SIGTERM)
+        for child in (controller, portal):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
 
     # Explicit handlers: a shell may start us with SIGINT ignored (background jobs).
     signal.signal(signal.SIGINT, _stop)
@@ -133,47 +142,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         controller.wait()
     finally:
-        if controller.poll() is None:
-            controller.send_signal(signal.SIGTERM)
-            try:
-                controller.wait(15)
-            except subprocess.TimeoutExpired:
-                controller.kill()
+        for child in (portal, controller):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+                try:
+                    child.wait(15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
         pbx.stop()
         print("stopped.")
     return 0 if stopping or controller.returncode == 0 else 1
-
-
-def _example_did(settings: config.Settings) -> str:
-    try:
-        from ivr.rules import load_rules
-
-        result = load_rules(settings.rules_path, now=datetime.now(UTC))
-        if result.rules:
-            for _, practice in sorted(result.rules.practices.items(), reverse=True):
-                if practice.dids:
-                    return str(practice.dids[0])
-    except Exception:  # the hint is a nicety; the service itself reports rule errors
-        pass
-    return "+16175550100"
-
-
-def cmd_demo_call(args: argparse.Namespace) -> int:
-    from ivr.sipp import CallerSpec, run_caller
-
-    settings = load_settings()
-    number = args.to or _example_did(settings)
-    spec = CallerSpec(caller_id=args.caller_id, keys=args.keys, wait_bye_ms=args.wait * 1000)
-    print(f"calling sip:{number}@{settings.sip_host}:{settings.sip_port} as {args.caller_id}, "
-          f"pressing {args.keys or 'nothing'} ...", flush=True)
-    result = run_caller(spec, f"{settings.sip_host}:{settings.sip_port}", number,
-                        timeout_s=args.wait + 30)
-    ok = result.returncode == 0
-    print("call completed" if ok else f"call failed (sipp exit {result.returncode})\n"
-          f"{result.stderr[-2000:]}")
-    if ok:
-        print("see it with: ivr calls list --json")
-    return 0 if ok else 1
 
 
 # --- calls -------------------------------------------------------------------------------
@@ -314,7 +292,8 @@ def cmd_notes_show(args: argparse.Namespace) -> int:
         print(f"no call {args.id!r}", file=sys.stderr)
         return 1
     if args.pdf:
-        _write_private(args.pdf, pdf.note_pdf(note, datetime.now(UTC)))
+        _write_private(args.pdf, pdf.note_pdf(note, datetime.now(UTC),
+                                              load_settings().web_public_url))
         print(f"note PDF written to {args.pdf}", file=sys.stderr)
     if args.json:
         show(note.to_json(), True)
@@ -358,7 +337,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             # entry gates what this command shows or writes, after every attempt.
             made = await store.make_report(db, practice, night, now,
                                            out_dir=settings.data_dir / "documents",
-                                           worker=f"cli:{os.getpid()}")
+                                           worker=f"cli:{os.getpid()}",
+                                           link_base=settings.web_public_url)
             await audit_entry(
                 db, audit.REPORT_DELIVER, practice_id=practice.id,
                 subject=f"{practice.id}:{made.night.isoformat()}" if made.night else None,
@@ -392,7 +372,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print("ivr report: no night to report: the practice never opens", file=sys.stderr)
         return 1
     if args.pdf:
-        _write_private(args.pdf, pdf.report_pdf(report))
+        _write_private(args.pdf, pdf.report_pdf(report, load_settings().web_public_url))
         print(f"report PDF written to {args.pdf}", file=sys.stderr)
     if args.json:
         show(report.to_json(), True)
@@ -485,57 +465,6 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
 
 # --- rules in the running controller, manual overrides ---------------------------------
 
-def cmd_rules_status(args: argparse.Namespace) -> int:
-    from ivr.rules.runtime import ReloadError, controller_pid, pid_path, read_status, status_path
-
-    settings = load_settings()
-    path = status_path(settings)
-    doc = read_status(path)
-    if doc is None:
-        print(f"no rules status at {path}: the controller has not loaded rules yet "
-              "(is it running?)", file=sys.stderr)
-        return 3
-    try:
-        doc["controller_running"] = controller_pid(pid_path(settings)) == doc.get("pid")
-    except ReloadError:
-        doc["controller_running"] = False
-    if args.json:
-        show(doc, True)
-        return 0
-    if not doc["controller_running"]:
-        print(f"controller not running; as of its last run (pid {doc.get('pid')}):")
-    _print_rules_status(doc)
-    return 0
-
-
-def _print_rules_status(doc: dict[str, Any]) -> None:
-    print(f"rules in force: digest {doc.get('digest') or 'none'}, loaded {doc.get('loaded_at')}"
-          f" ({doc.get('loaded_source')}) from {doc.get('rules_path')}")
-    print(f"practices: {', '.join(doc.get('practices') or []) or 'none'}")
-    ok = doc.get("last_attempt_ok")
-    print(f"last attempt: {doc.get('last_attempt_at')} ({doc.get('last_attempt_source')}): "
-          f"{'loaded' if ok else 'REFUSED, the rules above stay in force'}")
-    if not ok:
-        print(f"{doc.get('error_count')} error(s); first ones:")
-        for err in doc.get("errors") or []:
-            print(f"  {err}")
-
-
-def cmd_rules_reload(args: argparse.Namespace) -> int:
-    from ivr.rules.runtime import ReloadError, request_reload
-
-    try:
-        doc = request_reload(load_settings(), timeout=args.timeout)
-    except ReloadError as exc:
-        print(f"ivr rules reload: {exc}", file=sys.stderr)
-        return 3
-    if args.json:
-        show(doc, True)
-    else:
-        _print_rules_status(doc)
-    return 0 if doc.get("last_attempt_ok") else 1
-
-
 def _current_rules() -> Any:
     """The rules under settings.rules_path, or SystemExit(1) naming the first errors."""
     from ivr.rules import load_rules
@@ -597,24 +526,6 @@ def cmd_override_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
-    """`ivr simulate`, with the manual overrides stored in the database applied."""
-    from ivr.cli import rules as cli_rules
-
-    return cli_rules.cmd_simulate(args, None if args.no_overrides else _stored_overrides)
-
-
-def _stored_overrides(practice_id: str, at: datetime) -> tuple[Any, ...]:
-    from ivr.records import overrides
-
-    settings = load_settings()
-    if settings.database_url.startswith("sqlite") and not (
-            Path(settings.database_url.split("///", 1)[-1]).exists()):
-        return ()  # no database yet, so no override; a dry run must not create one
-    return tuple(asyncio.run(with_db(
-        lambda db: overrides.active_overrides(db, practice_id, at))))
-
-
 # --- the table ---------------------------------------------------------------------------
 
 def _version() -> str:
@@ -658,14 +569,6 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="start Asterisk and the controller; Ctrl-C stops both")
     run.set_defaults(func=cmd_run)
 
-    demo = sub.add_parser("demo-call", help="place a call to the running service with SIPp")
-    demo.add_argument("--to", help="number to dial (default: the first example DID)")
-    demo.add_argument("--caller-id", default="+16175550199",
-                      help="the caller's number (default +16175550199)")
-    demo.add_argument("--keys", default="1", help="keys to press, e.g. 1 or 19,2")
-    demo.add_argument("--wait", type=int, default=60, help="seconds to wait for the end")
-    demo.set_defaults(func=cmd_demo_call)
-
     calls = sub.add_parser("calls", help="read the call record")
     calls_sub = calls.add_subparsers(dest="calls_command", required=True)
     lst = calls_sub.add_parser("list", help="recent calls, newest first")
@@ -696,30 +599,19 @@ def build_parser() -> argparse.ArgumentParser:
                         " (default 200)")
     cblist.set_defaults(func=cmd_callbacks_list)
 
-    try:
-        from ivr.cli import rules as cli_rules
-    except ImportError:  # pragma: no cover - only while the rules package is being built
-        cli_rules = None  # type: ignore[assignment]
-    if cli_rules is not None:
-        rules_sub = cli_rules.add_commands(sub)
-        rstatus = rules_sub.add_parser("status", help="the rules the running controller has "
-                                       "in force, and its last load attempt")
-        add_json(rstatus)
-        rstatus.set_defaults(func=cmd_rules_status)
-        reload = rules_sub.add_parser("reload", help="make the running controller reload its "
-                                      "rules (exit 1 if it refused them)")
-        add_json(reload)
-        reload.add_argument("--timeout", type=float, default=5.0,
-                            help="seconds to wait for the controller's answer")
-        reload.set_defaults(func=cmd_rules_reload)
-        simulate = sub.choices["simulate"]
-        simulate.add_argument("--no-overrides", action="store_true",
-                              help="ignore the manual overrides stored in the database")
-        simulate.set_defaults(func=cmd_simulate)
+    from ivr.cli import rules as cli_rules
+    from ivr.cli import rules_live
 
+    rules_sub = cli_rules.add_commands(sub, overrides_for=rules_live.stored_overrides)
+    rules_live.add_commands(rules_sub)
+
+    from ivr.cli import demo as cli_demo
     from ivr.cli import keys as cli_keys
+    from ivr.cli import users as cli_users
 
     cli_keys.add_commands(sub)
+    cli_demo.add_commands(sub)
+    cli_users.add_commands(sub)
 
     deliveries = sub.add_parser("deliveries", help="documents sent to practices (fax, "
                                 "e-mail, webhook): the outbox and its attempts")

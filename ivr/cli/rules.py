@@ -6,11 +6,12 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ivr import clock
 from ivr.cli.when import FORMS, WhenError, parse_instant, wall_time
 from ivr.rules import LoadResult, default_rules_path, load_rules
 from ivr.rules.model import Issue, Override, Practice
@@ -25,20 +26,16 @@ EXIT_INVALID = 1
 EXIT_USAGE = 2
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def parse_when(text: str, tz: tzinfo) -> datetime:
     """A time a person typed (ivr.cli.when): zone-less forms are wall time in `tz`."""
-    return parse_instant(text, now=_now(), tz=tz)
+    return parse_instant(text, now=clock.now(), tz=tz)
 
 
 def when_note(text: str | None, tz: tzinfo) -> str | None:
     """Which instant a local --at/--from/--to took when a DST change skips or doubles it."""
     if not text or not isinstance(tz, ZoneInfo):
         return None
-    wall = wall_time(text, now=_now(), tz=tz)
+    wall = wall_time(text, now=clock.now(), tz=tz)
     return wall_time_note(wall, tz) if wall is not None else None
 
 
@@ -58,7 +55,7 @@ def checked_load(path: str | Path, now: datetime) -> LoadResult:
 
 
 def _load(path: str | None, out: Any = None) -> LoadResult:
-    return checked_load(path or default_rules_path(), _now())
+    return checked_load(path or default_rules_path(), clock.now())
 
 
 def _print_issues(res: LoadResult, out: Any) -> None:
@@ -71,7 +68,7 @@ def _print_issues(res: LoadResult, out: Any) -> None:
 def cmd_rules_check(args: argparse.Namespace) -> int:
     """Validate rules; exit 1 when there is any error."""
     try:
-        now = parse_when(args.now, ZoneInfo("UTC")) if args.now else _now()
+        now = parse_when(args.now, ZoneInfo("UTC")) if args.now else clock.now()
     except WhenError as exc:
         raise WhenError(f"--now {exc}") from None
     res = checked_load(args.path or default_rules_path(), now)
@@ -162,10 +159,10 @@ def cmd_oncall(args: argparse.Namespace) -> int:
     tz = practice.tz
     try:
         if args.start or args.end:
-            start = parse_when(args.start, tz) if args.start else _now()
+            start = parse_when(args.start, tz) if args.start else clock.now()
             end = parse_when(args.end, tz) if args.end else start + timedelta(days=7)
         else:
-            at = parse_when(args.at, tz) if args.at else _now()
+            at = parse_when(args.at, tz) if args.at else clock.now()
     except WhenError as exc:
         raise WhenError(f"bad time: {exc}") from None
     notes = [f"--{name} {note}" for name, text in (("at", args.at), ("from", args.start),
@@ -205,8 +202,10 @@ def cmd_oncall(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_commands(sub: Any) -> Any:
-    """Register `rules`, `simulate` and `oncall`; the `rules` subparsers, to add more to."""
+def add_commands(sub: Any, overrides_for: OverridesFor | None = None) -> Any:
+    """Register `rules`, `simulate` and `oncall`; the `rules` subparsers, to add more to.
+    With `overrides_for`, `simulate` applies the stored manual overrides (unless
+    --no-overrides)."""
     rules = sub.add_parser("rules", help="check routing rules, print their JSON Schema")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser("check", help="validate the rules (exit 1 on any error)")
@@ -231,6 +230,11 @@ def add_commands(sub: Any) -> Any:
     simp.add_argument("--keys", default="", help="menu keys pressed, one per attempt ('.' = none)")
     simp.add_argument("--json", action="store_true", help="machine-readable output")
     simp.set_defaults(func=cmd_simulate)
+    if overrides_for is not None:
+        simp.add_argument("--no-overrides", action="store_true",
+                          help="ignore the manual overrides stored in the database")
+        simp.set_defaults(func=lambda args: cmd_simulate(
+            args, None if args.no_overrides else overrides_for))
 
     onc = sub.add_parser("oncall", help="who is on call")
     onc.add_argument("--rules", help="rules path (default $IVR_RULES_PATH or routing_rules/)")

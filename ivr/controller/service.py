@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from ivr import clock as periodic
 from ivr import contract
 from ivr.agi.server import AgiServer
 from ivr.ami import AmiAuthError, AmiClient, AmiError
@@ -97,26 +98,19 @@ async def run_retention(db: Database, rules: Callable[[], RuleSet | None], data_
             await asyncio.wait_for(ready.wait(), first_wait)
         except TimeoutError:
             log.info("retention: first purge without waiting for reconciliation")
-    while True:
+    async def one_run() -> None:
         current = rules()
         if current is None:
             log.warning("retention skipped: no rules in force")
-        else:
-            try:
-                summary = await retention.purge(db, current, clock(), data_dir)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database or the disk may be down: next time
-                log.warning("retention run failed (%s)", type(exc).__name__, exc_info=exc)
-            else:
-                try:
-                    await audit.record(db, actor, audit.RETENTION_RUN, subject=summary.run_id,
-                                       detail=summary.audit_detail())
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    audit_failed(audit.RETENTION_RUN, exc)
-        await asyncio.sleep(every)
+            return
+        summary = await retention.purge(db, current, clock(), data_dir)
+        try:
+            await audit.record(db, actor, audit.RETENTION_RUN, subject=summary.run_id,
+                               detail=summary.audit_detail())
+        except Exception as exc:  # the purge stands; the missing entry is logged
+            audit_failed(audit.RETENTION_RUN, exc)
+
+    await periodic.every(every, one_run, "retention run", log=log, first_delay=0)
 
 
 class Controller:
@@ -155,7 +149,10 @@ class Controller:
         if tightened:
             log.info("data folder: %d file and folder modes tightened to 0600/0700",
                      tightened)
-        await self.db.create()
+        # A database that is not reachable yet (PostgreSQL starting, a network blip) is
+        # waited for, with back-off and one log line per try; the AGI port stays closed
+        # meanwhile, so the dialplan sends calls to another controller or its fallback.
+        await self.db.create_when_reachable()
         # Where RECORD FILE writes intake recordings before the controller moves them:
         # Asterisk writes there, so the folder is the PBX user's.
         intake_spool = self.pbx.spool_dir / SPOOL_INTAKE_DIR
@@ -198,7 +195,8 @@ class Controller:
         from ivr.documents.scheduler import ReportScheduler
 
         reports = ReportScheduler(self.db, lambda: self.services.rules,
-                                  self.settings.data_dir / "documents")
+                                  self.settings.data_dir / "documents",
+                                  link_base=self.settings.web_public_url)
         self._tasks.append(asyncio.create_task(reports.run(), name="morning-reports"))
         # ----------------------------------------------------------------------------------
         # Retention: each practice's old recordings and records deleted, every run logged.
@@ -228,15 +226,18 @@ class Controller:
     async def _periodic(self) -> None:
         last_fallback = 0.0
         loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(RECONCILE_EVERY)
+
+        async def one_round() -> None:
+            nonlocal last_fallback
             if not self.ami.connected:
-                continue
+                return
             await self.services.reconcile()
             await self.services.sweep_lost_calls()
             if loop.time() - last_fallback >= FALLBACK_REFRESH_EVERY:
                 await self.services.write_fallbacks()  # on-call handoffs move the numbers
                 last_fallback = loop.time()
+
+        await periodic.every(RECONCILE_EVERY, one_round, "reconciliation", log=log)
 
     async def reload(self, source: str = SOURCE_SIGHUP) -> bool:
         """Reload the rules (SIGHUP, `ivr rules reload`); broken rules leave the old in force."""

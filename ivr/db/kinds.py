@@ -69,3 +69,12 @@ class TranscriptStatus(StrEnum):
     DONE = "done"  # text (possibly empty: the engine heard no words)
     FAILED = "failed"  # the engine raised or the recording did not open; `note` says which
     SKIPPED = "skipped"  # no engine for the caller's language, or transcription is off
+
+
+class Role(StrEnum):
+    """What a portal user may see and do (ivr.accounts.access says exactly what)."""
+
+    OPERATOR = "operator"  # the answering service's own staff: every practice
+    PRACTICE_ADMIN = "practice_admin"  # one practice: read, and change what it owns
+    FRONT_DESK = "front_desk"  # one practice: read only
+    CLINICIAN = "clinician"  # one practice's calls, and the call-backs waiting for them

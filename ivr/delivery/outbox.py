@@ -5,9 +5,11 @@ Guarantees and their limits:
   idempotency key; a second enqueue returns the first delivery's id).
 - A delivery is claimed by exactly one worker at a time: the claim is an UPDATE that
   compares the row's `version` (and status) and bumps it, so of two controllers against
-  one database only one gets rowcount 1. A claim carries a lease (the sender's timeout
-  plus a margin); a worker that crashed or hung loses the delivery when the lease ends,
-  its attempt is marked `lost`, and another worker (or itself after a restart) tries again.
+  one database only one gets rowcount 1 (on PostgreSQL after taking the row's lock with
+  SKIP LOCKED, ivr.db.claims: a worker passes over a delivery another one is claiming).
+  A claim carries a lease (the sender's timeout plus a margin); a worker that crashed or
+  hung loses the delivery when the lease ends, its attempt is marked `lost`, and another
+  worker (or itself after a restart) tries again.
 - A delivery marked `succeeded` is never sent again: only pending deliveries and expired
   leases are claimed, and a success is written even if the lease was lost meanwhile.
 - At-least-once, not exactly-once: between the far end accepting a document and our
@@ -34,7 +36,7 @@ import socket
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -43,6 +45,8 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ivr import clock
+from ivr.db.claims import lock_or_skip
 from ivr.db.engine import Database
 from ivr.delivery.models import (
     ATTEMPT_FAILED,
@@ -137,8 +141,7 @@ class Outcome:
     next_attempt_at: datetime | None = None
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+utcnow = clock.now  # the outbox's clock
 
 
 def default_worker_id() -> str:
@@ -323,6 +326,9 @@ class Worker:
         sender = self.senders[c.channel]
         expired = c.status == SENDING
         async with self.db.session() as session:
+            if not await lock_or_skip(session, Delivery.id, Delivery.id == c.id,
+                                      Delivery.version == c.version):
+                return None  # another worker is claiming it, or has claimed it
             if expired and c.attempts >= c.max_attempts:
                 # The last attempt's worker died: its outcome is unknown, and no tries are
                 # left. Failed, and visible; a human decides whether to send again.
@@ -528,21 +534,17 @@ def _row(d: Delivery, attempts: list[DeliveryAttempt] | None = None) -> dict[str
         "id": d.id, "practice_id": d.practice_id, "channel": d.channel,
         "destination": d.destination, "document_kind": d.document_kind,
         "document_id": d.document_id, "status": d.status, "attempts": d.attempts,
-        "max_attempts": d.max_attempts, "next_attempt_at": _iso(d.next_attempt_at),
-        "created_at": _iso(d.created_at), "finished_at": _iso(d.finished_at),
-        "claimed_by": d.claimed_by, "lease_expires_at": _iso(d.lease_expires_at),
+        "max_attempts": d.max_attempts, "next_attempt_at": clock.iso(d.next_attempt_at),
+        "created_at": clock.iso(d.created_at), "finished_at": clock.iso(d.finished_at),
+        "claimed_by": d.claimed_by, "lease_expires_at": clock.iso(d.lease_expires_at),
         "last_error": d.last_error, "remote_id": d.remote_id,
     }
     if attempts is not None:
         out["attempt_log"] = [{
-            "attempt_no": a.attempt_no, "worker": a.worker, "started_at": _iso(a.started_at),
-            "finished_at": _iso(a.finished_at), "result": a.result, "error": a.error,
+            "attempt_no": a.attempt_no, "worker": a.worker, "started_at": clock.iso(a.started_at),
+            "finished_at": clock.iso(a.finished_at), "result": a.result, "error": a.error,
             "remote_id": a.remote_id} for a in attempts]
     return out
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 async def list_deliveries(db: Database, *, failed_only: bool = False,

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from ivr.db.kinds import EndReason, LegKind, LegStatus, Source
@@ -499,3 +500,11 @@ def _source_label(source: str | None) -> str:
                               Source.RECORDING: "recorded",
                               Source.CALLER_ID_UNVALIDATED: "caller ID, not validated"}
     return labels.get(source or "", source or "unknown source")
+
+
+def call_url(base: str, call_id: str) -> str | None:
+    """The call's page in the portal (IVR_WEB_PUBLIC_URL), or None when none is set: the
+    note's reader logs in there to listen to the recordings."""
+    if not base:
+        return None
+    return f"{base.rstrip('/')}/calls/{quote(call_id, safe='')}"

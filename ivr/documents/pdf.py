@@ -13,7 +13,7 @@ from typing import cast
 from fpdf import FPDF
 from fpdf.enums import MethodReturnValue, XPos, YPos
 
-from ivr.documents.note import NEEDS_ACTION_TEXT, Note, fmt_human
+from ivr.documents.note import NEEDS_ACTION_TEXT, Note, call_url, fmt_human
 from ivr.documents.report import Report
 
 LABEL_W = 44  # mm
@@ -86,13 +86,20 @@ class _Doc(FPDF):
         for label, value in note.rows():
             self.row(label, value)
 
+    def link_line(self, text: str, url: str, size: float = 9.5) -> None:
+        """The address printed in full (a fax has no links) and clickable in the PDF."""
+        self.set_font("helvetica", "U", size)
+        self.multi_cell(0, LINE_H, latin1(text), link=url, new_x=XPos.LMARGIN,
+                        new_y=YPos.NEXT)
+
 
 def _output(doc: _Doc) -> bytes:
     return bytes(doc.output())
 
 
-def note_pdf(note: Note, generated_at: datetime) -> bytes:
-    """One call's note as a PDF."""
+def note_pdf(note: Note, generated_at: datetime, link_base: str = "") -> bytes:
+    """One call's note as a PDF; with `link_base` (IVR_WEB_PUBLIC_URL), the address of
+    the call's page, where the recordings can be heard."""
     doc = _Doc(f"{note.practice_name} - after-hours call note", generated_at)
     doc.set_title(f"Call note {note.call_id}")
     doc.add_page()
@@ -101,10 +108,16 @@ def note_pdf(note: Note, generated_at: datetime) -> bytes:
     doc.text_line(f"Made {fmt_human(generated_at, note.tz)}", size=9)
     doc.ln(3)
     doc.note_rows(note)
+    url = call_url(link_base, note.call_id)
+    if url:
+        doc.ln(2)
+        doc.text_line("Listen to the recordings and see the whole call (log-in needed):",
+                      size=9.5)
+        doc.link_line(url, url)
     return _output(doc)
 
 
-def report_pdf(report: Report) -> bytes:
+def report_pdf(report: Report, link_base: str = "") -> bytes:
     """The morning report: counts, the calls needing action first, then every call in brief.
 
     Each call's full note is its own document (`note_pdf`, and the JSON); the report keeps
@@ -133,6 +146,9 @@ def report_pdf(report: Report) -> bytes:
         for kind in note.needs_action:
             doc.text_line(f"   - {NEEDS_ACTION_TEXT[kind]}")
         doc.text_line(f"   call id {note.call_id}", size=8.5)
+        url = call_url(link_base, note.call_id)
+        if url:
+            doc.link_line(f"   {url}", url, size=8.5)
         doc.ln(1.2)
 
     doc.heading(f"All calls in time order ({len(report.notes)})")
@@ -147,6 +163,9 @@ def report_pdf(report: Report) -> bytes:
             doc.text_line(f"    {line}", size=9.5)
         paths = ", ".join(f"{r.field}: {r.path}" for r in note.recordings)
         doc.text_line(f"    call id {note.call_id}" + (f"; {paths}" if paths else ""), size=7.5)
+        url = call_url(link_base, note.call_id)
+        if url:
+            doc.link_line(f"    {url}", url, size=7.5)
         doc.ln(1.5)
     return _output(doc)
 

@@ -10,7 +10,6 @@ in ivr.documents.store); the others find it made.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from ivr import clock
 from ivr.db.engine import Database
 from ivr.db.models import REPORT_MADE, Report
 from ivr.delivery.outbox import default_worker_id, utcnow
@@ -35,21 +35,21 @@ MAX_DAYS = 7  # nights older than this are made by hand: `ivr report --deliver`
 class ReportScheduler:
     def __init__(self, db: Database, rules: Callable[[], RuleSet | None], out_dir: Path, *,
                  worker: str | None = None, interval: float = TICK_SECONDS,
-                 clock: Callable[[], datetime] = utcnow, max_days: int = MAX_DAYS) -> None:
+                 clock: Callable[[], datetime] = utcnow, max_days: int = MAX_DAYS,
+                 link_base: str = "") -> None:
         self.db, self.rules, self.out_dir = db, rules, out_dir
+        self.link_base = link_base  # IVR_WEB_PUBLIC_URL: each call's page in the documents
         self.worker = worker or default_worker_id()
         self.interval, self.clock, self.max_days = interval, clock, max_days
 
     async def run(self) -> None:
         log.info("report scheduler %s started", self.worker)
-        while True:
-            try:
-                await self.tick(self.clock())
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database may be down: try again next minute
-                log.warning("report round failed (%s)", type(exc).__name__, exc_info=exc)
-            await asyncio.sleep(self.interval)
+
+        async def one_round() -> None:
+            await self.tick(self.clock())
+
+        # The database may be down: a failed round is logged, the next comes on time.
+        await clock.every(self.interval, one_round, "report round", log=log, first_delay=0)
 
     async def tick(self, now: datetime) -> list[Made]:
         """One round over every practice in the rules in force."""
@@ -74,6 +74,7 @@ class ReportScheduler:
         made = []
         for window in due_nights(practice, now, manual, after=after, max_days=self.max_days):
             result = await make_report(self.db, practice, window.night, now,
-                                       out_dir=self.out_dir, worker=self.worker)
+                                       out_dir=self.out_dir, worker=self.worker,
+                                       link_base=self.link_base)
             made.append(result)
         return made

@@ -31,11 +31,13 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ivr import clock
+from ivr.db.claims import lock_or_skip
 from ivr.db.engine import Database
 from ivr.db.models import REPORT_MADE, REPORT_MAKING, Call, ManualOverride, Report
 from ivr.delivery import outbox
 from ivr.delivery.models import EMAIL, FAX, WEBHOOK
-from ivr.documents.note import Note, build_note
+from ivr.documents.note import Note, build_note, call_url
 from ivr.documents.pdf import note_pdf, report_pdf
 from ivr.documents.report import LOOKBACK_DAYS, NightWindow, build_report, night_window
 from ivr.documents.report import Report as ReportDoc
@@ -138,9 +140,9 @@ async def report_rows(db: Database, practice_id: str | None = None,
     async with db.session() as s:
         rows = (await s.scalars(query)).all()
     return [{"id": r.id, "practice_id": r.practice_id, "night": r.night, "status": r.status,
-             "claimed_by": r.claimed_by, "made_at": _iso(r.made_at),
-             "covers_from": _iso(r.covers_from), "closing": _iso(r.closing),
-             "opening": _iso(r.opening), "calls": r.call_count,
+             "claimed_by": r.claimed_by, "made_at": clock.iso(r.made_at),
+             "covers_from": clock.iso(r.covers_from), "closing": clock.iso(r.closing),
+             "opening": clock.iso(r.opening), "calls": r.call_count,
              "needs_action": r.needs_action, "pdf_path": r.pdf_path,
              "json_path": r.json_path, "deliveries": json.loads(r.deliveries or "[]")}
             for r in rows]
@@ -206,6 +208,9 @@ async def _claim(db: Database, practice_id: str, window: NightWindow, now: datet
         if row.lease_expires_at > now:
             return None, BUSY
         # The claimant's lease ran out (it died or hung): take the night over.
+        if not await lock_or_skip(s, Report.id, Report.id == row.id,
+                                  Report.status == REPORT_MAKING):
+            return None, BUSY  # another worker is taking it over right now
         taken = await s.execute(
             update(Report).where(Report.id == row.id, Report.status == REPORT_MAKING,
                                  Report.claimed_by == row.claimed_by,
@@ -218,14 +223,20 @@ async def _claim(db: Database, practice_id: str, window: NightWindow, now: datet
         return row.id, MADE
 
 
-def _write(folder: Path, report: ReportDoc) -> tuple[Path, Path, dict[str, tuple[Path, Path]]]:
-    """Render and write the report and every note (run in a thread: PDFs take a moment)."""
-    pdf, data = outbox.write_payload(folder, "report", report_pdf(report), report.to_json())
+def _write(folder: Path, report: ReportDoc, link_base: str = ""
+           ) -> tuple[Path, Path, dict[str, tuple[Path, Path]]]:
+    """Render and write the report and every note (run in a thread: PDFs take a moment).
+    With `link_base`, each call carries the address of its portal page ("url")."""
+    doc = report.to_json()
+    for entry in [*doc["calls"], *doc["needs_action"]]:
+        entry["url"] = call_url(link_base, entry["call_id"])
+    pdf, data = outbox.write_payload(folder, "report", report_pdf(report, link_base), doc)
     assert pdf is not None and data is not None
     notes: dict[str, tuple[Path, Path]] = {}
     for note in report.notes:
-        npdf, njson = outbox.write_payload(folder / "notes", note.call_id,
-                                           note_pdf(note, report.generated_at), note.to_json())
+        npdf, njson = outbox.write_payload(
+            folder / "notes", note.call_id, note_pdf(note, report.generated_at, link_base),
+            {**note.to_json(), "url": call_url(link_base, note.call_id)})
         assert npdf is not None and njson is not None
         notes[note.call_id] = (npdf, njson)
     return pdf, data, notes
@@ -246,7 +257,7 @@ def destinations(delivery: Delivery) -> list[tuple[str, str, dict[str, Any]]]:
 
 async def make_report(db: Database, practice: Practice, night: date | NightWindow,
                       now: datetime, *, out_dir: Path, worker: str,
-                      max_attempts: int | None = None) -> Made:
+                      max_attempts: int | None = None, link_base: str = "") -> Made:
     """Make the night's report and its notes once, and enqueue their deliveries.
 
     `practice.delivery` says where they go (tests pass a practice whose delivery section
@@ -265,7 +276,7 @@ async def make_report(db: Database, practice: Practice, night: date | NightWindo
     records = await calls_between(db, practice.id, window.covers_from, window.opening)
     report = build_report(practice, window, records, now)
     folder = out_dir / practice.id / window.night.isoformat()
-    pdf, data, notes = await asyncio.to_thread(_write, folder, report)
+    pdf, data, notes = await asyncio.to_thread(_write, folder, report, link_base)
     ids: list[str] = []
     try:
         ids = await _enqueue_and_mark(db, practice, report, report_id, worker, now, pdf,
@@ -324,7 +335,4 @@ async def _enqueue_and_mark(db: Database, practice: Practice, report: ReportDoc,
             raise _LostClaim  # rolls the enqueues back with it
     return ids
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 

@@ -3,7 +3,9 @@
 Claiming is the one step that must never happen twice: `claim_attempt` moves a pending
 call-back's attempt counter forward with a compare-and-set on the old value and inserts
 the attempt's leg row (unique per call-back and attempt number) in the same commit, so
-two loops, two controllers or a restarted one can never place the same attempt twice.
+two loops, two controllers or a restarted one can never place the same attempt twice. On
+PostgreSQL the call-back's row is locked first (ivr.db.claims: SKIP LOCKED), so a node
+passes over a call-back another node is claiming at that moment.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from ivr import clock
+from ivr.db.claims import lock_or_skip
 from ivr.db.engine import Database
 from ivr.db.models import (
     CB_ACKNOWLEDGED,
@@ -91,6 +95,10 @@ async def claim_attempt(db: Database, cb: OncallCallback, practice: Practice,
     attempt_no = cb.attempts + 1
     try:
         async with db.session() as s:
+            if not await lock_or_skip(s, OncallCallback.id, OncallCallback.id == cb.id,
+                                      OncallCallback.status == CB_PENDING,
+                                      OncallCallback.attempts == cb.attempts):
+                return None  # another node is claiming it, or has claimed it
             moved = await s.execute(
                 update(OncallCallback)
                 .where(OncallCallback.id == cb.id, OncallCallback.status == CB_PENDING,
@@ -187,27 +195,23 @@ async def intake_of(db: Database, call_id: str) -> dict[str, IntakeField]:
 
 # --- reading (the command line) ---------------------------------------------------------
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def leg_json(row: OncallLeg) -> dict[str, Any]:
     return {"id": row.id, "kind": row.kind, "callback_id": row.callback_id,
             "attempt_no": row.attempt_no, "clinician_id": row.clinician_id,
             "role": row.role, "number": row.number, "step_index": row.step_index,
             "status": row.status, "detail": row.detail, "channel": row.channel,
-            "placed_at": _iso(row.placed_at), "answered_at": _iso(row.answered_at),
-            "ended_at": _iso(row.ended_at), "ring_ms": row.ring_ms,
-            "bridged_at": _iso(row.bridged_at), "bridge_seconds": row.bridge_seconds}
+            "placed_at": clock.iso(row.placed_at), "answered_at": clock.iso(row.answered_at),
+            "ended_at": clock.iso(row.ended_at), "ring_ms": row.ring_ms,
+            "bridged_at": clock.iso(row.bridged_at), "bridge_seconds": row.bridge_seconds}
 
 
 def callback_json(row: OncallCallback) -> dict[str, Any]:
     return {"id": row.id, "call_id": row.call_id, "practice_id": row.practice_id,
-            "status": row.status, "created_at": _iso(row.created_at),
-            "next_attempt_at": _iso(row.next_attempt_at), "attempts": row.attempts,
+            "status": row.status, "created_at": clock.iso(row.created_at),
+            "next_attempt_at": clock.iso(row.next_attempt_at), "attempts": row.attempts,
             "max_attempts": row.max_attempts, "interval_seconds": row.interval_seconds,
-            "promised_by": _iso(row.promised_by),
-            "acknowledged_at": _iso(row.acknowledged_at),
+            "promised_by": clock.iso(row.promised_by),
+            "acknowledged_at": clock.iso(row.acknowledged_at),
             "acknowledged_by": row.acknowledged_by, "acknowledged_via": row.acknowledged_via}
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import phonenumbers
 from sqlalchemy import select
 
-from ivr import contract
+from ivr import contract, ids
 from ivr.ami import AmiActionError, AmiClient, AmiConnectionLost, AmiError
 from ivr.db.engine import Database
 from ivr.db.kinds import LegStatus
@@ -114,7 +113,7 @@ def utc_now() -> datetime:
 
 
 def new_leg_id() -> str:
-    return uuid.uuid4().hex
+    return ids.new_id()
 
 
 class RingClaim:

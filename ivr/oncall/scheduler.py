@@ -13,6 +13,7 @@ import asyncio
 import functools
 import logging
 
+from ivr import clock
 from ivr.controller.services import Services
 from ivr.db.kinds import LegStatus
 from ivr.db.models import LEG_CALLBACK
@@ -34,14 +35,10 @@ class CallbackScheduler:
         self._following: dict[str, asyncio.Task[None]] = {}  # callback id -> its leg
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # one bad row must not stop every call-back
-                log.error("call-back tick failed (%s)", type(exc).__name__, exc_info=exc)
-            await asyncio.sleep(self.tick_seconds)
+        # One bad row must not stop every call-back: a failed tick is logged, the next
+        # comes on time.
+        await clock.every(self.tick_seconds, self.tick, "call-back tick", log=log,
+                          first_delay=0)
 
     async def stop(self) -> None:
         for task in list(self._following.values()):

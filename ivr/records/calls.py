@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
-from ivr import contract
+from ivr import clock, contract, ids
 from ivr.db.engine import Database
 from ivr.db.models import (
     CALLER_INDEX,
@@ -35,13 +34,8 @@ from ivr.db.sealed import lookup_indexes
 from ivr.records.stamps import Stamp
 from ivr.texts.en import TRANSCRIPT_MARK
 
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_call_id() -> str:
-    return uuid.uuid4().hex
+now = clock.now  # the records' clock (tests read it here)
+new_call_id = ids.new_id
 
 
 class DuplicateCallStart(Exception):
@@ -213,8 +207,16 @@ async def apply_stamp(db: Database, node: str, stamp: Stamp,
     recording_exists = recording is not None and recording.exists() \
         and recording.stat().st_size > 44
     async with db.session() as s:
+        # Two controllers of one node fold the same stamps at once. The call is claimed by
+        # a compare-and-set on reconciled_at, its first write: SQLite runs the SELECT
+        # below outside the write transaction, so what it read may be stale by the time
+        # this process writes. On PostgreSQL FOR UPDATE also makes the second wait for
+        # the first's commit and read the call as it left it. A new call made twice
+        # fails the loser on the unique uniqueid; its stamp, still on disk, is applied
+        # (as a no-op) next round.
         call = await s.scalar(select(Call).where(Call.node == node,
-                                                 Call.uniqueid == stamp.uniqueid))
+                                                 Call.uniqueid == stamp.uniqueid)
+                              .with_for_update())
         created = call is None
         if call is None:
             call = Call(id=new_call_id(), uniqueid=stamp.uniqueid, node=node,
@@ -224,8 +226,15 @@ async def apply_stamp(db: Database, node: str, stamp: Stamp,
             s.add(call)
             s.add(CallEvent(call_id=call.id, at=stamp.started_at, kind="call.started",
                             detail=json.dumps({"source": "hangup-stamp"})))
-        if call.reconciled_at is not None:
+            await s.flush()
+        elif call.reconciled_at is not None:
             return call.id, False
+        won = await s.execute(update(Call).where(Call.id == call.id,
+                                                 Call.reconciled_at.is_(None))
+                              .values(reconciled_at=now())
+                              .execution_options(synchronize_session=False))
+        if won.rowcount != 1:  # type: ignore[attr-defined]
+            return call.id, False  # the other controller folded it in meanwhile
         call.ended_at = stamp.ended_at
         call.last_stage = stamp.stage
         reason = _end_reason_from_stamp(stamp, recording_exists)
@@ -288,34 +297,30 @@ async def sweep_lost_calls(db: Database, node: str, live_uniqueids: set[str],
 
 # --- reading ---------------------------------------------------------------------------
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def call_summary(call: Call) -> dict[str, Any]:
     return {
         "id": call.id, "uniqueid": call.uniqueid, "node": call.node,
         "practice_id": call.practice_id, "dialled": call.dialled,
         "forwarded_from": call.forwarded_from, "caller": call.caller, "route": call.route,
-        "started_at": _iso(call.started_at), "ended_at": _iso(call.ended_at),
+        "started_at": clock.iso(call.started_at), "ended_at": clock.iso(call.ended_at),
         "end_reason": call.end_reason, "result": call.result,
         "fallback_reason": call.fallback_reason, "last_stage": call.last_stage,
         "fallback_recording": call.fallback_recording,
         "seen_by_controller": call.seen_by_controller,
-        "reconciled_at": _iso(call.reconciled_at),
+        "reconciled_at": clock.iso(call.reconciled_at),
         "rules_digest": call.rules_digest, "state": call.state_kind,
         "state_reason": call.state_reason, "disposition": call.disposition,
         "caller_told": call.caller_told, "operator_flag": call.operator_flag,
         "same_day_callback": call.same_day_callback, "abandoned_step": call.abandoned_step,
         "oncall_outcome": call.oncall_outcome, "oncall_clinician": call.oncall_clinician,
-        "recordings_purged_at": _iso(call.recordings_purged_at),
+        "recordings_purged_at": clock.iso(call.recordings_purged_at),
         "language": call.language, "red_flag": call.red_flag_topic,
     }
 
 
 def _intake_json(row: IntakeField) -> dict[str, Any]:
     return {"field": row.field, "value": row.value, "recording_path": row.recording_path,
-            "duration_seconds": row.duration_seconds, "captured_at": _iso(row.captured_at),
+            "duration_seconds": row.duration_seconds, "captured_at": clock.iso(row.captured_at),
             "confirmed": row.confirmed, "source": row.source, "attempts": row.attempts}
 
 
@@ -327,13 +332,13 @@ def transcript_json(row: Transcript) -> dict[str, Any]:
             "audio_seconds": row.audio_seconds, "cpu_seconds": row.cpu_seconds,
             "wall_seconds": row.wall_seconds, "red_flag": row.red_flag_topic,
             "red_flag_phrase": row.red_flag or None, "note": row.note or None,
-            "created_at": _iso(row.created_at)}
+            "created_at": clock.iso(row.created_at)}
 
 
 def _recording_json(row: Recording) -> dict[str, Any]:
     return {"field": row.field, "path": row.path, "duration_seconds": row.duration_seconds,
             "size_bytes": row.size_bytes, "peak": row.peak, "rms": row.rms,
-            "created_at": _iso(row.created_at)}
+            "created_at": clock.iso(row.created_at)}
 
 
 async def list_calls(db: Database, *, practice: str | None = None,
@@ -377,7 +382,7 @@ async def show_call(db: Database, ident: str) -> dict[str, Any] | None:
         out["intake"] = {f.field: _intake_json(f) for f in call.intake}
         out["recordings"] = [_recording_json(r) for r in call.recordings]
         out["transcripts"] = [transcript_json(t) for t in call.transcripts]
-        out["timeline"] = [{"at": _iso(e.at), "kind": e.kind, "detail": json.loads(e.detail)}
+        out["timeline"] = [{"at": clock.iso(e.at), "kind": e.kind, "detail": json.loads(e.detail)}
                            for e in call.events]
     from ivr.oncall import callbacks
 

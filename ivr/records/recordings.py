@@ -15,7 +15,9 @@ Legacy: recordings kept before sealing are plain `.wav`. They are read as they a
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ivr.secure import crypto, files, keys
 
@@ -59,6 +61,18 @@ def read(path: Path, ring: crypto.Keyring | None = None) -> bytes:
         return crypto.open_sealed(ring, data, place(path))
     opened: bytes = keys.opening(lambda r: crypto.open_sealed(r, data, place(path)))
     return opened
+
+
+FIELDS = ("name", "reason", "fallback")  # the recordings a call can have
+
+
+def path_of(call: Mapping[str, Any], field: str) -> str | None:
+    """Where a call record (ivr.records.calls.show_call) keeps one of its recordings."""
+    if field == "fallback":
+        return call.get("fallback_recording")
+    entry = (call.get("intake") or {}).get(field) or {}
+    path: str | None = entry.get("recording_path")
+    return path
 
 
 def key_id(path: Path) -> str | None:

@@ -45,6 +45,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ivr.db.claims import lock_or_skip
 from ivr.db.engine import Database
 from ivr.db.models import (
     CB_PENDING,
@@ -328,12 +329,16 @@ async def _note_paths(s: AsyncSession, call_id: str) -> list[str]:
 # --- deleting ----------------------------------------------------------------------------
 # One transaction per call. Its first statement is a write that re-checks the call (still
 # there, not held, still due): from then on the call is ours (SQLite: the write lock;
-# PostgreSQL: the row lock), and a concurrent purge finds it gone or done. The paths are
+# PostgreSQL: the row lock, taken with SKIP LOCKED first so a purge on another node passes
+# over a call being purged instead of waiting for it), and a concurrent purge finds it
+# gone or done. The paths are
 # read and the files deleted inside it, the rows last: a failed commit leaves rows whose
 # files are gone, which the next run finishes; never files without a row to find them.
 
 async def _claimed(s: AsyncSession, call_id: str, now: datetime,
                    *more: ColumnElement[bool]) -> bool:
+    if not await lock_or_skip(s, Call.id, Call.id == call_id):
+        return False  # another purge holds it
     done = await s.execute(
         update(Call).where(Call.id == call_id, ~_held_clause(), *more)
         .values(recordings_purged_at=func.coalesce(Call.recordings_purged_at, now))

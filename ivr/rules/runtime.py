@@ -34,13 +34,13 @@ import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ivr import ids
 from ivr.config import Settings
 from ivr.rules import Issue, LoadResult, RuleSet, load_rules
 from ivr.rules.limits import LOAD_BUDGET_SECONDS
@@ -471,7 +471,7 @@ def request_reload(settings: Settings, timeout: float = 5.0,
                    poll: float = 0.1) -> dict[str, Any]:
     """Ask the running controller to reload its rules; the status of that very attempt."""
     pid = controller_pid(pid_path(settings))
-    request_id = uuid.uuid4().hex
+    request_id = ids.new_id()
     _write_atomic(request_path(settings), request_id + "\n")
     try:
         os.kill(pid, signal.SIGHUP)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +35,9 @@ def ny(text: str) -> datetime:
 
 
 def db_url(data: Path) -> str:
-    return f"sqlite+aiosqlite:///{data / 'ivr.sqlite3'}"
+    """The CLI's database: IVR_DB_URL when the test set one (PostgreSQL), else the data
+    folder's SQLite file."""
+    return os.environ.get("IVR_DB_URL") or f"sqlite+aiosqlite:///{data / 'ivr.sqlite3'}"
 
 
 async def store_call(db: Database, *, started: datetime, uniqueid: str,

@@ -35,8 +35,8 @@ def rules_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def db(tmp_path: Path):
-    database = Database(db_url(tmp_path))
+async def db(tmp_path: Path, databases):
+    database = Database(databases.new(tmp_path / "ivr.sqlite3"))
     await database.create()
     try:
         yield database
@@ -45,13 +45,15 @@ async def db(tmp_path: Path):
 
 
 @pytest.fixture
-def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Seeded:
-    """IVR_* set for `ivr.cli.main.main` and two calls of the night of 2026-11-19 stored."""
+def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, databases) -> Seeded:
+    """IVR_* set for `ivr.cli.main.main` and two calls of the night of 2026-11-19 stored
+    (in the data folder's SQLite file, or a PostgreSQL database named by IVR_DB_URL)."""
     data = tmp_path / "data"
     monkeypatch.setenv("IVR_DATA_DIR", str(data))
     monkeypatch.setenv("IVR_RULES_PATH", str(REPO / "routing_rules"))
     monkeypatch.setenv("IVR_INSTANCE", "audit-test")
-    monkeypatch.delenv("IVR_DB_URL", raising=False)
+    databases.use_in_cli(monkeypatch, databases.new(data / "ivr.sqlite3"))
+    data.mkdir(parents=True, exist_ok=True)  # PostgreSQL makes no file there
 
     async def seed() -> Seeded:
         db = Database(db_url(data))

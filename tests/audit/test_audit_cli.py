@@ -3,16 +3,20 @@ and per retention run, and shows nothing when it cannot write it (fail closed)."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from audit_helpers import NIGHT, SUNNY, assert_no_patient_data, entries
+from audit_helpers import NIGHT, SUNNY, assert_no_patient_data, db_url, entries
+from sqlalchemy import text
 
 from ivr.cli import main as cli
+from ivr.db.engine import Database
 from ivr.records import audit
 
 REPORT = ["report", "--practice", SUNNY, "--night", NIGHT]
@@ -101,12 +105,19 @@ def test_reads_fail_closed_when_the_entry_cannot_be_written(name, seeded, capsys
 
 def test_audit_table_gone_also_fails_closed(seeded, capsys):
     """Not only a patched function: the real write failing (no table) refuses too."""
-    import sqlite3
+    async def move_table() -> None:
+        db = Database(db_url(seeded.data))
+        try:
+            async with db.engine.begin() as conn:
+                await conn.execute(text("ALTER TABLE audit_log RENAME TO audit_log_moved"))
+        finally:
+            await db.close()
 
-    with sqlite3.connect(seeded.data / "ivr.sqlite3") as conn:
-        conn.execute("ALTER TABLE audit_log RENAME TO audit_log_moved")
+    asyncio.run(move_table())
     code, out, err = _run(capsys, "calls", "show", seeded.call_id, "--json")
-    assert code == 1 and out == "" and "cannot write the audit log (OperationalError" in err
+    # SQLite says OperationalError (no such table), PostgreSQL ProgrammingError.
+    assert code == 1 and out == ""
+    assert re.search(r"cannot write the audit log \((Operational|Programming)Error", err), err
     assert "+16175550142" not in err
 
 

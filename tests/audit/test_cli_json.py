@@ -17,10 +17,11 @@ DATA_COMMANDS = {
     "keys status", "keys rotate", "deliveries list", "deliveries retry", "notes show",
     "report", "reports list", "retention run", "retention log", "override set",
     "override clear", "override list", "audit list",
+    "users add", "users list", "users disable", "users passwd", "users token",
 }
 #: And the ones that do not: they start things, write a file or print another tool's output.
 OTHER_COMMANDS = {"pbx cli", "serve", "run", "demo-call", "rules schema",
-                  "recordings export"}
+                  "recordings export", "web"}
 
 
 def _leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):

@@ -8,6 +8,7 @@ import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ivr import config
 from ivr.secure import keys
@@ -17,9 +18,12 @@ DOB = "1990-01-02"
 CALLER = "+16175550142"
 
 
-def settings_in(tmp_path: Path) -> config.Settings:
-    return config.Settings(data_dir=tmp_path / "data", key_file=tmp_path / "conf" / "keys.json",
-                           instance="crypto-test").validate()
+def settings_in(tmp_path: Path, databases: Any = None) -> config.Settings:
+    """A test's settings; with `databases` (the fixture) a new database of its kind."""
+    data = tmp_path / "data"
+    url = databases.new(data / "ivr.sqlite3") if databases is not None else ""
+    return config.Settings(data_dir=data, key_file=tmp_path / "conf" / "keys.json",
+                           instance="crypto-test", db_url=url).validate()
 
 
 @contextmanager

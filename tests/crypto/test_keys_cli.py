@@ -28,7 +28,7 @@ from ivr.secure import keys
 def _ivr(settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != keys.ENV_KEYS}
     env.update(IVR_DATA_DIR=str(settings.data_dir), IVR_KEY_FILE=str(settings.key_file),
-               IVR_INSTANCE=settings.instance)
+               IVR_INSTANCE=settings.instance, IVR_DB_URL=settings.db_url)
     return subprocess.run([sys.executable, "-m", "ivr.cli", *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=60)
 
@@ -51,8 +51,8 @@ async def _a_call(settings) -> tuple[str, bytes]:
         await db.close()
 
 
-async def test_the_key_commands_and_export_never_show_a_key(tmp_path):
-    settings = settings_in(tmp_path)
+async def test_the_key_commands_and_export_never_show_a_key(tmp_path, databases):
+    settings = settings_in(tmp_path, databases)
     outputs: list[str] = []
 
     def run(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:

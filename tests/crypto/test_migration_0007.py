@@ -15,11 +15,12 @@ from ivr.secure import crypto, rekey
 OLD_ROWS = [
     "INSERT INTO calls (id, uniqueid, node, practice_id, dialled, forwarded_from, caller, "
     "started_at, seen_by_controller, operator_flag, same_day_callback) VALUES ('c1', 'u1', "
-    f"'n', 'sunny-pediatrics', '+16175550100', '', '{CALLER}', '2026-11-26 21:57:45', 1, 0, 0)",
+    f"'n', 'sunny-pediatrics', '+16175550100', '', '{CALLER}', '2026-11-26 21:57:45', TRUE, "
+    "FALSE, FALSE)",
     "INSERT INTO call_events (call_id, at, kind, detail) VALUES "
     "('c1', '2026-11-26 21:57:45', 'call.started', '{}')",
     "INSERT INTO intake_fields (call_id, field, value, captured_at, confirmed, source, "
-    f"attempts) VALUES ('c1', 'dob', '{DOB}', '2026-11-26 21:57:50', 1, 'keyed', 1)",
+    f"attempts) VALUES ('c1', 'dob', '{DOB}', '2026-11-26 21:57:50', TRUE, 'keyed', 1)",
     "INSERT INTO oncall_legs (id, call_id, kind, practice_id, number, channel_id, status, "
     f"placed_at) VALUES ('l1', 'c1', 'patient', 'sunny-pediatrics', '{CALLER}', 'ch', "
     "'completed', '2026-11-26 22:00:00')",
@@ -38,8 +39,8 @@ def _migrate(conn, target: str, down: bool = False) -> dict:
             "caller_value": conn.execute(text("SELECT caller FROM calls")).scalar()}
 
 
-async def test_upgrade_keeps_old_plaintext_readable_and_rotation_seals_it(tmp_path):
-    settings = settings_in(tmp_path)
+async def test_upgrade_keeps_old_plaintext_readable_and_rotation_seals_it(tmp_path, databases):
+    settings = settings_in(tmp_path, databases)
     with own_keyring(settings):
         db = Database(settings.database_url)
         try:
@@ -79,8 +80,8 @@ async def test_upgrade_keeps_old_plaintext_readable_and_rotation_seals_it(tmp_pa
             await db.close()
 
 
-async def test_downgrade_without_sealed_values_restores_the_old_columns(tmp_path):
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}")
+async def test_downgrade_without_sealed_values_restores_the_old_columns(tmp_path, databases):
+    db = Database(databases.new(tmp_path / "ivr.sqlite3"))
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(_migrate, "0006_audit_log")

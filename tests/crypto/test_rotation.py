@@ -45,8 +45,8 @@ async def _legacy_call(db: Database, settings) -> tuple[str, bytes]:
 
 
 @pytest.fixture
-async def setup(tmp_path):
-    settings = settings_in(tmp_path)
+async def setup(tmp_path, databases):
+    settings = settings_in(tmp_path, databases)
     with own_keyring(settings) as made:
         db = Database(settings.database_url)
         await db.create()

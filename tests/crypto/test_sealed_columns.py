@@ -33,8 +33,8 @@ async def _raw(db: Database, sql: str) -> list[tuple]:
 
 
 @pytest.fixture
-async def db(tmp_path):
-    settings = settings_in(tmp_path)
+async def db(tmp_path, databases):
+    settings = settings_in(tmp_path, databases)
     with own_keyring(settings) as made:
         database = Database(settings.database_url)
         await database.create()

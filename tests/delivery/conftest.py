@@ -1,4 +1,5 @@
-"""Fixtures for the delivery tests: a fresh SQLite database with the outbox tables."""
+"""Fixtures for the delivery tests: a fresh database (SQLite, then PostgreSQL) with the
+outbox tables."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from ivr.db.engine import Database
 
 
 @pytest.fixture
-async def outbox_db(tmp_path: Path):
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'outbox.sqlite3'}")
+async def outbox_db(tmp_path: Path, databases):
+    db = Database(databases.new(tmp_path / "outbox.sqlite3"))
     await db.create()
     try:
         yield db

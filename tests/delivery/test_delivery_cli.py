@@ -31,8 +31,11 @@ def _ivr(settings: config.Settings, *args: str) -> subprocess.CompletedProcess[s
                           capture_output=True, text=True, timeout=60)
 
 
-async def test_failed_deliveries_are_listed_and_can_be_retried(tmp_path: Path) -> None:
-    settings = config.Settings(data_dir=tmp_path / "data").validate()
+async def test_failed_deliveries_are_listed_and_can_be_retried(tmp_path: Path,
+                                                              databases) -> None:
+    data = tmp_path / "data"
+    settings = config.Settings(data_dir=data, db_url=databases.new(data / "ivr.sqlite3"))
+    settings = settings.validate()
     db = Database(settings.database_url)
     try:
         await db.create()

@@ -257,8 +257,8 @@ async def test_a_late_success_wins_over_a_reclaim(outbox_db: Database) -> None:
     assert await fast.run_due(T0 + timedelta(days=3)) == []
 
 
-async def test_two_workers_on_one_database_never_send_twice(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.sqlite3'}"
+async def test_two_workers_on_one_database_never_send_twice(tmp_path: Path, databases) -> None:
+    url = databases.new(tmp_path / "shared.sqlite3")
     first, second = Database(url), Database(url)  # two engines: two controllers' pools
     try:
         await first.create()

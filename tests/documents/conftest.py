@@ -1,4 +1,5 @@
-"""Fixtures for the documents tests: the example rules, a fresh database, seeded calls."""
+"""Fixtures for the documents tests: the example rules, a fresh database (SQLite, then
+PostgreSQL), seeded calls."""
 
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ def sunny(rules):
 
 
 @pytest.fixture
-async def db(tmp_path: Path):
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}")
+async def db(tmp_path: Path, databases):
+    database = Database(databases.new(tmp_path / "ivr.sqlite3"))
     await database.create()
     try:
         yield database

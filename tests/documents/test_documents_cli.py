@@ -14,13 +14,15 @@ from ivr.db.engine import Database
 
 
 @pytest.fixture
-def seeded(tmp_path: Path, monkeypatch):
+def seeded(tmp_path: Path, monkeypatch, databases):
     monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("IVR_RULES_PATH", str(REPO / "routing_rules"))
-    monkeypatch.delenv("IVR_DB_URL", raising=False)
+    url = databases.new(tmp_path / "data" / "ivr.sqlite3")
+    databases.use_in_cli(monkeypatch, url)
+    (tmp_path / "data").mkdir(parents=True, exist_ok=True)  # PostgreSQL makes no file there
 
     async def seed() -> list[str]:
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'ivr.sqlite3'}")
+        db = Database(url)
         await db.create()
         try:
             return [await store_call(db, started=ny("2026-11-19 21:00"), uniqueid="u-1"),

@@ -96,3 +96,16 @@ def test_any_text_renders(sunny, told):
     note = build_note(record("c2", ny("2026-11-26 21:41"), caller_told=told), sunny)
     _valid(note_pdf(note, MADE))
     assert latin1("“a” — b").startswith('"a" - b')
+
+
+def test_with_a_public_url_the_note_and_report_carry_each_calls_page(sunny):
+    note = build_note(record("c1", ny("2026-11-26 21:41")), sunny)
+    assert "/calls/" not in _text(note_pdf(note, MADE))  # no public URL: no link
+    pdf = note_pdf(note, MADE, "https://portal.example/ivr/")
+    assert "https://portal.example/ivr/calls/c1" in _text(pdf)
+    assert b"/URI (https://portal.example/ivr/calls/c1)" in pdf  # and it is clickable
+    w = night_window(sunny, date(2026, 11, 26))
+    lost = record("lost", ny("2026-11-26 03:00"), disposition="urgent",
+                  oncall_outcome="not_acknowledged")
+    text = _text(report_pdf(build_report(sunny, w, [lost], MADE), "https://portal.example"))
+    assert text.count("https://portal.example/calls/lost") == 2  # needs action, all calls

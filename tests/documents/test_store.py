@@ -65,6 +65,7 @@ async def test_a_report_is_made_once_and_its_documents_enqueued(db, sunny, tmp_p
     assert oct(made.pdf_path.stat().st_mode & 0o777) == "0o600"
     note = json.loads((made.pdf_path.parent / "notes" / f"{a}.json").read_text())
     assert note["callback"]["number"] == "+16175550142"
+    assert note["url"] is None and doc["calls"][0]["url"] is None  # no IVR_WEB_PUBLIC_URL
 
     early = await store.make_report(db, sunny, date(2026, 11, 27), OPENING + timedelta(
         minutes=5), out_dir=tmp_path / "docs", worker="w2")
@@ -78,7 +79,7 @@ async def test_a_report_is_made_once_and_its_documents_enqueued(db, sunny, tmp_p
 async def test_two_controllers_racing_on_one_database_make_it_once(db, sunny, tmp_path: Path):
     await _night_calls(db)
     url = db.url
-    others = [Database(url) for _ in range(3)]  # separate engines on the same SQLite file
+    others = [Database(url) for _ in range(3)]  # separate engines on the same database
     try:
         for night in (date(2026, 11, 24), date(2026, 11, 26), date(2026, 11, 27)):
             results = await asyncio.gather(*(
@@ -170,3 +171,17 @@ async def test_the_scheduler_survives_a_database_error(sunny, rules, tmp_path: P
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await broken.close()
+
+
+async def test_with_a_public_url_each_call_of_the_report_links_its_page(db, sunny,
+                                                                        tmp_path: Path):
+    a, b, *_ = await _night_calls(db)
+    made = await store.make_report(db, sunny, date(2026, 11, 26), OPENING, out_dir=tmp_path,
+                                   worker="w1", link_base="https://portal.example")
+    doc = json.loads(made.json_path.read_text())
+    assert {x["url"] for x in doc["calls"]} >= {f"https://portal.example/calls/{a}"}
+    assert doc["needs_action"][0]["url"] == f"https://portal.example/calls/{b}"
+    note = json.loads((made.pdf_path.parent / "notes" / f"{a}.json").read_text())
+    assert note["url"] == f"https://portal.example/calls/{a}"
+    assert f"https://portal.example/calls/{a}".encode() in (
+        made.pdf_path.parent / "notes" / f"{a}.pdf").read_bytes()

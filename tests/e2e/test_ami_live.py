@@ -10,8 +10,8 @@ import pytest
 from harness import wait_for
 
 from ivr.ami import AmiAuthError, AmiClient
+from ivr.caller.plan import CallPlan, Hangup, Listen
 from ivr.pbx.instance import AMI_USER
-from ivr.sipp import CallerSpec
 
 pytestmark = pytest.mark.pbx
 
@@ -69,8 +69,8 @@ def test_controller_reconnects_after_asterisk_restart(live):
     wait_for(lambda: connections() > before, 30, "the controller's AMI to reconnect")
     assert "16175550121" in (live.pbx.fallback_dir / "16175550100").read_text()
     mark = live.recorder.mark()
-    result = live.call(CallerSpec(keys="", hangup_after_ms=3000))
-    assert result.returncode == 0, result.stderr
+    report = live.place(CallPlan(steps=(Listen(quiet_ms=0, min_voice_ms=1000), Hangup())))
+    assert report.ok, report.explain()
     uniqueid = wait_for(lambda: live.recorder.last_inbound_uniqueid(mark), 20, "the call")
     call = wait_for(lambda: (c := live.call_by_uniqueid(uniqueid)) and c["reconciled_at"] and c,
                     40, "the call to be reconciled", interval=0.5)

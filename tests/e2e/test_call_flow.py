@@ -1,4 +1,4 @@
-"""The call flow end to end through the real Asterisk: one SIPp caller per path.
+"""The call flow end to end through the real Asterisk: one reacting caller per path.
 
 All calls of this module are placed at once by a module fixture (they run side by side,
 so the set takes as long as its longest call), then each test checks its own call: the
@@ -6,10 +6,9 @@ stored call, its intake, its recordings (present, voiced), and that its channel 
 
 Determinism: the practice state comes from manual overrides set with `ivr override set`
 before the calls (Sunny Pediatrics closed, Mesa Family open for the next hours), not from
-the wall clock, so the same paths run whatever time the suite runs at. Keys are sent by
-SIP INFO at fixed times after the answer; prompts are interruptible by keys, so each key
-lands inside the prompt it answers (times below follow the prompts' lengths). The caller
-speaks continuously (real speech RTP), and presses # to end each recording.
+the wall clock, so the same paths run whatever time the suite runs at. The callers
+(ivr.caller) answer each question once the service has asked it and gone quiet, and say
+their name and reason as speech, so a slow machine only makes the calls longer.
 """
 
 from __future__ import annotations
@@ -20,24 +19,21 @@ import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from harness import (
-    REPO,
-    drop_pending_callbacks,
-    run_scenario,
-    silence_pcap,
-    timed_caller_scenario,
-    wait_for,
-)
+from harness import REPO, drop_pending_callbacks, run_scenario, timed_caller_scenario, wait_for
+from support.plans import answer, happy, speak, voices
+from support.sipp import CallerSpec
 
+from ivr.caller.client import CallReport
+from ivr.caller.plan import AwaitEnd, CallPlan, Hangup, Listen, Pause
 from ivr.flows.audio import analyse
 from ivr.records import recordings
 from ivr.rules import load_rules
 from ivr.rules.model import Override
 from ivr.rules.schedule import next_opening
 from ivr.rules.timeutil import human_time
-from ivr.sipp import CallerSpec, speech_pcap
 
 pytestmark = pytest.mark.pbx
 
@@ -47,63 +43,51 @@ MESA_DID = "+17205550200"
 MESA_FWD = "+17205550211"
 UNKNOWN_DID = "+15555550123"
 SHARED_TRUNK_DID = "+16175550999"  # claimed by nobody: only the Diversion names the practice
+# A caller who holds for the clinician (the service keeps talking or ringing: no quiet
+# turn), then gives up while the chain is rung.
+HOLD_THEN_HANG_UP = [Listen(quiet_ms=0, min_voice_ms=4000), Pause(10000), Hangup()]
 
-SKIP = [(1000, "#"), (2000, "#")]  # skip the greeting, then the emergency notice
-ACCEPT = [(3000, "1")]  # "press 1 to be called back at <caller ID>"
-DOB = [(5500 + 300 * i, d) for i, d in enumerate("01021990")] + [(9500, "1")]
-RECORD = [(17500, "#"), (25000, "#")]  # end the name, then the reason recording
-HAPPY = SKIP + ACCEPT + DOB + RECORD
-
-
-def _menu(key: str) -> list[tuple[int, str]]:
-    return [(27000, key)]
-
-
-def _keys(text: str, start: int, step: int = 300) -> list[tuple[int, str]]:
-    return [(start + step * i, k) for i, k in enumerate(text)]
-
-
-# name -> (number dialled, caller spec fields, timeline, end ms, hang up ourselves, audio)
-SCENARIOS = {
-    "routine": (SUNNY_DID, {"caller_id": "+16175550142"}, HAPPY + _menu("4"), 70000, False,
-                "speech"),
-    "urgent": (SUNNY_DID, {"caller_id": "+16175550143"}, HAPPY + _menu("1"), 45000, True,
-               "speech"),
-    "emergency": (SUNNY_DID, {"caller_id": "+16175550144"}, HAPPY + _menu("9"), 55000, True,
-                  "speech"),
-    "forwarded": (SHARED_TRUNK_DID, {"caller_id": "+16175550145",
-                                     "diversion": f"sip:{SUNNY_FWD}@127.0.0.1;reason=no-answer"},
-                  HAPPY + _menu("3"), 70000, False, "speech"),
-    "overflow": (MESA_DID, {"caller_id": "+16175550146",
-                            "diversion": f"sip:{MESA_FWD}@127.0.0.1;reason=user-busy"},
-                 HAPPY + _menu("2"), 70000, False, "speech"),
-    "unknown": (UNKNOWN_DID, {"caller_id": "+16175550147"}, HAPPY, 70000, False, "speech"),
-    "anonymous": (SUNNY_DID, {"caller_id": "anonymous"},
-                  SKIP + _keys("6175550177#", 3000) + [(8000, "1")]
-                  + _keys("07041965", 9000) + [(13000, "1"), (21000, "#"), (28500, "#"),
-                                               (30500, "4")], 75000, False, "speech"),
-    "invalid": (SUNNY_DID, {"caller_id": "+16175550148"},
-                SKIP + _keys("555#", 3000) + [(8500, "1")] + _keys("13451990", 11000)
-                + _keys("01021990", 17000) + [(21000, "1"), (29000, "#"), (36500, "#"),
-                                              (38500, "7"), (43000, "4")], 80000, False,
-                "speech"),
-    "silence": (MESA_DID, {"caller_id": "+16175550149"}, [], 250000, False, "silence"),
-    "hangup_callback": (SUNNY_DID, {"caller_id": "+16175550150"}, SKIP, 3500, True,
-                        "speech"),
-    "hangup_dob": (SUNNY_DID, {"caller_id": "+16175550151"}, SKIP + ACCEPT + DOB[:3], 7000,
-                   True, "speech"),
-    "hangup_name": (SUNNY_DID, {"caller_id": "+16175550152"}, SKIP + ACCEPT + DOB, 17000,
-                    True, "speech"),
-    "hangup_reason": (SUNNY_DID, {"caller_id": "+16175550153"}, HAPPY[:-1], 24000, True,
-                      "speech"),
-    # Hostile caller-supplied values: dialplan/AGI/command syntax in every field we can.
-    "hostile": (SUNNY_DID, {"caller_id": "+16175550166"}, SKIP + ACCEPT, 7000, True,
-                "speech"),
+# name -> (number dialled, caller ID, Diversion, steps from the voices)
+SCENARIOS: dict[str, tuple[str, str, str | None, Any]] = {
+    "routine": (SUNNY_DID, "+16175550142", None, lambda v: happy(v) + answer("4")),
+    "urgent": (SUNNY_DID, "+16175550143", None,
+               lambda v: happy(v) + answer("1") + HOLD_THEN_HANG_UP),
+    "emergency": (SUNNY_DID, "+16175550144", None,
+                  lambda v: happy(v) + answer("9") + HOLD_THEN_HANG_UP),
+    "forwarded": (SHARED_TRUNK_DID, "+16175550145",
+                  f"<sip:{SUNNY_FWD}@127.0.0.1>;reason=no-answer",
+                  lambda v: happy(v) + answer("3")),
+    "overflow": (MESA_DID, "+16175550146", f"<sip:{MESA_FWD}@127.0.0.1>;reason=user-busy",
+                 lambda v: happy(v) + answer("2")),
+    "unknown": (UNKNOWN_DID, "+16175550147", None, happy),
+    "anonymous": (SUNNY_DID, "anonymous", None,
+                  lambda v: [*answer("6175550177#"), *answer("1"), *answer("07041965"),
+                             *answer("1"), *speak(v["name"]), *speak(v["reason"]),
+                             *answer("4")]),
+    "invalid": (SUNNY_DID, "+16175550148", None,
+                lambda v: [*answer("555#"), *answer("1"), *answer("13451990"),
+                           *answer("01021990"), *answer("1"), *speak(v["name"]),
+                           *speak(v["reason"]), *answer("7"), *answer("4")]),
+    # Says nothing at all, to the end (the line stays open: silence keeps arriving).
+    "silence": (MESA_DID, "+16175550149", None, lambda v: [AwaitEnd(400)]),
+    "hangup_callback": (SUNNY_DID, "+16175550150", None, lambda v: [Listen(), Hangup()]),
+    "hangup_dob": (SUNNY_DID, "+16175550151", None,
+                   lambda v: [*answer("1"), *answer("010"), Hangup()]),
+    "hangup_name": (SUNNY_DID, "+16175550152", None,
+                    lambda v: [*answer("1"), *answer("01021990"), *answer("1"),
+                               *speak(v["name"]), Hangup()]),
+    "hangup_reason": (SUNNY_DID, "+16175550153", None,
+                      lambda v: [*answer("1"), *answer("01021990"), *answer("1"),
+                                 *speak(v["name"]), *speak(v["reason"]), Hangup()]),
 }
-CALLER_DIGITS = {name: "".join(c for c in spec[1]["caller_id"] if c.isdigit() or c == "+")
+CALLER_DIGITS = {name: "".join(c for c in spec[1] if c.isdigit() or c == "+")
                  for name, spec in SCENARIOS.items()}
+# The hostile caller: SIPp, since its headers must reach the PBX byte for byte (a SIP
+# stack would refuse to send them). It says nothing and hangs up during the intake.
+HOSTILE = "hostile"
 # The hostile From user part is no strict number: the dialplan keeps no caller ID at all.
-CALLER_DIGITS["hostile"] = ""
+CALLER_DIGITS[HOSTILE] = ""
+HOSTILE_HANGUP_MS = 40000  # past the greeting and notice, into the first questions
 # Hostile caller-supplied values, sent byte for byte: dialplan, AGI and shell syntax.
 HOSTILE_HEADERS = (
     'From: "Evil\\" ${SHELL(id)} | & , \' ' + "A" * 300
@@ -111,33 +95,35 @@ HOSTILE_HEADERS = (
     'Diversion: <sip:+16175550111&Dial(PJSIP/x),$@127.0.0.1>;reason="a,b|c&${EXTEN}"',
     "X-Evil: ${SHELL(touch /tmp/ivr-pwned)}&|,\"'" + "B" * 600,
 )
+ALL_SCENARIOS = [*SCENARIOS, HOSTILE]
 
 
 class Campaign:
-    """Every scenario's SIPp run, started together; results by scenario name."""
+    """Every scenario's caller, started together; reports by scenario name."""
 
     def __init__(self, stack, workdir: Path) -> None:
         self.stack = stack
-        self.results: dict[str, subprocess.CompletedProcess[str]] = {}
-        speech = speech_pcap("Alex Smith. My daughter has had a fever since this morning.",
-                             workdir / "speech.pcap", repeat=30, tail_silence_s=1)
-        silence = silence_pcap(workdir / "silence.pcap", 245)
+        self.results: dict[str, CallReport | subprocess.CompletedProcess[str]] = {}
+        said = voices(stack)
         self.threads = []
-        for name, (number, fields, timeline, end_ms, hangup, audio) in SCENARIOS.items():
-            spec = CallerSpec(audio_pcap=str(speech if audio == "speech" else silence),
-                              **fields)
-            xml = timed_caller_scenario(spec, timeline, end_ms, hangup,
-                                        HOSTILE_HEADERS if name == "hostile" else ())
-            thread = threading.Thread(target=self._run, args=(name, xml, number, workdir),
-                                      daemon=True)
-            thread.start()
-            self.threads.append(thread)
+        for name, (number, caller_id, diversion, steps) in SCENARIOS.items():
+            plan = CallPlan(caller_id=caller_id, steps=tuple(steps(said)),
+                            headers=(("Diversion", diversion),) if diversion else ())
+            self._start(name, lambda plan=plan, number=number, name=name: stack.place(
+                plan, number, workdir / name, timeout_s=400))
+        xml = timed_caller_scenario(CallerSpec(caller_id="+16175550166"), [],
+                                    HOSTILE_HANGUP_MS, True, HOSTILE_HEADERS)
+        self._start(HOSTILE, lambda: run_scenario(xml, stack.target, SUNNY_DID,
+                                                  workdir / HOSTILE))
 
-    def _run(self, name: str, xml: str, number: str, workdir: Path) -> None:
-        self.results[name] = run_scenario(xml, self.stack.target, number, workdir / name)
+    def _start(self, name: str, place: Any) -> None:
+        thread = threading.Thread(target=lambda: self.results.__setitem__(name, place()),
+                                  daemon=True)
+        thread.start()
+        self.threads.append(thread)
 
-    def result(self, name: str) -> subprocess.CompletedProcess[str]:
-        wait_for(lambda: name in self.results, 320, f"the {name} caller to finish",
+    def result(self, name: str) -> CallReport | subprocess.CompletedProcess[str]:
+        wait_for(lambda: name in self.results, 460, f"the {name} caller to finish",
                  interval=0.5)
         return self.results[name]
 
@@ -163,7 +149,7 @@ def campaign(stack, tmp_path_factory):
     try:
         yield run
         for thread in run.threads:
-            thread.join(330)
+            thread.join(470)
         wait_for(lambda: stack.channels() == 0, 30, "no channels left in Asterisk")
     finally:
         for thread in run.threads:
@@ -178,7 +164,10 @@ def campaign(stack, tmp_path_factory):
 def _finished(campaign, name: str) -> dict:
     """The stored call of scenario `name`, once reconciled (its channel has ended)."""
     result = campaign.result(name)
-    assert result.returncode == 0, f"{name}: {result.stderr[-3000:]}"
+    if isinstance(result, CallReport):
+        assert result.ok, f"{name}: {result.explain()}"
+    else:
+        assert result.returncode == 0, f"{name}: {result.stderr[-3000:]}"
     stack = campaign.stack
     caller = CALLER_DIGITS[name] if name != "anonymous" else ""
 
@@ -355,7 +344,9 @@ def test_hostile_caller_data_is_inert(campaign):
                for f in e["detail"]["fields"]]
     assert {"caller", "forwarded", "name"} <= set(refused)
     assert call["practice_id"] == "sunny-pediatrics"
-    assert call["abandoned_step"] in ("intake.callback", "intake.dob")
+    # It hangs up after a while, wherever the flow is then (it presses no key).
+    assert call["abandoned_step"] in ("greeting", "emergency_notice", "intake.callback",
+                                      "intake.dob")
     assert call["fallback_reason"] != "controller-error"
     log = campaign.stack.controller_log()
     assert "Traceback" not in log and "flow failed" not in log
@@ -364,7 +355,7 @@ def test_hostile_caller_data_is_inert(campaign):
 
 
 def test_patient_data_never_reaches_the_controller_log(campaign):
-    for name in SCENARIOS:
+    for name in ALL_SCENARIOS:
         campaign.result(name)
     log = campaign.stack.controller_log()
     assert "call " in log  # the log is there and carries call ids

@@ -18,8 +18,7 @@ import time
 import pytest
 from harness import run_scenario, timed_caller_scenario, wait_for
 from oncall_helpers import dial_begins, practice_yaml, restore, use_rules
-
-from ivr.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
+from support.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
 
 pytestmark = pytest.mark.pbx
 

@@ -16,25 +16,28 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from harness import REPO, run_scenario_in, timed_caller_scenario, wait_for
+from harness import REPO, wait_for
+from support.plans import DOB_KEYS, answer, speak, voices
 
+from ivr.caller.plan import CallPlan
 from ivr.flows.audio import analyse
 from ivr.records import recordings
 from ivr.secure import crypto, keys
-from ivr.sipp import CallerSpec, speech_pcap
 
 pytestmark = pytest.mark.pbx
 
 SUNNY_DID = "+16175550100"
 CALLER = "+16175550181"
 CALLBACK = "+16175550182"
-# Skip greeting and notice; key another callback number over the caller-ID offer and
-# confirm it; key the date of birth and confirm it; end the name and the reason with #;
-# 4: a routine message (the anonymous scenario of test_call_flow, with a caller ID).
-TIMELINE = ([(1000, "#"), (2000, "#")]
-            + [(3000 + 300 * i, k) for i, k in enumerate("6175550182#")] + [(8000, "1")]
-            + [(9000 + 300 * i, k) for i, k in enumerate("01021990")]
-            + [(13000, "1"), (21000, "#"), (28500, "#"), (30500, "4")])
+
+
+def steps(v: dict[str, str]) -> tuple:
+    """Key another callback number over the caller-ID offer and confirm it; key the date
+    of birth and confirm it; say the name and the reason; 4: a routine message."""
+    return (*answer("6175550182#"), *answer("1"), *answer(DOB_KEYS), *answer("1"),
+            *speak(v["name"]), *speak(v["reason"]), *answer("4"))
+
+
 PATIENT_VALUES = ["1990-01-02", "19900102", "01021990", "01/02/1990",
                   "6175550182", "6175550181"]
 
@@ -95,13 +98,10 @@ def after_hours(live):
 
 def test_patient_values_are_nowhere_in_the_data_folder_in_plaintext(after_hours, tmp_path):
     stack = after_hours
-    speech = speech_pcap("Alex Smith. My daughter has had a fever since this morning.",
-                         tmp_path / "speech.pcap", repeat=30, tail_silence_s=1)
-    xml = timed_caller_scenario(CallerSpec(caller_id=CALLER, audio_pcap=str(speech)),
-                                TIMELINE, 75000)
+    plan = CallPlan(caller_id=CALLER, steps=steps(voices(stack)))
     started = datetime.now(UTC) - timedelta(seconds=5)
-    result = run_scenario_in(stack, xml, SUNNY_DID, tmp_path / "call")
-    assert result.returncode == 0, result.stderr[-3000:]
+    report = stack.place(plan, SUNNY_DID, tmp_path / "call")
+    assert report.ok, report.explain()
 
     def stored():
         rows = [c for c in stack.calls() if c["caller"] == CALLER

@@ -5,13 +5,28 @@ calls the controller missed are reconciled when it comes back."""
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import pytest
 from harness import EXAMPLE_DID, wait_for
 
-from ivr.sipp import CallerSpec, PhoneSpec, speech_pcap
+from ivr.caller.plan import (
+    BUSY,
+    AwaitEnd,
+    CallPlan,
+    Hangup,
+    Listen,
+    Pause,
+    Phone,
+    PhoneBook,
+    Press,
+    Say,
+)
+
+# The greeting is playing: the caller has heard a second of it.
+IN_GREETING = Listen(quiet_ms=0, min_voice_ms=1000)
+# A clinician who hears the screening prompt, accepts, talks a little and hangs up.
+ACCEPTS = PhoneBook(default=Phone(steps=(Listen(), Press("1"), Pause(2000), Hangup())))
 
 pytestmark = pytest.mark.pbx
 
@@ -28,13 +43,19 @@ def _record(stack, uniqueid, condition, timeout=40):
     return wait_for(ready, timeout, f"call {uniqueid} to be recorded", interval=0.5)
 
 
+def _accepted_once(phones) -> None:
+    """One clinician's phone rang, heard the screening prompt and pressed 1."""
+    pressed = [e for e in phones.events() if e["event"] == "pressed"]
+    assert [e["keys"] for e in pressed] == ["1"], phones.events()
+
+
 def test_caller_presses_a_key_and_the_call_is_recorded(live):
-    """A SIPp caller dials the example practice, presses # (SIP INFO) to skip the greeting,
-    and hangs up during the intake: the call and its steps are recorded. (The full flow,
-    path by path, is in test_call_flow.py.)"""
+    """A caller dials the example practice, presses # during the greeting, and hangs up
+    soon after: the call and its steps are recorded. (The full flow, path by path, is in
+    test_call_flow.py.)"""
     mark = live.recorder.mark()
-    result = live.call(CallerSpec(keys="#", hangup_after_ms=3000))
-    assert result.returncode == 0, result.stderr
+    report = live.place(CallPlan(steps=(IN_GREETING, Press("#"), Pause(1000), Hangup())))
+    assert report.ok, report.explain()
     uniqueid = _uniqueid_after(live, mark)
     call = _record(live, uniqueid, lambda c: c["ended_at"] and c["reconciled_at"])
     assert call["end_reason"] == "caller_hangup"
@@ -57,32 +78,35 @@ def test_caller_hangs_up_mid_command(live):
     """The caller hangs up during the greeting: the controller sees HANGUP, records it,
     and serves the next call normally."""
     mark = live.recorder.mark()
-    result = live.call(CallerSpec(keys="", hangup_after_ms=1500))
-    assert result.returncode == 0, result.stderr
+    report = live.place(CallPlan(steps=(Listen(quiet_ms=0, min_voice_ms=300), Hangup())))
+    assert report.ok, report.explain()
     uniqueid = _uniqueid_after(live, mark)
     call = _record(live, uniqueid, lambda c: c["end_reason"] and c["ended_at"])
     assert call["end_reason"] == "caller_hangup"
     assert "IvrControllerReturned" not in live.recorder.path(uniqueid)
     assert "IvrFallback" not in live.recorder.path(uniqueid)
-    # and the controller is still fine
-    result = live.call(CallerSpec(keys="2", wait_bye_ms=30000))
-    assert result.returncode == 0, result.stderr
+    # and the controller is still fine: the next caller is greeted
+    report = live.place(CallPlan(steps=(IN_GREETING, Hangup())))
+    assert report.ok, report.explain()
 
 
 def test_controller_killed_mid_call_caller_reaches_fallback_clinician(live):
     """SIGKILL the controller during the greeting: AGISTATUS says SUCCESS, but the missing
     sentinel sends the caller to the fallback, which dials the practice's fallback number;
-    the clinician's phone (SIPp) accepts with 1. The restarted controller reconciles."""
-    phone = live.phone(PhoneSpec(answer=True, key="1", key_after_ms=2500))
-    mark = live.recorder.mark()
-    call = live.call_async(CallerSpec(keys="", hangup_after_ms=24000))
-    uniqueid = _uniqueid_after(live, mark)
-    time.sleep(1.5)  # the controller is playing the greeting now
-    live.kill_controller(signal.SIGKILL)
-    result = call.join()
-    assert result.returncode == 0, result.stderr
-    phone_out, phone_err = phone.communicate(timeout=60)
-    assert phone.returncode == 0, phone_out[-2000:] + phone_err[-2000:]
+    the clinician's phone accepts with 1. The restarted controller reconciles."""
+    phones = live.phones(ACCEPTS)
+    try:
+        mark = live.recorder.mark()
+        call = live.start(CallPlan(steps=(IN_GREETING, AwaitEnd(180))))
+        uniqueid = _uniqueid_after(live, mark)
+        wait_for(lambda: any(e["event"] == "heard" for e in call.events()), 60,
+                 "the caller to hear the controller's greeting")
+        live.kill_controller(signal.SIGKILL)
+        report = call.wait()
+        assert report.ok, report.explain()
+        _accepted_once(phones)
+    finally:
+        phones.stop()
     events = live.recorder.user_events(uniqueid)
     names = [e["UserEvent"] for e in events]
     assert "IvrControllerReturned" not in names
@@ -104,13 +128,15 @@ def test_controller_stopped_before_call_caller_reaches_fallback_clinician(live):
     """With no controller at all, the call still reaches the fallback clinician, and the
     controller creates the record from the hang-up stamp when it starts."""
     live.stop_controller()
-    phone = live.phone(PhoneSpec(answer=True, key="1", key_after_ms=2500))
-    mark = live.recorder.mark()
-    result = live.call(CallerSpec(keys="", hangup_after_ms=20000))
-    assert result.returncode == 0, result.stderr
-    uniqueid = _uniqueid_after(live, mark)
-    phone_out, phone_err = phone.communicate(timeout=60)
-    assert phone.returncode == 0, phone_out[-2000:] + phone_err[-2000:]
+    phones = live.phones(ACCEPTS)
+    try:
+        mark = live.recorder.mark()
+        report = live.place(CallPlan(steps=(AwaitEnd(180),)))
+        assert report.ok, report.explain()
+        uniqueid = _uniqueid_after(live, mark)
+        _accepted_once(phones)
+    finally:
+        phones.stop()
     names = live.recorder.path(uniqueid)
     assert "IvrFallbackDial" in names and "IvrFallbackRecord" not in names
     assert live.call_by_uniqueid(uniqueid) is None  # nobody has recorded it yet
@@ -127,14 +153,16 @@ def test_no_controller_and_no_clinician_caller_leaves_a_recording(live):
     tone, Record() writes the message into the spool, and the controller moves it into the
     data folder and records the call when it starts."""
     live.stop_controller()
-    phone = live.phone(PhoneSpec(busy=True), calls=2)
-    speech = speech_pcap("This is a test message. Please call me back.",
-                         live.workdir / "message.pcap", lead_silence_s=14, tail_silence_s=7)
-    mark = live.recorder.mark()
-    result = live.call(CallerSpec(keys="", wait_bye_ms=60000, audio_pcap=str(speech),
-                                  before_keys_ms=0), timeout_s=120)
-    assert result.returncode == 0, result.stderr
-    phone.communicate(timeout=30)
+    phones = live.phones(PhoneBook(default=BUSY))
+    message = live.voice("This is a test message. Please call me back.")
+    try:
+        mark = live.recorder.mark()
+        # The apology, the busy numbers, "leave a message after the tone": then speak.
+        report = live.place(CallPlan(steps=(Listen(), Say(message), AwaitEnd(120))))
+        assert report.ok, report.explain()
+        assert len(phones.events()) >= 2  # both fallback numbers were tried
+    finally:
+        phones.stop()
     uniqueid = _uniqueid_after(live, mark)
     names = live.recorder.path(uniqueid)
     assert "IvrFallbackRecord" in names, names
@@ -151,9 +179,10 @@ def test_logs_carry_call_ids_not_caller_numbers(live):
     """After the calls above (and one more, forwarded), the controller's log (at DEBUG)
     holds call ids but no caller number, dialled number or Diversion number."""
     mark = live.recorder.mark()
-    result = live.call(CallerSpec(caller_id="+16175550177", keys="1", hangup_after_ms=6000,
-                                  diversion="<sip:+16175550111@127.0.0.1>;reason=no-answer"))
-    assert result.returncode == 0, result.stderr
+    report = live.place(CallPlan(
+        caller_id="+16175550177", steps=(IN_GREETING, Hangup()),
+        headers=(("Diversion", "<sip:+16175550111@127.0.0.1>;reason=no-answer"),)))
+    assert report.ok, report.explain()
     uniqueid = _uniqueid_after(live, mark)
     call = _record(live, uniqueid, lambda c: c["end_reason"])
     assert call["forwarded_from"] == "+16175550111"

@@ -47,10 +47,13 @@ from delivery.test_delivery_fax import (  # noqa: F401  (fax_pbxs is a fixture)
     _tiff_pages,
     fax_pbxs,
 )
-from harness import REPO, run_scenario_in, timed_caller_scenario, wait_for
-from test_call_flow import ACCEPT, DOB, HAPPY, SKIP, _cli, _menu
+from harness import REPO, wait_for
+from support.plans import answer, happy, voices
+from test_call_flow import _cli
 
 from ivr.ami import AmiClient
+from ivr.caller.client import CallReport
+from ivr.caller.plan import CallPlan, Hangup
 from ivr.db.engine import Database
 from ivr.delivery import outbox
 from ivr.delivery.email import EmailSender, SmtpConfig
@@ -63,16 +66,16 @@ from ivr.documents.report import night_of
 from ivr.pbx.instance import AMI_USER
 from ivr.rules import load_rules
 from ivr.rules.model import Delivery
-from ivr.sipp import CallerSpec, speech_pcap
 
 pytestmark = pytest.mark.pbx
 
 SUNNY_DID = "+16175550100"
 SECRET = "night-report-webhook-secret"
+# name -> (caller ID, its steps from the voices)
 CALLERS = {
-    "routine": ("+16175550171", HAPPY + _menu("4"), 70000, False),
-    "appointment": ("+16175550172", HAPPY + _menu("3"), 70000, False),
-    "abandoned": ("+16175550173", SKIP + ACCEPT + DOB[:3], 7000, True),
+    "routine": ("+16175550171", lambda v: happy(v) + answer("4")),
+    "appointment": ("+16175550172", lambda v: happy(v) + answer("3")),
+    "abandoned": ("+16175550173", lambda v: [*answer("1"), *answer("010"), Hangup()]),
 }
 
 
@@ -106,24 +109,22 @@ def night_calls(stack, tmp_path_factory):
     _cli(stack, "override", "set", "--practice", "sunny-pediatrics", "--closed", "--until",
          until.isoformat(), "--reason", "e2e: the night")
     workdir = tmp_path_factory.mktemp("night")
-    speech = speech_pcap("Alex Smith. My daughter has had a fever since this morning.",
-                         workdir / "speech.pcap", repeat=30, tail_silence_s=1)
-    results: dict[str, subprocess.CompletedProcess[str]] = {}
+    said = voices(stack)
+    results: dict[str, CallReport] = {}
 
     def place(name: str) -> None:
-        caller, timeline, end_ms, hangup = CALLERS[name]
-        xml = timed_caller_scenario(CallerSpec(caller_id=caller, audio_pcap=str(speech)),
-                                    timeline, end_ms, hangup)
-        results[name] = run_scenario_in(stack, xml, SUNNY_DID, workdir / name)
+        caller, steps = CALLERS[name]
+        plan = CallPlan(caller_id=caller, steps=tuple(steps(said)))
+        results[name] = stack.place(plan, SUNNY_DID, workdir / name)
 
     threads = [threading.Thread(target=place, args=(n,), daemon=True) for n in CALLERS]
     try:
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(150)
+            thread.join(400)
         for name, result in results.items():
-            assert result.returncode == 0, f"{name}: {result.stderr[-3000:]}"
+            assert result.ok, f"{name}: {result.explain()}"
         assert set(results) == set(CALLERS)
 
         def stored() -> dict[str, dict[str, Any]] | None:

@@ -23,8 +23,7 @@ from oncall_helpers import (
     restore,
     use_rules,
 )
-
-from ivr.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
+from support.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
 
 pytestmark = pytest.mark.pbx
 

@@ -20,8 +20,7 @@ import pytest
 from harness import run_scenario, timed_caller_scenario, wait_for
 from oncall_helpers import call_of, cli_json, gateway_channels, practice_yaml, restore, use_rules
 from support.faults import DROP_AMI_AFTER_ORIGINATE
-
-from ivr.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
+from support.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
 
 pytestmark = pytest.mark.pbx
 

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 from harness import wait_for
-
-from ivr.sipp import CallerSpec
+from support.sipp import CallerSpec
 
 pytestmark = pytest.mark.pbx
 

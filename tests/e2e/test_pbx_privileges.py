@@ -30,10 +30,10 @@ from harness import (
     timed_caller_scenario,
     wait_for,
 )
+from support.sipp import CallerSpec, PhoneSpec, speech_pcap
 
 from ivr.ami import AmiClient
 from ivr.pbx.instance import AMI_USER, SECRET_FILE, PbxInstance
-from ivr.sipp import CallerSpec, PhoneSpec, speech_pcap
 
 pytestmark = pytest.mark.pbx
 

@@ -7,13 +7,14 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import replace
 
 import pytest
 from harness import REPO, wait_for
 
-from ivr.sipp import CallerSpec
+from ivr.caller.plan import CallPlan, Hangup, Listen
+
+IN_GREETING = Listen(quiet_ms=0, min_voice_ms=1000)  # a second of the greeting heard
 
 pytestmark = pytest.mark.pbx
 
@@ -43,21 +44,24 @@ def own_rules(live, tmp_path):
 
 def test_reload_mid_call_keeps_the_call_and_its_rules(live, own_rules):
     mark = live.recorder.mark()
-    call = live.call_async(CallerSpec(keys="", hangup_after_ms=12000))
+    # The caller listens to the greeting and hangs up at the first question: the reload
+    # happens while it is greeted (the test waits until it hears the greeting).
+    call = live.start(CallPlan(steps=(IN_GREETING, Listen(), Hangup())))
     uniqueid = wait_for(lambda: live.recorder.last_inbound_uniqueid(mark), 20, "the call")
     before = wait_for(lambda: (c := live.call_by_uniqueid(uniqueid)) and c.get("rules_digest")
                       and c, 20, "the call's rules to be recorded", interval=0.3)
-    time.sleep(2)
+    wait_for(lambda: any(e["event"] == "heard" for e in call.events()), 60,
+             "the caller to hear the greeting")
     sunny = own_rules / "sunny-pediatrics.yaml"
     sunny.write_text(sunny.read_text().replace("name: Sunny", "name: Sunny Reloaded", 1))
     code, status = _reload(live)
     assert code == 0, status
     assert status["digest"] != before["rules_digest"]
-    result = call.join()
-    assert result.returncode == 0, result.stderr
+    report = call.wait()
+    assert report.ok, report.explain()
     after = wait_for(lambda: (c := live.call_by_uniqueid(uniqueid)) and c["end_reason"] and c,
                      30, "the call to end", interval=0.5)
-    assert after["end_reason"] == "caller_hangup"  # the caller's own hang-up, at 12 s
+    assert after["end_reason"] == "caller_hangup"  # the caller's own hang-up
     assert after["rules_digest"] == before["rules_digest"]
     assert "IvrFallback" not in live.recorder.path(uniqueid)
 
@@ -69,8 +73,8 @@ def test_reload_mid_call_keeps_the_call_and_its_rules(live, own_rules):
     assert code == 1
     assert refused["digest"] == good and refused["last_error"]
     mark = live.recorder.mark()
-    result = live.call(CallerSpec(keys="", hangup_after_ms=4000))
-    assert result.returncode == 0, result.stderr
+    report = live.place(CallPlan(steps=(IN_GREETING, Hangup())))
+    assert report.ok, report.explain()
     uniqueid = wait_for(lambda: live.recorder.last_inbound_uniqueid(mark), 20, "the call")
     third = wait_for(lambda: (c := live.call_by_uniqueid(uniqueid)) and c["end_reason"] and c,
                      30, "the call to end", interval=0.5)

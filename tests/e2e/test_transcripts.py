@@ -13,8 +13,8 @@ import signal
 import pytest
 from harness import REPO, run_scenario_in, timed_caller_scenario, wait_for
 from oncall_helpers import call_of, practice_yaml, restore, use_rules
+from support.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
 
-from ivr.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
 from ivr.texts import en
 
 pytestmark = pytest.mark.pbx

@@ -14,8 +14,7 @@ import json
 
 import pytest
 from harness import EXAMPLE_DID, wait_for
-
-from ivr.sipp import CallerSpec
+from support.sipp import CallerSpec
 
 pytestmark = pytest.mark.pbx
 

@@ -9,16 +9,21 @@ from sqlalchemy import inspect
 from ivr.db.engine import Database
 from ivr.db.models import Base
 
-HEAD = "0008_transcripts"
+HEAD = "0010_transcripts"
+#: How many triggers the schema has (SQLite: UPDATE and DELETE refused; PostgreSQL: UPDATE
+#: or DELETE in one, TRUNCATE in another).
+TRIGGERS = {"sqlite": "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'",
+            "postgresql": "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"}
 
 try:  # other packages add their tables to the same metadata (and their migrations)
+    import ivr.accounts.models  # noqa: F401
     import ivr.delivery.models  # noqa: F401
 except ImportError:
     pass
 
 
-async def test_upgrade_head_creates_every_table_and_matches_the_models(tmp_path):
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}")
+async def test_upgrade_head_creates_every_table_and_matches_the_models(tmp_path, databases):
+    db = Database(databases.new(tmp_path / "ivr.sqlite3"))
     try:
         await db.create()
         await db.create()  # idempotent: a second start changes nothing
@@ -37,7 +42,7 @@ async def test_upgrade_head_creates_every_table_and_matches_the_models(tmp_path)
         await db.close()
 
 
-async def test_retention_migration_downgrades_without_touching_calls(tmp_path):
+async def test_retention_migration_downgrades_without_touching_calls(tmp_path, databases):
     """0005 adds calls.recordings_purged_at and retention_log; its downgrade drops the
     column in place (a batch copy of `calls` would cascade into every call's children)."""
     from datetime import UTC, datetime
@@ -51,7 +56,7 @@ async def test_retention_migration_downgrades_without_touching_calls(tmp_path):
 
     cfg = alembic_config()
     assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}")
+    db = Database(databases.new(tmp_path / "ivr.sqlite3"))
     try:
         await db.create()
         call_id = await calls.start_call(db, uniqueid="u1", node="n", dialled="",
@@ -75,7 +80,7 @@ async def test_retention_migration_downgrades_without_touching_calls(tmp_path):
         await db.close()
 
 
-async def test_audit_log_migration_is_head_refuses_changes_and_downgrades(tmp_path):
+async def test_audit_log_migration_is_head_refuses_changes_and_downgrades(tmp_path, databases):
     """0006 adds the append-only audit_log: triggers refuse UPDATE and DELETE; its
     downgrade drops the table (and its triggers) and nothing else."""
     import pytest
@@ -87,7 +92,7 @@ async def test_audit_log_migration_is_head_refuses_changes_and_downgrades(tmp_pa
     from ivr.records import audit
 
     cfg = alembic_config()
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}")
+    db = Database(databases.new(tmp_path / "ivr.sqlite3"))
     try:
         await db.create()
         await audit.record(db, "cli:test:1", audit.CALL_READ, subject="c1")
@@ -102,8 +107,7 @@ async def test_audit_log_migration_is_head_refuses_changes_and_downgrades(tmp_pa
             cfg.attributes["connection"] = conn
             (command.downgrade if down else command.upgrade)(cfg, target)
             names = set(inspect(conn).get_table_names())
-            triggers = conn.execute(text(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'")).scalar()
+            triggers = conn.execute(text(TRIGGERS[conn.dialect.name])).scalar()
             return "audit_log" in names, "retention_log" in names, triggers
 
         async with db.engine.begin() as conn:

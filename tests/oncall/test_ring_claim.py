@@ -32,7 +32,7 @@ def test_a_leg_rung_alone_always_may_take_the_call(practice):
     asyncio.run(run())
 
 
-def test_the_row_keeps_the_result_that_settled_first(practice, tmp_path):
+def test_the_row_keeps_the_result_that_settled_first(practice, tmp_path, databases):
     """DialEnd (busy) and OriginateResponse (Reason 0: failed) both finish a leg; their
     database writes may land in either order, and the row must say what the flow saw."""
     from ivr.db.engine import Database
@@ -40,7 +40,7 @@ def test_the_row_keeps_the_result_that_settled_first(practice, tmp_path):
     from ivr.oncall.dialer import Dialer
 
     async def run():
-        db = Database("sqlite+aiosqlite:///" + str(tmp_path / "ivr.sqlite3"))
+        db = Database(databases.new(tmp_path / "ivr.sqlite3"))
         await db.create()
         from datetime import UTC, datetime
 

@@ -340,8 +340,9 @@ class Bench:
 
     def setup(self) -> None:
         """Start Asterisk, add the bench dialplan and the pyst2 script, start FastAGI."""
+        from support.sipp import CallerSpec
+
         from ivr.pbx import prompts
-        from ivr.sipp import CallerSpec
 
         pbx = self.stack.pbx
         # No AMI event recorder: its event stream would be billed to Asterisk's CPU.
@@ -398,7 +399,7 @@ class Bench:
         return self.server.take_records() if variant == FASTAGI else self.pyst2.take_records()
 
     def run_level(self, variant: str, concurrency: int, calls: int) -> LevelResult:
-        from ivr.sipp import run_caller
+        from support.sipp import run_caller
 
         assert self.server is not None
         result = LevelResult(variant, concurrency, calls)

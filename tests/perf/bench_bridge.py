@@ -11,7 +11,7 @@ instance, Sunny Pediatrics forced closed by a manual override, as in bench_capac
 intake as its callers (greeting and notice skipped, caller ID accepted, date of birth
 keyed and confirmed, name and reason spoken) and then press 1 (urgent) in the menu, one
 caller every --gap seconds. The escalation chain rings the on-call nurse through the
-clinician gateway, where one multi-number SIPp phone (ivr.sipp.start_multi_phone) plays
+clinician gateway, where one multi-number SIPp phone (support.sipp.start_multi_phone) plays
 every clinician: 180 Ringing, answers 0.5 s later, presses 1 (RFC 2833) 2.5 s after the
 answer, and again at 8 s in case the first press was lost. Once a caller and a clinician
 are bridged the bench hangs the caller up (AMI Hangup, 1 s later), so calls do not
@@ -122,14 +122,14 @@ KINDS = frozenset({"UserEvent", "Newstate", "DTMFEnd", "BridgeEnter"})
 
 def use_port_slot() -> int:
     """Point the harness's PortPlan at a free slot of ours (via PYTEST_XDIST_WORKER)."""
-    from harness import PortPlan, _is_free
+    from harness import PortPlan, is_free
 
     offset = int(os.environ.get("IVR_TEST_WORKER_OFFSET", "0") or 0)
     for slot in PORT_SLOTS:
         # PortPlan adds the offset to the worker number and keeps it modulo 25.
         worker = slot + 25 * math.ceil(max(offset - slot, 0) / 25)
         plan = PortPlan(worker)
-        if all(_is_free(plan.fixed(n)) for n in range(5)):
+        if all(is_free(plan.fixed(n)) for n in range(5)):
             os.environ["PYTEST_XDIST_WORKER"] = f"gw{worker - offset}"
             return slot
     raise RuntimeError("no free port slot for the bench; is another bench running?")
@@ -300,10 +300,10 @@ class BridgeBench(Bench):
     def setup(self) -> None:
         """bench_capacity's set-up, then our AMI user, the urgent caller and the phones."""
         from harness import timed_caller_scenario
+        from support.sipp import CallerSpec, PhoneBehaviour, start_multi_phone
 
         from ivr.flows.speech import PlayFile, PromptLibrary
         from ivr.rules import load_rules
-        from ivr.sipp import CallerSpec, PhoneBehaviour, start_multi_phone
 
         # What judging needs, loaded now: a run is judged by the code it ran with.
         for module in ("ivr.records.calls", "ivr.oncall.callbacks", "ivr.db.engine"):

@@ -126,7 +126,7 @@ def run_sipp(xml: str, target: str, number: str, workdir: Path, *, calls: int,
              spread_s: float, local_port: int, media_port: int,
              timeout_s: int) -> subprocess.CompletedProcess[str]:
     """`calls` SIPp callers playing one scenario, all started within `spread_s`."""
-    from ivr.sipp import sipp_binary
+    from support.sipp import sipp_binary
 
     workdir.mkdir(parents=True, exist_ok=True)
     scenario = workdir / "caller.xml"
@@ -391,13 +391,13 @@ exten => s,1,UserEvent(BenchEnded)
 
 def pick_port_slot() -> int:
     """A harness worker slot whose control ports are free now (tests may be running)."""
-    from harness import PortPlan, _is_free
+    from harness import PortPlan, is_free
 
     # Stack adds IVR_TEST_WORKER_OFFSET to the slot (PortPlan): check the ports it will use.
     offset = int(os.environ.get("IVR_TEST_WORKER_OFFSET", "0") or 0)
     for slot in PORT_SLOTS:
         plan = PortPlan(slot + offset)
-        if all(_is_free(plan.fixed(n)) for n in range(5)):
+        if all(is_free(plan.fixed(n)) for n in range(5)):
             return slot
     raise RuntimeError("no free port slot for the bench; is another bench running?")
 
@@ -420,10 +420,10 @@ class Bench:
     # --- set-up -----------------------------------------------------------------------
     def setup(self) -> None:
         from harness import timed_caller_scenario
+        from support.sipp import CallerSpec, speech_pcap
 
         from ivr.pbx.instance import AMI_USER
         from ivr.rules import load_rules
-        from ivr.sipp import CallerSpec, speech_pcap
 
         pbx = self.stack.pbx
         pbx.start()

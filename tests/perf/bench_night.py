@@ -167,8 +167,9 @@ def rules_copy(dest: Path) -> Path:
 
 def phones(rules: Any, now: datetime, workdir: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """Behaviour per dialled number (digits) and who plays what, from tonight's chains."""
+    from support.sipp import PhoneBehaviour, speech_pcap
+
     from ivr.rules.oncall import dial_list
-    from ivr.sipp import PhoneBehaviour, speech_pcap
 
     accept = PhoneBehaviour(keys=CLINICIAN_KEYS)
     decline = PhoneBehaviour(keys=((5000, "2"), (10000, "2")))
@@ -223,8 +224,7 @@ def scenario(p: Planned, ask_s: dict[str, tuple[float, float]], speech: Path,
              rng: random.Random) -> str:
     """The SIPp caller of one planned call (bench_capacity's intake, then the menu)."""
     from harness import timed_caller_scenario
-
-    from ivr.sipp import CallerSpec
+    from support.sipp import CallerSpec
 
     keys, _ = controller_timeline(*ask_s[p.practice or SUNNY])
     menu_at = keys[-1][0]
@@ -399,9 +399,9 @@ def hang_up_bridged(stack: Any, seen: int, due: dict[str, float], done: set[str]
 def run_night(args: argparse.Namespace, workdir: Path) -> tuple[Night, dict[str, Any]]:
     from harness import Stack, run_scenario_in
     from oncall_helpers import cli_json, use_rules
+    from support.sipp import PhoneBehaviour, speech_pcap, start_multi_phone
 
     from ivr.rules import load_rules
-    from ivr.sipp import PhoneBehaviour, speech_pcap, start_multi_phone
 
     night = Night()
     info: dict[str, Any] = {}

@@ -1,4 +1,5 @@
-"""Fixtures for the retention tests: a fresh SQLite database, a data folder, the rules."""
+"""Fixtures for the retention tests: a fresh database (SQLite, PostgreSQL), a data
+folder, the rules."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ def rules():
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'data' / 'ivr.sqlite3'}"
+def db_url(tmp_path: Path, databases) -> str:
+    """A new database: SQLite in the data folder, then one on the session's PostgreSQL."""
+    return databases.new(tmp_path / "data" / "ivr.sqlite3")
 
 
 @pytest.fixture

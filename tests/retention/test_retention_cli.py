@@ -15,16 +15,17 @@ from ivr.db.engine import Database
 
 
 @pytest.fixture
-def seeded(tmp_path: Path, monkeypatch) -> tuple[Path, list[Path]]:
+def seeded(tmp_path: Path, monkeypatch, databases) -> tuple[Path, list[Path]]:
     """Calls for the CLI (which runs at the real now): the data folder, their recordings."""
     data = tmp_path / "data"
     monkeypatch.setenv("IVR_DATA_DIR", str(data))
     monkeypatch.setenv("IVR_RULES_PATH", str(REPO / "routing_rules"))
-    monkeypatch.delenv("IVR_DB_URL", raising=False)
+    url = databases.new(data / "ivr.sqlite3")
+    databases.use_in_cli(monkeypatch, url)
     now = datetime.now(UTC)
 
     async def seed() -> None:
-        db = Database(f"sqlite+aiosqlite:///{data / 'ivr.sqlite3'}")
+        db = Database(url)
         await db.create()
         try:
             await store_call(db, data, started=now - timedelta(days=400))  # recordings due

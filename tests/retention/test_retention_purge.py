@@ -22,6 +22,7 @@ from retention_helpers import (
     write,
 )
 from sqlalchemy import select, text
+from support.databases import foreign_key_violations
 
 from ivr.db.engine import Database
 from ivr.db.models import (
@@ -150,7 +151,7 @@ async def test_records_go_whole_with_everything_hanging_off_them(db, data_dir, r
     assert not (data_dir / "recordings" / old).exists()
     assert await calls.show_call(db, kept) is not None
     async with db.engine.connect() as conn:  # nothing orphaned anywhere
-        assert (await conn.execute(text("PRAGMA foreign_key_check"))).all() == []
+        assert await foreign_key_violations(conn) == []
 
     # Two days on, the report's night is past records_days too: its files go, its row
     # stays (counts only; it marks the night as made).
@@ -325,5 +326,5 @@ async def test_two_purges_at_once_on_two_engines_do_not_fail(db, data_dir, rules
         assert (await calls.show_call(db, call_id))["recordings_purged_at"] is not None
     assert not any((data_dir / "recordings").rglob("*.wav"))
     async with db.engine.connect() as conn:
-        assert (await conn.execute(text("PRAGMA foreign_key_check"))).all() == []
+        assert await foreign_key_violations(conn) == []
     assert len(await log_rows(db)) == 6

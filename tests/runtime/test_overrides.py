@@ -29,8 +29,8 @@ def rules():
 
 
 @pytest.fixture
-async def db(tmp_path):
-    database = Database("sqlite+aiosqlite:///" + str(tmp_path / "ivr.sqlite3"))
+async def db(tmp_path, databases):
+    database = Database(databases.new(tmp_path / "ivr.sqlite3"))
     await database.create()
     try:
         yield database

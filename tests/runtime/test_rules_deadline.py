@@ -20,7 +20,7 @@ from ivr.rules.runtime import RulesRuntime
 from ivr.rules.sandbox import load_in_child
 
 sys.path.insert(0, str(REPO / "tests"))
-from harness import _worker_ports  # noqa: E402  (ports from this worker's own range)
+from harness import worker_ports  # noqa: E402  (ports from this worker's own range)
 
 ICS = "mesa-family-oncall.ics"
 
@@ -147,7 +147,7 @@ def _serve(rules: Path, tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
     defaults = config.Settings()
     if find_root(defaults.cache_dir) is None:
         pytest.skip("no Asterisk root built yet (make pbx)")
-    ports = _worker_ports()
+    ports = worker_ports()
     settings = config.Settings(
         instance=f"{INSTANCE}-sigterm", sip_port=ports.next(), ami_port=ports.next(),
         agi_port=ports.next(), web_port=ports.next(), gateway_port=ports.next(),

@@ -133,9 +133,9 @@ def test_a_closed_pipe_is_no_error_message(tmp_path):
 
 
 def test_ctrl_c_is_one_line_and_130(tmp_path):
-    script = ("import sys\nfrom ivr.cli import main as m\n"
+    script = ("import sys\nfrom ivr.cli import main as m, rules_live\n"
               "def interrupted(args):\n    raise KeyboardInterrupt\n"
-              "m.cmd_rules_status = interrupted\n"
+              "rules_live.cmd_rules_status = interrupted\n"
               "sys.exit(m.main(['rules', 'status']))\n")
     base = dict(os.environ, IVR_DATA_DIR=str(tmp_path / "data"))
     done = subprocess.run([sys.executable, "-c", script], env=base, capture_output=True,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 IVR = Path(__file__).resolve().parents[2] / "ivr"
 #: The only modules directly in ivr/: shared by several features.
-SHARED = {"__init__", "ami", "config", "contract", "logs", "sipp"}
+SHARED = {"__init__", "ami", "clock", "config", "contract", "ids", "logs"}
 
 
 def _module(path: Path) -> str:

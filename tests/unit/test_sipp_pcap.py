@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from ivr.sipp import dtmf_pcap
+from support.sipp import dtmf_pcap
 
 
 def _packets(path):

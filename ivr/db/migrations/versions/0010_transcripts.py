@@ -1,8 +1,8 @@
 """Transcripts of the name and reason recordings (text sealed), and the caller's language
 and red-flag topic on the call.
 
-Revision ID: 0008_transcripts
-Revises: 0007_sealed_columns
+Revision ID: 0010_transcripts
+Revises: 0009_cluster
 Create Date: 2026-12-01
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_transcripts"
-down_revision = "0007_sealed_columns"
+revision = "0010_transcripts"
+down_revision = "0009_cluster"
 branch_labels = None
 depends_on = None
 

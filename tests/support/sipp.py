@@ -1,4 +1,6 @@
-"""SIPp scenarios built from parameters: the demo caller, test callers, clinician phones.
+"""SIPp scenarios built from parameters: byte-exact (hostile) callers, load callers for
+the benchmarks, and the timed helpers those need. Everything that can react uses
+ivr.caller instead; SIPp stays where a test needs bytes a SIP stack would not send.
 
 Keys are sent as SIP INFO (application/dtmf-relay), which Asterisk takes in any order
 and repetition; the RFC 2833 captures shipped with SIPp only work in one fixed order
@@ -14,7 +16,10 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
+
+from support.ports import PortPlan, worker_ports
 
 DTMF_PCAP_DIR = Path("/usr/share/sip-tester")
 KEYS = set("0123456789*#")
@@ -477,3 +482,96 @@ def start_multi_phone(behaviours: dict[str, PhoneBehaviour], default: PhoneBehav
         argv += ["-mp", str(media_port)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             text=True, stdin=subprocess.DEVNULL, cwd=workdir)
+
+
+# --- scripted callers (the call-flow e2e tests) ------------------------------------------
+
+def timed_caller_scenario(spec: CallerSpec, timeline: list[tuple[int, str]],
+                          end_ms: int, hangup: bool = False,
+                          raw_headers: tuple[str, ...] = ()) -> str:
+    """A caller that presses keys at given times (ms after the answer), then waits for the
+    PBX's BYE until `end_ms` (or hangs up itself at `end_ms` when `hangup`).
+
+    Built from the same pieces as caller_scenario, with explicit pauses so a test
+    can place each key inside the prompt it answers. `raw_headers` replace same-named
+    INVITE headers (or are added) byte for byte: CallerSpec's values are XML-escaped
+    inside CDATA, so '<', '&' or quotes would reach the PBX as entities, not as
+    themselves."""
+    base = caller_scenario(CallerSpec(
+        caller_id=spec.caller_id, caller_name=spec.caller_name, diversion=spec.diversion,
+        extra_headers=spec.extra_headers, audio_pcap=spec.audio_pcap, codec=spec.codec,
+        keys="", before_keys_ms=0, hangup_after_ms=0))
+    head = base.split('  <pause milliseconds="0"/>\n')[0]
+    for header in raw_headers:
+        assert "]]>" not in header and "\n" not in header
+        name = header.split(":", 1)[0]
+        lines = head.split("\n")
+        at = next((i for i, line in enumerate(lines)
+                   if line.strip().lower().startswith(name.lower() + ":")), None)
+        if at is None:
+            at = next(i for i, line in enumerate(lines) if "Max-Forwards: 70" in line)
+            lines.insert(at + 1, "      " + header)
+        else:
+            lines[at] = "      " + header
+        head = "\n".join(lines)
+    parts = [head]
+    now = 0
+    for at, key in sorted(timeline):
+        if at > now:
+            parts.append(f'  <pause milliseconds="{at - now}"/>\n')
+            now = at
+        parts.append(_info(key))
+    rest = max(end_ms - now, 0)
+    if hangup:
+        parts.append(f'  <pause milliseconds="{rest}"/>\n')
+        parts.append(_bye_uac())
+    else:
+        parts.append(f'  <recv request="BYE" timeout="{max(rest, 1000)}" ontimeout="hangup"/>\n')
+        parts.append(_ok_to_bye())
+        parts.append('  <nop next="end"/>\n  <label id="hangup"/>\n')
+        parts.append(_bye_uac())
+        parts.append('  <label id="end"/>\n')
+    parts.append("</scenario>\n")
+    return "".join(parts)
+
+
+def run_scenario(xml: str, target: str, number: str, workdir: Path,
+                 timeout_s: int = 300) -> subprocess.CompletedProcess[str]:
+    """Run one SIPp scenario on ports from this worker's own range (see run_scenario_in)."""
+    return _run_sipp(xml, target, number, workdir, timeout_s, worker_ports())
+
+
+def _run_sipp(xml: str | bytes, target: str, number: str, workdir: Path, timeout_s: int,
+              ports: PortPlan) -> subprocess.CompletedProcess[str]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    scenario = workdir / "caller.xml"
+    # bytes: a scenario carrying bytes that are not UTF-8 (a caller name that is invalid)
+    if isinstance(xml, bytes):
+        scenario.write_bytes(xml)
+    else:
+        scenario.write_text(xml)
+    argv = [sipp_binary(), target, "-sf", str(scenario), "-s", number, "-m", "1",
+            "-i", "127.0.0.1", "-p", str(ports.next()), "-mp", str(ports.next(4)),
+            "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin", "-trace_err",
+            "-error_file", str(workdir / "errors.log")]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + 30,
+                            stdin=subprocess.DEVNULL, cwd=workdir)
+    errors = workdir / "errors.log"
+    if result.returncode != 0 and errors.exists():
+        result.stderr += "\n" + errors.read_text()[-4000:]
+    return result
+
+
+def silence_pcap(dest: Path, seconds: float) -> Path:
+    """RTP of u-law digital silence (a caller who says nothing, with the line open)."""
+    # speech_pcap needs some text; a single pause character speaks as (near) silence, and
+    # the long lead keeps the whole stream silent for `seconds`.
+    return speech_pcap(".", dest, lead_silence_s=seconds, tail_silence_s=0)
+
+
+def run_scenario_in(stack: Any, xml: str | bytes, number: str, workdir: Path,
+                    timeout_s: int = 300) -> subprocess.CompletedProcess[str]:
+    """run_scenario on ports from the stack's own range (SIP, and 4 media ports: SIPp
+    binds audio and video RTP and RTCP next to each other), free of other workers' calls
+    and of the kernel's ephemeral ports."""
+    return _run_sipp(xml, stack.target, number, workdir, timeout_s, stack.ports)

@@ -1,0 +1,1 @@
+"""Portal accounts: users and their roles, passwords, second factors, sessions, API tokens."""

@@ -1,0 +1,352 @@
+"""The pjsua2 side: one SIP user agent in this process, and calls that run their steps.
+
+pjsua2 runs here without threads of its own (`threadCnt = 0`, `mainThreadOnly`): one
+loop polls the library, reads what each call has heard, and moves its steps on. Every
+callback therefore arrives on this thread, where the steps are.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pjsua2 as pj
+
+from ivr.caller.hearing import Hearing, WavTail
+from ivr.caller.plan import (
+    AwaitEnd,
+    CallPlan,
+    Hangup,
+    Listen,
+    Pause,
+    Phone,
+    PhoneBook,
+    Press,
+    Say,
+    Step,
+)
+
+CLOCK_RATE = 8000  # telephone audio; the conference bridge runs at the codec's rate
+KEY_MS = 250  # pjmedia sends a key as a 160 ms event, then a gap
+_REQUEST_USER = re.compile(r"^INVITE sips?:\+?([^@;>\s]+)@")
+
+
+class EventLog:
+    """Events as JSON lines (flushed one by one, so a parent can follow) and in memory."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.started = time.monotonic()
+        self.items: list[dict[str, Any]] = []
+        self._file = path.open("a", encoding="utf-8") if path else None
+
+    def add(self, call: str, event: str, **detail: Any) -> None:
+        item = {"t": round(time.monotonic() - self.started, 3), "call": call,
+                "event": event, **detail}
+        self.items.append(item)
+        if self._file:
+            self._file.write(json.dumps(item) + "\n")
+            self._file.flush()
+
+
+@dataclass
+class Runner:
+    """One call's steps, moved on by `tick`; `ok` is set when the call is over."""
+
+    label: str
+    steps: list[Step]
+    engine: Engine
+    workdir: Path
+    call: Any = None
+    up: bool = False
+    ended: bool = False
+    ok: bool | None = None
+    error: str | None = None
+    sip_status: int | None = None
+    ended_by: str | None = None
+    index: int = 0
+    step_at: float = 0.0
+    hearing: Hearing = field(default_factory=lambda: Hearing(CLOCK_RATE))
+    tail: WavTail | None = None
+    audio: Any = None
+    keep: list[Any] = field(default_factory=list)  # pjsua2 objects must outlive the call
+    on_confirmed: Callable[[], None] | None = None
+
+    @property
+    def heard_path(self) -> Path:
+        return self.workdir / f"heard-{self.label}.wav"
+
+    # --- from pjsua2 callbacks ------------------------------------------------------
+    def on_state(self) -> None:
+        info = self.call.getInfo()
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED and not self.up:
+            self.up = True
+            self._log("answered")
+            self._start_step()
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED and not self.ended:
+            self.ended = True
+            self.sip_status = int(info.lastStatusCode)
+            if self.ended_by is None:
+                self.ended_by = "far"
+            self._log("ended", by=self.ended_by, status=self.sip_status)
+            self._finish_on_end()
+
+    def on_media(self) -> None:
+        info = self.call.getInfo()
+        for i, media in enumerate(info.media):
+            if (media.type == pj.PJMEDIA_TYPE_AUDIO
+                    and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE and self.audio is None):
+                self.audio = self.call.getAudioMedia(i)
+                recorder = pj.AudioMediaRecorder()
+                recorder.createRecorder(str(self.heard_path))
+                self.audio.startTransmit(recorder)
+                self.keep.append(recorder)
+                self.tail = WavTail(self.heard_path)
+
+    # --- steps ----------------------------------------------------------------------
+    def _log(self, event: str, **detail: Any) -> None:
+        self.engine.log.add(self.label, event, step=self.index + 1, **detail)
+
+    def _step_name(self) -> str:
+        if self.index >= len(self.steps):
+            return "end"
+        return f"{self.index + 1}:{type(self.steps[self.index]).__name__}"
+
+    def _start_step(self) -> None:
+        self.step_at = time.monotonic()
+        if self.index >= len(self.steps):  # all done with the call up: the service ends it
+            self.steps.append(AwaitEnd())
+        step = self.steps[self.index]
+        if isinstance(step, Press):
+            self.call.dialDtmf(step.keys)
+            self.hearing.mark()
+            self._log("pressed", keys=step.keys)
+        elif isinstance(step, Say):
+            player = pj.AudioMediaPlayer()
+            player.createPlayer(step.wav, pj.PJMEDIA_FILE_NO_LOOP)
+            player.startTransmit(self.audio)
+            self.keep.append(player)
+            self.hearing.mark()
+            self._log("saying", wav=Path(step.wav).name)
+        elif isinstance(step, Hangup):
+            self.ended_by = "us"
+            self._log("hanging_up")
+            self.call.hangup(pj.CallOpParam())
+
+    def _next(self) -> None:
+        self.index += 1
+        self._start_step()
+
+    def tick(self, now: float) -> None:
+        if self.tail is not None:
+            self.hearing.feed(self.tail.read())
+        if not self.up or self.ended:
+            return
+        step = self.steps[self.index]
+        elapsed = now - self.step_at
+        if isinstance(step, Listen):
+            if self.hearing.turn_over(step.quiet_ms, step.min_voice_ms):
+                self._log("heard", voiced_ms=self.hearing.voiced_ms)
+                self._next()
+            elif elapsed > step.timeout_s:
+                self._fail(f"step {self._step_name()}: the service did not speak and then "
+                           f"wait within {step.timeout_s:.0f} s (heard "
+                           f"{self.hearing.voiced_ms} ms of voice, quiet for "
+                           f"{self.hearing.quiet_ms} ms)")
+        elif isinstance(step, Press):
+            if elapsed * 1000 >= KEY_MS * len(step.keys):
+                self._next()
+        elif isinstance(step, Say):
+            if elapsed >= _wav_seconds(Path(step.wav)) + 0.1:
+                self.keep[-1].stopTransmit(self.audio)
+                self.hearing.mark()
+                self._next()
+        elif isinstance(step, Pause):
+            if elapsed * 1000 >= step.ms:
+                self._next()
+        elif isinstance(step, AwaitEnd):
+            if elapsed > step.timeout_s:
+                self._fail(f"step {self._step_name()}: the service did not end the call "
+                           f"within {step.timeout_s:.0f} s")
+
+    def _finish_on_end(self) -> None:
+        if self.ok is not None:
+            return
+        if not self.up:
+            self.ok = False
+            self.error = f"not answered: SIP {self.sip_status}"
+            return
+        waiting_for_end = self.index >= len(self.steps) or isinstance(
+            self.steps[self.index], AwaitEnd | Hangup)
+        if waiting_for_end:
+            self.ok = True
+        else:
+            self.ok = False
+            self.error = f"the call ended during step {self._step_name()} ({self.ended_by})"
+
+    def _fail(self, error: str) -> None:
+        self.ok = False
+        self.error = error
+        self._log("failed", error=error)
+        if not self.ended:
+            self.ended_by = "us"
+            self.call.hangup(pj.CallOpParam())
+
+
+def _wav_seconds(path: Path) -> float:
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / w.getframerate()
+
+
+class _Call(pj.Call):
+    def __init__(self, account: Any, runner: Runner, call_id: int = pj.PJSUA_INVALID_ID):
+        super().__init__(account, call_id)
+        self.runner = runner
+
+    def onCallState(self, prm: Any) -> None:  # noqa: N802 (pjsua2's names)
+        self.runner.on_state()
+
+    def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
+        self.runner.on_media()
+
+
+class _Account(pj.Account):
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
+        self.engine.incoming(self, prm)
+
+
+@dataclass
+class _Ringing:
+    runner: Runner
+    phone: Phone
+    answer_at: float
+
+
+class Engine:
+    """The library, one UDP transport on 127.0.0.1, and the calls' runners."""
+
+    def __init__(self, workdir: Path, *, port: int = 0, media_port: int = 0,
+                 media_ports: int = 40, codec: str = "PCMU", events: Path | None = None,
+                 identity: str = "sip:caller@127.0.0.1") -> None:
+        self.workdir = workdir
+        self.log = EventLog(events)
+        self.runners: list[Runner] = []
+        self.book: PhoneBook | None = None
+        self._ringing: list[_Ringing] = []
+        self._seq = 0
+        ep = self.ep = pj.Endpoint()
+        ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = True
+        cfg.uaConfig.maxCalls = 32
+        cfg.uaConfig.userAgent = "ivr-reacting-caller"
+        cfg.logConfig.level = 1  # errors only: the events say what happened
+        cfg.logConfig.consoleLevel = 1
+        cfg.medConfig.clockRate = CLOCK_RATE
+        cfg.medConfig.sndClockRate = CLOCK_RATE
+        cfg.medConfig.channelCount = 1
+        cfg.medConfig.noVad = True
+        cfg.medConfig.ecTailLen = 0
+        ep.libInit(cfg)
+        transport = pj.TransportConfig()
+        transport.port = port
+        transport.boundAddress = "127.0.0.1"
+        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        ep.audDevManager().setNullDev()  # no sound card; its clock drives the media
+        ep.libStart()
+        for info in ep.codecEnum2():
+            name = info.codecId.split("/")[0]
+            ep.codecSetPriority(info.codecId, 255 if name == codec else
+                                (200 if name in ("PCMU", "PCMA") else 0))
+        self.account_config = pj.AccountConfig()
+        self.account_config.idUri = identity
+        media = self.account_config.mediaConfig.transportConfig
+        media.boundAddress = "127.0.0.1"
+        if media_port:
+            media.port = media_port
+            media.portRange = media_ports
+        self.account = _Account(self)
+        self.account.create(self.account_config)
+
+    # --- outgoing -------------------------------------------------------------------
+    def place(self, plan: CallPlan, uri: str) -> Runner:
+        """Dial `uri` as the plan's caller (its own account: From carries the identity)."""
+        config = pj.AccountConfig()
+        name = "".join(c for c in plan.caller_name if c not in '"\\')
+        config.idUri = f'"{name}" <sip:{plan.caller_id}@127.0.0.1>'
+        config.mediaConfig.transportConfig = self.account_config.mediaConfig.transportConfig
+        account = _Account(self)
+        account.create(config)
+        runner = Runner("caller", list(plan.steps), self, self.workdir)
+        runner.keep.append(account)
+        runner.call = _Call(account, runner)
+        prm = pj.CallOpParam(True)
+        for key, value in plan.headers:
+            header = pj.SipHeader()
+            header.hName, header.hValue = key, value
+            prm.txOption.headers.append(header)
+        self.runners.append(runner)
+        self.log.add("caller", "dialling", uri=uri)
+        runner.call.makeCall(uri, prm)
+        return runner
+
+    # --- incoming (phones) ------------------------------------------------------------
+    def incoming(self, account: Any, prm: Any) -> None:
+        match = _REQUEST_USER.match(prm.rdata.wholeMsg)
+        number = match.group(1) if match else "unknown"
+        book = self.book or PhoneBook()
+        phone = book.for_number(number)
+        self._seq += 1
+        runner = Runner(f"{number}#{self._seq}", list(phone.steps), self, self.workdir)
+        runner.call = _Call(account, runner, prm.callId)
+        self.runners.append(runner)
+        self.log.add(runner.label, "ringing", number=number)
+        reply = pj.CallOpParam()
+        if phone.busy:
+            reply.statusCode = 486
+            runner.ended_by = "us"
+            runner.call.hangup(reply)
+            return
+        reply.statusCode = 180
+        runner.call.answer(reply)
+        if phone.answer:
+            self._ringing.append(_Ringing(runner, phone,
+                                          time.monotonic() + phone.ring_ms / 1000))
+
+    def _answer_due(self, now: float) -> None:
+        for ringing in [r for r in self._ringing if r.answer_at <= now]:
+            self._ringing.remove(ringing)
+            if not ringing.runner.ended:
+                reply = pj.CallOpParam()
+                reply.statusCode = 200
+                ringing.runner.call.answer(reply)
+
+    # --- the loop -------------------------------------------------------------------
+    def run(self, done: Callable[[], bool], deadline: float) -> bool:
+        """Poll until `done()` or the monotonic `deadline`; False on the deadline."""
+        while not done():
+            if time.monotonic() > deadline:
+                return False
+            self.ep.libHandleEvents(10)
+            now = time.monotonic()
+            self._answer_due(now)
+            for runner in self.runners:
+                runner.tick(now)
+        return True
+
+    def close(self) -> None:
+        self.ep.hangupAllCalls()
+        end = time.monotonic() + 2
+        while time.monotonic() < end and not all(r.ended for r in self.runners):
+            self.ep.libHandleEvents(20)
+        self.ep.libDestroy()

@@ -1,0 +1,73 @@
+"""What the caller hears, frame by frame: has the service spoken, and is it quiet now?"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from pathlib import Path
+
+FRAME_MS = 20
+# 16-bit scale. The PBX sends digital silence between prompts (transmit_silence) and
+# recorded prompts speak well above this; the quiet inside a prompt stays under it only
+# for the short pauses between words and sentences (at most ~0.5 s in our prompts).
+VOICE_RMS = 120.0
+WAV_HEADER = 44  # the canonical PCM header pjmedia's WAV writer puts first
+
+
+class Hearing:
+    """Counts voiced audio since the last mark, and quiet at the end of what was heard."""
+
+    def __init__(self, rate: int) -> None:
+        self.frame = rate * FRAME_MS // 1000
+        self.voiced_ms = 0
+        self.quiet_ms = 0
+        self.heard_ms = 0
+        self._rest = array("h")
+
+    def mark(self) -> None:
+        """We acted (pressed, spoke): what the service says next counts from here."""
+        self.voiced_ms = 0
+        self.quiet_ms = 0
+
+    def feed(self, samples: array) -> None:
+        buf = self._rest + samples
+        whole = len(buf) // self.frame * self.frame
+        for start in range(0, whole, self.frame):
+            chunk = buf[start:start + self.frame]
+            rms = math.sqrt(sum(x * x for x in chunk) / self.frame)
+            self.heard_ms += FRAME_MS
+            if rms >= VOICE_RMS:
+                self.voiced_ms += FRAME_MS
+                self.quiet_ms = 0
+            else:
+                self.quiet_ms += FRAME_MS
+        self._rest = buf[whole:]
+
+    def turn_over(self, quiet_ms: int, min_voice_ms: int) -> bool:
+        """The service has said something since the mark, then stopped for `quiet_ms`."""
+        return self.voiced_ms >= min_voice_ms and self.quiet_ms >= quiet_ms
+
+
+class WavTail:
+    """Reads the samples a WAV writer appends to its file, as they reach the disk.
+
+    pjmedia's recorder flushes every few hundred milliseconds; reading the growing file
+    is simpler and sturdier than a media port calling into Python from the media thread.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = WAV_HEADER
+
+    def read(self) -> array:
+        samples = array("h")
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return samples
+        data = data[: len(data) // 2 * 2]
+        self.offset += len(data)
+        samples.frombytes(data)
+        return samples

@@ -1,0 +1,156 @@
+"""What a caller or a phone does, as data: steps, a call plan, a book of phones.
+
+Plans cross a process boundary (the agent runs in its own process, pjsua2 being one
+library instance per process), so each type turns into JSON and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+KEYS = frozenset("0123456789*#")
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Wait until the service has spoken and then gone quiet: it waits for us.
+
+    `quiet_ms` is longer than any pause inside a prompt or between two prompts of one
+    turn, and shorter than the time the service waits for keys. `quiet_ms=0`: only
+    wait until the service has said `min_voice_ms` (hold music, ringing, a long notice).
+    """
+
+    quiet_ms: int = 1000
+    min_voice_ms: int = 300
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class Press:
+    """Keys as RFC 4733 events, the way a phone's keypad sends them."""
+
+    keys: str
+
+    def __post_init__(self) -> None:
+        bad = set(self.keys) - KEYS
+        if not self.keys or bad:
+            raise ValueError(f"not phone keys: {self.keys!r}")
+
+
+@dataclass(frozen=True)
+class Say:
+    """Play a WAV file (16-bit PCM, mono) into the call, to its end."""
+
+    wav: str
+
+
+@dataclass(frozen=True)
+class Pause:
+    """The caller's own silence (thinking, or deliberately not answering)."""
+
+    ms: int
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """End the call from our side."""
+
+
+@dataclass(frozen=True)
+class AwaitEnd:
+    """Wait for the service to end the call."""
+
+    timeout_s: float = 120.0
+
+
+Step = Listen | Press | Say | Pause | Hangup | AwaitEnd
+STEP_TYPES: dict[str, type[Step]] = {cls.__name__.lower(): cls for cls in
+                                     (Listen, Press, Say, Pause, Hangup, AwaitEnd)}
+
+
+def step_to_json(step: Step) -> dict[str, Any]:
+    return {"do": type(step).__name__.lower(), **asdict(step)}
+
+
+def step_from_json(data: dict[str, Any]) -> Step:
+    args = dict(data)
+    kind = args.pop("do")
+    if kind not in STEP_TYPES:
+        raise ValueError(f"unknown step {kind!r}; known: {', '.join(STEP_TYPES)}")
+    return STEP_TYPES[kind](**args)
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """One outgoing call: who we claim to be, extra headers, and what we do."""
+
+    caller_id: str = "+16175550199"
+    caller_name: str = "Test Caller"
+    steps: tuple[Step, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()  # e.g. (("Diversion", "<sip:...>"),)
+    codec: str = "PCMU"
+    answer_timeout_s: float = 60.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"caller_id": self.caller_id, "caller_name": self.caller_name,
+                "steps": [step_to_json(s) for s in self.steps],
+                "headers": [list(h) for h in self.headers], "codec": self.codec,
+                "answer_timeout_s": self.answer_timeout_s}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CallPlan:
+        return cls(caller_id=data["caller_id"], caller_name=data["caller_name"],
+                   steps=tuple(step_from_json(s) for s in data["steps"]),
+                   headers=tuple((str(k), str(v)) for k, v in data["headers"]),
+                   codec=data["codec"], answer_timeout_s=float(data["answer_timeout_s"]))
+
+
+@dataclass(frozen=True)
+class Phone:
+    """A clinician's (or patient's) phone: ring, then answer, refuse or stay ringing."""
+
+    answer: bool = True
+    busy: bool = False
+    ring_ms: int = 500
+    # After the answer: by default, listen to the screening prompt and accept with 1.
+    steps: tuple[Step, ...] = (Listen(), Press("1"), AwaitEnd(600.0))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"answer": self.answer, "busy": self.busy, "ring_ms": self.ring_ms,
+                "steps": [step_to_json(s) for s in self.steps]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Phone:
+        return cls(answer=data["answer"], busy=data["busy"], ring_ms=data["ring_ms"],
+                   steps=tuple(step_from_json(s) for s in data["steps"]))
+
+
+BUSY = Phone(busy=True, steps=())
+NO_ANSWER = Phone(answer=False, steps=())
+VOICEMAIL = Phone(steps=(AwaitEnd(600.0),))  # answers and never presses anything
+
+
+@dataclass(frozen=True)
+class PhoneBook:
+    """Phones by dialled number (digits only), and what every other number does."""
+
+    phones: dict[str, Phone] = field(default_factory=dict)
+    default: Phone = BUSY
+
+    def __post_init__(self) -> None:
+        for number in self.phones:
+            if not number.isdigit():
+                raise ValueError(f"phone numbers here are digits only: {number!r}")
+
+    def for_number(self, number: str) -> Phone:
+        return self.phones.get(number, self.default)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"phones": {n: p.to_json() for n, p in self.phones.items()},
+                "default": self.default.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PhoneBook:
+        return cls({n: Phone.from_json(p) for n, p in data["phones"].items()},
+                   Phone.from_json(data["default"]))

@@ -1,0 +1,1 @@
+"""Past one machine: a PostgreSQL server of the project's own, Kamailio in front of nodes."""

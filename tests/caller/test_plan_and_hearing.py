@@ -1,0 +1,94 @@
+"""The reacting caller's pure parts: plans as JSON, and when a turn is over."""
+
+from __future__ import annotations
+
+import math
+from array import array
+
+import pytest
+
+from ivr.caller.hearing import FRAME_MS, Hearing, WavTail
+from ivr.caller.plan import (
+    BUSY,
+    AwaitEnd,
+    CallPlan,
+    Hangup,
+    Listen,
+    Pause,
+    Phone,
+    PhoneBook,
+    Press,
+    Say,
+    step_from_json,
+)
+
+RATE = 8000
+
+
+def tone(ms: int, amplitude: int = 3000) -> array:
+    n = RATE * ms // 1000
+    return array("h", (int(amplitude * math.sin(2 * math.pi * 440 * i / RATE))
+                       for i in range(n)))
+
+
+def quiet(ms: int) -> array:
+    return array("h", [0] * (RATE * ms // 1000))
+
+
+def test_a_plan_survives_json():
+    plan = CallPlan(caller_id="+16175550123", caller_name="A B",
+                    steps=(Listen(quiet_ms=800), Press("1#"), Say("/x.wav"), Pause(200),
+                           Hangup(), AwaitEnd(5)),
+                    headers=(("Diversion", "<sip:+16175550100@x>"),), codec="PCMA")
+    assert CallPlan.from_json(plan.to_json()) == plan
+    book = PhoneBook({"16175550111": Phone(ring_ms=900)}, BUSY)
+    assert PhoneBook.from_json(book.to_json()) == book
+
+
+@pytest.mark.parametrize("keys", ["", "12a", "1 2", "+1"])
+def test_only_phone_keys_can_be_pressed(keys):
+    with pytest.raises(ValueError, match="not phone keys"):
+        Press(keys)
+
+
+def test_unknown_steps_and_numbers_are_refused():
+    with pytest.raises(ValueError, match="unknown step 'dance'"):
+        step_from_json({"do": "dance"})
+    with pytest.raises(ValueError, match="digits only"):
+        PhoneBook({"+1617": Phone()})
+
+
+def test_a_turn_is_over_after_voice_then_quiet():
+    hearing = Hearing(RATE)
+    hearing.feed(quiet(3000))  # silence before anything is said is not a turn
+    assert not hearing.turn_over(1000, 300)
+    hearing.feed(tone(1200))
+    hearing.feed(quiet(400))  # a pause inside a prompt
+    hearing.feed(tone(600))
+    hearing.feed(quiet(900))
+    assert not hearing.turn_over(1000, 300)
+    hearing.feed(quiet(100))
+    assert hearing.turn_over(1000, 300)
+    hearing.mark()  # we answered: the next turn needs new voice
+    hearing.feed(quiet(2000))
+    assert not hearing.turn_over(1000, 300)
+
+
+def test_frames_split_across_reads_count_once():
+    hearing = Hearing(RATE)
+    audio = tone(1000)
+    for start in range(0, len(audio), 37):  # reads that end inside frames
+        hearing.feed(audio[start:start + 37])
+    assert hearing.voiced_ms == 1000 - FRAME_MS or hearing.voiced_ms == 1000
+
+
+def test_the_tail_reads_only_what_was_appended(tmp_path):
+    path = tmp_path / "heard.wav"
+    tail = WavTail(path)
+    assert len(tail.read()) == 0  # not written yet
+    path.write_bytes(b"\0" * 44 + array("h", [1, 2, 3]).tobytes() + b"\x07")
+    assert list(tail.read()) == [1, 2, 3]
+    with path.open("ab") as f:
+        f.write(b"\x00" + array("h", [5]).tobytes())
+    # The odd byte waits for its pair: samples are never split.
+    assert list(tail.read()) == [7, 5]

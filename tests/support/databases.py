@@ -1,0 +1,119 @@
+"""The databases the tests run on: SQLite, and a real PostgreSQL this test session starts.
+
+A test (or a fixture) that asks for `db_url` runs once per database kind. The PostgreSQL
+server is Debian's (package `postgresql`), made in a temporary folder by
+ivr.cluster.postgres and started once per test process on this worker's port; each test
+gets a new, empty database in it, dropped afterwards. IVR_TEST_DATABASES=sqlite (or
+postgresql) runs one kind only, for a quick local run; `make test` runs both.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ivr.cluster.postgres import PostgresServer
+
+SQLITE, POSTGRESQL = "sqlite", "postgresql"
+KINDS = (SQLITE, POSTGRESQL)
+#: The test server's data is thrown away: no need to survive a power cut.
+FAST = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+        "max_connections": "200"}
+PG_PORT_SLOT = 15  # PortPlan.fixed(15): this worker's PostgreSQL port
+
+
+def kinds() -> tuple[str, ...]:
+    wanted = os.environ.get("IVR_TEST_DATABASES", "").strip()
+    if not wanted:
+        return KINDS
+    chosen = tuple(k.strip() for k in wanted.split(",") if k.strip())
+    unknown = [k for k in chosen if k not in KINDS]
+    if unknown:
+        raise pytest.UsageError(f"IVR_TEST_DATABASES: {unknown[0]!r}: expected "
+                                f"{' or '.join(KINDS)}")
+    return chosen
+
+
+def new_server(slot: int = PG_PORT_SLOT) -> PostgresServer:
+    """A new server (not started) on this worker's port number `slot` (PortPlan.fixed), in
+    /tmp: the postgres user must reach its folder."""
+    from harness import PortPlan
+
+    folder = Path(tempfile.mkdtemp(prefix="ivr-test-pg-"))
+    return PostgresServer(folder, port=PortPlan().fixed(slot), tuning=FAST)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    server = new_server()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(server.folder, ignore_errors=True)
+
+
+@dataclass
+class Databases:
+    """New databases of one kind for one test; PostgreSQL ones are dropped after it."""
+
+    kind: str
+    server: PostgresServer | None = None
+    made: list[str] = field(default_factory=list)
+
+    @property
+    def postgres(self) -> bool:
+        return self.kind == POSTGRESQL
+
+    def new(self, sqlite_file: Path) -> str:
+        """A new empty database's URL (`sqlite_file` is where SQLite's goes)."""
+        if self.server is None:
+            return f"sqlite+aiosqlite:///{sqlite_file}"
+        name = f"t_{secrets.token_hex(6)}"
+        self.server.create_database(name)
+        self.made.append(name)
+        return self.server.url(name)
+
+    def use_in_cli(self, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+        """The command line's database: IVR_DB_URL for PostgreSQL, the data folder's
+        SQLite file otherwise."""
+        if self.postgres:
+            monkeypatch.setenv("IVR_DB_URL", url)
+        else:
+            monkeypatch.delenv("IVR_DB_URL", raising=False)
+
+    def drop_all(self) -> None:
+        assert self.server is not None or not self.made
+        for name in self.made:
+            self.server.drop_database(name)  # type: ignore[union-attr]
+        self.made.clear()
+
+
+@pytest.fixture(params=kinds())
+def databases(request: pytest.FixtureRequest) -> Iterator[Databases]:
+    """Runs the test once per database kind; `.new(path)` makes its databases."""
+    kind = request.param
+    made = Databases(kind, request.getfixturevalue("pg_server") if kind == POSTGRESQL else None)
+    try:
+        yield made
+    finally:
+        if made.postgres:
+            made.drop_all()
+
+
+async def foreign_key_violations(conn) -> list:
+    """Rows whose foreign keys point nowhere. SQLite checks them on request only; PostgreSQL
+    enforces every constraint at each statement, so none can exist there."""
+    if conn.dialect.name != SQLITE:
+        return []
+    from sqlalchemy import text
+
+    return list((await conn.execute(text("PRAGMA foreign_key_check"))).all())
