@@ -30,6 +30,7 @@ bench: setup
 	$(BIN)/python tests/perf/bench_rules.py
 	$(BIN)/python tests/perf/bench_bridge.py $(BENCH_ARGS)
 	$(BIN)/python tests/perf/bench_night.py $(BENCH_ARGS)
+	$(BIN)/python tests/perf/bench_transcribe.py
 
 setup: apt venv pbx
 

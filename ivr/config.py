@@ -70,6 +70,12 @@ class Settings:
     # The keyring that seals patient data at rest (ivr.secure.keys): outside the data folder, so
     # a copy of the data holds no key. IVR_KEYS (the file's JSON itself) wins over it.
     key_file: Path = field(default_factory=_default_key_file)
+    # Offline transcripts of the name and reason (ivr.transcribe): the engine's name (or
+    # "off"), a model folder of the operator's own (default: the one its package ships),
+    # and how many worker processes run it (each holds the model in memory).
+    transcribe_engine: str = "whisper"
+    transcribe_model_path: Path | None = None
+    transcribe_workers: int = 1
     # The portal (ivr.web): automatic log-off after this many idle minutes, and after this
     # many hours whatever happens; the address people reach it at (links in notes and
     # reports; https:// there marks cookies Secure behind a TLS proxy); a certificate and
@@ -139,6 +145,14 @@ class Settings:
         if key == data or key.is_relative_to(data):
             raise ConfigError(f"IVR_KEY_FILE={str(self.key_file)!r}: inside the data folder "
                               f"{str(self.data_dir)!r}; keep the keys elsewhere")
+        from ivr.transcribe.registry import ENGINES, OFF
+
+        if self.transcribe_engine not in (*ENGINES, OFF):
+            raise ConfigError(f"IVR_TRANSCRIBE_ENGINE={self.transcribe_engine!r}: expected "
+                              f"one of {', '.join([*ENGINES, OFF])}")
+        if not 1 <= self.transcribe_workers <= 16:
+            raise ConfigError(f"IVR_TRANSCRIBE_WORKERS={self.transcribe_workers!r}: expected "
+                              "1 to 16 worker processes")
         if not 1 <= self.web_session_idle_minutes <= 1440:
             raise ConfigError(f"IVR_WEB_SESSION_IDLE_MINUTES={self.web_session_idle_minutes!r}: "
                               "expected minutes between 1 and 1440")
@@ -201,11 +215,13 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         raw = env.get(_env_name(f.name))
         if raw is None or raw == "":
             continue
-        if f.name.endswith("_port") or f.name.startswith("rtp_"):
+        if f.name.endswith("_port") or f.name.startswith("rtp_") or \
+                f.name == "transcribe_workers":
             try:
                 values[f.name] = int(raw)
             except ValueError:
-                raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected a port number") from None
+                what = "a whole number" if f.name == "transcribe_workers" else "a port number"
+                raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected {what}") from None
         elif f.name.endswith(("_dir", "_path", "_file")):
             values[f.name] = Path(raw).expanduser()
         elif f.name in ("web_session_idle_minutes", "web_session_max_hours"):

@@ -165,6 +165,9 @@ class Controller:
         audit_rules_changes(self.services.runtime, self.db, self.actor)
         await self.services.runtime.load()
         # ----------------------------------------------------------------------------------
+        # Transcription workers start (and load their model) in the background: a call
+        # that records before they are ready has its transcript queued, never waits.
+        self.services.transcriber.start()
         # AGI first: calls are served even while AMI is still connecting.
         await self.agi.start()
         self.ami.subscribe(contract.EV_CALL_ENDED, self._on_call_ended)
@@ -297,6 +300,7 @@ class Controller:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.scheduler.stop()
+        await self.services.transcriber.stop()
         remove_pid_file(pid_path(self.settings))
         await asyncio.gather(*self._signal_tasks, return_exceptions=True)
         await self.ami.close()

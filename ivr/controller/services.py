@@ -23,6 +23,7 @@ from ivr.rules.runtime import (
     RulesRuntime,
 )
 from ivr.secure import files
+from ivr.transcribe.service import Transcriber
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ class Services:
 
     def __init__(self, settings: Settings, db: Database, pbx: PbxInstance, ami: AmiClient, *,
                  rules_runtime: RulesRuntime | None = None,
-                 speech: PromptLibrary | None = None, dialer: Dialer | None = None) -> None:
+                 speech: PromptLibrary | None = None, dialer: Dialer | None = None,
+                 transcriber: Transcriber | None = None) -> None:
         self.settings, self.db, self.pbx, self.ami = settings, db, pbx, ami
         self.rules_runtime: RulesRuntime = rules_runtime or RulesRuntime.for_settings(settings)
         self.dialer: Dialer = dialer or Dialer(
@@ -44,6 +46,8 @@ class Services:
         self.speech: PromptLibrary = speech or PromptLibrary(
             sounds / "ivr", pbx.inner_path, settings.prompts_cache_dir,
             hand=lambda path: files.give_to_pbx(pbx, path, top=sounds))
+        # Transcripts of the name and reason, in worker processes (started by Controller).
+        self.transcriber: Transcriber = transcriber or Transcriber(settings, db)
         self._fallback_written: dict[str, str] = {}
 
     def clock(self) -> datetime:

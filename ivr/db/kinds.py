@@ -63,6 +63,14 @@ class CallbackStatus(StrEnum):
     NOT_ACKNOWLEDGED = "not_acknowledged"  # the attempts ran out
 
 
+class TranscriptStatus(StrEnum):
+    """Where a recording's transcript stands (Transcript.status)."""
+
+    DONE = "done"  # text (possibly empty: the engine heard no words)
+    FAILED = "failed"  # the engine raised or the recording did not open; `note` says which
+    SKIPPED = "skipped"  # no engine for the caller's language, or transcription is off
+
+
 class Role(StrEnum):
     """What a portal user may see and do (ivr.accounts.access says exactly what)."""
 

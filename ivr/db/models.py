@@ -106,6 +106,10 @@ class Call(Base):
     oncall_clinician: Mapped[str | None] = mapped_column(String(64))
     # When the retention purge (ivr.retention.purge) deleted the call's recordings.
     recordings_purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The caller's language (a tag such as es-US), and the red-flag topic a transcript of
+    # the reason matched (ivr.flows.redflag): shown to the clinician and in the note.
+    language: Mapped[str | None] = mapped_column(String(16))
+    red_flag_topic: Mapped[str | None] = mapped_column(String(32))
 
     events: Mapped[list[CallEvent]] = relationship(
         back_populates="call", order_by="CallEvent.id", cascade="all, delete-orphan")
@@ -113,6 +117,8 @@ class Call(Base):
         order_by="IntakeField.id", cascade="all, delete-orphan")
     recordings: Mapped[list[Recording]] = relationship(
         order_by="Recording.id", cascade="all, delete-orphan")
+    transcripts: Mapped[list[Transcript]] = relationship(
+        order_by="Transcript.id", cascade="all, delete-orphan")
 
     __table_args__ = (Index("ix_calls_node_uniqueid", "node", "uniqueid", unique=True),)
 
@@ -195,6 +201,33 @@ class Recording(Base):
     peak: Mapped[int] = mapped_column(Integer)  # max |sample|, 16-bit scale
     rms: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Transcript(Base):
+    """A machine transcript of one recording (ivr.transcribe); the recording stays the
+    source of truth. `text` and `red_flag` (the phrase matched) are patient data, sealed."""
+
+    __tablename__ = "transcripts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"),
+                                         index=True)
+    field: Mapped[str] = mapped_column(String(16))  # name | reason
+    status: Mapped[str] = mapped_column(String(16))  # TranscriptStatus
+    language: Mapped[str] = mapped_column(String(16))
+    engine: Mapped[str] = mapped_column(String(32), default="")
+    engine_version: Mapped[str] = mapped_column(String(120), default="")
+    text: Mapped[str] = mapped_column(SealedText(), default="")  # sealed
+    confidence: Mapped[float | None] = mapped_column(Float)
+    audio_seconds: Mapped[float | None] = mapped_column(Float)
+    cpu_seconds: Mapped[float | None] = mapped_column(Float)  # the engine's, in its worker
+    wall_seconds: Mapped[float | None] = mapped_column(Float)  # sealed file to stored row
+    red_flag_topic: Mapped[str | None] = mapped_column(String(32))  # e.g. "breathing"
+    red_flag: Mapped[str] = mapped_column(SealedText(), default="")  # the phrase; sealed
+    note: Mapped[str] = mapped_column(String(200), default="")  # why skipped or failed
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_transcripts_call_field", "call_id", "field", unique=True),)
 
 
 # What happened to one clinician leg (OncallLeg.status). `placing` is written and
@@ -389,4 +422,7 @@ CALLER_INDEX = "calls.caller"  # the blind index's purpose (ivr.records.calls.ca
 seal_columns(Call, {"caller": lambda row: f"calls.caller:{row.id}"},
              [BlindIndex("caller_index", "caller", CALLER_INDEX)])
 seal_columns(IntakeField, {"value": lambda row: f"intake_fields.value:{row.call_id}:{row.field}"})
+seal_columns(Transcript, {
+    "text": lambda row: f"transcripts.text:{row.call_id}:{row.field}",
+    "red_flag": lambda row: f"transcripts.red_flag:{row.call_id}:{row.field}"})
 seal_columns(OncallLeg, {"number": lambda row: f"oncall_legs.number:{row.id}"})

@@ -18,6 +18,14 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from ivr.db.kinds import EndReason, LegKind, LegStatus, Source
+from ivr.documents.words import (
+    Words,
+    brief_words,
+    language_label,
+    red_flag_label,
+    word_rows,
+    words_of,
+)
 from ivr.rules.decision import Route
 from ivr.rules.model import MESSAGE_DISPOSITIONS, Disposition, Practice
 
@@ -48,15 +56,18 @@ OC_OTHER = "other"
 REACHED = (OC_CONNECTED, OC_ACKNOWLEDGED, OC_FALLBACK_ANSWERED)
 
 # Why a call still needs someone to act, most pressing first (the report's order).
+NA_RED_FLAG = "red_flag"
 NA_NOT_REACHED = "not_reached"
 NA_PENDING = "callback_pending"
 NA_FALLBACK_MESSAGE = "fallback_message"
 NA_ABANDONED = "abandoned_with_callback"
 NA_OPERATOR = "operator"
 NA_IN_PROGRESS = "in_progress"
-NEEDS_ACTION_ORDER = (NA_NOT_REACHED, NA_PENDING, NA_FALLBACK_MESSAGE, NA_ABANDONED,
+NEEDS_ACTION_ORDER = (NA_RED_FLAG, NA_NOT_REACHED, NA_PENDING, NA_FALLBACK_MESSAGE, NA_ABANDONED,
                       NA_OPERATOR, NA_IN_PROGRESS)
 NEEDS_ACTION_TEXT = {
+    NA_RED_FLAG: "Red flag in the reason (automatic transcript): the caller left a message "
+                 "instead of reaching the on-call; listen to the recording and call back",
     NA_NOT_REACHED: "Not reached: no clinician took or acknowledged this call",
     NA_PENDING: "Call-back still pending: not yet acknowledged by a clinician",
     NA_FALLBACK_MESSAGE: "Message recorded by the backup path: listen to the recording",
@@ -144,6 +155,9 @@ class Note:
     abandoned_step: str | None
     needs_action: tuple[str, ...] = field(default_factory=tuple)
     recordings_purged_at: datetime | None = None  # deleted under the practice's retention
+    words: tuple[Words, ...] = ()  # machine transcripts of the name and reason
+    red_flag: str | None = None  # the topic a transcript matched (ivr.transcribe.redflags)
+    language: str | None = None  # the caller's language tag
 
     @property
     def local_start(self) -> str:
@@ -189,6 +203,7 @@ class Note:
             ("Callback number", cb),
             ("Date of birth", dob),
         ]
+        out.extend(word_rows(self.words, self.red_flag, self.language))
         for rec in self.recordings:
             length = f"{rec.duration_seconds:.1f} s" if rec.duration_seconds is not None \
                 else "length unknown"
@@ -226,6 +241,13 @@ class Note:
                 else r.field for r in self.recordings))
         text = "; ".join(facts)
         out = [text[:1].upper() + text[1:] + "."]
+        said = brief_words(self.words)
+        if said:
+            out.append(said)
+        if self.red_flag:
+            out.append(f"Red flag: {red_flag_label(self.red_flag)}.")
+        if language_label(self.language):
+            out.append(f"The caller speaks {language_label(self.language)}.")
         if self.attempts:
             out.append("Attempts: " + "; ".join(a.text for a in self.attempts) + ".")
         if self.caller_told:
@@ -255,6 +277,10 @@ class Note:
             "needs_action": [{"kind": k, "text": NEEDS_ACTION_TEXT[k]}
                              for k in self.needs_action],
             "summary": self.summary,
+            "transcripts": [w.to_json() for w in self.words],
+            "red_flag": {"topic": self.red_flag, "text": red_flag_label(self.red_flag)}
+            if self.red_flag else None,
+            "language": self.language,
         }
 
 
@@ -286,7 +312,9 @@ def build_note(call: Mapping[str, Any], practice: Practice | None) -> Note:
         attempts=attempts, outcome=outcome, outcome_text=outcome_text,
         caller_told=call.get("caller_told"), end_reason=call.get("end_reason"),
         abandoned_step=call.get("abandoned_step"),
-        recordings_purged_at=_time(call.get("recordings_purged_at")))
+        recordings_purged_at=_time(call.get("recordings_purged_at")),
+        words=words_of(call), red_flag=call.get("red_flag") or None,
+        language=call.get("language"))
     return _with_needs_action(note, call)
 
 
@@ -394,6 +422,8 @@ def _with_needs_action(note: Note, call: Mapping[str, Any]) -> Note:
         kinds.append(NA_ABANDONED)
     if call.get("operator_flag"):
         kinds.append(NA_OPERATOR)
+    if note.red_flag and note.disposition not in LIVE_DISPOSITIONS:
+        kinds.append(NA_RED_FLAG)  # may be urgent, and nobody has heard it yet
     if oc == OC_IN_PROGRESS:
         kinds.append(NA_IN_PROGRESS)
     ordered = tuple(k for k in NEEDS_ACTION_ORDER if k in kinds)

@@ -92,7 +92,7 @@ async def connect(s: Session, fallback_reason: str, overflow: bool = False,
                 break
             if index > 0:
                 await _music(s, False)
-                await play(s.channel, [s.library.flow("still_searching")])
+                await play(s.channel, [s.flow("still_searching")])
             legs = await _place(s, ring)
             if index == 0 and announce is not None:
                 await announce()  # the first ring's phones ring meanwhile
@@ -238,11 +238,11 @@ async def exhausted(s: Session) -> Outcome:
         promised = callbacks.promised_by(practice, utc_now())
         s.told.append(FLOW_TEXTS["callback_eta"] + " "
                       + promised.astimezone(practice.tz).strftime("%-I:%M %p") + ".")
-        await play(s.channel, [s.library.flow("callback_eta"),
+        await play(s.channel, [s.flow("callback_eta"),
                                *say_time(promised, practice.timezone, utc_now()),
-                               s.library.flow("goodbye")])
+                               s.flow("goodbye")])
     else:
         s.told.append(FLOW_TEXTS["message_taken"])
-        await play(s.channel, [s.library.flow("message_taken")])
+        await play(s.channel, [s.flow("message_taken")])
     await calls.add_event(s.db, s.call_id, "oncall.exhausted")
     return Outcome()

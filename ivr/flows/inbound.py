@@ -14,7 +14,7 @@ import re
 
 from ivr.agi.protocol import AgiError, AgiHangup
 from ivr.db.models import SOURCE_CALLER_ID, SOURCE_CALLER_ID_UNVALIDATED
-from ivr.flows import clinician_line, intake, triage
+from ivr.flows import clinician_line, intake, redflag, triage
 from ivr.flows.decide import ROUTE_AFTER_HOURS, decide, find_practice
 from ivr.flows.runner import CallContext, Outcome
 from ivr.flows.session import Session
@@ -52,7 +52,7 @@ async def handle(ctx: CallContext) -> Outcome:
         db, ctx.call_id, practice_id=practice.id if practice else None, route=decision.route,
         rules_digest=rules.digest if rules is not None else None,
         state_kind=state.kind if state else None, state_reason=state.reason if state else None,
-        operator_flag=decision.operator_flag)
+        operator_flag=decision.operator_flag, language=s.language)
     await calls.add_event(db, ctx.call_id, "route.decided", route=decision.route,
                           practice=practice.id if practice else None,
                           state=state.kind if state else None)
@@ -70,12 +70,11 @@ async def handle(ctx: CallContext) -> Outcome:
 
 
 async def _steps(s: Session) -> Outcome:
-    lib = s.library
     s.step = "greeting"
     await calls.add_event(s.db, s.call_id, "prompt.greeting")
     greeting: list[Item]
     if s.practice is None:
-        greeting = [lib.flow("generic_greeting")]
+        greeting = [s.flow("generic_greeting")]
     else:
         greeting = s.prompt("greeting" if s.decision.route == ROUTE_AFTER_HOURS
                             else "overflow_greeting")
@@ -87,13 +86,14 @@ async def _steps(s: Session) -> Outcome:
     if s.practice is None:
         # No practice to triage for: the intake goes to an operator (flagged at routing).
         s.step = "operator_closing"
-        s.told.append(_flow_text("operator_closing"))
-        await play(s.channel, [lib.flow("operator_closing")])
+        s.told.append(s.library_text("operator_closing"))
+        await play(s.channel, [s.flow("operator_closing")])
         await _told(s)
         return Outcome()
     s.step = "triage"
     disposition = await triage.run_menu(s)
     await calls.update_call(s.db, s.call_id, disposition=disposition)
+    disposition = await redflag.check(s, disposition)
     outcome = await triage.act(s, disposition)
     await _told(s)
     await calls.add_event(s.db, s.call_id, "action", disposition=disposition,
@@ -111,12 +111,6 @@ async def _clinician(s: Session) -> Clinician | None:
         log.warning("call %s: clinician line check failed (%s); patient flow", s.call_id,
                     type(exc).__name__)
         return None
-
-
-def _flow_text(key: str) -> str:
-    from ivr.flows.speech import FLOW_TEXTS
-
-    return FLOW_TEXTS[key]
 
 
 async def _told(s: Session) -> None:

@@ -90,8 +90,7 @@ async def read_keys(s: Session, first: str | None, max_digits: int,
 
 async def confirm(s: Session, readback: list[Item]) -> str | None:
     """'You entered <readback>. Correct: 1, again: 2' -> '1', '2', other key or None."""
-    lib = s.library
-    key = await play(s.channel, [lib.flow("you_entered"), *readback, lib.flow("confirm")],
+    key = await play(s.channel, [s.flow("you_entered"), *readback, s.flow("confirm")],
                      ALL_KEYS)
     if key is None:
         key = await s.channel.wait_for_digit(s.timeout_ms)
@@ -106,14 +105,13 @@ async def _event(s: Session, kind: str, **detail: object) -> None:
 
 async def ask_callback(s: Session) -> None:
     """Offer the caller ID back ('press 1'), or take a keyed number, validated and confirmed."""
-    lib = s.library
     tries = s.intake.retries + 1
     keyed: str | None = None  # a valid keyed number, stored but not confirmed yet
     items: list[Item]
     for attempt in range(1, tries + 1):
         if s.caller_e164:
-            items = [lib.flow("offer_caller_id"), SayDigits(spoken_number(s.caller_e164)),
-                     lib.flow("offer_caller_id_end")]
+            items = [s.flow("offer_caller_id"), SayDigits(spoken_number(s.caller_e164)),
+                     s.flow("offer_caller_id_end")]
         else:
             items = (s.prompt("unknown_caller") if attempt == 1 else []) + \
                 s.prompt("ask_callback")
@@ -122,7 +120,7 @@ async def ask_callback(s: Session) -> None:
             key = await s.channel.wait_for_digit(s.timeout_ms)
         if key is None:
             await _event(s, "intake.callback.no_input", attempt=attempt)
-            await play(s.channel, [lib.flow("no_input")])
+            await play(s.channel, [s.flow("no_input")])
             continue
         if key == "1" and s.caller_e164:
             more = await s.channel.wait_for_digit(ACCEPT_WAIT_MS)
@@ -139,7 +137,7 @@ async def ask_callback(s: Session) -> None:
         number = normalise_number(digits, s.regions) if digits.isdigit() else None
         if number is None:
             await _event(s, "intake.callback.invalid", attempt=attempt)
-            await play(s.channel, [lib.flow("invalid_number")])
+            await play(s.channel, [s.flow("invalid_number")])
             continue
         keyed = number
         await calls.save_intake(s.db, s.call_id, "callback", value=number,
@@ -160,7 +158,6 @@ async def ask_callback(s: Session) -> None:
 
 async def ask_dob(s: Session) -> None:
     """Eight digits MMDDYYYY, a real and plausible date, read back and confirmed."""
-    lib = s.library
     tries = s.intake.retries + 1
     zone = s.practice.tz if s.practice is not None else UTC
     today = s.instant.astimezone(zone).date()
@@ -169,12 +166,12 @@ async def ask_dob(s: Session) -> None:
         digits = await read_keys(s, key, 8, s.timeout_ms)
         if not digits:
             await _event(s, "intake.dob.no_input", attempt=attempt)
-            await play(s.channel, [lib.flow("no_input")])
+            await play(s.channel, [s.flow("no_input")])
             continue
         dob = parse_dob(digits, today)
         if dob is None:
             await _event(s, "intake.dob.invalid", attempt=attempt)
-            await play(s.channel, [lib.flow("invalid_date")])
+            await play(s.channel, [s.flow("invalid_date")])
             continue
         await calls.save_intake(s.db, s.call_id, "dob", value=dob.isoformat(),
                                 source=SOURCE_KEYED, confirmed=False, attempts=attempt)
@@ -189,7 +186,6 @@ async def ask_dob(s: Session) -> None:
 
 async def ask_recording(s: Session, field: str) -> None:
     """A short recording after the beep; a silent one is asked for once more."""
-    lib = s.library
     max_seconds = s.intake.name_max_seconds if field == "name" else s.intake.reason_max_seconds
     pid = "ask_name" if field == "name" else "ask_reason"
     spool = s.services.pbx.spool_dir / SPOOL_INTAKE_DIR
@@ -209,7 +205,7 @@ async def ask_recording(s: Session, field: str) -> None:
         if await _keep(s, field, host.with_suffix(".wav"), attempt, partial=False):
             return
         if attempt == 1:
-            await play(s.channel, [lib.flow("no_voice")])
+            await play(s.channel, [s.flow("no_voice")])
     await _event(s, f"intake.{field}.gave_up")
 
 
@@ -235,6 +231,9 @@ async def _keep(s: Session, field: str, spooled: Path, attempt: int, partial: bo
                             source=SOURCE_RECORDING, confirmed=False, attempts=attempt)
     if partial:
         await _event(s, f"intake.{field}.partial")
+    # Words, not only a file: transcribed now in a worker process; the call goes on.
+    s.services.transcriber.submit(s.call_id, field, dest, s.language,
+                                  s.red_flags() if field == "reason" else ())
     return True
 
 

@@ -45,6 +45,7 @@ from ivr.rules.prompts import render
 from ivr.secure import files
 from ivr.secure.crypto import CryptoError
 from ivr.secure.keys import KeyFileError
+from ivr.texts import primary
 
 log = logging.getLogger(__name__)
 
@@ -278,6 +279,9 @@ async def message_items(services: Services, call_id: str, tag: str,
     lib = services.speech
     intake = await callbacks.intake_of(services.db, call_id)
     items: list[Item] = []
+    language = await calls.language_of(services.db, call_id)
+    if primary(language) != primary(None):  # "the caller speaks Spanish", before the rest
+        items.append(lib.language_note(language))
     for field, pid in (("name", "screen_name"), ("reason", "screen_reason")):
         row = intake.get(field)
         copy = playable_copy(services, row.recording_path if row else None,

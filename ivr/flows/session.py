@@ -13,8 +13,10 @@ from typing import Any
 from ivr.agi.protocol import AgiChannel
 from ivr.controller.services import Services
 from ivr.flows.decide import Decision
-from ivr.flows.speech import Item, PromptLibrary, say_time
+from ivr.flows.speech import Item, PlayFile, PromptLibrary, say_time
 from ivr.rules.model import Intake, Practice
+from ivr.texts import DEFAULT_LANGUAGE, for_language
+from ivr.transcribe.redflags import Flag, flags_for
 
 
 @dataclass
@@ -32,6 +34,25 @@ class Session:
     @property
     def practice(self) -> Practice | None:
         return self.decision.practice
+
+    @property
+    def language(self) -> str:
+        """The caller's language: the practice's (a tag such as es-US)."""
+        return self.practice.language if self.practice is not None else DEFAULT_LANGUAGE
+
+    def flow(self, key: str) -> PlayFile:
+        """One of the controller's own sentences, in the caller's language."""
+        return self.library.flow(key, self.language)
+
+    def library_text(self, key: str) -> str:
+        """The words of one of the controller's sentences, as this caller hears them."""
+        return for_language(self.language).FLOW[key]
+
+    def red_flags(self) -> tuple[Flag, ...]:
+        if self.practice is None:
+            return flags_for(DEFAULT_LANGUAGE)
+        rf = self.practice.red_flags
+        return flags_for(self.language, rf.phrases, rf.defaults)
 
     @property
     def intake(self) -> Intake:

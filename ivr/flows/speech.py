@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from ivr import texts as builtin
 from ivr.agi.protocol import AgiChannel, AgiHangup
 from ivr.pbx import prompts as tts
 from ivr.rules.model import Practice, RuleSet
-from ivr.rules.prompts import DEFAULT_PROMPTS, render
+from ivr.rules.prompts import default_prompts, render
 from ivr.secure import files
 from ivr.texts import en
 
@@ -95,13 +96,16 @@ class PromptLibrary:
         self._lock = threading.Lock()
 
     # --- preparation (threads; never on a caller's time) --------------------------------
-    def tts_file(self, text: str) -> Path:
-        return self.folder / "tts" / f"{tts.cache_key(text)}.wav"
+    def tts_file(self, text: str, voice: str = en.VOICE) -> Path:
+        # English keeps its old names (a cache key without a voice), so prompts prepared
+        # before languages existed are found again.
+        key = tts.cache_key(text) if voice == en.VOICE else tts.cache_key(text, voice)
+        return self.folder / "tts" / f"{key}.wav"
 
-    def _make_tts(self, text: str) -> Path:
-        dest = self.tts_file(text)
+    def _make_tts(self, text: str, voice: str = en.VOICE) -> Path:
+        dest = self.tts_file(text, voice)
         if not dest.exists():
-            tts.install(text, dest, self.cache_dir)
+            tts.install(text, dest, self.cache_dir, voice)
             self.hand(dest)
         return dest
 
@@ -134,21 +138,36 @@ class PromptLibrary:
     def texts_for(self, practice: Practice) -> list[str]:
         """Every text piece the practice's prompts need (placeholders split out)."""
         out: list[str] = []
-        for pid in set(practice.prompts) | {k for k, v in DEFAULT_PROMPTS.items() if v}:
+        defaults = default_prompts(practice.language)
+        for pid in set(practice.prompts) | {k for k, v in defaults.items() if v}:
             out.extend(piece for kind, piece in self._pieces(practice, pid) if kind == "text")
         return out
 
-    def prepare_texts(self, texts: Sequence[str]) -> int:
-        unique = sorted({t for t in texts if t.strip()})
+    def prepare_texts(self, texts: Sequence[str], voice: str = en.VOICE) -> int:
+        return self.prepare_voiced([(t, voice) for t in texts])
+
+    def prepare_voiced(self, pieces: Sequence[tuple[str, str]]) -> int:
+        """Make the files for (text, voice) pieces; how many distinct ones."""
+        unique = sorted({(t, v) for t, v in pieces if t.strip()})
         with ThreadPoolExecutor(self.workers) as pool:
-            list(pool.map(self._make_tts, unique))
+            list(pool.map(lambda tv: self._make_tts(*tv), unique))
         return len(unique)
 
     def prepare_rules(self, rules: RuleSet) -> int:
-        """Make every prompt file the rules need (and the flow's own); how many texts."""
-        texts = list(FLOW_TEXTS.values())
+        """Make every prompt file the rules need (and the flow's own, in each language a
+        practice speaks); how many texts."""
+        languages = {en.VOICE: en} | {
+            builtin.for_language(p.language).VOICE: builtin.for_language(p.language)
+            for p in rules.practices.values()}
+        # A text with a {placeholder} is made once filled in (the language sentence below).
+        pieces = [(t, voice) for voice, lang in languages.items() for t in lang.FLOW.values()
+                  if "{" not in t]
+        # What a clinician hears about a caller's language (in English: the clinician's).
+        pieces += [(language_sentence(tag), en.VOICE) for tag in builtin.LANGUAGES]
+        texts: list[str] = []
         for practice in rules.practices.values():
-            texts.extend(self.texts_for(practice))
+            voice = builtin.for_language(practice.language).VOICE
+            pieces.extend((t, voice) for t in self.texts_for(practice))
             texts.extend(render(t, {"practice": practice.name}) for t in SCREEN_INTROS.values())
             for prompt in practice.prompts.values():
                 if prompt.file:
@@ -163,7 +182,7 @@ class PromptLibrary:
                             self._recorded[str(source)] = made
                         else:
                             self._recorded.pop(str(source), None)
-        return self.prepare_texts(texts)
+        return self.prepare_voiced(pieces + [(t, en.VOICE) for t in texts])
 
     @staticmethod
     def _source(practice: Practice, file: str) -> Path:
@@ -176,9 +195,10 @@ class PromptLibrary:
     def _pieces(self, practice: Practice | None, pid: str) -> list[tuple[str, str]]:
         """('text', piece) and ('slot', placeholder) in order, {practice} filled in."""
         prompt = practice.prompts.get(pid) if practice is not None else None
-        text = prompt.text if prompt is not None else DEFAULT_PROMPTS.get(pid, "")
+        defaults = default_prompts(practice.language if practice is not None else None)
+        text = prompt.text if prompt is not None else defaults.get(pid, "")
         if prompt is not None and prompt.text.startswith("[recording "):
-            text = DEFAULT_PROMPTS.get(pid, "")  # a file without a transcript
+            text = defaults.get(pid, "")  # a file without a transcript
         values = {"practice": practice.name if practice is not None else "our office"}
         out: list[tuple[str, str]] = []
         for part in _SPLIT.split(render(text, values)):
@@ -188,20 +208,26 @@ class PromptLibrary:
                 out.append(("text", part.strip()))
         return out
 
-    def _file_item(self, text: str) -> PlayFile:
-        path = self.tts_file(text)
+    def _file_item(self, text: str, voice: str = en.VOICE) -> PlayFile:
+        path = self.tts_file(text, voice)
         if not path.exists():
             # Preparation has not reached this text (a reload raced the call): make it now.
             log.warning("prompt not prepared ahead (%s); generating it now", path.name)
-            self._make_tts(text)
+            self._make_tts(text, voice)
         return PlayFile(self.inner_path(path.with_suffix("")))
 
-    def flow(self, key: str) -> PlayFile:
-        """One of the controller's own prompts (FLOW_TEXTS)."""
-        return self._file_item(FLOW_TEXTS[key])
+    def flow(self, key: str, language: str | None = None) -> PlayFile:
+        """One of the controller's own prompts (ivr.texts: FLOW), in `language` (a tag
+        such as es-US; default English)."""
+        lang = builtin.for_language(language)
+        return self._file_item(lang.FLOW[key], lang.VOICE)
 
-    def text(self, text: str) -> PlayFile:
-        return self._file_item(text)
+    def text(self, text: str, language: str | None = None) -> PlayFile:
+        return self._file_item(text, builtin.for_language(language).VOICE)
+
+    def language_note(self, language: str | None) -> PlayFile:
+        """'The caller speaks Spanish.' for a clinician (in English)."""
+        return self._file_item(language_sentence(language))
 
     def items(self, practice: Practice | None, pid: str,
               slots: Mapping[str, Sequence[Item]] | None = None) -> list[Item]:
@@ -213,12 +239,19 @@ class PromptLibrary:
             if made is not None:
                 return [PlayFile(self.inner_path(made.with_suffix("")))]
         out: list[Item] = []
+        voice = builtin.for_language(practice.language if practice else None).VOICE
         for kind, piece in self._pieces(practice, pid):
             if kind == "text":
-                out.append(self._file_item(piece))
+                out.append(self._file_item(piece, voice))
             else:
                 out.extend((slots or {}).get(piece, ()))
         return out
+
+
+def language_sentence(language: str | None) -> str:
+    """What a clinician is told of a caller's language (a tag, or a primary subtag)."""
+    name = builtin.for_language(language).LANGUAGE_NAME
+    return render(en.FLOW["screen_language"], {"language": name})
 
 
 def say_time(instant: datetime, zone: str, reference: datetime) -> list[Item]:

@@ -53,14 +53,15 @@ def synthesize(text: str, cache_dir: Path, voice: str = "en-us", speed: int = 16
     return target
 
 
-def install(text: str, dest: Path, cache_dir: Path) -> Path:
-    """Generate (or reuse) the prompt for `text` and place it at dest (a .wav path).
+def install(text: str, dest: Path, cache_dir: Path, voice: str = "en-us") -> Path:
+    """Generate (or reuse) the prompt for `text`, spoken by espeak-ng's `voice` (the
+    language's, ivr.texts: VOICE), and place it at dest (a .wav path).
 
     Run as root, the file (and any folder made for it) takes the owner of the folder it
     lands in, 0600/0700: prompts go into the PBX user's sounds folder, and Asterisk, not
     running as root, must be able to read them.
     """
-    source = synthesize(text, cache_dir)
+    source = synthesize(text, cache_dir, voice)
     _make_folder(dest.parent)
     data = source.read_bytes()
     if dest.is_symlink() or not dest.is_file() or dest.read_bytes() != data:

@@ -28,9 +28,11 @@ from ivr.db.models import (
     IntakeField,
     OncallLeg,
     Recording,
+    Transcript,
 )
 from ivr.db.sealed import lookup_indexes
 from ivr.records.stamps import Stamp
+from ivr.texts.en import TRANSCRIPT_MARK
 
 now = clock.now  # the records' clock (tests read it here)
 new_call_id = ids.new_id
@@ -118,6 +120,12 @@ async def has_intake(db: Database, call_id: str, field: str) -> bool:
     async with db.session() as s:
         return await s.scalar(select(IntakeField.id).where(
             IntakeField.call_id == call_id, IntakeField.field == field)) is not None
+
+
+async def language_of(db: Database, call_id: str) -> str | None:
+    """The language the caller was spoken to in (None: the default, English)."""
+    async with db.session() as s:
+        return await s.scalar(select(Call.language).where(Call.id == call_id))
 
 
 async def add_recording(db: Database, call_id: str, field: str, *, path: str,
@@ -306,6 +314,7 @@ def call_summary(call: Call) -> dict[str, Any]:
         "same_day_callback": call.same_day_callback, "abandoned_step": call.abandoned_step,
         "oncall_outcome": call.oncall_outcome, "oncall_clinician": call.oncall_clinician,
         "recordings_purged_at": clock.iso(call.recordings_purged_at),
+        "language": call.language, "red_flag": call.red_flag_topic,
     }
 
 
@@ -313,6 +322,17 @@ def _intake_json(row: IntakeField) -> dict[str, Any]:
     return {"field": row.field, "value": row.value, "recording_path": row.recording_path,
             "duration_seconds": row.duration_seconds, "captured_at": clock.iso(row.captured_at),
             "confirmed": row.confirmed, "source": row.source, "attempts": row.attempts}
+
+
+def transcript_json(row: Transcript) -> dict[str, Any]:
+    """A transcript as people and the webhook see it, marked as a machine's."""
+    return {"field": row.field, "status": row.status, "text": row.text,
+            "mark": TRANSCRIPT_MARK, "language": row.language, "engine": row.engine,
+            "engine_version": row.engine_version, "confidence": row.confidence,
+            "audio_seconds": row.audio_seconds, "cpu_seconds": row.cpu_seconds,
+            "wall_seconds": row.wall_seconds, "red_flag": row.red_flag_topic,
+            "red_flag_phrase": row.red_flag or None, "note": row.note or None,
+            "created_at": clock.iso(row.created_at)}
 
 
 def _recording_json(row: Recording) -> dict[str, Any]:
@@ -351,7 +371,8 @@ async def show_call(db: Database, ident: str) -> dict[str, Any] | None:
     """One call with its timeline, found by call id or Asterisk uniqueid."""
     async with db.session() as s:
         query = select(Call).options(selectinload(Call.events), selectinload(Call.intake),
-                                     selectinload(Call.recordings))
+                                     selectinload(Call.recordings),
+                                     selectinload(Call.transcripts))
         call = await s.scalar(query.where(Call.id == ident))
         if call is None:
             call = await s.scalar(query.where(Call.uniqueid == ident))
@@ -360,6 +381,7 @@ async def show_call(db: Database, ident: str) -> dict[str, Any] | None:
         out = call_summary(call)
         out["intake"] = {f.field: _intake_json(f) for f in call.intake}
         out["recordings"] = [_recording_json(r) for r in call.recordings]
+        out["transcripts"] = [transcript_json(t) for t in call.transcripts]
         out["timeline"] = [{"at": clock.iso(e.at), "kind": e.kind, "detail": json.loads(e.detail)}
                            for e in call.events]
     from ivr.oncall import callbacks

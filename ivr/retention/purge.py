@@ -8,7 +8,8 @@ the rules, get the defaults):
   rows deleted, the call stamped `recordings_purged_at` and its timeline given a
   `retention.recordings_purged` event (counts only).
 - after `records_days`: the call goes with everything hanging off it (timeline, intake,
-  recordings, call-back, clinician legs, its note files and note deliveries), and so do
+  transcripts (kept with the intake until then: the record, not the audio), recordings,
+  call-back, clinician legs, its note files and note deliveries), and so do
   the files of morning reports whose opening is that old (the report row stays, paths
   cleared: it holds counts only and marks the night as made).
 Never touched: a call in progress (not ended and started less than a day ago), a call
@@ -56,6 +57,7 @@ from ivr.db.models import (
     Recording,
     Report,
     RetentionLog,
+    Transcript,
 )
 from ivr.delivery.models import PENDING, SENDING, Delivery, DeliveryAttempt
 from ivr.delivery.outbox import default_worker_id
@@ -411,6 +413,7 @@ async def _delete_record(db: Database, call_id: str, root: Path, now: datetime,
                     delete(OncallCallback).where(OncallCallback.call_id == call_id),
                     delete(CallEvent).where(CallEvent.call_id == call_id),
                     delete(IntakeField).where(IntakeField.call_id == call_id),
+                    delete(Transcript).where(Transcript.call_id == call_id),
                     delete(Recording).where(Recording.call_id == call_id),
                     delete(Call).where(Call.id == call_id)):
                 await s.execute(stmt.execution_options(synchronize_session=False))

@@ -307,6 +307,17 @@ class Retention:
     records_days: int | None = None
 
 
+@dataclass(frozen=True)
+class RedFlags:
+    """Phrases that upgrade a routine call (ivr.flows.redflag): the practice's own, and
+    whether the built-in ones for its language apply too; and how long a caller may wait
+    at most for the reason's transcript before the call goes on without it."""
+
+    phrases: tuple[str, ...] = ()
+    defaults: bool = True
+    wait_seconds: int = 6
+
+
 @dataclass(frozen=True, repr=False)
 class Practice:
     """One practice's complete, validated rules."""
@@ -331,6 +342,7 @@ class Practice:
     fallback_numbers: tuple[str, ...]
     delivery: Delivery
     retention: Retention = field(default_factory=Retention)
+    red_flags: RedFlags = field(default_factory=RedFlags)
     source_file: str = ""
 
     def __repr__(self) -> str:  # the full tree is far too long for logs and test reports

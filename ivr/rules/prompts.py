@@ -6,6 +6,7 @@ import string
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from ivr import texts
 from ivr.texts import en
 
 # Placeholders a prompt text may use; filled by the call flow (and by simulate).
@@ -18,6 +19,11 @@ OPERATOR_GREETING_TEXT = en.OPERATOR_GREETING
 OPERATOR_CLOSING_TEXT = en.OPERATOR_CLOSING
 
 DISPOSITION_LABELS: Mapping[str, str] = MappingProxyType(en.DISPOSITION_LABELS)
+
+
+def default_prompts(language: str | None) -> Mapping[str, str]:
+    """The built-in prompt texts in a practice's language (the same ids in each)."""
+    return MappingProxyType(texts.for_language(language).PROMPTS)
 
 
 def placeholders_in(text: str) -> set[str]:
@@ -35,7 +41,12 @@ def render(text: str, values: Mapping[str, str]) -> str:
     return text.format_map(_Keep(values))
 
 
-def default_menu_text(options: Mapping[str, str]) -> str:
+#: How a generated menu names one choice, per language.
+MENU_CHOICE = {"en": "For {label}, press {key}.", "es": "Para {label}, oprima {key}."}
+
+
+def default_menu_text(options: Mapping[str, str], language: str | None = None) -> str:
     """A menu prompt generated from the key table, e.g. 'For a prescription refill, press 2.'"""
-    parts = [f"For {DISPOSITION_LABELS[disp]}, press {key}." for key, disp in options.items()]
-    return " ".join(parts)
+    labels = texts.for_language(language).DISPOSITION_LABELS
+    choice = MENU_CHOICE.get(texts.primary(language), MENU_CHOICE["en"])
+    return " ".join(choice.format(label=labels[disp], key=key) for key, disp in options.items())

@@ -23,6 +23,7 @@ from typing import Any
 from ivr.rules.model import DISPOSITIONS, EXHAUSTED_ACTIONS, INTAKE_FIELDS, OVERFLOW_MODES, ROLES
 from ivr.rules.prompts import DEFAULT_PROMPTS
 from ivr.rules.timeutil import WEEKDAYS
+from ivr.texts import LANGUAGE_TAGS
 
 # Values the declarations and the validator share.
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
@@ -35,6 +36,8 @@ MAX_PATTERN_TURNS = 28
 TARGET_KINDS = ("role", "clinician", "others_of")
 RECORDINGS_DAYS = (7, 3650)  # at least a week: the morning report and call-backs need them
 RECORDS_DAYS = (30, 3650)
+RED_FLAG_WAIT = (1, 20)  # seconds a caller may wait for the reason's transcript
+RED_FLAG_CHARS = (3, 80)
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,8 @@ PRACTICE = Obj({
     "timezone": req({"type": "string", "description": "IANA zone, e.g. America/New_York."}),
     "country": req({"type": "string", "pattern": "^[A-Za-z]{2}$"}),
     "subdivision": opt(STRING),
-    "language": opt(STRING),
+    "language": opt({"enum": list(LANGUAGE_TAGS),
+                     "description": "The language callers are spoken to in (default en-US)."}),
     "dids": req({**PHONES, "minItems": 1}),
     "forwarding_numbers": opt(PHONES),
 })
@@ -261,6 +265,17 @@ RETENTION = Obj({
                              "timeline, legs, notes); at least recordings_days. Left out: "
                              "kept.")),
 }, "How long this practice's calls are kept; purged automatically, every deletion logged.")
+RED_FLAGS = Obj({
+    "phrases": opt({"type": "array", "items": {"type": "string",
+                                               "minLength": RED_FLAG_CHARS[0],
+                                               "maxLength": RED_FLAG_CHARS[1]},
+                    "description": "Words or phrases that may mean an emergency, in the "
+                    "practice's language, added to the built-in ones."}),
+    "defaults": opt({"type": "boolean", "description": "Whether the built-in phrases for "
+                     "the practice's language apply too (default true)."}),
+    "wait_seconds": opt(_int(*RED_FLAG_WAIT, "Longest wait for the reason's transcript "
+                             "before a routine call goes on without the check; default 6.")),
+}, "A routine caller whose reason's transcript holds one of these is offered the on-call.")
 TOP = Obj({
     "practice": req(PRACTICE),
     "hours": opt(HOURS),
@@ -274,6 +289,7 @@ TOP = Obj({
     "fallback_numbers": opt(PHONES),
     "delivery": opt(DELIVERY),
     "retention": opt(RETENTION),
+    "red_flags": opt(RED_FLAGS),
 }, "One practice of the after-hours answering service.")
 DEFS = {"time": TIME, "period": PERIOD, "phone": PHONE, "local_datetime": LOCAL_DT,
         "prompt": PROMPT_DEF}

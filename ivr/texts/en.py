@@ -113,7 +113,58 @@ FLOW = {
     "line_offer_dial": "Press 1 to call the patient now, or 2 for the next message.",
     "line_cannot_dial": "This number cannot be dialled from the answering service.",
     "no_more_messages": "There are no more messages. Goodbye.",
+    # A red flag in a routine caller's reason (ivr.flows.redflag): offered the on-call.
+    "redflag_offer": "What you told us may be urgent. If this is a medical emergency, hang "
+                     "up and dial 911 now. To reach the clinician on call now, press 1. To "
+                     "leave your message for the office instead, press 2.",
+    # What a clinician hears about the caller during screening.
+    "screen_language": "The caller speaks {language}.",
 }
+
+#: Phrases that may mean an emergency, by topic (ivr.transcribe.redflags). A routine
+#: caller whose reason contains one is offered the on-call; a practice adds its own in its
+#: rules (red_flags.phrases). Written as callers say them; plurals match too.
+RED_FLAGS = {
+    "breathing": ("not breathing", "stopped breathing", "cant breathe", "cannot breathe",
+                  "can not breathe", "trouble breathing", "difficulty breathing",
+                  "hard to breathe", "struggling to breathe", "short of breath",
+                  "shortness of breath", "turning blue", "blue lips", "choking"),
+    "chest_pain": ("chest pain", "pain in my chest", "pain in his chest",
+                   "pain in her chest", "chest pressure", "chest hurts"),
+    "unresponsive": ("unresponsive", "wont wake up", "will not wake up", "cant wake",
+                     "passed out", "unconscious", "fainted"),
+    "seizure": ("seizure", "seizing", "convulsion", "convulsing"),
+    "bleeding": ("heavy bleeding", "bleeding heavily", "wont stop bleeding",
+                 "will not stop bleeding", "bleeding a lot", "lot of blood"),
+    "overdose": ("overdose", "overdosed", "took too many pills", "swallowed pills",
+                 "poisoned", "poisoning"),
+    "suicidal": ("suicidal", "suicide", "kill myself", "killing myself", "end my life",
+                 "want to die", "hurt myself"),
+    "stroke": ("stroke", "face drooping", "face is drooping", "slurred speech",
+               "slurring", "cant move my arm", "numb on one side", "weak on one side"),
+    "infant_fever": ("newborn with a fever", "newborn has a fever", "baby has a fever",
+                     "baby with a fever", "infant fever", "newborn fever",
+                     "baby has a temperature"),
+    "allergy": ("cant swallow", "throat is closing", "throat closing", "tongue is swelling",
+                "anaphylaxis", "severe allergic reaction"),
+}
+
+#: Red-flag topics as documents name them ("Red flag: breathing trouble").
+RED_FLAG_LABELS = {
+    "breathing": "breathing trouble", "chest_pain": "chest pain",
+    "unresponsive": "unresponsive or fainted", "seizure": "seizure",
+    "bleeding": "heavy bleeding", "overdose": "overdose or poisoning",
+    "suicidal": "suicidal thoughts", "stroke": "signs of a stroke",
+    "infant_fever": "fever in a baby", "allergy": "severe allergic reaction",
+    "practice": "a phrase on the practice's own list",
+}
+
+#: How documents mark a machine transcript (notes, reports, calls show, the webhook).
+TRANSCRIPT_MARK = "automatic transcript, verify against the recording"
+
+#: The language's name as a clinician is told it, and its espeak-ng voice.
+LANGUAGE_NAME = "English"
+VOICE = "en-us"
 
 #: Per-practice words a clinician hears first ({practice} filled in when prepared).
 SCREEN_INTROS = {

@@ -15,7 +15,15 @@ if str(REPO) not in sys.path:  # the project may not be pip-installed in the ven
     sys.path.insert(0, str(REPO))
 
 from ivr.db.engine import Database  # noqa: E402
-from ivr.db.models import Call, CallEvent, IntakeField, OncallCallback, OncallLeg, Recording  # noqa: E402
+from ivr.db.models import (  # noqa: E402
+    Call,
+    CallEvent,
+    IntakeField,
+    OncallCallback,
+    OncallLeg,
+    Recording,
+    Transcript,
+)
 from ivr.delivery.models import Delivery, DeliveryAttempt  # noqa: E402
 from ivr.records import calls  # noqa: E402
 from ivr.rules import RuleSet  # noqa: E402
@@ -81,6 +89,7 @@ async def rows_of(db: Database, call_id: str) -> dict[str, int]:
         for name, column in (("calls", Call.id), ("call_events", CallEvent.call_id),
                              ("intake_fields", IntakeField.call_id),
                              ("recordings", Recording.call_id),
+                             ("transcripts", Transcript.call_id),
                              ("oncall_callbacks", OncallCallback.call_id),
                              ("oncall_legs", OncallLeg.call_id),
                              ("deliveries", Delivery.document_id)):

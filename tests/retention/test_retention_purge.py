@@ -33,6 +33,7 @@ from ivr.db.models import (
     OncallLeg,
     Report,
     RetentionLog,
+    Transcript,
 )
 from ivr.delivery import outbox
 from ivr.delivery.models import DeliveryAttempt
@@ -43,6 +44,7 @@ from ivr.records import calls
 from ivr.retention import purge as retention
 from ivr.retention.purge import Counts, log_rows, purge
 from ivr.rules.model import Retention
+from ivr.transcribe.service import store as store_transcript
 
 SHORT = Retention(recordings_days=30, records_days=90)
 
@@ -128,6 +130,11 @@ async def test_records_go_whole_with_everything_hanging_off_them(db, data_dir, r
                               started_at=days_ago(89), result="ok"))
     async with db.session() as s:
         await s.execute(text("UPDATE deliveries SET status='succeeded'"))
+    # Its reason's transcript (sealed text): part of the record, it goes with it.
+    await store_transcript(db, Transcript(
+        call_id=old, field="reason", status="done", language="en-US", engine="whisper",
+        engine_version="t", text="my son has a cough", red_flag="", note="",
+        created_at=days_ago(90)))
     before = await rows_of(db, old)
     assert all(before.values()), before
 

@@ -53,6 +53,7 @@ class Builder(PracticeSection, HoursSection, CallFlowSection, OnCallSection,
         fallback = self.phones(top.get("fallback_numbers"), "fallback_numbers", among=named)
         delivery = self.delivery(top.get("delivery"))
         retention = self.retention(top.get("retention"))
+        red_flags = self.red_flags(top.get("red_flags"))
         if len(self.c.errors) > errors_before or menu is None or on_call is None:
             return None
         return m.Practice(
@@ -62,7 +63,7 @@ class Builder(PracticeSection, HoursSection, CallFlowSection, OnCallSection,
             forwarding_numbers=info["forwarding_numbers"], hours=hours, holidays=hol,
             overrides=overrides, prompts=m.frozen_map(prompts), intake=intake, menu=menu,
             overflow=overflow, on_call=on_call, fallback_numbers=fallback, delivery=delivery,
-            retention=retention, source_file=self.c.file,
+            retention=retention, red_flags=red_flags, source_file=self.c.file,
         )
 
 

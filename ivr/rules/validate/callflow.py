@@ -9,8 +9,13 @@ from pathlib import Path
 import yaml
 
 from ivr.rules import model as m
-from ivr.rules.prompts import DEFAULT_PROMPTS, PLACEHOLDERS, default_menu_text, placeholders_in
-from ivr.rules.shape import KEY_RE
+from ivr.rules.prompts import (
+    PLACEHOLDERS,
+    default_menu_text,
+    default_prompts,
+    placeholders_in,
+)
+from ivr.rules.shape import KEY_RE, RED_FLAG_CHARS, RED_FLAG_WAIT
 from ivr.rules.validate.core import Reader, child, shown
 from ivr.rules.validate.tables import (
     DEFAULT_RING_SECONDS,
@@ -18,8 +23,10 @@ from ivr.rules.validate.tables import (
     OVERFLOW_KEYS,
     PROMPT_KEYS,
     PROMPTS_KEYS,
+    RED_FLAGS_KEYS,
     TRIAGE_KEYS,
 )
+from ivr.transcribe.redflags import normalised
 
 
 class CallFlowSection(Reader):
@@ -79,7 +86,8 @@ class CallFlowSection(Reader):
 
     def prompts(self, node: yaml.Node | None) -> dict[str, m.Prompt]:
         f = self.mapping(node, "prompts", PROMPTS_KEYS) or {}
-        out = {pid: m.Prompt(pid, text) for pid, text in DEFAULT_PROMPTS.items() if text}
+        defaults = default_prompts(self.language)
+        out = {pid: m.Prompt(pid, text) for pid, text in defaults.items() if text}
         for pid, pnode in f.items():
             p = self.prompt(pnode, child("prompts", pid), pid)
             if p is not None:
@@ -139,19 +147,48 @@ class CallFlowSection(Reader):
         default = self.choice(f.get("default"), "triage.default", m.DISPOSITIONS)
         retries = self.integer(f.get("retries"), "triage.retries", 0, 5, 2)
         timeout = self.integer(f.get("timeout_seconds"), "triage.timeout_seconds", 1, 30, 6)
+        defaults = default_prompts(self.language)
         prompts = {
             "menu": self.prompt(f.get("prompt"), "triage.prompt", "menu")
-            or m.Prompt("menu", default_menu_text(options)),
+            or m.Prompt("menu", default_menu_text(options, self.language)),
             "menu_invalid": self.prompt(f.get("invalid_prompt"), "triage.invalid_prompt",
                                         "menu_invalid")
-            or m.Prompt("menu_invalid", DEFAULT_PROMPTS["menu_invalid"]),
+            or m.Prompt("menu_invalid", defaults["menu_invalid"]),
             "menu_no_input": self.prompt(f.get("no_input_prompt"), "triage.no_input_prompt",
                                          "menu_no_input")
-            or m.Prompt("menu_no_input", DEFAULT_PROMPTS["menu_no_input"]),
+            or m.Prompt("menu_no_input", defaults["menu_no_input"]),
         }
         if default is None or not options:
             return None, prompts
         return m.Menu(m.frozen_map(options), default, retries, timeout), prompts
+
+    def red_flags(self, node: yaml.Node | None) -> m.RedFlags:
+        """red_flags: the practice's own phrases (each at most once), the built-in ones
+        on or off, and the longest wait for the reason's transcript."""
+        f = self.mapping(node, "red_flags", RED_FLAGS_KEYS) or {}
+        d = m.RedFlags()
+        phrases: list[str] = []
+        seen: set[str] = set()
+        lo, hi = RED_FLAG_CHARS
+        for i, item in enumerate(self.seq(f.get("phrases"), "red_flags.phrases")):
+            path = child("red_flags.phrases", i)
+            text = self.text(item, path, f"a phrase of {lo} to {hi} characters")
+            if text is None:
+                continue
+            norm = normalised(text)
+            if not lo <= len(text.strip()) <= hi or not any(c.isalpha() for c in norm):
+                self.c.error(item, path, text, f"a phrase of {lo} to {hi} characters with "
+                             "at least one word", f"{text!r} is not a usable phrase")
+            elif norm in seen:
+                self.c.error(item, path, text, "each phrase once",
+                             f"{text!r} is listed twice (case and punctuation aside)")
+            else:
+                seen.add(norm)
+                phrases.append(text.strip())
+        return m.RedFlags(
+            tuple(phrases), self.boolean(f.get("defaults"), "red_flags.defaults", d.defaults),
+            self.integer(f.get("wait_seconds"), "red_flags.wait_seconds", *RED_FLAG_WAIT,
+                         d.wait_seconds))
 
     def overflow(self, node: yaml.Node | None) -> m.Overflow:
         f = self.mapping(node, "overflow", OVERFLOW_KEYS)

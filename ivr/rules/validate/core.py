@@ -25,6 +25,7 @@ from ivr.rules.validate.tables import (
     TIME_RE,
 )
 from ivr.rules.yamlload import BOOL_TAG, INT_RE, INT_TAG, NULL_TAG
+from ivr.texts import DEFAULT_LANGUAGE
 
 
 @dataclass
@@ -80,6 +81,7 @@ class Reader:
         self.now = now
         self.deadline = deadline
         self.country = "US"
+        self.language = DEFAULT_LANGUAGE  # practice.language, once read
         self.tz: ZoneInfo = ZoneInfo("UTC")
         self.numbers: list[tuple[str, str, yaml.Node, str]] = []  # (e164, kind, node, path)
         self.ical_bytes = b""

@@ -13,6 +13,7 @@ import yaml
 from ivr.rules.shape import SLUG_RE
 from ivr.rules.validate.core import Reader
 from ivr.rules.validate.tables import PRACTICE_KEYS
+from ivr.texts import LANGUAGE_TAGS
 
 _ZONES: frozenset[str] | None = None
 ZONE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,3}$")
@@ -70,9 +71,9 @@ class PracticeSection(Reader):
         if "subdivision" in f:
             info["subdivision"] = self.text(f["subdivision"], "practice.subdivision")
         if "language" in f:
-            info["language"] = self.text(f["language"], "practice.language",
-                                         "a language tag such as en-US",
-                                         re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$"))
+            info["language"] = self.choice(f["language"], "practice.language", LANGUAGE_TAGS)
+            if info["language"] is not None:
+                self.language = info["language"]
         info["dids"] = self.phones(f.get("dids"), "practice.dids", "DID")
         if "dids" in f and not info["dids"] and not self.seq(f["dids"], "practice.dids"):
             self.c.error(f["dids"], "practice.dids", None, "at least one number",

@@ -37,6 +37,7 @@ EXHAUSTED_KEYS = S.EXHAUSTED.keys
 DELIVERY_KEYS = S.DELIVERY.keys
 WEBHOOK_KEYS = S.WEBHOOK.keys
 RETENTION_KEYS = S.RETENTION.keys
+RED_FLAGS_KEYS = S.RED_FLAGS.keys
 
 PIN_RE = re.compile(r"[0-9]{4,8}$")
 TIME_RE = re.compile(r"^([0-9]{2}):([0-9]{2})$")
