@@ -1,20 +1,20 @@
-"""Transcripts through the real PBX: a caller speaks a reason with a red flag (espeak-ng
-RTP) and picks "routine"; the reason is transcribed by the controller's worker process,
-the caller is told it may be urgent and offered the on-call, presses 1 and is bridged
-to a SIPp clinician who accepts. `ivr calls show` gives the transcript, marked as a
-machine's, and the timeline says which topic matched and what the caller chose (never
-the words)."""
+"""Transcripts through the real PBX: a reacting caller speaks a reason with a red flag
+(generated speech) and picks "routine"; the reason is transcribed by the controller's
+worker process, the caller is told it may be urgent and offered the on-call, presses 1
+and is bridged to a clinician's phone that accepts, says hello and hangs up. `ivr calls
+show` gives the transcript, marked as a machine's, and the timeline says which topic
+matched and what the caller chose (never the words)."""
 
 from __future__ import annotations
 
 import json
-import signal
 
 import pytest
-from harness import REPO, run_scenario_in, timed_caller_scenario, wait_for
+from harness import REPO, wait_for
 from oncall_helpers import call_of, practice_yaml, restore, use_rules
-from support.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
+from support.plans import answer, speak
 
+from ivr.caller.plan import AwaitEnd, CallPlan, Hangup, Listen, Phone, PhoneBook, Press, Say
 from ivr.texts import en
 
 pytestmark = pytest.mark.pbx
@@ -23,12 +23,12 @@ DID = "+16175550471"
 CALLER = "+16175550472"
 NURSE = "+16175550473"
 REASON = "My son is having trouble breathing."
-# Skip greeting and notice, accept the caller ID (1, then its pause), speak the reason
-# after the beep and end it with #, 4 (routine) in the menu; then 1 a few times: the
-# first that lands while the red-flag offer plays takes it (one before the offer, while
-# the transcript is awaited, is not heard by anyone, which is harmless).
-TIMELINE = [(800, "#"), (1600, "#"), (2600, "1"), (14000, "#"), (16500, "4"),
-            (24000, "1"), (28000, "1"), (32000, "1"), (36000, "1")]
+
+
+def caller_steps(reason_wav: str) -> tuple:
+    """Accept the caller ID, say the reason, 4 (routine) in the menu; then hear the
+    red-flag offer and take it (1), and stay on the line to the end."""
+    return (*answer("1"), *speak(reason_wav), *answer("4"), *answer("1"), AwaitEnd(180))
 
 
 @pytest.fixture
@@ -40,15 +40,14 @@ def red_flag_practice(stack, tmp_path):
     # Generous: the machine is shared; the wait only matters when a transcript is late.
     (rules / "rf.yaml").write_text(text + "red_flags:\n  wait_seconds: 20\n")
     use_rules(stack, rules)
-    phone = start_multi_phone({NURSE[1:]: PhoneBehaviour(keys=((2500, "1"),))},
-                              PhoneBehaviour(busy=True), stack.settings.gateway_port,
-                              tmp_path, media_port=stack.ports.next(4))
+    hello = stack.voice("Hello, this is the nurse on call.")
+    nurse = Phone(steps=(Listen(), Press("1"), Say(hello), Hangup()))
+    phones = stack.phones(PhoneBook({NURSE[1:]: nurse}), tmp_path / "phones")
     try:
         yield stack
         wait_for(lambda: stack.channels() == 0, 60, "no channels left in Asterisk")
     finally:
-        phone.send_signal(signal.SIGTERM)
-        phone.wait(10)
+        phones.stop()
         if stack.channels():
             stack.hangup_all()
         restore(stack)
@@ -57,11 +56,9 @@ def red_flag_practice(stack, tmp_path):
 def test_red_flag_in_a_routine_reason_offers_the_on_call_and_bridges(red_flag_practice,
                                                                     tmp_path):
     stack = red_flag_practice
-    speech = speech_pcap(REASON, tmp_path / "speech.pcap", repeat=30, tail_silence_s=1)
-    xml = timed_caller_scenario(CallerSpec(caller_id=CALLER, audio_pcap=str(speech)),
-                                TIMELINE, 60000, hangup=True)
-    result = run_scenario_in(stack, xml, DID, tmp_path / "call")
-    assert result.returncode == 0, result.stderr[-3000:]
+    plan = CallPlan(caller_id=CALLER, steps=caller_steps(stack.voice(REASON)))
+    report = stack.place(plan, DID, tmp_path / "call")
+    assert report.ok, report.explain()
     call = wait_for(lambda: (c := call_of(stack, DID)) is not None and c["ended_at"]
                     and c["transcripts"] and c, 90, "the call and its transcript")
     kinds = [e["kind"] for e in call["timeline"]]
