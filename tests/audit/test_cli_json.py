@@ -18,10 +18,12 @@ DATA_COMMANDS = {
     "report", "reports list", "retention run", "retention log", "override set",
     "override clear", "override list", "audit list",
     "users add", "users list", "users disable", "users passwd", "users token",
+    "pbx bans list", "pbx bans clear", "trunks check", "cluster up", "cluster status",
+    "cluster drain", "cluster undrain", "cluster down",
 }
 #: And the ones that do not: they start things, write a file or print another tool's output.
 OTHER_COMMANDS = {"pbx cli", "serve", "run", "demo-call", "rules schema",
-                  "recordings export", "web"}
+                  "recordings export", "web", "pbx guard", "trunks schema", "cluster proxy"}
 
 
 def _leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):

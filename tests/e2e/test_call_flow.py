@@ -45,7 +45,7 @@ UNKNOWN_DID = "+15555550123"
 SHARED_TRUNK_DID = "+16175550999"  # claimed by nobody: only the Diversion names the practice
 # A caller who holds for the clinician (the service keeps talking or ringing: no quiet
 # turn), then gives up while the chain is rung.
-HOLD_THEN_HANG_UP = [Listen(quiet_ms=0, min_voice_ms=4000), Pause(10000), Hangup()]
+HOLD_THEN_HANG_UP = [Listen(quiet_ms=0, min_voice_ms=4000), Pause(30000), Hangup()]
 
 # name -> (number dialled, caller ID, Diversion, steps from the voices)
 SCENARIOS: dict[str, tuple[str, str, str | None, Any]] = {

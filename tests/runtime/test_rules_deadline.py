@@ -96,12 +96,13 @@ async def test_child_past_its_deadline_is_killed(slow_rules):
 
 
 async def test_child_stops_itself_at_its_budget(slow_rules):
-    result = await load_in_child(slow_rules, NOW, deadline=20, budget=1.0)
+    # A budget the files' parsing fits in even on a busy machine; the calendar does not.
+    result = await load_in_child(slow_rules, NOW, deadline=90, budget=8.0)
     assert not result.ok
     issue = result.errors[0]
     # Located at the calendar's line in the practice file, like any other error.
     assert issue.file.endswith("mesa-family.yaml") and issue.key == "on_call.ical.file"
-    assert "checking stopped after 1 s" in issue.message
+    assert "checking stopped after 8 s" in issue.message
 
 
 async def test_over_deadline_reload_keeps_the_rules_in_force(rules_dir):
@@ -122,7 +123,9 @@ async def test_over_deadline_reload_keeps_the_rules_in_force(rules_dir):
 async def test_threaded_load_is_abandoned_at_the_deadline(slow_rules):
     rt = RulesRuntime(slow_rules, clock=lambda: NOW, deadline=1.0)
     assert not await rt.load()
-    assert "did not finish within 1 s" in (rt.status.last_error or "")
+    # Cut short at start-up, so tried again with twice the time each (STARTUP_TRIES).
+    assert "did not finish within 4 s" in (rt.status.last_error or "")
+    assert rt.deadline == 1.0
 
 
 async def test_cancelled_reload_kills_its_child(slow_rules):
