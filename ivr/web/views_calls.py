@@ -96,6 +96,10 @@ async def call_page(ctx: Ctx) -> Shown:
         "needs_action": [{"kind": k, "text": notes.NEEDS_ACTION_TEXT[k]}
                          for k in note.needs_action]},
         "note_rows": note.rows(), "intake": intake, "audio": audio,
+        # Machine transcripts beside the recordings they came from, marked as such.
+        "transcripts": [{k: t.get(k) for k in ("field", "status", "text", "mark", "engine",
+                                               "confidence", "red_flag", "note")}
+                        for t in record.get("transcripts") or []],
         "attempts": [a.to_json(note.tz) for a in note.attempts],
         "callback": record.get("callback"),
         "timeline": [{"at": e["at"], "at_local": _local(e["at"], note.tz), "kind": e["kind"],

@@ -10,6 +10,7 @@ from web_helpers import (
     HOSTILE_CALLER,
     HOSTILE_NUMBER,
     HOSTILE_TOLD,
+    HOSTILE_TRANSCRIPT,
     MESA,
     SUNNY,
     login,
@@ -17,6 +18,7 @@ from web_helpers import (
 )
 
 from ivr.records import audit
+from ivr.texts import en
 
 
 async def test_login_then_tonight_lists_the_night_with_needs_action_first(portal):
@@ -35,8 +37,8 @@ async def test_hostile_values_are_escaped_everywhere_they_are_shown(portal):
     await login(client, "operator")
     for path in ("/tonight", "/calls", f"/calls/{portal.seeded.sunny_call}", "/callbacks"):
         html = await (await client.get(path)).text()
-        for raw in (HOSTILE_CALLER, HOSTILE_NUMBER, HOSTILE_TOLD, "<script>alert",
-                    "<img src=x"):
+        for raw in (HOSTILE_CALLER, HOSTILE_NUMBER, HOSTILE_TOLD, HOSTILE_TRANSCRIPT,
+                    "<script>alert", "<script>said", "<img src=x"):
             assert raw not in html, (path, raw)
     page = await (await client.get(f"/calls/{portal.seeded.sunny_call}")).text()
     assert "&lt;img src=x onerror=alert(1)&gt;" in page  # shown, as text
@@ -53,6 +55,9 @@ async def test_call_page_shows_intake_attempts_timeline_and_the_audio_player(por
     assert f'src="/calls/{portal.seeded.sunny_call}/audio/reason"' in html
     assert "call.started" in html and "Timeline" in html
     assert "Note as PDF" in html
+    # The machine transcript, escaped, marked as a machine's, with its red flag.
+    assert "trouble breathing &lt;script&gt;said()&lt;/script&gt;" in html
+    assert en.TRANSCRIPT_MARK in html and "Red flag: breathing" in html
     assert response.headers["Cache-Control"] == "no-store"
 
 

@@ -20,18 +20,21 @@ from sqlalchemy import update  # noqa: E402
 
 from ivr.accounts import store as accounts  # noqa: E402
 from ivr.db.engine import Database  # noqa: E402
+from ivr.db.models import Transcript  # noqa: E402
 from ivr.delivery.models import FAILED, Delivery  # noqa: E402
 from ivr.documents import store as documents  # noqa: E402
 from ivr.oncall import callbacks  # noqa: E402
 from ivr.records import calls, recordings  # noqa: E402
 from ivr.rules import RuleSet, load_rules  # noqa: E402
 from ivr.secure import keys  # noqa: E402
+from ivr.transcribe import service as transcripts  # noqa: E402
 
 SUNNY, MESA = "sunny-pediatrics", "mesa-family"
 PASSWORD = "correct horse battery 1"
 HOSTILE_CALLER = '<script>alert("caller")</script>'
 HOSTILE_NUMBER = '"><img src=x onerror=alert(1)>'
 HOSTILE_TOLD = "<b>told</b> & </td></tr><script>x()</script>"
+HOSTILE_TRANSCRIPT = "trouble breathing <script>said()</script>"
 DOB = "1990-01-02"
 NY = ZoneInfo("America/New_York")
 
@@ -102,6 +105,11 @@ async def seed(db: Database, data: Path) -> Seeded:
                               size_bytes=path.stat().st_size, peak=9000, rms=6000.0)
     await calls.save_intake(db, sunny, "reason", source="recording", recording_path=str(path),
                             duration_seconds=2.0)
+    await transcripts.store(db, Transcript(
+        call_id=sunny, field="reason", status="done", language="en-US", engine="whisper",
+        engine_version="tiny.en", text=HOSTILE_TRANSCRIPT, confidence=0.8,
+        red_flag_topic="breathing", red_flag="trouble breathing",
+        created_at=ny("2026-11-20 01:11")))
     live = await _call(db, ny("2026-11-20 02:55"), "u-web-2", SUNNY, "+16175550143",
                        "", "+16175550143", ended=False)
     mesa = await _call(db, ny("2026-11-20 00:30"), "u-web-3", MESA, "+17205550199",
