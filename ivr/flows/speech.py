@@ -93,6 +93,11 @@ class PromptLibrary:
         self.workers = workers
         self._recorded: dict[str, Path] = {}  # practice recording (absolute) -> prepared
         self._lock = threading.Lock()
+        # Computed once per text or per rules load, read on every call (the hot path):
+        # a text's prepared file (kept once it exists: names are by content, nothing
+        # removes them while the controller runs), and each practice's prompt pieces.
+        self._files: dict[str, PlayFile] = {}
+        self._tables: dict[int, tuple[Practice | None, dict[str, list[PlayFile | str]]]] = {}
 
     # --- preparation (threads; never on a caller's time) --------------------------------
     def tts_file(self, text: str) -> Path:
@@ -134,7 +139,7 @@ class PromptLibrary:
     def texts_for(self, practice: Practice) -> list[str]:
         """Every text piece the practice's prompts need (placeholders split out)."""
         out: list[str] = []
-        for pid in set(practice.prompts) | {k for k, v in DEFAULT_PROMPTS.items() if v}:
+        for pid in self._pids(practice):
             out.extend(piece for kind, piece in self._pieces(practice, pid) if kind == "text")
         return out
 
@@ -163,7 +168,23 @@ class PromptLibrary:
                             self._recorded[str(source)] = made
                         else:
                             self._recorded.pop(str(source), None)
-        return self.prepare_texts(texts)
+        count = self.prepare_texts(texts + list(self._generic_texts()))
+        # Keyed by the practice object (kept alive here, so its id is not reused): a call
+        # that still holds the previous rules misses and computes its prompts as before.
+        practices: list[Practice | None] = [None, *rules.practices.values()]
+        self._tables = {id(p): (p, {pid: self._template(p, pid) for pid in self._pids(p)})
+                        for p in practices}
+        return count
+
+    def _generic_texts(self) -> list[str]:
+        """The default prompts' texts as a call without a practice hears them."""
+        return [piece for pid in DEFAULT_PROMPTS for kind, piece in self._pieces(None, pid)
+                if kind == "text"]
+
+    @staticmethod
+    def _pids(practice: Practice | None) -> set[str]:
+        own = set(practice.prompts) if practice is not None else set()
+        return own | {k for k, v in DEFAULT_PROMPTS.items() if v}
 
     @staticmethod
     def _source(practice: Practice, file: str) -> Path:
@@ -189,12 +210,17 @@ class PromptLibrary:
         return out
 
     def _file_item(self, text: str) -> PlayFile:
+        known = self._files.get(text)
+        if known is not None:
+            return known
         path = self.tts_file(text)
         if not path.exists():
             # Preparation has not reached this text (a reload raced the call): make it now.
             log.warning("prompt not prepared ahead (%s); generating it now", path.name)
             self._make_tts(text)
-        return PlayFile(self.inner_path(path.with_suffix("")))
+        item = PlayFile(self.inner_path(path.with_suffix("")))
+        self._files[text] = item
+        return item
 
     def flow(self, key: str) -> PlayFile:
         """One of the controller's own prompts (FLOW_TEXTS)."""
@@ -206,19 +232,28 @@ class PromptLibrary:
     def items(self, practice: Practice | None, pid: str,
               slots: Mapping[str, Sequence[Item]] | None = None) -> list[Item]:
         """What to play for a rules prompt: its recording, or its text with slots said."""
+        table = self._tables.get(id(practice))
+        template = table[1].get(pid) if table is not None and table[0] is practice else None
+        if template is None:
+            template = self._template(practice, pid)
+        out: list[Item] = []
+        for part in template:
+            if isinstance(part, str):
+                out.extend((slots or {}).get(part, ()))
+            else:
+                out.append(part)
+        return out
+
+    def _template(self, practice: Practice | None, pid: str) -> list[PlayFile | str]:
+        """A rules prompt's files in order, a per-call slot by its name."""
         prompt = practice.prompts.get(pid) if practice is not None else None
         if prompt is not None and prompt.file and practice is not None:
             with self._lock:
                 made = self._recorded.get(str(self._source(practice, prompt.file)))
             if made is not None:
                 return [PlayFile(self.inner_path(made.with_suffix("")))]
-        out: list[Item] = []
-        for kind, piece in self._pieces(practice, pid):
-            if kind == "text":
-                out.append(self._file_item(piece))
-            else:
-                out.extend((slots or {}).get(piece, ()))
-        return out
+        return [self._file_item(piece) if kind == "text" else piece
+                for kind, piece in self._pieces(practice, pid)]
 
 
 def say_time(instant: datetime, zone: str, reference: datetime) -> list[Item]:
