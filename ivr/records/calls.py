@@ -77,6 +77,7 @@ async def start_call(db: Database, *, uniqueid: str, node: str, dialled: str,
 _EVENTS = cast(Table, CallEvent.__table__)
 _CALLS = cast(Table, Call.__table__)
 _INTAKE = cast(Table, IntakeField.__table__)
+_RECORDINGS = cast(Table, Recording.__table__)
 
 
 def _event_row(call_id: str, kind: str, at: datetime, detail: dict[str, Any]) -> Any:
@@ -142,10 +143,10 @@ async def has_intake(db: Database, call_id: str, field: str) -> bool:
 async def add_recording(db: Database, call_id: str, field: str, *, path: str,
                         duration_seconds: float, size_bytes: int, peak: int,
                         rms: float) -> None:
-    async with db.session() as s:
-        s.add(Recording(call_id=call_id, field=field, path=path,
-                        duration_seconds=duration_seconds, size_bytes=size_bytes, peak=peak,
-                        rms=rms, created_at=now()))
+    async with db.write() as conn:
+        await conn.execute(_RECORDINGS.insert().values(
+            call_id=call_id, field=field, path=path, duration_seconds=duration_seconds,
+            size_bytes=size_bytes, peak=peak, rms=rms, created_at=now()))
 
 
 async def finish_call(db: Database, call_id: str, *, result: str, hung_up: bool,

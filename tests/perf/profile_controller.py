@@ -14,7 +14,8 @@ controller under cProfile and counts, in that process:
   playing the prompt: that is the caller's time, not the controller's cost);
 - database round trips (SQLAlchemy's before/after_cursor_execute on every engine: the
   wall time from sending a statement to its result, the aiosqlite thread included) and
-  commits (the engine's `commit` event);
+  commits (the engine's `commit` event: the transaction's whole span), and the pool's
+  resets of a returned connection (a rollback: one more trip to the driver's thread);
 - prompt lookups (PromptLibrary.items / flow / text: synchronous, on the event loop, so
   their time is CPU spent while every other call waits);
 - the profile's own time (tottime) summed by area: SQLAlchemy, the SQLite driver, the AGI
@@ -76,6 +77,7 @@ def _hook(out: Path) -> None:
 
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import Pool
 
     from ivr.agi.protocol import AgiChannel
     from ivr.flows.speech import PromptLibrary
@@ -104,6 +106,10 @@ def _hook(out: Path) -> None:
     @event.listens_for(Engine, "commit")
     def _commit(conn: Any) -> None:
         c.add("db.commit(transaction)", clock() - conn.info.pop("ivr_tx", clock()))
+
+    @event.listens_for(Pool, "reset")
+    def _reset(dbapi_conn: Any, record: Any, *rest: Any) -> None:
+        c.add("db.pool_reset(rollback on return)", 0.0)
 
     command = AgiChannel.command
 
