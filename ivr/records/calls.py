@@ -73,30 +73,43 @@ async def start_call(db: Database, *, uniqueid: str, node: str, dialled: str,
 
 
 # The call's own steps are written with Core statements on one connection (Database.write):
-# one commit per step as before, at a fraction of the ORM's cost per statement.
+# one commit per step as before, at a fraction of the ORM's cost per statement. The
+# statements are built once here with named parameters (b_*: the WHERE's, the rest name
+# columns), so each execution reuses their cache key and compiled form.
 _EVENTS = cast(Table, CallEvent.__table__)
 _CALLS = cast(Table, Call.__table__)
 _INTAKE = cast(Table, IntakeField.__table__)
 _RECORDINGS = cast(Table, Recording.__table__)
+_ADD_EVENT = _EVENTS.insert()
+_ADD_INTAKE = _INTAKE.insert()
+_ADD_RECORDING = _RECORDINGS.insert()
+_SET_CALL = _CALLS.update().where(_CALLS.c.id == bindparam("b_id"))
+#: On a hang-up: an end the reconciliation already recorded stands.
+_SET_CALL_ENDED = _SET_CALL.values(ended_at=func.coalesce(
+    _CALLS.c.ended_at, bindparam("b_ended", type_=_CALLS.c.ended_at.type)))
+_THE_FIELD = (_INTAKE.c.call_id == bindparam("b_call"), _INTAKE.c.field == bindparam("b_field"))
+_SET_INTAKE = _INTAKE.update().where(*_THE_FIELD)
+_CONFIRM_INTAKE = _INTAKE.update().where(*_THE_FIELD).values(confirmed=True)
 
 
-def _event_row(call_id: str, kind: str, at: datetime, detail: dict[str, Any]) -> Any:
-    return _EVENTS.insert().values(call_id=call_id, at=at, kind=kind,
-                                   detail=json.dumps(detail))
+def _event(call_id: str, kind: str, at: datetime, detail: dict[str, Any]) -> dict[str, Any]:
+    return {"call_id": call_id, "at": at, "kind": kind, "detail": json.dumps(detail)}
 
 
 async def add_event(db: Database, call_id: str, kind: str, **detail: Any) -> None:
     """Append one step to the call's timeline; detail must hold no patient data."""
     async with db.write() as conn:
-        await conn.execute(_event_row(call_id, kind, now(), detail))
+        await conn.execute(_ADD_EVENT, _event(call_id, kind, now(), detail))
 
 
 async def update_call(db: Database, call_id: str, **fields: Any) -> None:
     """Set plain (unsealed) columns of the call: one UPDATE; KeyError for no such call.
     A sealed column is refused here (SealedText: no row binds a Core write)."""
+    unknown = sorted(set(fields) - set(_CALLS.c.keys())) or (["(none)"] if not fields else [])
+    if unknown:  # a Core UPDATE would silently leave out a key that is no column
+        raise TypeError(f"update_call: not columns of calls: {', '.join(unknown)}")
     async with db.write() as conn:
-        done = await conn.execute(_CALLS.update().where(_CALLS.c.id == call_id)
-                                  .values(**fields))
+        done = await conn.execute(_SET_CALL, {"b_id": call_id, **fields})
         if done.rowcount != 1:
             raise KeyError(call_id)
 
@@ -117,21 +130,20 @@ async def save_intake(db: Database, call_id: str, field: str, *, source: str,
               "duration_seconds": duration_seconds, "confirmed": confirmed,
               "attempts": attempts, "captured_at": at}
     async with db.write() as conn:
-        done = await conn.execute(_INTAKE.update().where(
-            _INTAKE.c.call_id == call_id, _INTAKE.c.field == field).values(**values))
+        done = await conn.execute(_SET_INTAKE, {"b_call": call_id, "b_field": field,
+                                                **values})
         if done.rowcount == 0:
-            await conn.execute(_INTAKE.insert().values(call_id=call_id, field=field,
-                                                       **values))
-        await conn.execute(_event_row(call_id, f"intake.{field}.captured", at, {
+            await conn.execute(_ADD_INTAKE, {"call_id": call_id, "field": field, **values})
+        await conn.execute(_ADD_EVENT, _event(call_id, f"intake.{field}.captured", at, {
             "source": source, "confirmed": confirmed, "attempts": attempts}))
 
 
 async def confirm_intake(db: Database, call_id: str, field: str) -> None:
     async with db.write() as conn:
-        done = await conn.execute(_INTAKE.update().where(
-            _INTAKE.c.call_id == call_id, _INTAKE.c.field == field).values(confirmed=True))
+        done = await conn.execute(_CONFIRM_INTAKE, {"b_call": call_id, "b_field": field})
         if done.rowcount:
-            await conn.execute(_event_row(call_id, f"intake.{field}.confirmed", now(), {}))
+            await conn.execute(_ADD_EVENT, _event(call_id, f"intake.{field}.confirmed",
+                                                  now(), {}))
 
 
 async def has_intake(db: Database, call_id: str, field: str) -> bool:
@@ -144,9 +156,10 @@ async def add_recording(db: Database, call_id: str, field: str, *, path: str,
                         duration_seconds: float, size_bytes: int, peak: int,
                         rms: float) -> None:
     async with db.write() as conn:
-        await conn.execute(_RECORDINGS.insert().values(
-            call_id=call_id, field=field, path=path, duration_seconds=duration_seconds,
-            size_bytes=size_bytes, peak=peak, rms=rms, created_at=now()))
+        await conn.execute(_ADD_RECORDING, {
+            "call_id": call_id, "field": field, "path": path,
+            "duration_seconds": duration_seconds, "size_bytes": size_bytes, "peak": peak,
+            "rms": rms, "created_at": now()})
 
 
 async def finish_call(db: Database, call_id: str, *, result: str, hung_up: bool,
@@ -154,20 +167,17 @@ async def finish_call(db: Database, call_id: str, *, result: str, hung_up: bool,
     """Record what the controller decided at the end of its part of the call (one commit,
     before the sentinel)."""
     at = now()
-    values: dict[str, Any] = {"result": result, "fallback_reason": fallback_reason}
+    values: dict[str, Any] = {"b_id": call_id, "result": result,
+                              "fallback_reason": fallback_reason}
     if hung_up:
-        values["end_reason"] = END_CALLER_HANGUP
-        # An end the reconciliation already recorded stands.
-        values["ended_at"] = func.coalesce(_CALLS.c.ended_at,
-                                           bindparam("ended", at, _CALLS.c.ended_at.type))
+        values.update(end_reason=END_CALLER_HANGUP, b_ended=at)
     elif result == contract.RESULT_DONE:
         values["end_reason"] = END_COMPLETED
     async with db.write() as conn:
-        done = await conn.execute(_CALLS.update().where(_CALLS.c.id == call_id)
-                                  .values(**values))
+        done = await conn.execute(_SET_CALL_ENDED if hung_up else _SET_CALL, values)
         if done.rowcount != 1:
             raise KeyError(call_id)
-        await conn.execute(_event_row(call_id, "controller.finished", at, {
+        await conn.execute(_ADD_EVENT, _event(call_id, "controller.finished", at, {
             "result": result, "hung_up": hung_up, "fallback_reason": fallback_reason}))
 
 

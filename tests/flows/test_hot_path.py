@@ -70,6 +70,8 @@ async def test_update_call_sets_plain_columns_and_refuses_sealed_ones(db):
     await calls.update_call(db, call_id, route="after_hours", operator_flag=False)
     with pytest.raises(KeyError):
         await calls.update_call(db, "no-such-call", route="x")
+    with pytest.raises(TypeError, match="rout"):
+        await calls.update_call(db, call_id, rout="typo")
     with pytest.raises(StatementError, match="sealed column") as refused:
         await calls.update_call(db, call_id, caller="+16175550199")
     assert isinstance(refused.value.orig, SealError)
