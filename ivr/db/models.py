@@ -388,10 +388,5 @@ CALLER_INDEX = "calls.caller"  # the blind index's purpose (ivr.records.calls.ca
 
 seal_columns(Call, {"caller": lambda row: f"calls.caller:{row.id}"},
              [BlindIndex("caller_index", "caller", CALLER_INDEX)])
-def intake_value_place(call_id: str, field: str) -> str:
-    """Where an intake value is sealed (a Core write seals it there too: ivr.records.calls)."""
-    return f"intake_fields.value:{call_id}:{field}"
-
-
-seal_columns(IntakeField, {"value": lambda row: intake_value_place(row.call_id, row.field)})
+seal_columns(IntakeField, {"value": lambda row: f"intake_fields.value:{row.call_id}:{row.field}"})
 seal_columns(OncallLeg, {"number": lambda row: f"oncall_legs.number:{row.id}"})

@@ -28,11 +28,9 @@ from ivr.db.models import (
     IntakeField,
     OncallLeg,
     Recording,
-    intake_value_place,
 )
-from ivr.db.sealed import lookup_indexes, seal_value
+from ivr.db.sealed import lookup_indexes, sealed_values
 from ivr.records.stamps import Stamp
-from ivr.secure import keys
 
 now = clock.now  # the records' clock (tests read it here)
 new_call_id = ids.new_id
@@ -59,17 +57,18 @@ async def start_call(db: Database, *, uniqueid: str, node: str, dialled: str,
     Only ever creates: a uniqueid that already has a record raises DuplicateCallStart
     and leaves that record untouched.
     """
-    async with db.session() as s:
-        existing = await s.scalar(select(Call.id).where(Call.node == node,
-                                                        Call.uniqueid == uniqueid))
+    call_id = new_call_id()
+    row = sealed_values(Call, {
+        "id": call_id, "uniqueid": uniqueid, "node": node, "dialled": dialled,
+        "forwarded_from": forwarded_from, "caller": caller, "started_at": started_at,
+        "seen_by_controller": True})
+    async with db.write() as conn:
+        existing = await conn.scalar(_CALL_OF_UNIQUEID, {"b_node": node, "b_uid": uniqueid})
         if existing is not None:
             raise DuplicateCallStart(uniqueid, existing)
-        call = Call(id=new_call_id(), uniqueid=uniqueid, node=node, dialled=dialled,
-                    forwarded_from=forwarded_from, caller=caller, started_at=started_at,
-                    seen_by_controller=True)
-        s.add(call)
-        s.add(CallEvent(call_id=call.id, at=started_at, kind="call.started", detail="{}"))
-        return call.id
+        await conn.execute(_ADD_CALL, row)
+        await conn.execute(_ADD_EVENT, _event(call_id, "call.started", started_at, {}))
+    return call_id
 
 
 # The call's own steps are written with Core statements on one connection (Database.write):
@@ -81,6 +80,9 @@ _CALLS = cast(Table, Call.__table__)
 _INTAKE = cast(Table, IntakeField.__table__)
 _RECORDINGS = cast(Table, Recording.__table__)
 _ADD_EVENT = _EVENTS.insert()
+_ADD_CALL = _CALLS.insert()
+_CALL_OF_UNIQUEID = select(_CALLS.c.id).where(_CALLS.c.node == bindparam("b_node"),
+                                              _CALLS.c.uniqueid == bindparam("b_uid"))
 _ADD_INTAKE = _INTAKE.insert()
 _ADD_RECORDING = _RECORDINGS.insert()
 _SET_CALL = _CALLS.update().where(_CALLS.c.id == bindparam("b_id"))
@@ -120,20 +122,19 @@ async def save_intake(db: Database, call_id: str, field: str, *, source: str,
                       attempts: int = 1) -> None:
     """Store one intake field now (one commit); a later capture of it replaces it.
 
-    The value is sealed here for its place (ivr.db.models: call and field), as the ORM's
+    The value is sealed here for its place (ivr.db.sealed.sealed_values), as the ORM's
     flush would seal it; (call, field) is unique, so an UPDATE that finds no row means
     the first capture and an INSERT follows in the same transaction."""
     at = now()
-    sealed = seal_value(keys.current(), value, intake_value_place(call_id, field)) \
-        if value else value
-    values = {"source": source, "value": sealed, "recording_path": recording_path,
-              "duration_seconds": duration_seconds, "confirmed": confirmed,
-              "attempts": attempts, "captured_at": at}
+    values = sealed_values(IntakeField, {
+        "call_id": call_id, "field": field, "source": source, "value": value,
+        "recording_path": recording_path, "duration_seconds": duration_seconds,
+        "confirmed": confirmed, "attempts": attempts, "captured_at": at})
     async with db.write() as conn:
         done = await conn.execute(_SET_INTAKE, {"b_call": call_id, "b_field": field,
                                                 **values})
         if done.rowcount == 0:
-            await conn.execute(_ADD_INTAKE, {"call_id": call_id, "field": field, **values})
+            await conn.execute(_ADD_INTAKE, values)
         await conn.execute(_ADD_EVENT, _event(call_id, f"intake.{field}.captured", at, {
             "source": source, "confirmed": confirmed, "attempts": attempts}))
 

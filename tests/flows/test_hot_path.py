@@ -115,3 +115,18 @@ async def test_finish_call_keeps_an_end_already_recorded(db):
 async def _second(db: Database, uniqueid: str = "hot-2") -> str:
     return await calls.start_call(db, uniqueid=uniqueid, node="n", dialled="", caller="",
                                   forwarded_from="", started_at=T0)
+
+
+async def test_a_started_call_has_its_caller_sealed_and_found_by_its_index(db):
+    call_id = await _call(db)
+    async with db.write() as conn:
+        raw = (await conn.execute(text("SELECT caller, caller_index FROM calls"))).one()
+    assert "6175550142" not in raw[0] and raw[1]
+    found = await calls.list_calls(db, caller="+16175550142")
+    assert [r["id"] for r in found] == [call_id] and found[0]["caller"] == "+16175550142"
+    with pytest.raises(calls.DuplicateCallStart):
+        await _call(db)
+    anonymous = await _second(db, "hot-anon")
+    record = await calls.show_call(db, anonymous)
+    assert record is not None and record["caller"] == ""
+    assert [e["kind"] for e in record["timeline"]] == ["call.started"]
