@@ -1,7 +1,7 @@
 """Benchmark (a script, not a test): a call's database writes, many calls at once, no PBX.
 
 Run: .venv/bin/python tests/perf/bench_call_writes.py [--calls 40] [--rounds 3]
-     [--compare main]
+     [--compare REF]  (the baseline; main by default when the clone has it)
      (seconds). Prints numbers only; asserts nothing.
 
 Each simulated call makes the writes the full after-hours call of
@@ -123,13 +123,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=40, help="calls at once (default 40)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="runs per tree, alternating (default 3)")
-    parser.add_argument("--compare", metavar="REF", help="also run git ref REF's code")
+    parser.add_argument("--compare", metavar="REF", default=None,
+                        help="the baseline: git ref REF's code (default: main, when this "
+                             "clone has it)")
     parser.add_argument("--inside", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inside is not None:
         sys.path.insert(0, os.environ.get("IVR_BENCH_TREE", str(REPO)))
         print(json.dumps(asyncio.run(inside(args.calls, args.inside))))
         return 0
+    if args.compare is None and subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--verify", "-q", "main"],
+            capture_output=True).returncode == 0:
+        args.compare = "main"
     trees: list[tuple[str, Path]] = []
     work = Path(tempfile.mkdtemp(prefix="ivr-writes-ref-"))
     if args.compare:
