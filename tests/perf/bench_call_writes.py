@@ -106,10 +106,10 @@ async def inside(calls_at_once: int, folder: Path) -> dict[str, Any]:
 
 # --- outside ----------------------------------------------------------------------------
 
-def run_once(tree: Path, calls_at_once: int) -> dict[str, Any]:
+def run_once(tree: Path, calls_at_once: int, loop: str = "asyncio") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ivr-writes-") as folder:
         env = dict(os.environ, PYTHONPATH=str(tree), IVR_BENCH_TREE=str(tree),
-                   IVR_DATA_DIR=folder)
+                   IVR_DATA_DIR=folder, IVR_BENCH_LOOP=loop)
         out = subprocess.run([sys.executable, str(HERE / "bench_call_writes.py"),
                               "--inside", folder, "--calls", str(calls_at_once)],
                              env=env, cwd=tree, capture_output=True, text=True, timeout=300)
@@ -126,11 +126,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", metavar="REF", default=None,
                         help="the baseline: git ref REF's code (default: main, when this "
                              "clone has it)")
+    parser.add_argument("--uvloop", action="store_true",
+                        help="also run this tree on uvloop (installed by hand: an experiment)")
     parser.add_argument("--inside", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inside is not None:
         sys.path.insert(0, os.environ.get("IVR_BENCH_TREE", str(REPO)))
-        print(json.dumps(asyncio.run(inside(args.calls, args.inside))))
+        if os.environ.get("IVR_BENCH_LOOP") == "uvloop":
+            import uvloop  # an experiment (--uvloop): not a dependency of the controller
+
+            print(json.dumps(uvloop.run(inside(args.calls, args.inside))))
+        else:
+            print(json.dumps(asyncio.run(inside(args.calls, args.inside))))
         return 0
     if args.compare is None and subprocess.run(
             ["git", "-C", str(REPO), "rev-parse", "--verify", "-q", "main"],
@@ -144,20 +151,24 @@ def main(argv: list[str] | None = None) -> int:
 
         trees.append((f"{args.compare} (before)", export_tree(args.compare, work / "ref")))
     trees.append(("this tree", REPO))
+    loops = {label: "asyncio" for label, _ in trees}
+    if args.uvloop:
+        trees.append(("this tree, uvloop", REPO))
+        loops["this tree, uvloop"] = "uvloop"
     results: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in trees}
     for _ in range(args.rounds):
         for label, tree in trees:
-            results[label].append(run_once(tree, args.calls))
+            results[label].append(run_once(tree, args.calls, loops[label]))
     subprocess.run(["rm", "-rf", str(work)], check=False)
     print(f"A call's database writes, {args.calls} calls at once on one event loop, "
           f"SQLite; median of {args.rounds} alternating runs; load "
           f"{os.getloadavg()[0]:.1f}")
-    print(f"{'':34s}" + "".join(f"{label:>18s}" for label, _ in trees))
+    print(f"{'':34s}" + "".join(f"{label:>20s}" for label, _ in trees))
     for key, name in (("writes", "writes per call"), ("loop_ms", "event loop CPU ms/call"),
                       ("cpu_ms", "process CPU ms/call"), ("p50_ms", "write wait p50 ms"),
                       ("p99_ms", "write wait p99 ms"), ("wall_s", "wall s (all calls)")):
         print(f"{name:34s}" + "".join(
-            f"{statistics.median(r[key] for r in results[label]):18.2f}"
+            f"{statistics.median(r[key] for r in results[label]):20.2f}"
             for label, _ in trees))
     return 0
 
