@@ -28,6 +28,7 @@ test: setup
 bench: setup
 	$(BIN)/python tests/perf/bench_agi.py $(BENCH_ARGS)
 	$(BIN)/python tests/perf/bench_rules.py
+	$(BIN)/python tests/perf/bench_call_writes.py
 	$(BIN)/python tests/perf/bench_bridge.py $(BENCH_ARGS)
 	$(BIN)/python tests/perf/bench_night.py $(BENCH_ARGS)
 	$(BIN)/python tests/perf/bench_transcribe.py

@@ -18,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -154,6 +155,14 @@ class Database:
         async with self.sessions() as session:
             async with session.begin():
                 yield session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in one transaction, committed on success: the call's hot path
+        (timeline events, intake fields), the same commit as `session()` without the
+        ORM's unit of work, identity map and loads (issue 16's profile)."""
+        async with self.engine.begin() as conn:
+            yield conn
 
     async def close(self) -> None:
         await self.engine.dispose()

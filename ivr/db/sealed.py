@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Text, TypeDecorator, event, inspect
@@ -107,6 +108,27 @@ def seal_columns(model: type, places: dict[str, Callable[[Any], str]],
         spec, target, set(inspect(target).committed_state)))
     event.listen(model, "load", lambda target, _ctx: _open(spec, target, None))
     event.listen(model, "refresh", lambda target, _ctx, attrs: _open(spec, target, attrs))
+
+
+def sealed_values(model: type, values: dict[str, Any]) -> dict[str, Any]:
+    """A `model` row's column values as its ORM flush would write them: its sealed
+    attributes sealed for the row's place, its blind indexes computed. For a Core write
+    (the call's hot path, ivr.records.calls); `values` must hold what the places name
+    (the row's key)."""
+    spec = next(s for s in REGISTRY if s.model is model)
+    row = SimpleNamespace(**values)
+    ring = keys.current()
+    out = dict(values)
+    for attr, place_of in spec.places.items():
+        value = values.get(attr)
+        if value:  # None or '': nothing to hide, kept as it is (as _seal does)
+            out[attr] = seal_value(ring, str(value), place_of(row))
+    for index in spec.indexes:
+        if index.source in values:
+            value = values[index.source]
+            out[index.column] = crypto.blind_index(ring, index.purpose, str(value)) \
+                if value else None
+    return out
 
 
 def seal_value(ring: crypto.Keyring, plaintext: str, place: str) -> Bound:

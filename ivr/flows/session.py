@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from ivr.agi.protocol import AgiChannel
@@ -70,6 +71,10 @@ class Session:
     def timeout_ms(self) -> int:
         return self.intake.input_timeout_seconds * 1000
 
+    @cached_property
+    def _slots(self) -> dict[str, list[Item]]:
+        return self.slots()
+
     def slots(self) -> dict[str, list[Item]]:
         """Per-call values spoken by Asterisk inside the rules' prompt texts."""
         out: dict[str, list[Item]] = {}
@@ -81,4 +86,5 @@ class Session:
         return out
 
     def prompt(self, pid: str) -> list[Item]:
-        return self.library.items(self.practice, pid, self.slots())
+        # The slots depend only on the decision and the call's instant: computed once.
+        return self.library.items(self.practice, pid, self._slots)
