@@ -15,7 +15,12 @@ WAV_HEADER = 44  # the canonical PCM header pjmedia's WAV writer puts first
 
 
 class Hearing:
-    """Counts voiced audio since the last mark, and quiet at the end of what was heard."""
+    """Counts voiced audio since the last mark, and quiet at the end of what was heard.
+
+    While listening (`listen`), the frame that ends a turn ends it, however much audio
+    one read brings: a turn over and the service already speaking again in the same read
+    (a busy machine reads late and in large pieces) are two turns, not one.
+    """
 
     def __init__(self, rate: int) -> None:
         self.frame = rate * FRAME_MS // 1000
@@ -23,6 +28,8 @@ class Hearing:
         self.quiet_ms = 0
         self.heard_ms = 0
         self._rest = array("h")
+        self._listening: tuple[int, int] | None = None
+        self._turn: int | None = None  # voiced ms of the turn that ended while listening
 
     def mark(self) -> None:
         """We acted (pressed, spoke): what the service says next counts from here."""
@@ -41,11 +48,27 @@ class Hearing:
                 self.quiet_ms = 0
             else:
                 self.quiet_ms += FRAME_MS
+            self._check()
         self._rest = buf[whole:]
 
     def turn_over(self, quiet_ms: int, min_voice_ms: int) -> bool:
         """The service has said something since the mark, then stopped for `quiet_ms`."""
         return self.voiced_ms >= min_voice_ms and self.quiet_ms >= quiet_ms
+
+    def listen(self, quiet_ms: int, min_voice_ms: int) -> None:
+        """Wait for the end of a turn (see `turn`); what follows it counts from a mark."""
+        self._listening, self._turn = (quiet_ms, min_voice_ms), None
+        self._check()
+
+    def turn(self) -> int | None:
+        """Once, after the turn listened for is over: the voice it held (ms)."""
+        turn, self._turn = self._turn, None
+        return turn
+
+    def _check(self) -> None:
+        if self._listening is not None and self.turn_over(*self._listening):
+            self._turn, self._listening = self.voiced_ms, None
+            self.mark()
 
 
 class WavTail:

@@ -12,6 +12,7 @@ from ivr.caller.plan import (
     BUSY,
     AwaitEnd,
     CallPlan,
+    Cue,
     Hangup,
     Listen,
     Pause,
@@ -38,7 +39,7 @@ def quiet(ms: int) -> array:
 def test_a_plan_survives_json():
     plan = CallPlan(caller_id="+16175550123", caller_name="A B",
                     steps=(Listen(quiet_ms=800), Press("1#"), Say("/x.wav"), Pause(200),
-                           Hangup(), AwaitEnd(5)),
+                           Cue("/tmp/go", 30), Hangup(), AwaitEnd(5)),
                     headers=(("Diversion", "<sip:+16175550100@x>"),), codec="PCMA")
     assert CallPlan.from_json(plan.to_json()) == plan
     book = PhoneBook({"16175550111": Phone(ring_ms=900)}, BUSY)
@@ -72,6 +73,30 @@ def test_a_turn_is_over_after_voice_then_quiet():
     hearing.mark()  # we answered: the next turn needs new voice
     hearing.feed(quiet(2000))
     assert not hearing.turn_over(1000, 300)
+
+
+def test_a_turn_ends_at_its_frame_even_when_read_late():
+    """A late read that holds the end of one turn and the start of the next: two turns."""
+    hearing = Hearing(RATE)
+    hearing.listen(1000, 300)
+    hearing.feed(tone(800) + quiet(1200) + tone(700))  # one read, as on a busy machine
+    assert hearing.turn() == 800
+    assert hearing.turn() is None  # taken once
+    hearing.listen(1000, 300)  # the next turn counts from the end of the first
+    hearing.feed(quiet(600))
+    assert hearing.turn() is None
+    hearing.feed(quiet(400))
+    assert hearing.turn() == 700
+
+
+def test_listening_again_needs_new_voice():
+    hearing = Hearing(RATE)
+    hearing.listen(1000, 300)
+    hearing.feed(tone(500) + quiet(3000))
+    assert hearing.turn() == 500
+    hearing.listen(1000, 300)  # the quiet after a turn is no second turn
+    hearing.feed(quiet(3000))
+    assert hearing.turn() is None
 
 
 def test_frames_split_across_reads_count_once():
