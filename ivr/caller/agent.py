@@ -124,7 +124,7 @@ class Runner:
             self.steps.append(AwaitEnd())
         step = self.steps[self.index]
         if isinstance(step, Listen):
-            self.hearing.listen(step.quiet_ms, step.min_voice_ms)
+            self.hearing.listen(step.quiet_ms, step.min_voice_ms, step.tone)
         elif isinstance(step, Press):
             self.call.dialDtmf(step.keys)
             self.hearing.mark()
@@ -158,8 +158,9 @@ class Runner:
                 self._log("heard", voiced_ms=voiced)
                 self._next()
             elif elapsed > step.timeout_s:
+                end = "beep" if step.tone else "wait"
                 self._fail(f"step {self._step_name()}: the service did not speak and then "
-                           f"wait within {step.timeout_s:.0f} s (heard "
+                           f"{end} within {step.timeout_s:.0f} s (heard "
                            f"{self.hearing.voiced_ms} ms of voice, quiet for "
                            f"{self.hearing.quiet_ms} ms)")
         elif isinstance(step, Press):

@@ -17,12 +17,14 @@ class Listen:
     """Wait until the service has spoken and then gone quiet: it waits for us.
 
     `quiet_ms` is longer than any pause inside a prompt or between two prompts of one
-    turn, and shorter than the time the service waits for keys.
+    turn, and shorter than the time the service waits for keys. `tone`: the turn ends
+    with the beep before a recording instead (say something right after it).
     """
 
     quiet_ms: int = 1000
     min_voice_ms: int = 300
     timeout_s: float = 60.0
+    tone: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """Shared by the on-call e2e tests: test-only practices, the phones, the controller set-up.
 
 Each scenario gets its own practice (own DID, own clinicians' numbers), so all of them
-run at once against one multi-number SIPp phone on the gateway port: behaviour follows
-the dialled number, as with real phones. Practices are closed all week (no hours), so
-every call is after hours whatever the time. IVR_ONCALL_MINUTE_SECONDS=1 makes the
-rules' call-back minutes seconds.
+run at once against one bank of reacting phones on the gateway port (ivr.caller):
+behaviour follows the dialled number, as with real phones. Practices are closed all
+week (no hours), so every call is after hours whatever the time. Their key waits (8 s)
+leave a caller that waits for 2 s of quiet (support.reacting.HEAR) time to answer on a
+loaded machine. IVR_ONCALL_MINUTE_SECONDS=1 makes the rules' call-back minutes seconds.
 """
 
 from __future__ import annotations
@@ -50,13 +51,13 @@ prompts:
   emergency_notice: Notice.
 intake:
   collect: {collect}
-  name_max_seconds: 3
+  name_max_seconds: 6
   retries: 0
-  input_timeout_seconds: 3
+  input_timeout_seconds: 8
 triage:
   keys: {{1: urgent, 4: routine}}
   retries: 0
-  timeout_seconds: 3
+  timeout_seconds: 8
   default: urgent
 overflow:
   mode: intake_same_day_callback

@@ -25,6 +25,7 @@ from oncall_helpers import (
 )
 from support.reacting import (
     ACKNOWLEDGES_AND_DIALS,
+    HEAR,
     PASSES,
     BackgroundCall,
     bridged,
@@ -44,7 +45,6 @@ from ivr.caller.plan import (
     CallPlan,
     Cue,
     Hangup,
-    Listen,
     Phone,
     PhoneBook,
     Press,
@@ -89,8 +89,7 @@ TAKES = {"accept": _did(411), "decline_voicemail_accept": _did(423),
 # d1 hears the screening to its end; then the caller hangs up (cued), d1 hears that the
 # caller has gone, takes the call-back (1) and calls the patient (1).
 SCREENER = _did(441)
-STAYS_FOR_THE_CALLBACK = Phone(steps=(Listen(), Listen(), Press("1"), Listen(), Press("1"),
-                                      AwaitEnd(600)))
+STAYS_FOR_THE_CALLBACK = Phone(steps=(HEAR, HEAR, Press("1"), HEAR, Press("1"), AwaitEnd(600)))
 
 
 def _phones(stack, cues: dict[str, Path]) -> PhoneBook:
@@ -103,7 +102,7 @@ def _phones(stack, cues: dict[str, Path]) -> PhoneBook:
         SCREENER: STAYS_FOR_THE_CALLBACK,
         _did(451): NO_ANSWER,
         # Hears the screening and says nothing: by then g2 has taken the call.
-        _did(453): Phone(steps=(Listen(), AwaitEnd(120))),
+        _did(453): Phone(steps=(HEAR, AwaitEnd(120))),
         _did(461): BUSY,
         _did(462): PASSES,
         # Patients: busy, so the clinician's Dial ends at once.

@@ -19,6 +19,7 @@ from harness import wait_for
 from oncall_helpers import call_of, cli_json, gateway_channels, practice_yaml, restore, use_rules
 from support.faults import DROP_AMI_AFTER_ORIGINATE
 from support.reacting import (
+    ACCEPTS,
     BackgroundCall,
     bridged,
     cue,
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.pbx
 
 # A clinician who hears the screening (or the call-back's message) and presses 1; after
 # an acknowledgement, "press 1 to call the patient now" goes unanswered.
-PRESS_1 = Phone()
+PRESS_1 = ACCEPTS
 
 
 def _did(n: int) -> str:

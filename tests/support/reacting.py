@@ -33,6 +33,14 @@ from ivr.pbx.prompts import synthesize
 
 NAME = "Alex Smith."
 GREETING = "Hello, this is the nurse on call. How can I help you?"
+#: The service has had its say and waits. On a loaded machine the controller can leave
+#: more than a second between two prompts of one turn (1.6 s seen with two CPU hogs and
+#: other suites running): 2 s of quiet, under the practices' key waits (oncall_helpers).
+#: More voice than the end of a prompt cut by our key can hold (up to ~0.4 s in flight).
+HEAR = Listen(quiet_ms=2000, min_voice_ms=800)
+#: "After the tone, please say...": the beep ends the turn, however long the pause
+#: before it; the name is said at once (the recording stops after 3 s of silence).
+BEEP = Listen(tone=True)
 
 
 def voice(stack: Stack, text: str) -> str:
@@ -44,8 +52,7 @@ def urgent(stack: Stack) -> tuple[Step, ...]:
     """A patient of oncall_helpers' practices, up to the on-call search: hears the
     greeting, the notice and the offer to call back the caller ID and takes it (1), says
     the name after the beep and ends it with #, then picks urgent (1) in the menu."""
-    return (Listen(), Press("1"), Listen(), Say(voice(stack, NAME)), Press("#"), Listen(),
-            Press("1"))
+    return (HEAR, Press("1"), BEEP, Say(voice(stack, NAME)), Press("#"), HEAR, Press("1"))
 
 
 def hears_the_clinician(cue: Path) -> tuple[Step, ...]:
@@ -58,16 +65,17 @@ def hears_the_clinician(cue: Path) -> tuple[Step, ...]:
 def greets(stack: Stack, cue: Path) -> Phone:
     """A clinician who hears the screening, takes the call (1) and, once the bridge is
     made (the cue), greets the caller."""
-    return Phone(steps=(Listen(), Press("1"), Cue(str(cue)), Say(voice(stack, GREETING)),
+    return Phone(steps=(HEAR, Press("1"), Cue(str(cue)), Say(voice(stack, GREETING)),
                         AwaitEnd(600)))
 
 
+#: Hears the screening (or a call-back's message) and presses 1.
+ACCEPTS = Phone(steps=(HEAR, Press("1"), AwaitEnd(600)))
 #: Hears the screening and passes the call on (2).
-PASSES = Phone(steps=(Listen(), Press("2"), AwaitEnd(120)))
+PASSES = Phone(steps=(HEAR, Press("2"), AwaitEnd(120)))
 #: A call-back leg: hears the message, acknowledges it (1), then "press 1 to call the
 #: patient now" (1).
-ACKNOWLEDGES_AND_DIALS = Phone(steps=(Listen(), Press("1"), Listen(), Press("1"),
-                                      AwaitEnd(600)))
+ACKNOWLEDGES_AND_DIALS = Phone(steps=(HEAR, Press("1"), HEAR, Press("1"), AwaitEnd(600)))
 
 
 def place(stack: Stack, plan: CallPlan, number: str, workdir: Path,
