@@ -17,7 +17,7 @@ import time
 import pytest
 from harness import wait_for
 from oncall_helpers import dial_begins, practice_yaml, restore, use_rules
-from support.reacting import HEAR, place, start_phones, urgent
+from support.reacting import HEAR, LINE_MESSAGE, TAKEN, place, start_phones, urgent
 
 from ivr.caller.plan import BUSY, AwaitEnd, CallPlan, PhoneBook, Press
 
@@ -31,7 +31,7 @@ RENOTIFY = 8  # seconds between call-back attempts here
 # keys the PIN; hears "You have 1 message waiting", the message and its menu, and
 # acknowledges (1); hears "press 1 to call the patient now" and does (1). The Dial ends
 # at once (busy), and the service says there are no more messages and hangs up.
-CLINICIAN = (HEAR, Press("4821#"), HEAR, Press("1"), HEAR, Press("1"), AwaitEnd())
+CLINICIAN = (HEAR, Press("4821#"), LINE_MESSAGE, Press("1"), TAKEN, Press("1"), AwaitEnd())
 
 
 @pytest.fixture

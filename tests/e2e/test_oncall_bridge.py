@@ -25,12 +25,14 @@ from oncall_helpers import (
 )
 from support.reacting import (
     ACKNOWLEDGES_AND_DIALS,
-    HEAR,
     PASSES,
+    SCREENING,
+    TAKEN,
     BackgroundCall,
     bridged,
     cue_when,
     greets,
+    hear,
     heard,
     hears_the_clinician,
     start_phones,
@@ -74,11 +76,12 @@ SCENARIOS = {
         {"max_wait": 12, "renotify": 2}, TOLD),
     "caller_gone": (_did(404), "+16175550494", [("d1", _did(441), 8)], {}, LEAVES),
     # `together` steps (`rings`): three phones at once, the first 1 takes it (g1 still
-    # rings then: its ring outlasts g2's hearing the whole screening);
+    # rings then: its ring outlasts g2's hearing the whole screening, which a loaded
+    # machine stretches from 20 s to 45 s);
     # then a ring where one is busy and the other passes, so the chain moves on.
     "together": (_did(405), "+16175550495",
-                 [("g1", _did(451), 30), ("g2", _did(452), 30), ("g3", _did(453), 30)],
-                 {"rings": [("g1", "g2", "g3")]}, BRIDGED),
+                 [("g1", _did(451), 80), ("g2", _did(452), 80), ("g3", _did(453), 80)],
+                 {"rings": [("g1", "g2", "g3")], "max_wait": 150}, BRIDGED),
     "together_fail": (_did(406), "+16175550496",
                       [("h1", _did(461), 8), ("h2", _did(462), 8), ("h3", _did(463), 8)],
                       {"rings": [("h1", "h2"), ("h3",)]}, BRIDGED),
@@ -89,7 +92,8 @@ TAKES = {"accept": _did(411), "decline_voicemail_accept": _did(423),
 # d1 hears the screening to its end; then the caller hangs up (cued), d1 hears that the
 # caller has gone, takes the call-back (1) and calls the patient (1).
 SCREENER = _did(441)
-STAYS_FOR_THE_CALLBACK = Phone(steps=(HEAR, HEAR, Press("1"), HEAR, Press("1"), AwaitEnd(600)))
+STAYS_FOR_THE_CALLBACK = Phone(steps=(SCREENING, hear(3000), Press("1"), TAKEN, Press("1"),
+                                      AwaitEnd(600)))
 
 
 def _phones(stack, cues: dict[str, Path]) -> PhoneBook:
@@ -102,7 +106,7 @@ def _phones(stack, cues: dict[str, Path]) -> PhoneBook:
         SCREENER: STAYS_FOR_THE_CALLBACK,
         _did(451): NO_ANSWER,
         # Hears the screening and says nothing: by then g2 has taken the call.
-        _did(453): Phone(steps=(HEAR, AwaitEnd(120))),
+        _did(453): Phone(steps=(SCREENING, AwaitEnd(120))),
         _did(461): BUSY,
         _did(462): PASSES,
         # Patients: busy, so the clinician's Dial ends at once.

@@ -34,10 +34,22 @@ from ivr.pbx.prompts import synthesize
 NAME = "Alex Smith."
 GREETING = "Hello, this is the nurse on call. How can I help you?"
 #: The service has had its say and waits. On a loaded machine the controller can leave
-#: more than a second between two prompts of one turn (1.6 s seen with two CPU hogs and
-#: other suites running): 2 s of quiet, under the practices' key waits (oncall_helpers).
-#: More voice than the end of a prompt cut by our key can hold (up to ~0.4 s in flight).
-HEAR = Listen(quiet_ms=2000, min_voice_ms=800)
+#: seconds between two prompts of one turn (4.6 s seen with two CPU hogs beside other
+#: suites), and a quiet alone would end the turn there: so a turn also needs most of its
+#: voice, as measured idle (the prompts are fixed TTS), more than what comes before its
+#: last prompt. Quiet: 2 s, well under the practices' key waits (oncall_helpers).
+#: A prompt shortened below these makes its Listen time out, saying what it heard.
+def hear(min_voice_ms: int = 800) -> Listen:
+    """800 ms: more voice than the end of a prompt cut by our key can hold (~0.4 s)."""
+    return Listen(quiet_ms=2000, min_voice_ms=min_voice_ms)
+
+
+HEAR = hear()
+OFFER = hear(9500)  # "To be called back at <digits>" (8 s), "press 1. To give..." (4.3 s)
+MENU = hear(5000)  # the practice's triage menu (7 s)
+SCREENING = hear(14000)  # who calls, the name, the number (15 s), "To accept..." (4 s)
+LINE_MESSAGE = hear(15000)  # clinician line: count, message, number (16 s), its menu (4 s)
+TAKEN = hear(3500)  # "you have the message" (2 s), "press 1 to call the patient now" (3.5 s)
 #: "After the tone, please say...": the beep ends the turn, however long the pause
 #: before it; the name is said at once (the recording stops after 3 s of silence).
 BEEP = Listen(tone=True)
@@ -52,7 +64,7 @@ def urgent(stack: Stack) -> tuple[Step, ...]:
     """A patient of oncall_helpers' practices, up to the on-call search: hears the
     greeting, the notice and the offer to call back the caller ID and takes it (1), says
     the name after the beep and ends it with #, then picks urgent (1) in the menu."""
-    return (HEAR, Press("1"), BEEP, Say(voice(stack, NAME)), Press("#"), HEAR, Press("1"))
+    return (OFFER, Press("1"), BEEP, Say(voice(stack, NAME)), Press("#"), MENU, Press("1"))
 
 
 def hears_the_clinician(cue: Path) -> tuple[Step, ...]:
@@ -65,17 +77,18 @@ def hears_the_clinician(cue: Path) -> tuple[Step, ...]:
 def greets(stack: Stack, cue: Path) -> Phone:
     """A clinician who hears the screening, takes the call (1) and, once the bridge is
     made (the cue), greets the caller."""
-    return Phone(steps=(HEAR, Press("1"), Cue(str(cue)), Say(voice(stack, GREETING)),
+    return Phone(steps=(SCREENING, Press("1"), Cue(str(cue)), Say(voice(stack, GREETING)),
                         AwaitEnd(600)))
 
 
 #: Hears the screening (or a call-back's message) and presses 1.
-ACCEPTS = Phone(steps=(HEAR, Press("1"), AwaitEnd(600)))
+ACCEPTS = Phone(steps=(SCREENING, Press("1"), AwaitEnd(600)))
 #: Hears the screening and passes the call on (2).
-PASSES = Phone(steps=(HEAR, Press("2"), AwaitEnd(120)))
+PASSES = Phone(steps=(SCREENING, Press("2"), AwaitEnd(120)))
 #: A call-back leg: hears the message, acknowledges it (1), then "press 1 to call the
 #: patient now" (1).
-ACKNOWLEDGES_AND_DIALS = Phone(steps=(HEAR, Press("1"), HEAR, Press("1"), AwaitEnd(600)))
+ACKNOWLEDGES_AND_DIALS = Phone(steps=(SCREENING, Press("1"), TAKEN, Press("1"),
+                                      AwaitEnd(600)))
 
 
 def place(stack: Stack, plan: CallPlan, number: str, workdir: Path,
