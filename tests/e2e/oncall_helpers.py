@@ -22,9 +22,11 @@ MINUTE_SECONDS = "1"
 def practice_yaml(pid: str, did: str, clinicians: list[tuple[str, str, int]], *,
                   max_wait: int = 90, renotify: int = 2, collect: str = "[callback, name]",
                   pins: dict[str, str] | None = None,
-                  rings: list[tuple[str, ...]] | None = None) -> str:
+                  rings: list[tuple[str, ...]] | None = None,
+                  max_attempts: int | None = None) -> str:
     """A closed-all-week practice whose chain is `clinicians` (id, phone, ring seconds),
-    one step each; `rings`: the steps as groups of ids instead (several: `together`)."""
+    one step each; `rings`: the steps as groups of ids instead (several: `together`);
+    `max_attempts`: call-back attempts before giving up (else the rules' default)."""
     pins = pins or {}
     people = "\n".join(
         f'    - {{id: {cid}, name: Clinician {cid}, role: nurse, phone: "{phone}"'
@@ -36,6 +38,7 @@ def practice_yaml(pid: str, did: str, clinicians: list[tuple[str, str, int]], *,
         else f"    - {{together: [{', '.join(f'{{clinician: {c}}}' for c in ids)}], "
              f"ring_seconds: {ring_of[ids[0]]}}}"
         for ids in rings or [(cid,) for cid, _, _ in clinicians])
+    limit = f"    max_attempts: {max_attempts}\n" if max_attempts else ""
     return f"""practice:
   id: {pid}
   name: Practice {pid}
@@ -69,7 +72,7 @@ on_call:
   when_exhausted:
     action: callback_until_acknowledged
     renotify_minutes: {renotify}
-  max_caller_wait_seconds: {max_wait}
+{limit}  max_caller_wait_seconds: {max_wait}
 delivery:
   email: office@example.org
 """

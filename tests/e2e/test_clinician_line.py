@@ -40,7 +40,7 @@ def line(stack, tmp_path):
     rules.mkdir()
     (rules / "line.yaml").write_text(practice_yaml(
         "cl-line", DID, [("nurse-avery", NURSE, 6)], max_wait=10, renotify=RENOTIFY,
-        pins={"nurse-avery": "4821"}))
+        pins={"nurse-avery": "4821"}, max_attempts=40))  # pending while the nurse listens
     use_rules(stack, rules)
     assert "rules refused" not in stack.controller_log().split("controller stopping")[-1]
     # Every number on the gateway is busy: the nurse's phone when the chain rings it,

@@ -71,7 +71,7 @@ def hears_the_clinician(cue: Path) -> tuple[Step, ...]:
     """The caller, once cued that it is bridged: hears the clinician greet it, hangs up.
 
     More voice than a prompt's last syllable read before the cue could hold."""
-    return (Cue(str(cue)), Listen(min_voice_ms=1000), Hangup())
+    return (Cue(str(cue), 600), Listen(min_voice_ms=1000), Hangup())
 
 
 def greets(stack: Stack, cue: Path) -> Phone:
