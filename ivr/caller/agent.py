@@ -22,6 +22,7 @@ from ivr.caller.hearing import Hearing, WavTail
 from ivr.caller.plan import (
     AwaitEnd,
     CallPlan,
+    Cue,
     Hangup,
     Listen,
     Pause,
@@ -122,7 +123,9 @@ class Runner:
         if self.index >= len(self.steps):  # all done with the call up: the service ends it
             self.steps.append(AwaitEnd())
         step = self.steps[self.index]
-        if isinstance(step, Press):
+        if isinstance(step, Listen):
+            self.hearing.listen(step.quiet_ms, step.min_voice_ms, step.tone)
+        elif isinstance(step, Press):
             self.call.dialDtmf(step.keys)
             self.hearing.mark()
             self._log("pressed", keys=step.keys)
@@ -150,12 +153,14 @@ class Runner:
         step = self.steps[self.index]
         elapsed = now - self.step_at
         if isinstance(step, Listen):
-            if self.hearing.turn_over(step.quiet_ms, step.min_voice_ms):
-                self._log("heard", voiced_ms=self.hearing.voiced_ms)
+            voiced = self.hearing.turn()
+            if voiced is not None:
+                self._log("heard", voiced_ms=voiced)
                 self._next()
             elif elapsed > step.timeout_s:
+                end = "beep" if step.tone else "wait"
                 self._fail(f"step {self._step_name()}: the service did not speak and then "
-                           f"wait within {step.timeout_s:.0f} s (heard "
+                           f"{end} within {step.timeout_s:.0f} s (heard "
                            f"{self.hearing.voiced_ms} ms of voice, quiet for "
                            f"{self.hearing.quiet_ms} ms)")
         elif isinstance(step, Press):
@@ -169,6 +174,14 @@ class Runner:
         elif isinstance(step, Pause):
             if elapsed * 1000 >= step.ms:
                 self._next()
+        elif isinstance(step, Cue):
+            if Path(step.path).exists():
+                self.hearing.mark()  # what was heard before the cue is not the answer
+                self._log("cued", cue=Path(step.path).name)
+                self._next()
+            elif elapsed > step.timeout_s:
+                self._fail(f"step {self._step_name()}: no cue {Path(step.path).name} "
+                           f"within {step.timeout_s:.0f} s")
         elif isinstance(step, AwaitEnd):
             if elapsed > step.timeout_s:
                 self._fail(f"step {self._step_name()}: the service did not end the call "
@@ -236,8 +249,9 @@ class Engine:
 
     def __init__(self, workdir: Path, *, port: int = 0, media_port: int = 0,
                  media_ports: int = 40, codec: str = "PCMU", events: Path | None = None,
-                 identity: str = "sip:caller@127.0.0.1") -> None:
+                 identity: str = "sip:caller@127.0.0.1", name: str = "") -> None:
         self.workdir = workdir
+        self.name = name  # in the labels of incoming calls: unique across a bank's agents
         self.log = EventLog(events)
         self.runners: list[Runner] = []
         self.book: PhoneBook | None = None
@@ -261,7 +275,8 @@ class Engine:
         transport = pj.TransportConfig()
         transport.port = port
         transport.boundAddress = "127.0.0.1"
-        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        bound = ep.transportGetInfo(ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport))
+        self.port = int(bound.localName.rsplit(":", 1)[1])  # the one chosen when port=0
         ep.audDevManager().setNullDev()  # no sound card; its clock drives the media
         ep.libStart()
         for info in ep.codecEnum2():
@@ -307,7 +322,7 @@ class Engine:
         book = self.book or PhoneBook()
         phone = book.for_number(number)
         self._seq += 1
-        runner = Runner(f"{number}#{self._seq}", list(phone.steps), self, self.workdir)
+        runner = Runner(f"{number}#{self.name}{self._seq}", list(phone.steps), self, self.workdir)
         runner.call = _Call(account, runner, prm.callId)
         self.runners.append(runner)
         self.log.add(runner.label, "ringing", number=number)

@@ -120,17 +120,20 @@ def place_call(plan: CallPlan, target: str, number: str, *, workdir: Path | None
 
 
 class Phones:
-    """A bank of phones on 127.0.0.1:port, answering per dialled number until stopped."""
+    """A bank of phones on 127.0.0.1:port, answering per dialled number until stopped.
+
+    `agents` processes answer behind the port, 4 calls at once each (relay.py says why);
+    `media_ports` are shared out between them (2 a call)."""
 
     def __init__(self, book: PhoneBook, port: int, workdir: Path, *, media_port: int = 0,
-                 media_ports: int = 40, ready_s: float = 60) -> None:
+                 media_ports: int = 40, agents: int = 4, ready_s: float = 60) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.events_file = workdir / "phones.jsonl"
         self.events_file.unlink(missing_ok=True)
         (workdir / "book.json").write_text(json.dumps(book.to_json()))
         argv = _argv("phones", workdir, port, media_port, media_ports) + [
-            "--book", str(workdir / "book.json")]
+            "--book", str(workdir / "book.json"), "--agents", str(agents)]
         self._log = (workdir / "phones.log").open("w")
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)

@@ -11,11 +11,22 @@ FRAME_MS = 20
 # recorded prompts speak well above this; the quiet inside a prompt stays under it only
 # for the short pauses between words and sentences (at most ~0.5 s in our prompts).
 VOICE_RMS = 120.0
+# A beep (the tone before a recording) is a steady tone: frame after frame the same zero
+# crossings (+-1), one odd frame forgiven (a late or lost packet). Speech is never that
+# steady this long: our TTS prompts stay so for 11 frames at most, Asterisk's beep for
+# some 20.
+TONE_FRAMES = 15
+TONE_MIN_CROSSINGS = 10  # per frame: above 250 Hz, no hum
 WAV_HEADER = 44  # the canonical PCM header pjmedia's WAV writer puts first
 
 
 class Hearing:
-    """Counts voiced audio since the last mark, and quiet at the end of what was heard."""
+    """Counts voiced audio since the last mark, and quiet at the end of what was heard.
+
+    While listening (`listen`), the frame that ends a turn ends it, however much audio
+    one read brings: a turn over and the service already speaking again in the same read
+    (a busy machine reads late and in large pieces) are two turns, not one.
+    """
 
     def __init__(self, rate: int) -> None:
         self.frame = rate * FRAME_MS // 1000
@@ -23,6 +34,9 @@ class Hearing:
         self.quiet_ms = 0
         self.heard_ms = 0
         self._rest = array("h")
+        self._listening: tuple[int, int, bool] | None = None
+        self._turn: int | None = None  # voiced ms of the turn that ended while listening
+        self._steady = (0, 0, False)  # steady frames so far, their crossings, one missed
 
     def mark(self) -> None:
         """We acted (pressed, spoke): what the service says next counts from here."""
@@ -41,11 +55,48 @@ class Hearing:
                 self.quiet_ms = 0
             else:
                 self.quiet_ms += FRAME_MS
+            self._check(self._tone_ended(chunk, rms))
         self._rest = buf[whole:]
+
+    def _tone_ended(self, chunk: array[int], rms: float) -> bool:
+        """Follow the steady run; True at the frame that ends one long enough for a tone."""
+        crossings = sum(1 for a, b in zip(chunk, chunk[1:], strict=False)
+                        if (a < 0) != (b < 0))
+        frames, base, missed = self._steady
+        if frames and rms >= VOICE_RMS and abs(crossings - base) <= 1:
+            self._steady = (frames + 1, base, False)
+            return False
+        if frames and not missed:
+            self._steady = (frames, base, True)
+            return False
+        voiced = rms >= VOICE_RMS and crossings >= TONE_MIN_CROSSINGS
+        self._steady = (1, crossings, False) if voiced else (0, 0, False)
+        return frames >= TONE_FRAMES
 
     def turn_over(self, quiet_ms: int, min_voice_ms: int) -> bool:
         """The service has said something since the mark, then stopped for `quiet_ms`."""
         return self.voiced_ms >= min_voice_ms and self.quiet_ms >= quiet_ms
+
+    def listen(self, quiet_ms: int, min_voice_ms: int, tone: bool = False) -> None:
+        """Wait for the end of a turn (see `turn`); what follows it counts from a mark.
+
+        `tone`: the turn ends with a tone (a beep), not with quiet."""
+        self._listening, self._turn = (quiet_ms, min_voice_ms, tone), None
+        self._check(False)
+
+    def turn(self) -> int | None:
+        """Once, after the turn listened for is over: the voice it held (ms)."""
+        turn, self._turn = self._turn, None
+        return turn
+
+    def _check(self, tone_ended: bool) -> None:
+        if self._listening is None:
+            return
+        quiet_ms, min_voice_ms, tone = self._listening
+        if (tone_ended and self.voiced_ms >= min_voice_ms if tone
+                else self.turn_over(quiet_ms, min_voice_ms)):
+            self._turn, self._listening = self.voiced_ms, None
+            self.mark()
 
 
 class WavTail:

@@ -19,11 +19,14 @@ class Listen:
     `quiet_ms` is longer than any pause inside a prompt or between two prompts of one
     turn, and shorter than the time the service waits for keys. `quiet_ms=0`: only
     wait until the service has said `min_voice_ms` (hold music, ringing, a long notice).
+    `tone`: the turn ends with the beep before a recording instead (say something right
+    after it).
     """
 
     quiet_ms: int = 1000
     min_voice_ms: int = 300
     timeout_s: float = 60.0
+    tone: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,15 +61,28 @@ class Hangup:
 
 
 @dataclass(frozen=True)
+class Cue:
+    """Wait until the file `path` exists: a cue from outside the call.
+
+    For a moment nothing in the call's own audio shows, but the test can see in the
+    system under test (two channels in one bridge, a controller killed): the test
+    creates the file then. What is heard after the cue counts from the cue.
+    """
+
+    path: str
+    timeout_s: float = 300.0
+
+
+@dataclass(frozen=True)
 class AwaitEnd:
     """Wait for the service to end the call."""
 
     timeout_s: float = 120.0
 
 
-Step = Listen | Press | Say | Pause | Hangup | AwaitEnd
+Step = Listen | Press | Say | Pause | Cue | Hangup | AwaitEnd
 STEP_TYPES: dict[str, type[Step]] = {cls.__name__.lower(): cls for cls in
-                                     (Listen, Press, Say, Pause, Hangup, AwaitEnd)}
+                                     (Listen, Press, Say, Pause, Cue, Hangup, AwaitEnd)}
 
 
 def step_to_json(step: Step) -> dict[str, Any]:

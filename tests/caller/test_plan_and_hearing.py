@@ -12,6 +12,7 @@ from ivr.caller.plan import (
     BUSY,
     AwaitEnd,
     CallPlan,
+    Cue,
     Hangup,
     Listen,
     Pause,
@@ -25,10 +26,18 @@ from ivr.caller.plan import (
 RATE = 8000
 
 
-def tone(ms: int, amplitude: int = 3000) -> array:
+def tone(ms: int, amplitude: int = 3000, hz: float = 440) -> array:
     n = RATE * ms // 1000
-    return array("h", (int(amplitude * math.sin(2 * math.pi * 440 * i / RATE))
+    return array("h", (int(amplitude * math.sin(2 * math.pi * hz * i / RATE))
                        for i in range(n)))
+
+
+def speechlike(ms: int) -> array:
+    """Voice whose pitch moves every 60 ms, as a spoken prompt's does."""
+    out = array("h")
+    for n in range(ms // 60):
+        out += tone(60, hz=(300, 700, 450, 900, 520)[n % 5])
+    return out
 
 
 def quiet(ms: int) -> array:
@@ -37,8 +46,8 @@ def quiet(ms: int) -> array:
 
 def test_a_plan_survives_json():
     plan = CallPlan(caller_id="+16175550123", caller_name="A B",
-                    steps=(Listen(quiet_ms=800), Press("1#"), Say("/x.wav"), Pause(200),
-                           Hangup(), AwaitEnd(5)),
+                    steps=(Listen(quiet_ms=800), Listen(tone=True), Press("1#"), Say("/x.wav"),
+                           Pause(200), Cue("/tmp/go", 30), Hangup(), AwaitEnd(5)),
                     headers=(("Diversion", "<sip:+16175550100@x>"),), codec="PCMA")
     assert CallPlan.from_json(plan.to_json()) == plan
     book = PhoneBook({"16175550111": Phone(ring_ms=900)}, BUSY)
@@ -72,6 +81,51 @@ def test_a_turn_is_over_after_voice_then_quiet():
     hearing.mark()  # we answered: the next turn needs new voice
     hearing.feed(quiet(2000))
     assert not hearing.turn_over(1000, 300)
+
+
+def test_a_turn_ends_at_its_frame_even_when_read_late():
+    """A late read that holds the end of one turn and the start of the next: two turns."""
+    hearing = Hearing(RATE)
+    hearing.listen(1000, 300)
+    hearing.feed(tone(800) + quiet(1200) + tone(700))  # one read, as on a busy machine
+    assert hearing.turn() == 800
+    assert hearing.turn() is None  # taken once
+    hearing.listen(1000, 300)  # the next turn counts from the end of the first
+    hearing.feed(quiet(600))
+    assert hearing.turn() is None
+    hearing.feed(quiet(400))
+    assert hearing.turn() == 700
+
+
+def test_listening_again_needs_new_voice():
+    hearing = Hearing(RATE)
+    hearing.listen(1000, 300)
+    hearing.feed(tone(500) + quiet(3000))
+    assert hearing.turn() == 500
+    hearing.listen(1000, 300)  # the quiet after a turn is no second turn
+    hearing.feed(quiet(3000))
+    assert hearing.turn() is None
+
+
+def test_a_tone_ends_a_turn_that_waits_for_one():
+    """The beep before a recording ends the turn (say the name now), not the quiet."""
+    hearing = Hearing(RATE)
+    hearing.listen(1000, 300, tone=True)
+    hearing.feed(speechlike(2400) + quiet(1500))  # a pause before the beep: not it yet
+    assert hearing.turn() is None
+    hearing.feed(tone(420, hz=675))
+    hearing.feed(quiet(40))
+    assert hearing.turn() == 2400 + 420
+
+
+def test_a_tone_survives_a_lost_packet_but_speech_and_a_blip_are_no_tone():
+    beep = tone(420, hz=675)
+    lost = beep[:1600] + quiet(20) + beep[1760:]  # one frame missing in the middle
+    for audio, heard in ((lost, True), (speechlike(3000), False), (tone(200, hz=675), False)):
+        hearing = Hearing(RATE)
+        hearing.listen(1000, 300, tone=True)
+        hearing.feed(audio + quiet(100))
+        assert (hearing.turn() is not None) == heard
 
 
 def test_frames_split_across_reads_count_once():

@@ -1,10 +1,11 @@
 """Shared by the on-call e2e tests: test-only practices, the phones, the controller set-up.
 
 Each scenario gets its own practice (own DID, own clinicians' numbers), so all of them
-run at once against one multi-number SIPp phone on the gateway port: behaviour follows
-the dialled number, as with real phones. Practices are closed all week (no hours), so
-every call is after hours whatever the time. IVR_ONCALL_MINUTE_SECONDS=1 makes the
-rules' call-back minutes seconds.
+run at once against one bank of reacting phones on the gateway port (ivr.caller):
+behaviour follows the dialled number, as with real phones. Practices are closed all
+week (no hours), so every call is after hours whatever the time. Their key waits (8 s)
+leave a caller that waits for 2 s of quiet (support.reacting.HEAR) time to answer on a
+loaded machine. IVR_ONCALL_MINUTE_SECONDS=1 makes the rules' call-back minutes seconds.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ MINUTE_SECONDS = "1"
 def practice_yaml(pid: str, did: str, clinicians: list[tuple[str, str, int]], *,
                   max_wait: int = 90, renotify: int = 2, collect: str = "[callback, name]",
                   pins: dict[str, str] | None = None,
-                  rings: list[tuple[str, ...]] | None = None) -> str:
+                  rings: list[tuple[str, ...]] | None = None,
+                  max_attempts: int | None = None) -> str:
     """A closed-all-week practice whose chain is `clinicians` (id, phone, ring seconds),
-    one step each; `rings`: the steps as groups of ids instead (several: `together`)."""
+    one step each; `rings`: the steps as groups of ids instead (several: `together`);
+    `max_attempts`: call-back attempts before giving up (else the rules' default)."""
     pins = pins or {}
     people = "\n".join(
         f'    - {{id: {cid}, name: Clinician {cid}, role: nurse, phone: "{phone}"'
@@ -35,6 +38,7 @@ def practice_yaml(pid: str, did: str, clinicians: list[tuple[str, str, int]], *,
         else f"    - {{together: [{', '.join(f'{{clinician: {c}}}' for c in ids)}], "
              f"ring_seconds: {ring_of[ids[0]]}}}"
         for ids in rings or [(cid,) for cid, _, _ in clinicians])
+    limit = f"    max_attempts: {max_attempts}\n" if max_attempts else ""
     return f"""practice:
   id: {pid}
   name: Practice {pid}
@@ -50,13 +54,13 @@ prompts:
   emergency_notice: Notice.
 intake:
   collect: {collect}
-  name_max_seconds: 3
+  name_max_seconds: 6
   retries: 0
-  input_timeout_seconds: 3
+  input_timeout_seconds: 8
 triage:
   keys: {{1: urgent, 4: routine}}
   retries: 0
-  timeout_seconds: 3
+  timeout_seconds: 8
   default: urgent
 overflow:
   mode: intake_same_day_callback
@@ -68,7 +72,7 @@ on_call:
   when_exhausted:
     action: callback_until_acknowledged
     renotify_minutes: {renotify}
-  max_caller_wait_seconds: {max_wait}
+{limit}  max_caller_wait_seconds: {max_wait}
 delivery:
   email: office@example.org
 """

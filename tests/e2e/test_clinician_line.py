@@ -12,13 +12,14 @@ the clinician's own inbound channel.
 
 from __future__ import annotations
 
-import signal
 import time
 
 import pytest
-from harness import run_scenario, timed_caller_scenario, wait_for
+from harness import wait_for
 from oncall_helpers import dial_begins, practice_yaml, restore, use_rules
-from support.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
+from support.reacting import HEAR, LINE_MESSAGE, TAKEN, place, start_phones, urgent
+
+from ivr.caller.plan import BUSY, AwaitEnd, CallPlan, PhoneBook, Press
 
 pytestmark = pytest.mark.pbx
 
@@ -26,14 +27,11 @@ DID = "+16175550601"
 PATIENT = "+16175550691"
 NURSE = "+16175550121"  # nurse-avery's phone, as in sunny-pediatrics
 RENOTIFY = 8  # seconds between call-back attempts here
-# The patient (as in test_oncall_bridge): skip greeting and notice, accept the caller ID,
-# say the name and end it with #, then 1 (urgent).
-URGENT = [(800, "#"), (1600, "#"), (2600, "1"), (9500, "#"), (11500, "1")]
-# The clinician: the PIN during the offer ("Clinicians, enter your PIN..."), then 1 while
-# the message plays (after "You have 1 message waiting", which takes no keys), then 1 at
-# "Press 1 to call the patient now".
-CLINICIAN = [(1500, "4"), (1900, "8"), (2300, "2"), (2700, "1"), (3100, "#"),
-             (10000, "1"), (13500, "1")]
+# The clinician: hears the offer ("Clinicians, enter your PIN followed by pound...") and
+# keys the PIN; hears "You have 1 message waiting", the message and its menu, and
+# acknowledges (1); hears "press 1 to call the patient now" and does (1). The Dial ends
+# at once (busy), and the service says there are no more messages and hangs up.
+CLINICIAN = (HEAR, Press("4821#"), LINE_MESSAGE, Press("1"), TAKEN, Press("1"), AwaitEnd())
 
 
 @pytest.fixture
@@ -42,22 +40,16 @@ def line(stack, tmp_path):
     rules.mkdir()
     (rules / "line.yaml").write_text(practice_yaml(
         "cl-line", DID, [("nurse-avery", NURSE, 6)], max_wait=10, renotify=RENOTIFY,
-        pins={"nurse-avery": "4821"}))
+        pins={"nurse-avery": "4821"}, max_attempts=40))  # pending while the nurse listens
     use_rules(stack, rules)
     assert "rules refused" not in stack.controller_log().split("controller stopping")[-1]
     # Every number on the gateway is busy: the nurse's phone when the chain rings it,
-    # and the patient's when the nurse calls them back. (Named, not only the default:
-    # SIPp refuses a multi-phone scenario whose number variable nothing reads.)
-    busy = PhoneBehaviour(busy=True)
-    phone = start_multi_phone({NURSE[1:]: busy, PATIENT[1:]: busy}, busy,
-                              stack.settings.gateway_port, tmp_path / "phones",
-                              media_port=stack.ports.next(4))
-    time.sleep(0.5)  # bound to its port before anything rings it
+    # and the patient's when the nurse calls them back.
+    phones = start_phones(stack, PhoneBook({}, BUSY), tmp_path / "phones")
     try:
         yield stack, tmp_path
     finally:
-        phone.send_signal(signal.SIGTERM)
-        phone.wait(10)
+        phones.stop()
         if stack.channels():
             stack.hangup_all()
         wait_for(lambda: stack.channels() == 0, 30, "no channels left in Asterisk")
@@ -76,19 +68,17 @@ def _callback_legs(call: dict) -> list[dict]:
 def test_clinician_acknowledges_by_phone_and_calls_the_patient(line):
     stack, workdir = line
     mark = stack.recorder.mark()
-    speech = speech_pcap("Alex Smith.", workdir / "speech.pcap", repeat=40, tail_silence_s=1)
-    patient_xml = timed_caller_scenario(CallerSpec(caller_id=PATIENT, audio_pcap=str(speech)),
-                                        URGENT, 45000)
-    result = run_scenario(patient_xml, stack.target, DID, workdir / "patient")
-    assert result.returncode == 0, result.stderr[-2000:]
+    patient = CallPlan(caller_id=PATIENT, steps=urgent(stack) + (AwaitEnd(),))
+    report = place(stack, patient, DID, workdir / "patient")
+    assert report.ok, report.explain()
     message = wait_for(lambda: (c := _call_from(stack, PATIENT)) is not None
                        and c.get("callback") and c, 30, "the patient's pending call-back")
     assert message["callback"]["status"] == "pending", message["callback"]
     assert "will call you back by" in message["caller_told"]
 
-    clinician_xml = timed_caller_scenario(CallerSpec(caller_id=NURSE), CLINICIAN, 60000)
-    result = run_scenario(clinician_xml, stack.target, DID, workdir / "clinician")
-    assert result.returncode == 0, result.stderr[-2000:]
+    report = place(stack, CallPlan(caller_id=NURSE, steps=CLINICIAN), DID,
+                   workdir / "clinician")
+    assert report.ok, report.explain()
 
     done = wait_for(lambda: (c := _call_from(stack, PATIENT)) is not None
                     and c["callback"]["status"] == "acknowledged"

@@ -1,19 +1,19 @@
 """Reaching the on-call through the real Asterisk: screened bridging, escalation, call-backs.
 
 All scenarios of this module run at once (a module fixture), each with its own test
-practice and clinicians' numbers, against one multi-number SIPp phone on the gateway
-(oncall_helpers). Each test then checks its call: the stored legs and outcome, and the
-AMI events (BridgeEnter, the dialplan's UserEvents, Newchannel/DialBegin to the gateway).
+practice and clinicians' numbers, against one bank of reacting phones on the gateway
+(ivr.caller; oncall_helpers). Callers and clinicians act on what they hear, and on cues
+for what only the system shows (support.reacting): nothing is timed against the service.
+Each test then checks its call: the stored legs and outcome, and the AMI events
+(BridgeEnter, the dialplan's UserEvents, Newchannel/DialBegin to the gateway).
 """
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
 
 import pytest
-from harness import run_scenario, timed_caller_scenario, wait_for
+from harness import wait_for
 from oncall_helpers import (
     call_of,
     cli_json,
@@ -23,108 +23,148 @@ from oncall_helpers import (
     restore,
     use_rules,
 )
-from support.sipp import CallerSpec, PhoneBehaviour, speech_pcap, start_multi_phone
+from support.reacting import (
+    ACKNOWLEDGES_AND_DIALS,
+    PASSES,
+    SCREENING,
+    TAKEN,
+    BackgroundCall,
+    bridged,
+    cue_when,
+    greets,
+    hear,
+    heard,
+    hears_the_clinician,
+    start_phones,
+    urgent,
+)
+
+from ivr.caller.plan import (
+    BUSY,
+    NO_ANSWER,
+    VOICEMAIL,
+    AwaitEnd,
+    CallPlan,
+    Cue,
+    Hangup,
+    Phone,
+    PhoneBook,
+    Press,
+)
 
 pytestmark = pytest.mark.pbx
-
-# Caller keys (ms after the answer): skip greeting and notice, accept the caller ID,
-# say the name (speech RTP) and end it with #, then 1 (urgent) in the menu.
-URGENT = [(800, "#"), (1600, "#"), (2600, "1"), (9500, "#"), (11500, "1")]
 
 
 def _did(n: int) -> str:
     return f"+1617555{n:04d}"
 
 
-# name -> (DID, caller ID, clinicians (id, phone, ring s), practice options, caller end ms,
-#          caller hangs up itself)
+# What the caller does after the intake (urgent), while the chain is rung:
+BRIDGED = "bridged"  # talks to the clinician who takes it, then hangs up
+TOLD = "told"  # hears the call-back promise; the service ends the call
+LEAVES = "leaves"  # hangs up while the clinician is screening (cued: see `heard`)
+
+# The callers who reach a clinician wait long enough for a loaded machine: there a
+# clinician hearing the screening to its end takes 45 s, not 20.
+LONG_WAIT = {"max_wait": 400}
+# name -> (DID, caller ID, clinicians (id, phone, ring s), practice options, caller)
 SCENARIOS = {
-    "accept": (_did(401), "+16175550491", [("a1", _did(411), 8)], {}, 40000, True),
+    "accept": (_did(401), "+16175550491", [("a1", _did(411), 8)], LONG_WAIT, BRIDGED),
     "decline_voicemail_accept": (
         _did(402), "+16175550492",
-        [("b1", _did(421), 8), ("b2", _did(422), 8), ("b3", _did(423), 8)], {}, 120000, True),
+        [("b1", _did(421), 8), ("b2", _did(422), 8), ("b3", _did(423), 8)], LONG_WAIT,
+        BRIDGED),
     "callback_ack": (
         _did(403), "+16175550493",
         [("c1", _did(431), 8), ("c2", _did(432), 6), ("c3", _did(433), 8)],
-        {"max_wait": 12, "renotify": 2}, 60000, False),
-    "caller_gone": (_did(404), "+16175550494", [("d1", _did(441), 8)], {}, 21000, True),
-    # `together` steps (`rings`): three phones at once, the first 1 takes it;
+        {"max_wait": 12, "renotify": 2}, TOLD),
+    "caller_gone": (_did(404), "+16175550494", [("d1", _did(441), 8)], {}, LEAVES),
+    # `together` steps (`rings`): three phones at once, the first 1 takes it (g1 still
+    # rings then: its ring outlasts g2's hearing the whole screening, which a loaded
+    # machine stretches from 20 s to 45 s);
     # then a ring where one is busy and the other passes, so the chain moves on.
     "together": (_did(405), "+16175550495",
-                 [("g1", _did(451), 8), ("g2", _did(452), 8), ("g3", _did(453), 8)],
-                 {"rings": [("g1", "g2", "g3")]}, 40000, True),
+                 [("g1", _did(451), 80), ("g2", _did(452), 80), ("g3", _did(453), 80)],
+                 {"rings": [("g1", "g2", "g3")], **LONG_WAIT}, BRIDGED),
     "together_fail": (_did(406), "+16175550496",
                       [("h1", _did(461), 8), ("h2", _did(462), 8), ("h3", _did(463), 8)],
-                      {"rings": [("h1", "h2"), ("h3",)]}, 60000, True),
+                      {"rings": [("h1", "h2"), ("h3",)], **LONG_WAIT}, BRIDGED),
 }
-PHONES = {
-    _did(411)[1:]: PhoneBehaviour(keys=((2500, "1"),)),
-    _did(421)[1:]: PhoneBehaviour(keys=((2500, "2"),)),
-    _did(422)[1:]: PhoneBehaviour(),  # a voicemail: answers, never presses anything
-    _did(423)[1:]: PhoneBehaviour(keys=((2500, "1"),)),
-    _did(431)[1:]: PhoneBehaviour(busy=True),
-    _did(432)[1:]: PhoneBehaviour(answer=False),
-    # Acknowledges the call-back (1), then "press 1 to call the patient now" (1).
-    _did(433)[1:]: PhoneBehaviour(keys=((2500, "1"), (6000, "1"))),
-    # Listens past the caller's hang-up, then takes the call-back and calls the patient.
-    _did(441)[1:]: PhoneBehaviour(keys=((9000, "1"), (13000, "1"))),
-    _did(451)[1:]: PhoneBehaviour(answer=False),
-    _did(452)[1:]: PhoneBehaviour(keys=((2500, "1"),)),
-    # Listens too, and would press 1 later: by then g2 has the call.
-    _did(453)[1:]: PhoneBehaviour(keys=((9000, "1"),)),
-    _did(461)[1:]: PhoneBehaviour(busy=True),
-    _did(462)[1:]: PhoneBehaviour(keys=((2500, "2"),)),
-    _did(463)[1:]: PhoneBehaviour(keys=((2500, "1"),)),
-    # Patients: busy, so the clinician's Dial ends at once.
-    "16175550493": PhoneBehaviour(busy=True),
-    "16175550494": PhoneBehaviour(busy=True),
-}
+# The clinician who takes each bridged call (and greets the caller once cued).
+TAKES = {"accept": _did(411), "decline_voicemail_accept": _did(423),
+         "together": _did(452), "together_fail": _did(463)}
+# d1 hears the screening to its end; then the caller hangs up (cued), d1 hears that the
+# caller has gone, takes the call-back (1) and calls the patient (1).
+SCREENER = _did(441)
+STAYS_FOR_THE_CALLBACK = Phone(steps=(SCREENING, hear(3000), Press("1"), TAKEN, Press("1"),
+                                      AwaitEnd(600)))
+
+
+def _phones(stack, cues: dict[str, Path]) -> PhoneBook:
+    book = {
+        _did(421): PASSES,
+        _did(422): VOICEMAIL,  # answers, never presses anything
+        _did(431): BUSY,
+        _did(432): NO_ANSWER,
+        _did(433): ACKNOWLEDGES_AND_DIALS,  # the call-back (it is never rung live)
+        SCREENER: STAYS_FOR_THE_CALLBACK,
+        _did(451): NO_ANSWER,
+        # Hears the screening and says nothing: by then g2 has taken the call.
+        _did(453): Phone(steps=(SCREENING, AwaitEnd(120))),
+        _did(461): BUSY,
+        _did(462): PASSES,
+        # Patients: busy, so the clinician's Dial ends at once.
+        "+16175550493": BUSY,
+        "+16175550494": BUSY,
+    }
+    book.update({number: greets(stack, cues[name]) for name, number in TAKES.items()})
+    return PhoneBook({number[1:]: phone for number, phone in book.items()}, BUSY)
+
+
+def _caller(stack, name: str, cue: Path) -> CallPlan:
+    _did_, cid, _people, _opts, kind = SCENARIOS[name]
+    tail = {BRIDGED: hears_the_clinician(cue), TOLD: (AwaitEnd(),),
+            LEAVES: (Cue(str(cue), 600), Hangup())}[kind]
+    return CallPlan(caller_id=cid, steps=urgent(stack) + tail)
 
 
 class Campaign:
-    def __init__(self, stack, workdir: Path) -> None:
-        self.stack = stack
+    def __init__(self, stack, workdir: Path, phones, cues: dict[str, Path]) -> None:
+        self.stack, self.phones, self.cues = stack, phones, cues
         self.mark = stack.recorder.mark()
-        self.results: dict = {}
-        speech = speech_pcap("Alex Smith.", workdir / "speech.pcap", repeat=40,
-                             tail_silence_s=1)
-        self.threads = []
-        for name, (did, cid, _people, _opts, end_ms, hangup) in SCENARIOS.items():
-            xml = timed_caller_scenario(CallerSpec(caller_id=cid, audio_pcap=str(speech)),
-                                        URGENT, end_ms, hangup)
-            thread = threading.Thread(target=self._run, args=(name, xml, did, workdir),
-                                      daemon=True)
-            thread.start()
-            self.threads.append(thread)
-
-    def _run(self, name, xml, did, workdir) -> None:
-        self.results[name] = run_scenario(xml, self.stack.target, did, workdir / name)
+        self.calls: dict[str, BackgroundCall] = {}
+        for name, (did, cid, _people, _opts, kind) in SCENARIOS.items():
+            if kind == BRIDGED:
+                cue_when(self.cues[name], lambda cid=cid: bridged(stack, cid, self.mark),
+                         f"the {name} caller bridged")
+            elif kind == LEAVES:
+                cue_when(self.cues[name], lambda: heard(self.phones, SCREENER),
+                         "d1 to hear the screening")
+            self.calls[name] = BackgroundCall(stack, _caller(stack, name, self.cues[name]),
+                                              did, workdir / name, timeout_s=700)
 
     def finished(self, name: str):
-        wait_for(lambda: name in self.results, 200, f"the {name} caller", interval=0.5)
-        return self.results[name]
+        return self.calls[name].join(760)
 
 
 @pytest.fixture(scope="module")
 def oncall(stack, tmp_path_factory):
     rules = tmp_path_factory.mktemp("oncall-rules")
-    for name, (did, _cid, people, opts, _end, _hangup) in SCENARIOS.items():
+    for name, (did, _cid, people, opts, _kind) in SCENARIOS.items():
         (rules / f"{name.replace('_', '-')}.yaml").write_text(
             practice_yaml(f"oc-{name.replace('_', '-')}", did, people, **opts))
     workdir = tmp_path_factory.mktemp("oncall-calls")
     use_rules(stack, rules)
-    phone = start_multi_phone(PHONES, PhoneBehaviour(busy=True),
-                              stack.settings.gateway_port, workdir,
-                              media_port=stack.ports.next(4))
+    cues = {name: workdir / f"cue-{name}" for name in SCENARIOS}
+    phones = start_phones(stack, _phones(stack, cues), workdir / "phones")
     try:
-        run = Campaign(stack, workdir)
+        run = Campaign(stack, workdir, phones, cues)
         yield run
-        for thread in run.threads:
-            thread.join(200)
+        for call in run.calls.values():
+            call.join(760)
         wait_for(lambda: stack.channels() == 0, 60, "no channels left in Asterisk")
     finally:
-        phone.send_signal(signal.SIGTERM)
-        phone.wait(10)
+        phones.stop()
         if stack.channels():
             stack.hangup_all()
         restore(stack)
@@ -135,8 +175,8 @@ def _legs(call: dict) -> list[dict]:
 
 
 def _call(oncall, name: str, ready=lambda c: True) -> dict:
-    result = oncall.finished(name)
-    assert result.returncode == 0, f"{name}: {result.stderr[-2000:]}"
+    report = oncall.finished(name)
+    assert report.ok, f"{name}: {report.explain()}"
     did = SCENARIOS[name][0]
     try:
         return wait_for(lambda: (c := call_of(oncall.stack, did)) is not None and ready(c)
@@ -155,7 +195,10 @@ def test_first_step_accepts_and_is_bridged(oncall):
     leg = legs[0]
     assert leg["number"] == _did(411) and leg["kind"] == "live"
     assert leg["ring_ms"] is not None and leg["answered_at"] and leg["bridged_at"]
+    # The caller stayed on the bridge until it had heard the clinician greet it (over a
+    # second of voice, then a second of quiet): a length load can only stretch.
     assert leg["bridge_seconds"] and leg["bridge_seconds"] > 1
+    assert oncall.finished("accept").named("cued")
     assert call["oncall_outcome"] == "connected" and call["oncall_clinician"] == "a1"
     assert call["result"] == "bridge"
     rec = oncall.stack.recorder
@@ -240,11 +283,16 @@ def test_together_first_to_accept_takes_the_call(oncall):
     assert call["oncall_clinician"] == "g2"
     legs = {leg["clinician_id"]: leg for leg in _legs(call)}
     assert legs["g3"]["answered_at"] and not legs["g1"]["answered_at"]
-    # All three were rung at once: their channels appeared within a second or two.
+    # All three were rung at once: each one's channel was made before any of them ended
+    # (rung one after another, each would end before the next began).
     ids = {f"ivrleg-{leg['id']}" for leg in _legs(call)}
-    made = [float(e["Timestamp"]) for e in gateway_channels(oncall.stack, oncall.mark)
-            if e["Uniqueid"] in ids]
-    assert len(made) == 3 and max(made) - min(made) < 2
+    with oncall.stack.recorder._lock:
+        events = list(oncall.stack.recorder.events[oncall.mark:])
+    made = [i for i, e in enumerate(events)
+            if e.get("Event") == "Newchannel" and e.get("Uniqueid") in ids]
+    ends = [i for i, e in enumerate(events)
+            if e.get("Event") == "Hangup" and e.get("Uniqueid") in ids]
+    assert len(made) == 3 and ends and max(made) < min(ends), (made, ends)
     assert "IvrBridge" in oncall.stack.recorder.path(call["uniqueid"])
 
 

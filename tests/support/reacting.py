@@ -1,0 +1,172 @@
+"""The reacting caller (ivr.caller) as the e2e tests use it: calls and phones on the
+worker's own ports, voices, the steps every on-call scenario shares, and cues.
+
+A cue is for a moment the call's own audio does not show but the system under test does
+(the caller and a clinician in one bridge, a clinician done hearing the screening, a
+controller killed): the test sees it in the AMI events or the phones' events and creates
+the cue file, which both ends of a call may wait for (ivr.caller.plan.Cue).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness import Stack, wait_for
+
+from ivr.caller.client import CallReport, Phones, place_call
+from ivr.caller.plan import (
+    AwaitEnd,
+    CallPlan,
+    Cue,
+    Hangup,
+    Listen,
+    Phone,
+    PhoneBook,
+    Press,
+    Say,
+    Step,
+)
+from ivr.pbx.prompts import synthesize
+
+NAME = "Alex Smith."
+GREETING = "Hello, this is the nurse on call. How can I help you?"
+#: The service has had its say and waits. On a loaded machine the controller can leave
+#: seconds between two prompts of one turn (4.6 s seen with two CPU hogs beside other
+#: suites), and a quiet alone would end the turn there: so a turn also needs most of its
+#: voice, as measured idle (the prompts are fixed TTS), more than what comes before its
+#: last prompt. Quiet: 2 s, well under the practices' key waits (oncall_helpers).
+#: A prompt shortened below these makes its Listen time out, saying what it heard.
+def hear(min_voice_ms: int = 800) -> Listen:
+    """800 ms: more voice than the end of a prompt cut by our key can hold (~0.4 s)."""
+    return Listen(quiet_ms=2000, min_voice_ms=min_voice_ms)
+
+
+HEAR = hear()
+OFFER = hear(9500)  # "To be called back at <digits>" (8 s), "press 1. To give..." (4.3 s)
+MENU = hear(5000)  # the practice's triage menu (7 s)
+SCREENING = hear(14000)  # who calls, the name, the number (15 s), "To accept..." (4 s)
+LINE_MESSAGE = hear(15000)  # clinician line: count, message, number (16 s), its menu (4 s)
+TAKEN = hear(3500)  # "you have the message" (2 s), "press 1 to call the patient now" (3.5 s)
+#: "After the tone, please say...": the beep ends the turn, however long the pause
+#: before it; the name is said at once (the recording stops after 3 s of silence).
+BEEP = Listen(tone=True)
+
+
+def voice(stack: Stack, text: str) -> str:
+    """`text` spoken, as a WAV file for a Say step (made once per stack)."""
+    return str(synthesize(text, stack.workdir / "voices"))
+
+
+def urgent(stack: Stack) -> tuple[Step, ...]:
+    """A patient of oncall_helpers' practices, up to the on-call search: hears the
+    greeting, the notice and the offer to call back the caller ID and takes it (1), says
+    the name after the beep and ends it with #, then picks urgent (1) in the menu."""
+    return (OFFER, Press("1"), BEEP, Say(voice(stack, NAME)), Press("#"), MENU, Press("1"))
+
+
+def hears_the_clinician(cue: Path) -> tuple[Step, ...]:
+    """The caller, once cued that it is bridged: hears the clinician greet it, hangs up.
+
+    More voice than a prompt's last syllable read before the cue could hold."""
+    return (Cue(str(cue), 600), Listen(min_voice_ms=1000), Hangup())
+
+
+def greets(stack: Stack, cue: Path) -> Phone:
+    """A clinician who hears the screening, takes the call (1) and, once the bridge is
+    made (the cue), greets the caller."""
+    return Phone(steps=(SCREENING, Press("1"), Cue(str(cue)), Say(voice(stack, GREETING)),
+                        AwaitEnd(600)))
+
+
+#: Hears the screening (or a call-back's message) and presses 1.
+ACCEPTS = Phone(steps=(SCREENING, Press("1"), AwaitEnd(600)))
+#: Hears the screening and passes the call on (2).
+PASSES = Phone(steps=(SCREENING, Press("2"), AwaitEnd(120)))
+#: A call-back leg: hears the message, acknowledges it (1), then "press 1 to call the
+#: patient now" (1).
+ACKNOWLEDGES_AND_DIALS = Phone(steps=(SCREENING, Press("1"), TAKEN, Press("1"),
+                                      AwaitEnd(600)))
+
+
+def place(stack: Stack, plan: CallPlan, number: str, workdir: Path,
+          timeout_s: float = 300) -> CallReport:
+    """Dial `number` at the stack's PBX and run `plan` to the call's end."""
+    return place_call(plan, stack.target, number, workdir=workdir, port=stack.ports.next(),
+                      media_port=stack.ports.next(4), media_ports=4, timeout_s=timeout_s)
+
+
+class BackgroundCall:
+    """`place` in a thread, so the test can watch and cue while the call goes on."""
+
+    def __init__(self, stack: Stack, plan: CallPlan, number: str, workdir: Path,
+                 timeout_s: float = 300) -> None:
+        self.workdir = workdir
+        self.report: CallReport | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        args=(stack, plan, number, workdir, timeout_s))
+        self._thread.start()
+
+    def _run(self, *args: Any) -> None:
+        self.report = place(*args)
+
+    @property
+    def done(self) -> bool:
+        return self.report is not None
+
+    def join(self, timeout: float = 360) -> CallReport:
+        self._thread.join(timeout)
+        assert self.report is not None, f"the caller did not finish; see {self.workdir}"
+        return self.report
+
+
+def start_phones(stack: Stack, book: PhoneBook, workdir: Path) -> Phones:
+    """The phone bank on the clinician gateway's port (every number the PBX dials out)."""
+    return Phones(book, stack.settings.gateway_port, workdir,
+                  media_port=stack.ports.next(40), media_ports=40)
+
+
+def bridged(stack: Stack, caller_id: str, after: int = 0) -> bool:
+    """The call from `caller_id` and the clinician leg it bridges to are both in one
+    bridge (AMI: the dialplan's IvrBridge event names the leg, then two BridgeEnter)."""
+    assert stack.recorder is not None
+    with stack.recorder._lock:
+        events = list(stack.recorder.events[after:])
+    bridge_of = {e.get("Uniqueid"): e.get("BridgeUniqueid") for e in events
+                 if e.get("Event") == "BridgeEnter"}
+    for start in events:
+        if (start.get("UserEvent") == "IvrBridge"
+                and start.get("CallerIDNum", "").lstrip("+") == caller_id.lstrip("+")):
+            mine = bridge_of.get(start.get("Uniqueid"))
+            if mine and mine == bridge_of.get(f"ivrleg-{start.get('Leg', '')}"):
+                return True
+    return False
+
+
+def heard(phones: Phones, number: str, turns: int = 1) -> bool:
+    """The phone called on `number` has heard `turns` turns of the service to their end."""
+    return sum(1 for e in phones.events(number.lstrip("+"))
+               if e["event"] == "heard") >= turns
+
+
+def cue(path: Path) -> None:
+    path.touch()
+
+
+def cue_when(path: Path, ready: Callable[[], Any], what: str,
+             timeout: float = 300) -> threading.Thread:
+    """Give the cue once `ready()` holds, from a thread (a daemon: a test that fails
+    first does not wait for it). No cue within `timeout`: the call's Cue step fails."""
+
+    def watch() -> None:
+        try:
+            wait_for(ready, timeout, what, interval=0.2)
+        except AssertionError:
+            return
+        cue(path)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
