@@ -72,6 +72,7 @@ class Runner:
     ended_by: str | None = None
     index: int = 0
     step_at: float = 0.0
+    say_s: float = 0.0  # the length of what a Say step plays
     hearing: Hearing = field(default_factory=lambda: Hearing(CLOCK_RATE))
     tail: WavTail | None = None
     audio: Any = None
@@ -134,6 +135,7 @@ class Runner:
             player.createPlayer(step.wav, pj.PJMEDIA_FILE_NO_LOOP)
             player.startTransmit(self.audio)
             self.keep.append(player)
+            self.say_s = _wav_seconds(Path(step.wav))  # read once, not on every tick
             self.hearing.mark()
             self._log("saying", wav=Path(step.wav).name)
         elif isinstance(step, Hangup):
@@ -167,7 +169,7 @@ class Runner:
             if elapsed * 1000 >= KEY_MS * len(step.keys):
                 self._next()
         elif isinstance(step, Say):
-            if elapsed >= _wav_seconds(Path(step.wav)) + 0.1:
+            if elapsed >= self.say_s + 0.1:
                 self.keep[-1].stopTransmit(self.audio)
                 self.hearing.mark()
                 self._next()

@@ -19,13 +19,12 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import phonenumbers
 from sqlalchemy import select
 
-from ivr import contract, ids
+from ivr import clock, contract, ids
 from ivr.ami import AmiActionError, AmiClient, AmiConnectionLost, AmiError, AmiNotConnected
 from ivr.db.engine import Database
 from ivr.db.kinds import LegStatus
@@ -108,8 +107,7 @@ def sent_at_all(exc: Exception) -> bool:
     return not isinstance(exc, AmiNotConnected)
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+utc_now = clock.now  # the one clock (ivr.clock)
 
 
 def new_leg_id() -> str:

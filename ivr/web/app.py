@@ -11,12 +11,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import jinja2
 from aiohttp import web
 
+from ivr import clock
 from ivr.accounts.throttle import Throttle
 from ivr.config import Settings
 from ivr.db.engine import Database
@@ -42,8 +43,7 @@ HERE = Path(__file__).resolve().parent
 MAX_BODY = 64 * 1024  # forms only: nothing is uploaded to the portal
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+utc_now = clock.now  # the one clock (ivr.clock)
 
 
 def templates() -> jinja2.Environment:

@@ -29,9 +29,8 @@ from ivr.caller.plan import (
     Say,
     Step,
 )
-from ivr.pbx.prompts import synthesize
+from support.plans import NAME
 
-NAME = "Alex Smith."
 GREETING = "Hello, this is the nurse on call. How can I help you?"
 #: The service has had its say and waits. On a loaded machine the controller can leave
 #: seconds between two prompts of one turn (4.6 s seen with two CPU hogs beside other
@@ -55,16 +54,12 @@ TAKEN = hear(3500)  # "you have the message" (2 s), "press 1 to call the patient
 BEEP = Listen(tone=True)
 
 
-def voice(stack: Stack, text: str) -> str:
-    """`text` spoken, as a WAV file for a Say step (made once per stack)."""
-    return str(synthesize(text, stack.workdir / "voices"))
-
 
 def urgent(stack: Stack) -> tuple[Step, ...]:
     """A patient of oncall_helpers' practices, up to the on-call search: hears the
     greeting, the notice and the offer to call back the caller ID and takes it (1), says
     the name after the beep and ends it with #, then picks urgent (1) in the menu."""
-    return (OFFER, Press("1"), BEEP, Say(voice(stack, NAME)), Press("#"), MENU, Press("1"))
+    return (OFFER, Press("1"), BEEP, Say(stack.voice(NAME)), Press("#"), MENU, Press("1"))
 
 
 def hears_the_clinician(cue: Path) -> tuple[Step, ...]:
@@ -77,7 +72,7 @@ def hears_the_clinician(cue: Path) -> tuple[Step, ...]:
 def greets(stack: Stack, cue: Path) -> Phone:
     """A clinician who hears the screening, takes the call (1) and, once the bridge is
     made (the cue), greets the caller."""
-    return Phone(steps=(SCREENING, Press("1"), Cue(str(cue)), Say(voice(stack, GREETING)),
+    return Phone(steps=(SCREENING, Press("1"), Cue(str(cue)), Say(stack.voice(GREETING)),
                         AwaitEnd(600)))
 
 
