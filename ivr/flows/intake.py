@@ -72,20 +72,20 @@ def dob_item(dob: date) -> SayTime:
 
 async def read_keys(s: Session, first: str | None, max_digits: int,
                     timeout_ms: int) -> str:
-    """Keys until '#', `max_digits` digits, or a pause of `timeout_ms`; '#' is dropped."""
-    keys = ""
-    key = first
-    while True:
-        if key is None:
-            key = await s.channel.wait_for_digit(timeout_ms)
-            if key is None:
-                return keys
-        if key == "#":
-            return keys
-        keys += key
-        if len(keys) >= max_digits:
-            return keys
-        key = None
+    """Keys until '#', `max_digits` digits, or a pause of `timeout_ms`; '#' is dropped.
+
+    Asterisk collects the keys itself (one GET DATA, no prompt): a key that arrives
+    between two AGI commands is dropped by res_agi, and a loaded controller's round trip
+    can be longer than the gap between two presses of a fast typist.
+    """
+    if first == "#":
+        return ""
+    keys = first or ""
+    if len(keys) >= max_digits:
+        return keys
+    rest, _timed_out = await s.channel.get_data("", timeout_ms, max_digits - len(keys),
+                                                prompt_seconds=0)
+    return keys + rest
 
 
 async def confirm(s: Session, readback: list[Item]) -> str | None:

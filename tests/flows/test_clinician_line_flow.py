@@ -139,6 +139,17 @@ class Caller:
         reply = await self.command("WAIT FOR DIGIT", timeout_ms)
         return chr(reply.result_int) if reply.result_int > 0 else None
 
+    async def get_data(self, _path: str, _timeout_ms: int, max_digits: int,
+                       prompt_seconds: float = 60) -> tuple[str, bool]:
+        """Asterisk collecting keys: the typed ones, up to '#' or `max_digits`."""
+        keys = ""
+        while self.typed and len(keys) < max_digits:
+            key = self.typed.pop(0)
+            if key == "#":
+                return keys, False
+            keys += key
+        return keys, len(keys) < max_digits
+
     async def get_variable(self, name: str) -> str | None:
         return {"DIALSTATUS": self.dialstatus}.get(name)
 
