@@ -39,8 +39,10 @@ GREETING = "Hello, this is the nurse on call. How can I help you?"
 #: last prompt. Quiet: 2 s, well under the practices' key waits (oncall_helpers).
 #: A prompt shortened below these makes its Listen time out, saying what it heard.
 def hear(min_voice_ms: int = 800) -> Listen:
-    """800 ms: more voice than the end of a prompt cut by our key can hold (~0.4 s)."""
-    return Listen(quiet_ms=2000, min_voice_ms=min_voice_ms)
+    """800 ms: more voice than the end of a prompt cut by our key can hold (~0.4 s).
+
+    Up to 5 minutes: a starved PBX has stretched a 20 s screening past a minute."""
+    return Listen(quiet_ms=2000, min_voice_ms=min_voice_ms, timeout_s=300)
 
 
 HEAR = hear()
@@ -51,7 +53,7 @@ LINE_MESSAGE = hear(15000)  # clinician line: count, message, number (16 s), its
 TAKEN = hear(3500)  # "you have the message" (2 s), "press 1 to call the patient now" (3.5 s)
 #: "After the tone, please say...": the beep ends the turn, however long the pause
 #: before it; the name is said at once (the recording stops after 3 s of silence).
-BEEP = Listen(tone=True)
+BEEP = Listen(tone=True, timeout_s=300)
 
 
 
