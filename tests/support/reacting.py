@@ -153,13 +153,13 @@ def cue(path: Path) -> None:
 
 
 def cue_when(path: Path, ready: Callable[[], Any], what: str,
-             timeout: float = 300) -> threading.Thread:
+             timeout: float = 300, interval: float = 0.2) -> threading.Thread:
     """Give the cue once `ready()` holds, from a thread (a daemon: a test that fails
     first does not wait for it). No cue within `timeout`: the call's Cue step fails."""
 
     def watch() -> None:
         try:
-            wait_for(ready, timeout, what, interval=0.2)
+            wait_for(ready, timeout, what, interval=interval)
         except AssertionError:
             return
         cue(path)
