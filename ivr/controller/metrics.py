@@ -81,8 +81,8 @@ class ControllerMetrics:
                                 outcome).observe(max(seconds, 0.0))
 
     async def refresh(self) -> None:
-        """Read the trunks' registrations from the PBX (before each scrape)."""
-        self._trunks, self._trunks_read = {}, False
+        """Read the trunks' registrations from the PBX (before each scrape); both values
+        are replaced at once, so a scrape running beside another sees one answer whole."""
         if self._ami is None:
             return
         wanted = self._registering() if self._registering else []
@@ -91,12 +91,12 @@ class ControllerMetrics:
                                               timeout=AMI_TIMEOUT, check=False)
         except AmiError as exc:
             log.info("metrics: trunk registrations not read (%s)", type(exc).__name__)
+            self._trunks, self._trunks_read = {}, False
             return
         entries = response if isinstance(response, list) else [response]
-        states = registration_states(entries)
         # A trunk the file says registers but the PBX does not list is not registered.
-        self._trunks = {**dict.fromkeys(wanted, False), **states}
-        self._trunks_read = True
+        self._trunks, self._trunks_read = \
+            {**dict.fromkeys(wanted, False), **registration_states(entries)}, True
 
     def collect(self) -> Iterator[Metric]:
         """The series read at a scrape (a prometheus_client custom collector)."""

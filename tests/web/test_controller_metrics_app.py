@@ -5,10 +5,12 @@ operator-token policy of the portal's /metrics, and no caller data in any label.
 from __future__ import annotations
 
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from web_helpers import HOSTILE_CALLER, HOSTILE_NUMBER
 
 from ivr.accounts import store
+from ivr.ami import AmiNotConnected
 from ivr.controller.metrics import ControllerMetrics, metrics_app, registration_states
 
 
@@ -63,3 +65,43 @@ async def test_an_operator_scrapes_latency_by_verb_and_nobody_else(portal):
     assert samples[("ivr_trunk_registrations_read", ())] == 0  # no AMI given
     for secret in (HOSTILE_CALLER, HOSTILE_NUMBER, "<script", "onerror"):
         assert secret not in text
+
+
+class _Ami:
+    """Answers PJSIPShowRegistrationsOutbound as Asterisk 22 does, or fails (AMI down)."""
+
+    def __init__(self, entries: list[dict[str, str]] | None) -> None:
+        self.entries, self.connected = entries, entries is not None
+
+    async def action(self, fields: dict[str, str], **_: object) -> list[dict[str, str]]:
+        assert fields == {"Action": "PJSIPShowRegistrationsOutbound"}
+        if self.entries is None:
+            raise AmiNotConnected("AMI is not connected")
+        return self.entries
+
+
+async def test_trunk_gauges_follow_the_pbx_and_vanish_without_it():
+    listed = [{"Event": "OutboundRegistrationDetail", "ObjectName": "carrier-reg",
+               "Status": "Registered"}, {"Event": "OutboundRegistrationDetailComplete"}]
+    ami = _Ami(listed)
+    metrics = ControllerMetrics(calls_up=lambda: 0, refused=lambda: 0,
+                                ami=ami,  # type: ignore[arg-type]
+                                registering_trunks=lambda: ["carrier", "backup"])
+
+    async def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        await metrics.refresh()
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(
+                    generate_latest(metrics.registry).decode()) for s in family.samples}
+
+    seen = await scrape()
+    assert seen[("ivr_trunk_registered", (("trunk", "carrier"),))] == 1
+    # In the trunks file, not listed by the PBX (its registration did not load): 0.
+    assert seen[("ivr_trunk_registered", (("trunk", "backup"),))] == 0
+    assert seen[("ivr_trunk_registrations_read", ())] == 1
+    assert seen[("ivr_controller_ami_connected", ())] == 1
+    ami.entries, ami.connected = None, False
+    seen = await scrape()
+    assert not [k for k in seen if k[0] == "ivr_trunk_registered"]
+    assert seen[("ivr_trunk_registrations_read", ())] == 0
+    assert seen[("ivr_controller_ami_connected", ())] == 0
