@@ -44,9 +44,10 @@ from support.reacting import BackgroundCall, start_phones, urgent  # noqa: E402
 
 pytestmark = [pytest.mark.pbx, needs_chromium]
 
-# (practice, DID, clinician, clinician's phone, caller, first attempt due after (s))
-ACKED = ("oc-weback", "+16175550741", "wa1", "+16175550751", "+16175550781", 75)
-WITNESS = ("oc-webwit", "+16175550742", "ww1", "+16175550752", "+16175550782", 110)
+# (practice, DID, clinician, clinician's phone, caller, first attempt due after (s): the
+# rules' renotify_minutes, at most 120, seconds here)
+ACKED = ("oc-weback", "+16175550741", "wa1", "+16175550751", "+16175550781", 80)
+WITNESS = ("oc-webwit", "+16175550742", "ww1", "+16175550752", "+16175550782", 120)
 
 
 def _clinician(stack: Any, practice: str, clinician: str) -> str:
@@ -78,6 +79,7 @@ def two_practices(stack, tmp_path: Path):
         (rules / f"{pid}.yaml").write_text(practice_yaml(
             pid, did, [(cid, phone, 6)], max_wait=10, renotify=due))
     use_rules(stack, rules)
+    assert "rules refused" not in stack.controller_log().split("controller stopping")[-1]
     phones = start_phones(stack, PhoneBook({}, BUSY), tmp_path / "phones")  # all busy
     try:
         yield stack
