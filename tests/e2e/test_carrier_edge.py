@@ -1,7 +1,8 @@
 """The SIP edge against a real far end: a second Asterisk plays the carrier (tests/support/
 carrier.py). Registration with digest over TLS, SRTP both ways, a forwarded call in with
-its Diversion, a clinician call out, a wrong password refused, re-registration after the
-carrier restarts, and the guard banning a scanner while the carrier's calls go on."""
+its Diversion, a clinician call out, a wrong password refused (shown by `ivr pbx status`
+and by the controller's ivr_trunk_registered metric), re-registration after the carrier
+restarts, and the guard banning a scanner while the carrier's calls go on."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from harness import EXAMPLE_DID, REPO, EventRecorder, Stack, wait_for
+from metrics_helpers import operator_token, samples, scraper
 from support import carrier as c
 from support.sipp import PhoneSpec
 
@@ -38,7 +40,7 @@ def edge():
     trunks.write_text(c.trunks_yaml(carrier, tls_port))
     s.settings = s.settings.with_overrides(
         sip_port=p.next(), ami_port=p.next(), agi_port=p.next(), web_port=p.next(),
-        gateway_port=p.next(), trunks_file=trunks)
+        gateway_port=p.next(), trunks_file=trunks, controller_metrics_port=p.next())
     s.pbx = PbxInstance(s.settings, s.pbx.root)
     s.extra_env = {c.PASSWORD_ENV: c.Carrier.password}
     carrier.phones_port = s.settings.gateway_port
@@ -247,8 +249,17 @@ def _send_register(edge) -> None:
     edge.pbx.cli("pjsip send register carrier-reg")
 
 
+def _registered_metric(edge, scrape) -> float | None:
+    """The controller's ivr_trunk_registered for the carrier (None: not scraped)."""
+    status, text = scrape()
+    return samples(text).get(("ivr_trunk_registered", (("trunk", "carrier"),))) \
+        if status == 200 else None
+
+
 def test_a_wrong_password_is_refused_and_shown(edge):
+    scrape = scraper(edge.settings.controller_metrics_port, operator_token(edge.settings))
     wait_for(lambda: _registered(edge), 60, "the registration")
+    wait_for(lambda: _registered_metric(edge, scrape) == 1, 60, "the metric at 1")
     os.environ[c.PASSWORD_ENV] = "not-the-password"
     try:
         edge.pbx.start()  # re-render and reload with the wrong password
@@ -256,11 +267,17 @@ def test_a_wrong_password_is_refused_and_shown(edge):
         trunks = wait_for(lambda: [t for t in _status(edge)["trunks"] if not t["ok"]], 60,
                           "the refused registration")
         assert trunks[0]["registration"]["state"] in ("Rejected", "Unregistered")
+        # The controller's metrics say so too (read from its AMI link at the scrape).
+        wait_for(lambda: _registered_metric(edge, scrape) == 0, 60, "the metric at 0")
     finally:
         os.environ[c.PASSWORD_ENV] = c.Carrier.password
         edge.pbx.start()
         _send_register(edge)
     wait_for(lambda: _registered(edge), 60, "the registration again")
+    wait_for(lambda: _registered_metric(edge, scrape) == 1, 60, "the metric at 1 again")
+    text = scrape()[1]
+    assert c.Carrier.password not in text and "not-the-password" not in text
+    assert c.ACCOUNT not in text  # the account name is the carrier's, not a label
 
 
 def test_the_registration_is_renewed_after_the_carrier_restarts(edge):
