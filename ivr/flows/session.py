@@ -93,4 +93,4 @@ class Session:
 
     def prompt(self, pid: str) -> list[Item]:
         # The slots depend only on the decision and the call's instant: computed once.
-        return self.library.items(self.practice, pid, self._slots, self.language)
+        return self.library.items(self.practice, pid, self._slots, language=self.language)
