@@ -8,12 +8,18 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from ivr.agi.protocol import AgiReply
+from ivr.flows import language as choice
+from ivr.flows.decide import decide
 from ivr.flows.intake import dob_item
-from ivr.flows.speech import PromptLibrary, SayTime, choice_lines, say_time
+from ivr.flows.session import Session
+from ivr.flows.speech import PlayFile, PromptLibrary, SayTime, choice_lines, say_time
 from ivr.pbx import prompts as tts
+from ivr.records import calls
 from ivr.rules import load_rules
 from ivr.rules.languages import choose
 from ivr.rules.model import Practice, RuleSet
@@ -141,3 +147,49 @@ def test_both_languages_are_prepared_ahead(rules, tmp_path):
     assert lib.tts_file(es.FLOW["you_entered"], es.VOICE).exists()
     assert lib.tts_file(es.PROMPTS["ask_dob"], es.VOICE).exists()
     assert lib.tts_file(en.PROMPTS["ask_dob"]).exists()
+
+
+class Channel:
+    """A fake AGI channel: plays nothing, presses `key` (or nothing) once asked."""
+
+    def __init__(self, key: str | None) -> None:
+        self.key, self.heard, self.variables = key, [], {}
+        self.uniqueid, self.hung_up = "1700000000.2", False
+
+    async def command(self, name: str, *args: object, **_kw: object) -> AgiReply:
+        self.heard.append(str(args[0]))
+        return AgiReply(200, "0")
+
+    async def wait_for_digit(self, timeout_ms: int) -> str | None:
+        key, self.key = self.key, None
+        return key
+
+    async def set_variable(self, name: str, value: str, **_kw: object) -> None:
+        self.variables[name] = value
+
+
+@pytest.mark.parametrize(("key", "language", "result"), [
+    ("2", "es-US", "chosen"), ("1", "en-US", "chosen"), (None, "en-US", "no_input"),
+    ("7", "en-US", "invalid")])
+async def test_the_live_choice_is_stored_and_sets_asterisks_language(
+        rules, db, tmp_path, key, language, result):
+    channel = Channel(key)
+    lib = PromptLibrary(tmp_path / "sounds", lambda p: p.name, tmp_path / "cache")
+    lib._file_item = lambda text, voice=en.VOICE: PlayFile(  # type: ignore[method-assign]
+        lib.tts_file(text, voice).name)  # no speech made: the names are what counts
+    services = SimpleNamespace(db=db, speech=lib)
+    call_id = await calls.start_call(db, uniqueid="u1", node="n", dialled=DID,
+                                     forwarded_from="", caller="", started_at=calls.now())
+    s = Session(channel, call_id, services, decide(rules, DID, "", EVENING),  # type: ignore[arg-type]
+                EVENING, ("US",), None)
+    await choice.run(s)
+    assert s.language == language
+    assert channel.heard == [p.path for p in lib.language_choice(("en-US", "es-US"))]
+    assert channel.variables == ({"CHANNEL(language)": "es"} if language == "es-US" else {})
+    assert await calls.language_of(db, call_id) == language
+    shown = await calls.show_call(db, call_id)
+    assert shown is not None
+    [event] = [e for e in shown["timeline"] if e["kind"] == "language.chosen"]
+    assert event["detail"] == {"language": language, "result": result}
+    [ask] = s.prompt("ask_reason")
+    assert ask == lib.items(rules.practices["bilingual"], "ask_reason", language=language)[0]
