@@ -327,7 +327,9 @@ class Engine:
         runner = Runner(f"{number}#{self.name}{self._seq}", list(phone.steps), self, self.workdir)
         runner.call = _Call(account, runner, prm.callId)
         self.runners.append(runner)
-        self.log.add(runner.label, "ringing", number=number)
+        # The caller ID the phone shows (From), for tests of what a clinician sees.
+        self.log.add(runner.label, "ringing", number=number,
+                     remote=runner.call.getInfo().remoteUri)
         reply = pj.CallOpParam()
         if phone.busy:
             reply.statusCode = 486
