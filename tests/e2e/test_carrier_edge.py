@@ -54,32 +54,12 @@ def test_a_forwarded_call_arrives_through_the_carrier_encrypted(edge):
     assert chans and chans[0].startswith("PJSIP/carrier-")
 
 
-def _originate(edge, channel: str) -> None:
-    """An AMI Originate as the controller's dialler does (Async; Wait on our side)."""
-    import asyncio
-
-    from ivr.ami import AmiClient
-    from ivr.pbx.instance import AMI_USER
-
-    async def go() -> None:
-        ami = AmiClient(edge.settings.ami_host, edge.settings.ami_port, AMI_USER,
-                        edge.pbx.ami_secret)
-        await ami.connect()
-        try:
-            await ami.originate({"Channel": channel, "Application": "Wait", "Data": "4",
-                                 "CallerID": '"Sunny Pediatrics" <+16175550111>'})
-        finally:
-            await ami.close()
-
-    asyncio.run(go())
-
-
 def test_a_clinician_call_goes_out_through_the_carrier_encrypted(edge):
     wait_for(lambda: c.registered(edge), 60, "the registration")
     cmark = edge.carrier_events.mark()
     phone = edge.phone(PhoneSpec(answer=True, key=None, wait_bye_ms=20000))
     try:
-        _originate(edge, "PJSIP/16175550321@clinician-gateway")
+        c.originate(edge, "PJSIP/16175550321@clinician-gateway")
         legs = wait_for(lambda: c.carrier_legs(edge, cmark), 30, "the carrier's leg event")
         assert legs[0]["Endpoint"] == c.ACCOUNT  # authenticated as the account
         assert legs[0]["Secure"] == "1" and legs[0]["Tls"] == "1", legs

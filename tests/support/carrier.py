@@ -121,6 +121,7 @@ class Carrier(PbxInstance):
     phones_port = 0  # where it delivers the service's calls (127.0.0.1)
     pki: Pki | None = None
     t38 = False  # the account's calls may switch to T.38 (the carrier asks for it)
+    media = "sdes"  # how the account's media is keyed: sdes, or dtls (DTLS-SRTP)
 
     @property
     def inbox(self) -> Path:
@@ -149,6 +150,8 @@ class Carrier(PbxInstance):
         self.inbox.mkdir(parents=True, exist_ok=True)
         self.give_to_pbx(self.inbox)
         t38 = "yes" if self.t38 else "no"
+        dtls = ("dtls_auto_generate_cert = yes\ndtls_verify = fingerprint\n"
+                "dtls_setup = actpass\n" if self.media == "dtls" else "")
         (etc / "pjsip.conf").write_text(f"""
 [global]
 type = global
@@ -179,9 +182,9 @@ aors = {ACCOUNT}
 disallow = all
 allow = ulaw,alaw
 direct_media = no
-media_encryption = sdes
+media_encryption = {self.media}
 media_encryption_optimistic = no
-rewrite_contact = yes
+{dtls}rewrite_contact = yes
 send_diversion = yes
 trust_id_inbound = yes
 t38_udptl = {t38}
@@ -262,10 +265,10 @@ CallerID: ${{FILTER(0-9+,${{WHO}})}})
 
 
 def start_carrier(root: AsteriskRoot, workdir: Path, phones_port: int,
-                  t38: bool = False) -> Carrier:
+                  t38: bool = False, media: str = "sdes") -> Carrier:
     name = f"carrier{os.getpid()}"
     carrier = Carrier(carrier_settings(name, workdir), root)
-    carrier.phones_port, carrier.t38 = phones_port, t38
+    carrier.phones_port, carrier.t38, carrier.media = phones_port, t38, media
     carrier.pki = make_pki(root.host_path(Path(f"/var/lib/ivr-pbx/{name}-pki")),
                            carrier.pbx_owner())
     carrier.start()
@@ -292,7 +295,7 @@ def trunks_yaml(carrier: Carrier, service_tls_port: int, *, retry: int = 5,
     host: {CARRIER_HOST}
     port: {carrier.tls_port}
     transport: tls
-    media_encryption: sdes
+    media_encryption: {carrier.media}
     inbound:
       register: {{expiration: 120, retry_seconds: {retry}, forbidden_retry_seconds: 30}}
     auth:
@@ -319,15 +322,15 @@ guard:
 
 
 @contextmanager
-def edge_stack(prefix: str, fax: str | None = None) -> Iterator[Stack]:
+def edge_stack(prefix: str, fax: str | None = None, media: str = "sdes") -> Iterator[Stack]:
     """A PBX and controller whose trunks file names the carrier, and the carrier itself
     (started, delivering to phones on the stack's gateway port): `stack.carrier`, its AMI
     events in `stack.carrier_events`. `fax`: the carrier is the fax trunk too, in this
-    mode (g711, t38)."""
+    mode (g711, t38); `media`: the trunk's media encryption (sdes, dtls)."""
     with own_stack(prefix) as s:
         os.environ[PASSWORD_ENV] = Carrier.password
         carrier = start_carrier(s.pbx.root, s.workdir, phones_port=s.settings.gateway_port,
-                                t38=fax == "t38")
+                                t38=fax == "t38", media=media)
         try:
             trunks = s.workdir / "trunks.yaml"
             trunks.write_text(trunks_yaml(carrier, s.ports.next(), fax=fax))
@@ -382,3 +385,24 @@ def place_in(stack: Stack, plan: CallPlan, number: str, workdir: Path,
              timeout_s: float = 120) -> CallReport:
     """`call_in` to the call's end."""
     return call_in(stack, plan, number, workdir, timeout_s).wait()
+
+
+def originate(stack: Stack, channel: str) -> None:
+    """An AMI Originate as the controller's dialler does (Async; Wait on our side), with
+    the practice's caller ID."""
+    import asyncio
+
+    from ivr.ami import AmiClient
+    from ivr.pbx.instance import AMI_USER
+
+    async def go() -> None:
+        ami = AmiClient(stack.settings.ami_host, stack.settings.ami_port, AMI_USER,
+                        stack.pbx.ami_secret)
+        await ami.connect()
+        try:
+            await ami.originate({"Channel": channel, "Application": "Wait", "Data": "4",
+                                 "CallerID": '"Sunny Pediatrics" <+16175550111>'})
+        finally:
+            await ami.close()
+
+    asyncio.run(go())
