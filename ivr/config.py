@@ -88,7 +88,7 @@ class Settings:
     # The carrier trunks (ivr/trunks, docs/carrier.md); unset: the single-address trunk
     # (trunk_match) and the gateway above, as before.
     trunks_file: Path | None = None
-    # A SIP account for a softphone ("test-phone", credentials printed by `ivr run`);
+    # A SIP account for a softphone ("testphone", credentials printed by `ivr run`);
     # off unless IVR_TEST_PHONE=1 (make run turns it on; production leaves it off).
     test_phone: bool = False
     # The controller's own Prometheus endpoint (ivr.controller.metrics): AGI command
