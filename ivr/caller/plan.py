@@ -107,19 +107,35 @@ class CallPlan:
     headers: tuple[tuple[str, str], ...] = ()  # e.g. (("Diversion", "<sip:...>"),)
     codec: str = "PCMU"
     answer_timeout_s: float = 60.0
+    #: A SIP account to call from (a softphone's): digest credentials, and whether to
+    #: register first; None: an anonymous caller, as a carrier's forwarded call comes.
+    account: SipAccount | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"caller_id": self.caller_id, "caller_name": self.caller_name,
                 "steps": [step_to_json(s) for s in self.steps],
                 "headers": [list(h) for h in self.headers], "codec": self.codec,
-                "answer_timeout_s": self.answer_timeout_s}
+                "answer_timeout_s": self.answer_timeout_s,
+                "account": asdict(self.account) if self.account else None}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CallPlan:
+        account = data.get("account")
         return cls(caller_id=data["caller_id"], caller_name=data["caller_name"],
                    steps=tuple(step_from_json(s) for s in data["steps"]),
                    headers=tuple((str(k), str(v)) for k, v in data["headers"]),
-                   codec=data["codec"], answer_timeout_s=float(data["answer_timeout_s"]))
+                   codec=data["codec"], answer_timeout_s=float(data["answer_timeout_s"]),
+                   account=SipAccount(**account) if account else None)
+
+
+@dataclass(frozen=True)
+class SipAccount:
+    """Digest credentials of a SIP account (the From user is `user`); `register`: send a
+    REGISTER and wait for its answer before dialling."""
+
+    user: str
+    password: str
+    register: bool = True
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,13 @@ from ivr import contract
 from ivr.agi.server import AgiServer
 from ivr.ami import AmiAuthError, AmiClient, AmiError
 from ivr.config import Settings
+from ivr.controller.metrics import ControllerMetrics, MetricsServer, metrics_app
 from ivr.controller.services import Services, audit_failed
 from ivr.db.engine import Database
 from ivr.flows.intake import SPOOL_INTAKE_DIR
 from ivr.flows.routes import build_routes
 from ivr.oncall.scheduler import CallbackScheduler
-from ivr.pbx.instance import AMI_USER, PbxInstance
+from ivr.pbx.instance import AMI_USER, PbxError, PbxInstance
 from ivr.pbx.root import find_root
 from ivr.records import audit, calls
 from ivr.retention import purge as retention
@@ -128,9 +129,18 @@ class Controller:
                              self.pbx.ami_secret)
         self.services = Services(settings, self.db, self.pbx, self.ami)
         self.scheduler = CallbackScheduler(self.services)
+        self.metrics = ControllerMetrics(calls_up=lambda: len(self.agi.calls),
+                                         refused=lambda: self.agi.refused, ami=self.ami,
+                                         registering_trunks=self._registering_trunks)
         self.agi = AgiServer(build_routes(self.services),
                              settings.agi_host, settings.agi_port,
-                             on_refused=self.services.report_refused)
+                             on_refused=self.services.report_refused,
+                             on_command=self.metrics.observe_command)
+        self.metrics_server: MetricsServer | None = None
+        if settings.controller_metrics_port:
+            self.metrics_server = MetricsServer(metrics_app(self.metrics, self.db),
+                                                settings.controller_metrics_host,
+                                                settings.controller_metrics_port)
         self._stop = asyncio.Event()
         self._reconciled = asyncio.Event()  # set after the first reconcile
         self._tasks: list[asyncio.Task[None]] = []
@@ -170,6 +180,8 @@ class Controller:
         self.services.transcriber.start()
         # AGI first: calls are served even while AMI is still connecting.
         await self.agi.start()
+        if self.metrics_server is not None:
+            await self.metrics_server.start()
         self.ami.subscribe(contract.EV_CALL_ENDED, self._on_call_ended)
         self.services.dialer.subscribe()  # leg events; resolves lost legs on (re)connect
         self.ami.on_connected(self._on_ami_connected)
@@ -212,6 +224,14 @@ class Controller:
                  self.settings.ami_port,
                  # The driver only: a URL may carry a password (postgresql://u:p@h/db).
                  make_url(self.db.url).drivername)
+
+    def _registering_trunks(self) -> list[str]:
+        """The trunks the trunks file says register (none without a file)."""
+        try:
+            config = self.pbx.trunks()
+        except PbxError:
+            return []  # a broken file: `ivr trunks check` says why; the PBX lists the rest
+        return [t.name for t in config.trunks if t.register is not None] if config else []
 
     async def _on_ami_connected(self) -> None:
         await self.services.write_fallbacks()
@@ -296,6 +316,8 @@ class Controller:
         for task in (*self._signal_tasks, *([self._rules_watch] if self._rules_watch else [])):
             task.cancel()
         await self.agi.stop(drain_seconds=5)
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

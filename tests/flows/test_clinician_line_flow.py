@@ -65,7 +65,8 @@ class Library:
     def text(self, text: str) -> PlayFile:
         return PlayFile(f"text/{text}")
 
-    def items(self, practice: Any, pid: str, slots: Any = None) -> list[PlayFile]:
+    def items(self, practice: Any, pid: str, slots: Any = None,
+              language: str | None = None) -> list[PlayFile]:
         return [PlayFile(f"prompt/{pid}")]
 
 
@@ -99,6 +100,7 @@ class Caller:
         self.hang_up_at = hang_up_at
         self.actions = dict(actions or {})
         self.dialstatus = dialstatus
+        self.uniqueid = "1700000000.1"
         self.typed: list[str] = []
         self.heard: list[str] = []
         self.execs: list[tuple[str, str]] = []
