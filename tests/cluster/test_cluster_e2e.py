@@ -17,19 +17,16 @@ Kamailio on 127.0.0.4, ports 27000-27999.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import tempfile
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from harness import wait_for
-from support.cluster import PRACTICE, QUICK, QUICK_PRACTICE, RealCluster
+from support.cluster import PRACTICE, QUICK, QUICK_PRACTICE, RealCluster, running_cluster
 
-from ivr.caller.client import CallReport, Phones
-from ivr.caller.plan import BUSY, AwaitEnd, CallPlan, Listen, PhoneBook
+from ivr.caller.client import CallReport
+from ivr.caller.plan import AwaitEnd, CallPlan, Listen
 
 pytestmark = [
     pytest.mark.pbx,
@@ -42,37 +39,8 @@ IN_GREETING = Listen(quiet_ms=0, min_voice_ms=1000)  # a second of the greeting 
 
 @pytest.fixture(scope="module")
 def cluster():
-    folder = Path(tempfile.mkdtemp(prefix="ivr-test-cluster-"))
-    c = RealCluster(folder)
-    phones = None
-    try:
-        status = c.up()
-        assert all(n["asterisk"]["running"] for n in status["nodes"]), status
-        until = (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0)
-        for practice in (PRACTICE, QUICK_PRACTICE):
-            c.ivr("override", "set", "--practice", practice, "--closed", "--until",
-                  until.isoformat(), "--reason", "e2e cluster: after hours")
-        # The fallback dials the practice's fallback numbers through the gateway: busy
-        # phones there, so a call in the fallback goes on to leave a message at once.
-        phones = Phones(PhoneBook(default=BUSY), c.gateway_port, folder / "phones",
-                        media_port=c.base + 244, media_ports=6)
-        for name in c.names:
-            wait_for(lambda name=name: c.dispatcher(name).startswith("active"), 60,
-                     f"{name} active in Kamailio")
+    with running_cluster("ivr-test-cluster-", "e2e cluster: after hours") as c:
         yield c
-    finally:
-        if phones is not None:
-            phones.stop()
-        c.ivr("cluster", "down", check=False)
-        try:
-            nodes = c.status()["nodes"]
-        except Exception:  # noqa: BLE001 (nothing to clean if the cluster was never made)
-            nodes = []
-        for node in nodes:
-            if node["asterisk"]["folder"]:
-                shutil.rmtree(node["asterisk"]["folder"], ignore_errors=True)
-        if os.environ.get("IVR_KEEP_TEST_DIRS") != "1":
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _complete(report: CallReport, call: dict[str, Any], practice: str = PRACTICE) -> None:
