@@ -237,7 +237,10 @@ class RealCluster:
     process each), reacting callers to Kamailio. Kamailio on 127.0.0.4, nodes from
     127.0.0.5, ports from `base` (e2e_port_base)."""
 
-    def __init__(self, folder: Path, nodes: int = 2, base: int | None = None) -> None:
+    def __init__(self, folder: Path, nodes: int = 2, base: int | None = None,
+                 rtp: tuple[int, int] | None = None) -> None:
+        """`rtp`: (first port, ports per node) for the nodes' media, else 40 per node in
+        this worker's range (20 calls a node: plenty for a drill, not for a benchmark)."""
         self.folder = folder
         self.nodes = nodes
         self.base = base = e2e_port_base() if base is None else base
@@ -248,7 +251,8 @@ class RealCluster:
             "--entry", self.entry, "--first-node", "127.0.0.5",
             "--db-port", str(base + 1), "--sip-port", str(base + 10),
             "--ami-port", str(base + 11), "--agi-port", str(base + 12), "--port-step", "10",
-            "--rtp-start", str(base + 100), "--rtp-per-node", "40", "--probe-seconds", "1",
+            "--rtp-start", str(rtp[0] if rtp else base + 100),
+            "--rtp-per-node", str(rtp[1] if rtp else 40), "--probe-seconds", "1",
             "--fail-over-ms", "1500"]
         self.gateway_port = base + 40
         rules = write_test_rules(folder / "rules")
@@ -372,11 +376,12 @@ class RealCluster:
 
 
 @contextmanager
-def running_cluster(prefix: str, why: str, keep: bool = False) -> Iterator[RealCluster]:
+def running_cluster(prefix: str, why: str, keep: bool = False,
+                    rtp: tuple[int, int] | None = None) -> Iterator[RealCluster]:
     """A 2-node cluster, both practices closed by an override (after hours), busy phones
     on the clinician gateway (a fallback goes on to its message at once; an on-call chain
     rings through), both nodes active in Kamailio; taken down and removed after."""
-    c = RealCluster(Path(tempfile.mkdtemp(prefix=prefix)))
+    c = RealCluster(Path(tempfile.mkdtemp(prefix=prefix)), rtp=rtp)
     phones = None
     try:
         status = c.up()
