@@ -54,6 +54,9 @@ Op = Callable[..., Awaitable[None]]
 OPS: dict[str, Op] = {}
 _APPLIED: Table = JournalApplied.__table__  # type: ignore[assignment]
 _ATTACHED: WeakKeyDictionary[Database, Journal] = WeakKeyDictionary()
+#: SQLite's messages for a database it cannot reach now (its file, its disk, a lock).
+_SQLITE_GONE = ("unable to open database file", "disk i/o error", "database is locked",
+                "database or disk is full", "readonly database", "disk image is malformed")
 
 
 def op(name: str) -> Callable[[Op], Op]:
@@ -71,11 +74,14 @@ def cannot_write(exc: BaseException) -> bool:
     step it refuses (a constraint, a bug: raised as before)."""
     if isinstance(exc, IntegrityError):
         return False
-    if unreachable(exc) or isinstance(exc, OSError | TimeoutError):
+    if unreachable(exc) or isinstance(exc, OSError | TimeoutError | InterfaceError):
+        return True  # InterfaceError: the connection was closed under the statement
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    # SQLite's "unable to open database file", "disk I/O error"; a closed connection.
-    return isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    # SQLite says both "the disk is not there" and "no such column" with OperationalError:
+    # only the first kind waits in the journal, a schema bug is raised.
+    return isinstance(exc, OperationalError) and any(
+        words in str(exc.orig).lower() for words in _SQLITE_GONE)
 
 
 @dataclass(frozen=True)

@@ -175,3 +175,22 @@ def test_a_cut_last_line_is_skipped(tmp_path, caplog):
         out.write('{"id":"abc","call":"c1","op":"ev')
     assert [e.op for e in Journal(kept.path).load().pending()] == ["event"]
     assert "line 2 unreadable" in caplog.text
+
+
+def test_what_waits_in_the_journal_and_what_is_raised():
+    """An outage waits; a constraint or a schema bug (SQLite says "no such column" with
+    the same exception type as "unable to open database file") is raised."""
+    import sqlite3
+
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from ivr.records.journal import cannot_write
+
+    def sqlite_error(message: str) -> OperationalError:
+        return OperationalError("INSERT ...", {}, sqlite3.OperationalError(message))
+    assert cannot_write(ConnectionRefusedError(111, "refused"))
+    assert cannot_write(sqlite_error("unable to open database file"))
+    assert cannot_write(sqlite_error("database is locked"))
+    assert not cannot_write(sqlite_error("no such column: calls.nothing"))
+    assert not cannot_write(IntegrityError("INSERT ...", {}, sqlite3.IntegrityError("x")))
+    assert not cannot_write(KeyError("no-such-call"))
