@@ -196,10 +196,6 @@ def attach(db: Database, journal: Journal | None) -> None:
         _ATTACHED[db] = journal
 
 
-def attached(db: Database) -> Journal | None:
-    return _ATTACHED.get(db)
-
-
 async def write(db: Database, call_id: str, name: str, args: dict[str, Any]) -> None:
     """Take one step of a call: in the database now, else (gone) in the journal."""
     journal = _ATTACHED.get(db)
@@ -244,7 +240,6 @@ async def replay(db: Database, journal: Journal) -> int:
                 if cannot_write(exc):
                     return written
                 stuck.add(entry.call_id)
-                log.debug("journal entry %s refused", entry.id, exc_info=exc)
                 log.warning("call %s: journal entry %s (%s) refused by the database "
                             "(%s); kept", entry.call_id, entry.id, entry.op,
                             type(exc).__name__)
