@@ -10,7 +10,7 @@ APT_PACKAGES := debootstrap sip-tester espeak-ng sox ca-certificates ghostscript
 	chromium chromium-driver postgresql kamailio
 APT_STAMP := /var/lib/ivr-apt-$(shell echo $(APT_PACKAGES) | md5sum | cut -c1-8)
 
-.PHONY: run test setup apt venv pbx bench lint clean cluster cluster-status cluster-down
+.PHONY: run test drill setup apt venv pbx bench lint clean cluster cluster-status cluster-down
 
 # make run turns the test phone on (a softphone account, printed at start); production
 # (ivr run, ivr pbx up) leaves it off unless IVR_TEST_PHONE=1.
@@ -25,6 +25,11 @@ BENCH_ARGS ?=
 test: setup
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
+# Drills too slow for `make test` (docs/cluster.md): PostgreSQL restarted during 20 calls
+# through a 2-node cluster, the counts printed. CI runs it after `make test`.
+drill: setup
+	IVR_DRILLS=1 $(BIN)/python -m pytest -q -s -n 0 tests/cluster/test_cluster_load.py
+
 bench: setup
 	$(BIN)/python tests/perf/bench_agi.py $(BENCH_ARGS)
 	$(BIN)/python tests/perf/bench_rules.py
@@ -32,6 +37,7 @@ bench: setup
 	$(BIN)/python tests/perf/bench_bridge.py $(BENCH_ARGS)
 	$(BIN)/python tests/perf/bench_night.py $(BENCH_ARGS)
 	$(BIN)/python tests/perf/bench_transcribe.py
+	$(BIN)/python tests/perf/bench_cluster.py
 
 setup: apt venv pbx
 
