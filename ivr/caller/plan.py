@@ -29,6 +29,23 @@ class Listen:
     tone: bool = False
 
 
+def turn(min_voice_ms: int = 800, timeout_s: float = 300.0) -> Listen:
+    """The service has had its say and waits for us, as a person hears it.
+
+    A loaded controller can leave seconds between two prompts of one turn (4.6 s seen
+    with two CPU hogs beside other work): 2 s of quiet, well under a practice's key
+    wait, that follow more voice than the end of a prompt cut by a key can hold (~0.4 s).
+    A caller that knows a turn's prompts asks for most of their voice. Up to 5 minutes:
+    a starved PBX has stretched a 20 s prompt past a minute.
+    """
+    return Listen(quiet_ms=2000, min_voice_ms=min_voice_ms, timeout_s=timeout_s)
+
+
+#: "After the tone, please say...": the beep ends the turn, however long the pause
+#: before it (a caller who spoke in that pause would not be recorded).
+BEEP = Listen(tone=True, timeout_s=300.0)
+
+
 @dataclass(frozen=True)
 class Press:
     """Keys as RFC 4733 events, the way a phone's keypad sends them."""

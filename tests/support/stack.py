@@ -4,6 +4,7 @@ process's own ports; callers and phones placed through it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -170,23 +171,18 @@ class Stack:
         return start_phone(spec, self.settings.gateway_port, calls=calls,
                            workdir=self.workdir, media_port=self.ports.next(4))
 
-    def calls(self) -> list[dict[str, Any]]:
-        out = subprocess.run([sys.executable, "-m", "ivr.cli", "calls", "list", "--json"],
-                             env=self.env, capture_output=True, text=True, cwd=REPO,
-                             timeout=60)
-        assert out.returncode == 0, out.stderr
-        import json
+    def cli(self, *args: str, timeout: float = 60) -> str:
+        """`ivr ARGS` against this stack; its standard output (a failure fails the test)."""
+        out = subprocess.run([sys.executable, "-m", "ivr.cli", *args], env=self.env,
+                             capture_output=True, text=True, cwd=REPO, timeout=timeout)
+        assert out.returncode == 0, f"ivr {' '.join(args[:2])}: {out.stderr[-3000:]}"
+        return out.stdout
 
-        return json.loads(out.stdout)
+    def calls(self) -> list[dict[str, Any]]:
+        return json.loads(self.cli("calls", "list", "--json"))
 
     def show(self, ident: str) -> dict[str, Any]:
-        import json
-
-        out = subprocess.run([sys.executable, "-m", "ivr.cli", "calls", "show", ident,
-                              "--json"], env=self.env, capture_output=True, text=True,
-                             cwd=REPO, timeout=60)
-        assert out.returncode == 0, out.stderr
-        return json.loads(out.stdout)
+        return json.loads(self.cli("calls", "show", ident, "--json"))
 
     def call_by_uniqueid(self, uniqueid: str) -> dict[str, Any] | None:
         return next((c for c in self.calls() if c["uniqueid"] == uniqueid), None)
