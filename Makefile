@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := debootstrap sip-tester espeak-ng sox ca-certificates ghostscript libtiff-tools \
-	chromium chromium-driver postgresql kamailio
+	chromium chromium-driver postgresql kamailio poppler-utils
 APT_STAMP := /var/lib/ivr-apt-$(shell echo $(APT_PACKAGES) | md5sum | cut -c1-8)
 
 .PHONY: run test drill setup apt venv pbx bench lint clean cluster cluster-status cluster-down

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import cast
 
 from fpdf import FPDF
-from fpdf.enums import MethodReturnValue, XPos, YPos
+from fpdf.enums import Align, MethodReturnValue, XPos, YPos
 
 from ivr.documents.note import NEEDS_ACTION_TEXT, Note, call_url, fmt_human
 from ivr.documents.report import Report
@@ -53,7 +53,8 @@ class _Doc(FPDF):
     # --- building blocks ---------------------------------------------------------------
     def title_line(self, text: str, size: int = 15) -> None:
         self.set_font("helvetica", "B", size)
-        self.multi_cell(0, size * 0.5, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(0, size * 0.5, latin1(text), align=Align.L, new_x=XPos.LMARGIN,
+                        new_y=YPos.NEXT)
         self.ln(1.5)
 
     def heading(self, text: str) -> None:
@@ -66,7 +67,7 @@ class _Doc(FPDF):
 
     def text_line(self, text: str, bold: bool = False, size: float = 10.5) -> None:
         self.set_font("helvetica", "B" if bold else "", size)
-        self.multi_cell(0, LINE_H, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(0, LINE_H, latin1(text), align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def row(self, label: str, value: str) -> None:
         if self.get_y() > self.h - 28:
@@ -75,10 +76,13 @@ class _Doc(FPDF):
         self.set_font("helvetica", "B", 10)
         # multi_cell's return type is a union over every `output` flag; LINES gives list[str].
         lines = cast("list[str]", self.multi_cell(
-            LABEL_W, LINE_H, latin1(label), dry_run=True, output=MethodReturnValue.LINES))
-        self.multi_cell(LABEL_W, LINE_H, latin1(label), new_x=XPos.RIGHT, new_y=YPos.TOP)
+            LABEL_W, LINE_H, latin1(label), align=Align.L, dry_run=True,
+            output=MethodReturnValue.LINES))
+        self.multi_cell(LABEL_W, LINE_H, latin1(label), align=Align.L, new_x=XPos.RIGHT,
+                        new_y=YPos.TOP)
         self.set_font("helvetica", "", 10)
-        self.multi_cell(0, LINE_H, latin1(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(0, LINE_H, latin1(value), align=Align.L, new_x=XPos.LMARGIN,
+                        new_y=YPos.NEXT)
         if self.page_no() == page:  # a label longer than its value keeps its lines
             self.set_y(max(self.get_y(), top + LINE_H * max(1, len(lines))))
 
@@ -89,7 +93,7 @@ class _Doc(FPDF):
     def link_line(self, text: str, url: str, size: float = 9.5) -> None:
         """The address printed in full (a fax has no links) and clickable in the PDF."""
         self.set_font("helvetica", "U", size)
-        self.multi_cell(0, LINE_H, latin1(text), link=url, new_x=XPos.LMARGIN,
+        self.multi_cell(0, LINE_H, latin1(text), align=Align.L, link=url, new_x=XPos.LMARGIN,
                         new_y=YPos.NEXT)
 
 

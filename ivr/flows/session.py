@@ -86,6 +86,8 @@ class Session:
         if self.decision.reopens_at is not None:
             out["callback_time"] = say_time(self.decision.reopens_at, zone, self.instant,
                                             self.language)
+        else:  # closed until further notice: never "after ." with a gap
+            out["callback_time"] = [self.flow("reopening_unknown")]
         if self.decision.closes_at is not None:
             out["closing_time"] = say_time(self.decision.closes_at, zone, self.instant,
                                            self.language)

@@ -52,6 +52,8 @@ def told_text(s: Session, pid: str) -> str:
     values = {"practice": s.practice.name}
     if s.decision.reopens_at is not None:
         values["callback_time"] = human_time(s.decision.reopens_at, tz, at)
+    else:
+        values["callback_time"] = s.library_text("reopening_unknown")
     if s.decision.closes_at is not None:
         values["closing_time"] = human_time(s.decision.closes_at, tz, at)
     return render(s.practice.prompts_in(s.language)[pid].text, values)

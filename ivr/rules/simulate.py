@@ -111,7 +111,8 @@ def simulate(rules: RuleSet, to: str, forwarded_from: str | None, caller: str | 
     language, choice, keys_left = language_choice(practice, keys)
     values = {
         "practice": practice.name,
-        "callback_time": human_time(reopen, tz, at) if reopen else "the office reopens",
+        "callback_time": human_time(reopen, tz, at) if reopen
+        else for_language(language).FLOW["reopening_unknown"],
         "closing_time": human_time(st.next_change, tz, at) if st.next_change else "closing time",
     }
     prompts = [] if choice is None else [

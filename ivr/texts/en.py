@@ -73,6 +73,8 @@ FLOW = {
     "no_voice": "Sorry, we did not hear anything. Please try again.",
     "operator_closing": OPERATOR_CLOSING,
     "goodbye": "Goodbye.",
+    # {callback_time} when no reopening is known (closed until further notice).
+    "reopening_unknown": "the office reopens",
     # Reaching the on-call: what the caller hears while we search.
     "still_searching": "We are still trying to reach the clinician on call. Please stay on "
                        "the line.",

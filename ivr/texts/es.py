@@ -73,6 +73,8 @@ FLOW = {
     "no_voice": "Lo sentimos, no escuchamos nada. Por favor, inténtelo de nuevo.",
     "operator_closing": OPERATOR_CLOSING,
     "goodbye": "Adiós.",
+    # {callback_time} sin fecha de reapertura (cerrado hasta nuevo aviso).
+    "reopening_unknown": "que la oficina vuelva a abrir",
     "still_searching": "Seguimos tratando de comunicarnos con el médico de guardia. Por "
                        "favor, no cuelgue.",
     "callback_eta": "No pudimos comunicarnos con el médico de guardia en este momento. Tiene "

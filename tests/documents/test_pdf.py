@@ -109,3 +109,19 @@ def test_with_a_public_url_the_note_and_report_carry_each_calls_page(sunny):
                   oncall_outcome="not_acknowledged")
     text = _text(report_pdf(build_report(sunny, w, [lost], MADE), "https://portal.example"))
     assert text.count("https://portal.example/calls/lost") == 2  # needs action, all calls
+
+
+def test_a_long_value_wraps_left_aligned_not_justified(sunny, tmp_path: Path):
+    """A path longer than its cell wraps; its first line keeps single spaces (justified
+    text spread '7.2 s, /data/...' across the cell with wide gaps)."""
+    long_dir = "/var/lib/ivr/data/recordings/" + "0123456789abcdef" * 3
+    rec = record("c9", ny("2026-11-26 21:41"))
+    rec["intake"]["reason"]["recording_path"] = f"{long_dir}/reason.wav.enc"
+    target = tmp_path / "note.pdf"
+    target.write_bytes(note_pdf(build_note(rec, sunny), MADE))
+    text = subprocess.run(["pdftotext", "-layout", str(target), "-"], capture_output=True,
+                          text=True, check=True, timeout=60).stdout
+    line = next(ln for ln in text.splitlines() if "Recording: reason" in ln)
+    value = line.split("Recording: reason", 1)[1].strip()
+    assert "  " not in value, line
+    assert "reason.wav.enc" in "".join(text.split())

@@ -103,3 +103,23 @@ def test_per_call_placeholders_are_split_out(rules):
     assert lib._pieces(sunny, "emergency_notice")[0][0] == "text"
     texts = lib.texts_for(sunny)
     assert any("Sunny Pediatrics" in t for t in texts)  # {practice} rendered ahead
+
+
+def test_closed_until_further_notice_promises_a_call_back_when_the_office_reopens(
+        rules, tmp_path):
+    """No reopening known: the caller hears and the record says "after the office
+    reopens", never "after ." with a gap or a raw {callback_time}."""
+    from types import SimpleNamespace
+
+    from ivr.flows.session import Session
+    from ivr.flows.triage import told_text
+
+    closed = Override(AFTERNOON_DENVER - timedelta(hours=1), None, False, "flood", True)
+    d = decide(rules, "+17205550200", "", AFTERNOON_DENVER, (closed,))
+    assert d.route == "after_hours" and d.reopens_at is None
+    lib = PromptLibrary(tmp_path / "sounds", str, tmp_path / "cache")
+    s = Session(channel=None, call_id="c1", services=SimpleNamespace(speech=lib),  # type: ignore[arg-type]
+                decision=d, instant=AFTERNOON_DENVER, regions=("US",), caller_e164=None)
+    told = told_text(s, "callback_promise")
+    assert "after the office reopens." in told and "{" not in told
+    assert s.slots()["callback_time"] == [s.flow("reopening_unknown")]
