@@ -1,6 +1,6 @@
 """A second Asterisk playing the practice's carrier, for the SIP edge's tests.
 
-It listens on 127.0.0.8 (ports from CARRIER_BASE), requires digest authentication for
+It listens on 127.0.0.8 (ports from carrier_base()), requires digest authentication for
 the answering service's registration and for its outbound calls (account ACCOUNT), talks
 TLS with certificates made for the test run and SRTP (SDES) to the service, forwards the
 calls SIPp callers and reacting callers place to it (UDP, from 127.0.0.1) with a
@@ -29,11 +29,15 @@ from ivr.caller.client import CallReport, RunningCall, start_call
 from ivr.caller.plan import CallPlan
 from ivr.pbx.instance import PbxInstance
 from ivr.pbx.root import AsteriskRoot
+from support.ports import worker_ports
 from support.recorder import EventRecorder
 from support.stack import REPO, Stack, own_stack
 
 CARRIER_HOST = "127.0.0.8"
-CARRIER_BASE = 28000 + 20 * (int(os.environ.get("IVR_TEST_WORKER_OFFSET", "0") or 0) % 10)
+def carrier_base() -> int:
+    """20 ports on 127.0.0.8 for this test process (its xdist worker and run offset):
+    several workers run carrier tests at once."""
+    return 28000 + 20 * (worker_ports().worker % 10)
 ACCOUNT = "acct1234"
 PASSWORD_ENV = "IVR_TEST_CARRIER_PASSWORD"
 FORWARDED = "+16175550111"  # sunny-pediatrics' own number, forwarded after hours
@@ -105,7 +109,7 @@ def make_pki(folder: Path, owner: tuple[int, int] | None) -> Pki:
 
 
 def carrier_settings(name: str, workdir: Path) -> config.Settings:
-    b = CARRIER_BASE
+    b = carrier_base()
     return config.Settings(
         instance=name, sip_host=CARRIER_HOST, sip_port=b, ami_host=CARRIER_HOST,
         ami_port=b + 1, agi_host=CARRIER_HOST, agi_port=b + 2, web_port=b + 3,
