@@ -17,6 +17,7 @@ from ivr import contract
 from ivr.agi.server import AgiServer
 from ivr.ami import AmiAuthError, AmiClient, AmiError
 from ivr.config import Settings
+from ivr.controller.admission import Admission
 from ivr.controller.services import Services, audit_failed
 from ivr.db.engine import Database
 from ivr.flows.intake import SPOOL_INTAKE_DIR
@@ -128,8 +129,11 @@ class Controller:
                              self.pbx.ami_secret)
         self.services = Services(settings, self.db, self.pbx, self.ami)
         self.scheduler = CallbackScheduler(self.services)
-        self.agi = AgiServer(build_routes(self.services),
-                             settings.agi_host, settings.agi_port,
+        # New calls over the load limits go to the dialplan's intake (admission.py).
+        self.admission = Admission(settings.admission_max_calls, settings.admission_max_lag_ms)
+        routes = build_routes(self.services)
+        routes[contract.ROUTE_INBOUND] = self.admission.guard(routes[contract.ROUTE_INBOUND])
+        self.agi = AgiServer(routes, settings.agi_host, settings.agi_port,
                              on_refused=self.services.report_refused)
         self._stop = asyncio.Event()
         self._reconciled = asyncio.Event()  # set after the first reconcile
@@ -169,6 +173,8 @@ class Controller:
         # that records before they are ready has its transcript queued, never waits.
         self.services.transcriber.start()
         # AGI first: calls are served even while AMI is still connecting.
+        self._tasks.append(asyncio.create_task(self.admission.probe_lag(),
+                                               name="admission-lag"))
         await self.agi.start()
         self.ami.subscribe(contract.EV_CALL_ENDED, self._on_call_ended)
         self.services.dialer.subscribe()  # leg events; resolves lost legs on (re)connect

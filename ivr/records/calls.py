@@ -277,7 +277,10 @@ async def apply_stamp(db: Database, node: str, stamp: Stamp,
         if call.end_reason is None or reason in _STAMP_OVERRIDES:
             call.end_reason = reason
         if stamp.stage.startswith(contract.STAGE_FALLBACK) and call.fallback_reason is None:
-            call.fallback_reason = "controller-missing" if not stamp.result else None
+            # The dialplan's reason (a timeout, a shed call) or, in stamps older than that
+            # field, what a missing sentinel meant.
+            call.fallback_reason = stamp.fallback_reason or (
+                contract.REASON_CONTROLLER_MISSING if not stamp.result else None)
         if recording_exists:
             call.fallback_recording = str(recording)
         call.reconciled_at = now()
