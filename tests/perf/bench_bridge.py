@@ -1,6 +1,6 @@
 """Benchmark (a script, not a test): triage to a ringing clinician, and 1 to the bridge.
 
-Run: .venv/bin/python tests/perf/bench_bridge.py [--quick] [--urgent 20] [--load 40]
+Run: .venv/bin/python -m tests.perf.bench_bridge [--quick] [--urgent 20] [--load 40]
      [--gap 3] [--json out.json] [--keep]
      (about 3.5 minutes; --quick: 5 urgent callers 2 s apart, load 20, under 2).
      Prints numbers only; asserts nothing. Traffic stays on 127.0.0.1.
@@ -84,15 +84,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(HERE))
+import psutil
 
-import psutil  # noqa: E402
-from bench_agi import percentile, sipp_counts  # noqa: E402
-from bench_capacity import (  # noqa: E402
+from tests.perf.bench_capacity import (
     CONTROLLER,
     SUNNY_DID,
     Bench,
@@ -100,9 +94,8 @@ from bench_capacity import (  # noqa: E402
     _read_calls,
     controller_timeline,
     controller_verdict,
-    cpu_s,
-    run_sipp,
 )
+from tests.perf.benchlib import REPO, cpu_s, percentile, run_sipp, sipp_counts, use_port_slot
 
 QUIET, LOAD = "quiet", "load"
 URGENT_CALLER = "+16175550177"  # the load's callers use bench_capacity.CALLER_ID
@@ -118,21 +111,6 @@ BRIDGE_BY_S = 16.0  # menu to bridge, with the second key and slack: the load la
 PORT_SLOTS = (24, 11, 10, 9, 8)
 BENCH_AMI_USER = "ivrbench"
 KINDS = frozenset({"UserEvent", "Newstate", "DTMFEnd", "BridgeEnter"})
-
-
-def use_port_slot() -> int:
-    """Point the harness's PortPlan at a free slot of ours (via PYTEST_XDIST_WORKER)."""
-    from harness import PortPlan, is_free
-
-    offset = int(os.environ.get("IVR_TEST_WORKER_OFFSET", "0") or 0)
-    for slot in PORT_SLOTS:
-        # PortPlan adds the offset to the worker number and keeps it modulo 25.
-        worker = slot + 25 * math.ceil(max(offset - slot, 0) / 25)
-        plan = PortPlan(worker)
-        if all(is_free(plan.fixed(n)) for n in range(5)):
-            os.environ["PYTEST_XDIST_WORKER"] = f"gw{worker - offset}"
-            return slot
-    raise RuntimeError("no free port slot for the bench; is another bench running?")
 
 
 class AmiEvents(UserEvents):
@@ -290,7 +268,7 @@ class BridgeBench(Bench):
         self.started = time.monotonic()
         self.deadline = math.inf
         self.workdir = Path(tempfile.mkdtemp(prefix="ivr-bridge-"))
-        self.slot = use_port_slot()
+        self.slot = use_port_slot(PORT_SLOTS)
         self.stack = Stack(name=f"brg{os.getpid()}", workdir=self.workdir)
         self.controller: subprocess.Popen[bytes] | None = None
         self.events: UserEvents | None = None
