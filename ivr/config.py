@@ -97,7 +97,7 @@ class Settings:
     # event loop that lags more than admission_max_lag_ms (0: no limit of that kind).
     controller_answer_seconds: int = 3
     admission_max_calls: int = 120
-    admission_max_lag_ms: int = 250
+    admission_max_lag_ms: int = 500
 
     @property
     def database_url(self) -> str:

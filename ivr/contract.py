@@ -32,8 +32,8 @@ VAR_FORWARDED_FROM = "IVR_FWD"
 VAR_REFUSED = "IVR_REFUSED"
 REFUSED_FIELDS = ("dialled", "caller", "forwarded", "name")
 #: The dialplan's bound on the controller taking a call (Settings.controller_answer_seconds):
-#: the controller sets it to 0 once the call's record is started, and from then on the
-#: call is its own.
+#: the controller sets it to 0 when it admits the call (ivr/controller/admission.py), and
+#: from then on the call is its own.
 VAR_ANSWER_TIMEOUT = "TIMEOUT(absolute)"
 #: The call's id in the controller's database, set by the controller (for the hangup stamp).
 VAR_CALL_ID = "IVR_CALL_ID"

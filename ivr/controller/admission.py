@@ -2,17 +2,21 @@
 latency grows for every caller (docs/performance.md, "Degrade, never collapse").
 
 The controller knows its load: the calls it is serving and how late its event loop runs
-(a task that sleeps a fixed interval and measures how much later than asked it wakes).
+(a task that sleeps a fixed interval and measures how much later than asked it wakes;
+the median of the last second, so that one long callback, such as the start-up's own
+work, is not taken for overload: a loop that is overloaded is late on every turn).
 Over either limit, a new call is answered at once with the sentinel `shed`, with no
 database write and nothing else; the dialplan plays its intake, and the hang-up stamp
 brings the call into the record like any fallback call (fallback_reason `shed`).
-Calls in progress are never cut: only new ones are turned away.
+Calls in progress are never cut: only new ones are turned away. An admitted call lifts
+the dialplan's bound on taking it (contract.VAR_ANSWER_TIMEOUT) at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -48,8 +52,8 @@ class Admission:
 
     @property
     def lag_ms(self) -> float:
-        """The event loop's worst lateness over the last second, in ms."""
-        return max(self._lags, default=0.0)
+        """The event loop's typical (median) lateness over the last second, in ms."""
+        return statistics.median(self._lags) if self._lags else 0.0
 
     def verdict(self) -> str | None:
         """None to take a new call, else why it is shed (SHED_*)."""
@@ -94,6 +98,13 @@ class Admission:
             self.in_progress += 1
             self.admitted += 1
             try:
+                try:
+                    # Taken: the dialplan's bound on taking the call is lifted. Here, not
+                    # later: a slow first database write is the flow's to handle, and a
+                    # loaded machine must not send a call it has taken to the fallback.
+                    await channel.set_variable(contract.VAR_ANSWER_TIMEOUT, "0")
+                except AgiError:
+                    pass  # the caller is gone: the flow sees it and records the call
                 await handler(channel)
             finally:
                 self.in_progress -= 1

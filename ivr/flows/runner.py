@@ -78,8 +78,6 @@ async def run_call(flow: Flow, services: Services, channel: AgiChannel) -> None:
                                          forwarded_from=fwd, caller=caller,
                                          started_at=calls.now())
         await channel.set_variable(contract.VAR_CALL_ID, call_id)
-        # Taken: the dialplan's bound on taking the call is lifted (it is in the record).
-        await channel.set_variable(contract.VAR_ANSWER_TIMEOUT, "0")
         log.info("call %s: started (route %s)", call_id, channel.route)
         if refused:
             # Visible on the record; the values themselves are never kept or logged.

@@ -69,7 +69,7 @@ def test_over_the_admission_limit_the_next_call_is_shed_to_the_intake(one_call_a
         wait_for(lambda: stack.call_by_uniqueid(held), 60, "the first call's record")
         message = stack.voice(MESSAGE)
         second = stack.start(CallPlan(caller_id="+16175550142", steps=(
-            INTAKE, BEEP, Say(message), AwaitEnd(60))))
+            INTAKE, BEEP, Say(message), Press("#"), AwaitEnd(120))))
         shed = _inbound(stack, mark, 2)[1]
         report = second.wait()
     finally:

@@ -72,7 +72,6 @@ import importlib
 import json
 import math
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -95,7 +94,15 @@ from tests.perf.bench_capacity import (
     controller_timeline,
     controller_verdict,
 )
-from tests.perf.benchlib import REPO, cpu_s, percentile, run_sipp, sipp_counts, use_port_slot
+from tests.perf.benchlib import (
+    REPO,
+    cpu_s,
+    percentile,
+    run_sipp,
+    sipp_counts,
+    use_port_slot,
+    wide_listener,
+)
 
 QUIET, LOAD = "quiet", "load"
 URGENT_CALLER = "+16175550177"  # the load's callers use bench_capacity.CALLER_ID
@@ -291,15 +298,8 @@ class BridgeBench(Bench):
         self.events.close()  # its listener sees UserEvents only; ours replaces it
         self.events = None
         pbx = self.stack.pbx
-        secret = secrets.token_hex(16)
-        with open(pbx.host_dir / "etc" / "manager.conf", "a") as handle:
-            handle.write(f"\n; Appended by tests/perf/bench_bridge.py to this instance only.\n"
-                         f"[{BENCH_AMI_USER}]\nsecret = {secret}\n"
-                         "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.0/255.0.0.0\n"
-                         "read = call,dtmf,user\nwrite = call\n")
-        pbx.cli("manager reload")
-        self.events = AmiEvents(self.stack.settings.ami_port, BENCH_AMI_USER, secret,
-                                classes="call,dtmf,user", kinds=KINDS)
+        self.events = wide_listener(pbx, self.stack.settings.ami_port, BENCH_AMI_USER,
+                                    "call,dtmf,user", KINDS, AmiEvents)
         keys, _ = controller_timeline(self.prompt_s["ask_name"], self.prompt_s["ask_reason"])
         self.menu_ms = keys[-1][0]
         spec = CallerSpec(caller_id=URGENT_CALLER,

@@ -7,11 +7,13 @@ from __future__ import annotations
 import math
 import os
 import re
+import secrets
 import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -172,6 +174,20 @@ def idle_cpu_pct(proc: psutil.Process, seconds: float = 1.5) -> float:
     before = cpu_s(proc)
     time.sleep(seconds)
     return (cpu_s(proc) - before) * 100 / seconds
+
+
+def wide_listener(pbx: Any, port: int, user: str, classes: str, kinds: frozenset[str],
+                  listener: type[UserEvents] = UserEvents) -> UserEvents:
+    """An AMI user of the bench's own on this throwaway instance (read-only, loopback),
+    reading more classes than the controller's user may, and a listener logged in as it."""
+    secret = secrets.token_hex(16)
+    with open(pbx.host_dir / "etc" / "manager.conf", "a") as handle:
+        handle.write(f"\n; Appended by tests/perf (benchlib) to this instance only.\n"
+                     f"[{user}]\nsecret = {secret}\n"
+                     "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.0/255.0.0.0\n"
+                     f"read = {classes}\nwrite = call\n")
+    pbx.cli("manager reload")
+    return listener(port, user, secret, classes=classes, kinds=kinds)
 
 
 def use_port_slot(slots: tuple[int, ...]) -> int:
