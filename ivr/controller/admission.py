@@ -52,8 +52,11 @@ class Admission:
 
     @property
     def lag_ms(self) -> float:
-        """The event loop's typical (median) lateness over the last second, in ms."""
-        return statistics.median(self._lags) if self._lags else 0.0
+        """The event loop's typical (median) lateness over the last second, in ms; 0
+        until a whole second was measured (a few samples at start-up are no trend)."""
+        if len(self._lags) < PROBE_WINDOW:
+            return 0.0
+        return statistics.median(self._lags)
 
     def verdict(self) -> str | None:
         """None to take a new call, else why it is shed (SHED_*)."""

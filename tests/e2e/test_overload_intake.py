@@ -44,9 +44,10 @@ def _inbound(stack, mark, count):
 
 @pytest.fixture
 def one_call_at_a_time(live):
-    """The controller admits one call at a time (a setting), for this test only."""
+    """The controller admits one call at a time (a setting), for this test only; its
+    event loop's lateness is no reason here (tests/unit/test_admission.py has that)."""
     live.stop_controller()
-    live.extra_env = {"IVR_ADMISSION_MAX_CALLS": "1"}
+    live.extra_env = {"IVR_ADMISSION_MAX_CALLS": "1", "IVR_ADMISSION_MAX_LAG_MS": "0"}
     try:
         live.start_controller()
         yield live
