@@ -31,6 +31,7 @@ bench: setup
 	$(BIN)/python -m tests.perf.bench_rules
 	$(BIN)/python -m tests.perf.bench_call_writes
 	$(BIN)/python -m tests.perf.bench_capacity $(BENCH_ARGS)
+	$(BIN)/python -m tests.perf.bench_callers
 	$(BIN)/python -m tests.perf.bench_bridge $(BENCH_ARGS)
 	$(BIN)/python -m tests.perf.bench_night $(BENCH_ARGS)
 	$(BIN)/python -m tests.perf.bench_transcribe
