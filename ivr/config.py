@@ -88,9 +88,14 @@ class Settings:
     # The carrier trunks (ivr/trunks, docs/carrier.md); unset: the single-address trunk
     # (trunk_match) and the gateway above, as before.
     trunks_file: Path | None = None
-    # A SIP account for a softphone ("test-phone", credentials printed by `ivr run`);
+    # A SIP account for a softphone ("testphone", credentials printed by `ivr run`);
     # off unless IVR_TEST_PHONE=1 (make run turns it on; production leaves it off).
     test_phone: bool = False
+    # The controller's own Prometheus endpoint (ivr.controller.metrics): AGI command
+    # latency, calls up on this controller, trunk registrations. Off (0) unless a port
+    # is given; an operator's API token is needed to read it, as for the portal's.
+    controller_metrics_host: str = "127.0.0.1"
+    controller_metrics_port: int = 0
     # Degrade, never collapse (docs/performance.md): the controller must take a call
     # within controller_answer_seconds, or the dialplan's own intake does; it sheds new
     # calls to that intake at once beyond admission_max_calls calls in progress or an
@@ -121,7 +126,8 @@ class Settings:
         """Check every value; raise ConfigError naming the IVR_* variable."""
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", self.instance):
             raise ConfigError(f"IVR_INSTANCE={self.instance!r}: expected [a-z0-9_-], max 40")
-        for name in ("sip_host", "ami_host", "agi_host", "web_host", "gateway_host"):
+        for name in ("sip_host", "ami_host", "agi_host", "web_host", "gateway_host",
+                     "controller_metrics_host"):
             value = getattr(self, name)
             try:
                 ipaddress.ip_address(value)
@@ -132,6 +138,9 @@ class Settings:
             value = getattr(self, name)
             if not 1 <= value <= 65535:
                 raise ConfigError(f"{_env_name(name)}={value!r}: expected a port 1-65535")
+        if not 0 <= self.controller_metrics_port <= 65535:
+            raise ConfigError(f"IVR_CONTROLLER_METRICS_PORT={self.controller_metrics_port!r}: "
+                              "expected a port 1-65535, or 0 (off)")
         for part in self.trunk_match.split(","):
             try:
                 ipaddress.ip_network(part.strip(), strict=False)

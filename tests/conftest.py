@@ -54,10 +54,7 @@ def stack():
     try:
         yield s
     finally:
-        s.stop()
-        shutil.rmtree(s.pbx.host_dir, ignore_errors=True)
-        if os.environ.get("IVR_KEEP_TEST_DIRS") != "1":
-            shutil.rmtree(workdir, ignore_errors=True)
+        s.remove()
 
 
 @pytest.fixture

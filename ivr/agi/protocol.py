@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,24 @@ _ROUTE_FORM = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+#: Told of every command once its reply (or failure) is in: (command verb, seconds from
+#: sending to reply, outcome). The verb is our own constant (build_command checks it);
+#: arguments, which may carry caller data, are never passed on.
+CommandHook = Callable[[str, float, str], None]
+OUTCOMES: dict[type[AgiError], str] = {  # most specific first; anything else is "error"
+    AgiHangup: "hangup", AgiTimeout: "timeout", AgiDisconnected: "disconnected",
+    AgiCommandError: "refused",
+}
+
+
+def outcome_of(exc: BaseException | None) -> str:
+    if exc is None:
+        return "ok"
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    return next((name for kind, name in OUTCOMES.items() if isinstance(exc, kind)), "error")
+
+
 class AgiHeaderRefused(AgiHandshakeError):
     """The header block does not have the shape Asterisk writes: an injection, or a
     stream that cannot be trusted. `reason` is a short token (never a header value);
@@ -215,8 +235,10 @@ class AgiChannel:
     """One call's AGI session: send a command, get its reply, notice the hang-up."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 headers: dict[str, str], default_timeout: float = DEFAULT_TIMEOUT) -> None:
+                 headers: dict[str, str], default_timeout: float = DEFAULT_TIMEOUT,
+                 on_command: CommandHook | None = None) -> None:
         self.headers = headers
+        self.on_command = on_command
         self.default_timeout = default_timeout
         self.hung_up = False
         self.hangup_event = asyncio.Event()
@@ -280,6 +302,23 @@ class AgiChannel:
         Raises AgiHangup once the caller has gone (the reply, if any, is discarded),
         AgiTimeout when no reply comes in time, AgiDisconnected when the socket is gone.
         """
+        if self.on_command is None:
+            return await self._command(name, args, timeout, allow_after_hangup)
+        started = time.perf_counter()
+        failure: BaseException | None = None
+        try:
+            return await self._command(name, args, timeout, allow_after_hangup)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            try:
+                self.on_command(name, time.perf_counter() - started, outcome_of(failure))
+            except Exception as exc:  # counting must never break a call
+                log.warning("AGI command hook failed (%s)", type(exc).__name__)
+
+    async def _command(self, name: str, args: tuple[object, ...], timeout: float | None,
+                       allow_after_hangup: bool) -> AgiReply:
         line = build_command(name, args)
         async with self._lock:
             if self._broken:

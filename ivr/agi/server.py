@@ -6,7 +6,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from ivr.agi.protocol import MAX_LINE, AgiChannel, AgiHandshakeError, AgiHeaderRefused, read_headers
+from ivr.agi.protocol import (
+    MAX_LINE,
+    AgiChannel,
+    AgiHandshakeError,
+    AgiHeaderRefused,
+    CommandHook,
+    read_headers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +28,11 @@ class AgiServer:
     def __init__(self, routes: Mapping[str, Handler], host: str = "127.0.0.1",
                  port: int = 4573, handshake_timeout: float = 5.0,
                  command_timeout: float = 10.0,
-                 on_refused: RefusedHook | None = None) -> None:
+                 on_refused: RefusedHook | None = None,
+                 on_command: CommandHook | None = None) -> None:
         self.routes = dict(routes)
         self.on_refused = on_refused
+        self.on_command = on_command  # every command's latency (ivr.controller.metrics)
         self.refused = 0  # connections refused since start (header shape, unknown route)
         self.host = host
         self.port = port
@@ -86,7 +95,8 @@ class AgiServer:
         except AgiHandshakeError as exc:
             log.info("AGI connection dropped before its headers: %s", exc)
             return
-        channel = AgiChannel(reader, writer, headers, default_timeout=self.command_timeout)
+        channel = AgiChannel(reader, writer, headers, default_timeout=self.command_timeout,
+                             on_command=self.on_command)
         try:
             handler = self.routes.get(channel.route)
             if handler is None:

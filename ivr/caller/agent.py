@@ -300,10 +300,18 @@ class Engine:
         """Dial `uri` as the plan's caller (its own account: From carries the identity)."""
         config = pj.AccountConfig()
         name = "".join(c for c in plan.caller_name if c not in '"\\')
-        config.idUri = f'"{name}" <sip:{plan.caller_id}@127.0.0.1>'
+        user = plan.account.user if plan.account else plan.caller_id
+        config.idUri = f'"{name}" <sip:{user}@127.0.0.1>'
         config.mediaConfig.transportConfig = self.account_config.mediaConfig.transportConfig
+        if plan.account:
+            config.sipConfig.authCreds.append(
+                pj.AuthCredInfo("digest", "*", plan.account.user, 0, plan.account.password))
+            if plan.account.register:
+                config.regConfig.registrarUri = "sip:" + uri.split("@", 1)[-1]
         account = _Account(self)
         account.create(config)
+        if plan.account and plan.account.register:
+            self._registered(account)
         runner = Runner("caller", list(plan.steps), self, self.workdir)
         runner.keep.append(account)
         runner.call = _Call(account, runner)
@@ -317,6 +325,16 @@ class Engine:
         runner.call.makeCall(uri, prm)
         return runner
 
+    def _registered(self, account: Any, timeout_s: float = 30) -> None:
+        """Wait for the REGISTER's final answer (digest retried by pjsua) and log it;
+        the call is placed either way (a refused account's INVITE is refused too)."""
+        deadline = time.monotonic() + timeout_s
+        while account.getInfo().regStatus < 200 and time.monotonic() < deadline:
+            self.ep.libHandleEvents(20)
+        info = account.getInfo()
+        self.log.add("caller", "registered" if info.regIsActive else "not_registered",
+                     status=info.regStatus)
+
     # --- incoming (phones) ------------------------------------------------------------
     def incoming(self, account: Any, prm: Any) -> None:
         match = _REQUEST_USER.match(prm.rdata.wholeMsg)
@@ -327,7 +345,9 @@ class Engine:
         runner = Runner(f"{number}#{self.name}{self._seq}", list(phone.steps), self, self.workdir)
         runner.call = _Call(account, runner, prm.callId)
         self.runners.append(runner)
-        self.log.add(runner.label, "ringing", number=number)
+        # The caller ID the phone shows (From), for tests of what a clinician sees.
+        self.log.add(runner.label, "ringing", number=number,
+                     remote=runner.call.getInfo().remoteUri)
         reply = pj.CallOpParam()
         if phone.busy:
             reply.statusCode = 486

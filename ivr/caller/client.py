@@ -7,6 +7,7 @@ process) away from the caller's own process: a test or the CLI only reads JSON.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -71,7 +72,11 @@ class RunningCall:
         self.timeout_s = timeout_s
         workdir.mkdir(parents=True, exist_ok=True)
         plan_file, self.report_file = workdir / "plan.json", workdir / "report.json"
-        plan_file.write_text(json.dumps(plan.to_json()))
+        # 0600: a plan with an account holds its password.
+        plan_file.unlink(missing_ok=True)
+        with os.fdopen(os.open(plan_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
+                       "w") as out:
+            out.write(json.dumps(plan.to_json()))
         for stale in (self.report_file, workdir / "events.jsonl"):
             stale.unlink(missing_ok=True)
         argv = _argv("call", workdir, port, media_port, media_ports) + [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ivr.caller.plan import AwaitEnd, CallPlan, Listen, Press, Say, Step
+from ivr.caller.plan import BEEP, AwaitEnd, CallPlan, Press, Say, Step, turn
 from ivr.pbx.prompts import synthesize
 
 
@@ -26,17 +26,17 @@ def intake_steps(patient: Patient, voices: Path) -> list[tuple[Step, str]]:
     name = synthesize(patient.name, voices)
     reason = synthesize(patient.reason, voices)
     return [
-        (Listen(), "heard the greeting and the offer to call back the caller ID"),
+        (turn(), "heard the greeting and the offer to call back the caller ID"),
         (Press("1"), "pressed 1: yes, call me back on this number"),
-        (Listen(), "heard the date of birth question"),
+        (turn(), "heard the date of birth question"),
         (Press(patient.dob_keys), f"keyed the date of birth {patient.dob_keys}"),
-        (Listen(), "heard the date read back"),
+        (turn(), "heard the date read back"),
         (Press("1"), "pressed 1: that is right"),
-        (Listen(), "heard 'say the patient's name after the beep'"),
+        (BEEP, "heard 'say the patient's name after the beep', and the beep"),
         (Say(str(name)), f"said {patient.name!r}"),
-        (Listen(), "heard 'say why you are calling'"),
+        (BEEP, "heard 'say why you are calling', and the beep"),
         (Say(str(reason)), f"said {patient.reason!r}"),
-        (Listen(), "heard the menu"),
+        (turn(), "heard the menu"),
         (Press(patient.menu_key), f"pressed {patient.menu_key} in the menu"),
         (AwaitEnd(), "the service ended the call"),
     ]

@@ -29,6 +29,23 @@ class Listen:
     tone: bool = False
 
 
+def turn(min_voice_ms: int = 800, timeout_s: float = 300.0) -> Listen:
+    """The service has had its say and waits for us, as a person hears it.
+
+    A loaded controller can leave seconds between two prompts of one turn (4.6 s seen
+    with two CPU hogs beside other work): 2 s of quiet, well under a practice's key
+    wait, that follow more voice than the end of a prompt cut by a key can hold (~0.4 s).
+    A caller that knows a turn's prompts asks for most of their voice. Up to 5 minutes:
+    a starved PBX has stretched a 20 s prompt past a minute.
+    """
+    return Listen(quiet_ms=2000, min_voice_ms=min_voice_ms, timeout_s=timeout_s)
+
+
+#: "After the tone, please say...": the beep ends the turn, however long the pause
+#: before it (a caller who spoke in that pause would not be recorded).
+BEEP = Listen(tone=True, timeout_s=300.0)
+
+
 @dataclass(frozen=True)
 class Press:
     """Keys as RFC 4733 events, the way a phone's keypad sends them."""
@@ -107,19 +124,35 @@ class CallPlan:
     headers: tuple[tuple[str, str], ...] = ()  # e.g. (("Diversion", "<sip:...>"),)
     codec: str = "PCMU"
     answer_timeout_s: float = 60.0
+    #: A SIP account to call from (a softphone's): digest credentials, and whether to
+    #: register first; None: an anonymous caller, as a carrier's forwarded call comes.
+    account: SipAccount | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"caller_id": self.caller_id, "caller_name": self.caller_name,
                 "steps": [step_to_json(s) for s in self.steps],
                 "headers": [list(h) for h in self.headers], "codec": self.codec,
-                "answer_timeout_s": self.answer_timeout_s}
+                "answer_timeout_s": self.answer_timeout_s,
+                "account": asdict(self.account) if self.account else None}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CallPlan:
+        account = data.get("account")
         return cls(caller_id=data["caller_id"], caller_name=data["caller_name"],
                    steps=tuple(step_from_json(s) for s in data["steps"]),
                    headers=tuple((str(k), str(v)) for k, v in data["headers"]),
-                   codec=data["codec"], answer_timeout_s=float(data["answer_timeout_s"]))
+                   codec=data["codec"], answer_timeout_s=float(data["answer_timeout_s"]),
+                   account=SipAccount(**account) if account else None)
+
+
+@dataclass(frozen=True)
+class SipAccount:
+    """Digest credentials of a SIP account (the From user is `user`); `register`: send a
+    REGISTER and wait for its answer before dialling."""
+
+    user: str
+    password: str
+    register: bool = True
 
 
 @dataclass(frozen=True)

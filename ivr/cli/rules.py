@@ -227,7 +227,9 @@ def add_commands(sub: Any, overrides_for: OverridesFor | None = None) -> Any:
     simp.add_argument("--at", required=True,
                       help="when the call comes; zone-less: the practice's local time "
                       f"(UTC if no practice takes the number); e.g. {FORMS}")
-    simp.add_argument("--keys", default="", help="menu keys pressed, one per attempt ('.' = none)")
+    simp.add_argument("--keys", default="",
+                      help="keys pressed, one per attempt ('.' = none); with several "
+                      "languages offered, the first picks the language (1, 2...)")
     simp.add_argument("--json", action="store_true", help="machine-readable output")
     simp.set_defaults(func=cmd_simulate)
     if overrides_for is not None:

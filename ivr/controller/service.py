@@ -18,14 +18,15 @@ from ivr.agi.server import AgiServer
 from ivr.ami import AmiAuthError, AmiClient, AmiError
 from ivr.config import Settings
 from ivr.controller.admission import Admission
+from ivr.controller.metrics import ControllerMetrics, MetricsServer, metrics_app
 from ivr.controller.services import Services, audit_failed
 from ivr.db.engine import Database
 from ivr.flows.intake import SPOOL_INTAKE_DIR
 from ivr.flows.routes import build_routes
 from ivr.oncall.scheduler import CallbackScheduler
-from ivr.pbx.instance import AMI_USER, PbxInstance
+from ivr.pbx.instance import AMI_USER, PbxError, PbxInstance
 from ivr.pbx.root import find_root
-from ivr.records import audit, calls
+from ivr.records import audit, calls, journal
 from ivr.retention import purge as retention
 from ivr.rules import RuleSet
 from ivr.rules.runtime import (
@@ -42,6 +43,8 @@ from ivr.secure import files, keys
 log = logging.getLogger(__name__)
 
 RECONCILE_EVERY = 30.0
+#: How often the journal (steps kept while the database was gone) is tried again.
+JOURNAL_EVERY = 2.0
 FALLBACK_REFRESH_EVERY = 60.0
 RETENTION_EVERY = 3600.0  # seconds between two retention purges (ivr.retention.purge)
 # At start-up the first purge waits this long for the PBX's hang-up stamps to be folded
@@ -125,16 +128,30 @@ class Controller:
             raise ControllerError("no Asterisk found: run `ivr pbx up` (or `make run`) first")
         self.pbx = PbxInstance(settings, root)
         self.db = Database(settings.database_url)
+        # A call's steps the database cannot take go here until it is back (one file per
+        # controller: two controllers may share a data folder, never an AGI port).
+        self.journal = journal.Journal(settings.data_dir / "journal" /
+                                       f"controller-{settings.agi_port}.jsonl")
+        journal.attach(self.db, self.journal)
         self.ami = AmiClient(settings.ami_host, settings.ami_port, AMI_USER,
                              self.pbx.ami_secret)
         self.services = Services(settings, self.db, self.pbx, self.ami)
         self.scheduler = CallbackScheduler(self.services)
+        self.metrics = ControllerMetrics(calls_up=lambda: len(self.agi.calls),
+                                         refused=lambda: self.agi.refused, ami=self.ami,
+                                         registering_trunks=self._registering_trunks)
         # New calls over the load limits go to the dialplan's intake (admission.py).
         self.admission = Admission(settings.admission_max_calls, settings.admission_max_lag_ms)
         routes = build_routes(self.services)
         routes[contract.ROUTE_INBOUND] = self.admission.guard(routes[contract.ROUTE_INBOUND])
         self.agi = AgiServer(routes, settings.agi_host, settings.agi_port,
-                             on_refused=self.services.report_refused)
+                             on_refused=self.services.report_refused,
+                             on_command=self.metrics.observe_command)
+        self.metrics_server: MetricsServer | None = None
+        if settings.controller_metrics_port:
+            self.metrics_server = MetricsServer(metrics_app(self.metrics, self.db),
+                                                settings.controller_metrics_host,
+                                                settings.controller_metrics_port)
         self._stop = asyncio.Event()
         self._reconciled = asyncio.Event()  # set after the first reconcile
         self._tasks: list[asyncio.Task[None]] = []
@@ -149,6 +166,7 @@ class Controller:
                      "the data: without it the sealed data cannot be read",
                      self.settings.key_file)
         keys.current()
+        self.journal.load()
         tightened = await asyncio.to_thread(files.tighten, self.settings.data_dir)
         if tightened:
             log.info("data folder: %d file and folder modes tightened to 0600/0700",
@@ -157,6 +175,10 @@ class Controller:
         # waited for, with back-off and one log line per try; the AGI port stays closed
         # meanwhile, so the dialplan sends calls to another controller or its fallback.
         await self.db.create_when_reachable()
+        if len(self.journal):  # steps kept before a crash or stop: in the record first
+            log.info("journal: %d steps kept from before; writing them",
+                     len(self.journal))
+            await journal.replay(self.db, self.journal)
         # Where RECORD FILE writes intake recordings before the controller moves them:
         # Asterisk writes there, so the folder is the PBX user's.
         intake_spool = self.pbx.spool_dir / SPOOL_INTAKE_DIR
@@ -176,6 +198,8 @@ class Controller:
         self._tasks.append(asyncio.create_task(self.admission.probe_lag(),
                                                name="admission-lag"))
         await self.agi.start()
+        if self.metrics_server is not None:
+            await self.metrics_server.start()
         self.ami.subscribe(contract.EV_CALL_ENDED, self._on_call_ended)
         self.services.dialer.subscribe()  # leg events; resolves lost legs on (re)connect
         self.ami.on_connected(self._on_ami_connected)
@@ -188,6 +212,7 @@ class Controller:
             log.warning("%s; will keep trying", exc)
             self.ami.start_background()
         self._tasks.append(asyncio.create_task(self._periodic(), name="periodic"))
+        self._tasks.append(asyncio.create_task(self._replay_journal(), name="journal"))
         # Documents to practices (fax, e-mail, webhook) go through the database outbox;
         # a delivery in flight at stop is retried when its lease expires.
         from ivr.delivery.outbox import run_forever
@@ -219,6 +244,14 @@ class Controller:
                  # The driver only: a URL may carry a password (postgresql://u:p@h/db).
                  make_url(self.db.url).drivername)
 
+    def _registering_trunks(self) -> list[str]:
+        """The trunks the trunks file says register (none without a file)."""
+        try:
+            config = self.pbx.trunks()
+        except PbxError:
+            return []  # a broken file: `ivr trunks check` says why; the PBX lists the rest
+        return [t.name for t in config.trunks if t.register is not None] if config else []
+
     async def _on_ami_connected(self) -> None:
         await self.services.write_fallbacks()
         await self.services.reconcile()
@@ -244,6 +277,19 @@ class Controller:
                 last_fallback = loop.time()
 
         await periodic.every(RECONCILE_EVERY, one_round, "reconciliation", log=log)
+
+    async def _replay_journal(self) -> None:
+        async def one_round() -> None:
+            if not len(self.journal):
+                return
+            written = await journal.replay(self.db, self.journal)
+            if written:
+                log.info("journal: %d steps written now that the database is back "
+                         "(%d still kept)", written, len(self.journal))
+                if self.ami.connected:  # the stamps of calls that ended meanwhile
+                    await self.services.reconcile()
+
+        await periodic.every(JOURNAL_EVERY, one_round, "journal replay", log=log)
 
     async def reload(self, source: str = SOURCE_SIGHUP) -> bool:
         """Reload the rules (SIGHUP, `ivr rules reload`); broken rules leave the old in force."""
@@ -302,6 +348,8 @@ class Controller:
         for task in (*self._signal_tasks, *([self._rules_watch] if self._rules_watch else [])):
             task.cancel()
         await self.agi.stop(drain_seconds=5)
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

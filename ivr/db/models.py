@@ -413,6 +413,19 @@ class AuditEntry(Base):
     )
 
 
+class JournalApplied(Base):
+    """A controller's journal entry (ivr.records.journal) that is in the record: its id is
+    written in the same transaction as the entry's own write, so a replay that runs twice
+    (a crash between the commit and the journal's own mark) writes once."""
+
+    __tablename__ = "journal_applied"
+
+    entry_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"),
+                                         index=True)
+    applied_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 # --- sealed columns ----------------------------------------------------------------------
 # Each value is bound to its row by the place below: moved into another row it no longer
 # opens. The audit log holds no patient data and stays plain (and append-only).

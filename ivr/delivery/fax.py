@@ -6,7 +6,8 @@ How one fax goes out:
    page) into this PBX instance's spool, under a random token of ours: the file name
    Asterisk reads is never built from caller or document data.
 2. AMI Originate (Async) of PJSIP/<number>@fax-trunk into [ivr-fax-out], which runs
-   SendFAX on the TIFF (G.711 audio fax through res_fax_spandsp; no T.38).
+   SendFAX on the TIFF (G.711 audio fax through res_fax_spandsp; T.38 when the fax
+   trunk is a T.38 one and the far end switches to it: ivr/trunks/pjsip.py).
 3. The OriginateResponse says whether the far end answered; the dialplan's hang-up handler
    sends exactly one UserEvent IvrFaxResult (FAXSTATUS, FAXERROR, FAXPAGES) for the token.
 4. The TIFF is deleted whatever happened (patient data lives in the spool for minutes).

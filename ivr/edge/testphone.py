@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 USERNAME = "testphone"
-ENDPOINT = "test-phone"
+#: Named as the user: PJSIP finds a request's endpoint by its From user, and the AOR a
+#: REGISTER updates by its To user.
+ENDPOINT = USERNAME
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _PASSWORD = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 

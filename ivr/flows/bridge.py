@@ -29,7 +29,7 @@ from ivr.db.models import (
 )
 from ivr.flows.runner import Outcome
 from ivr.flows.session import Session
-from ivr.flows.speech import FLOW_TEXTS, play, say_time
+from ivr.flows.speech import play, say_time
 from ivr.oncall import callbacks
 from ivr.oncall.dialer import Leg, RingClaim, new_leg_id, utc_now
 from ivr.records import calls
@@ -236,13 +236,13 @@ async def exhausted(s: Session) -> Outcome:
     s.step = "oncall.exhausted"
     if await queue_callback(s, first_in_interval=True):
         promised = callbacks.promised_by(practice, utc_now())
-        s.told.append(FLOW_TEXTS["callback_eta"] + " "
+        s.told.append(s.library_text("callback_eta") + " "
                       + promised.astimezone(practice.tz).strftime("%-I:%M %p") + ".")
         await play(s.channel, [s.flow("callback_eta"),
-                               *say_time(promised, practice.timezone, utc_now()),
+                               *say_time(promised, practice.timezone, utc_now(), s.language),
                                s.flow("goodbye")])
     else:
-        s.told.append(FLOW_TEXTS["message_taken"])
+        s.told.append(s.library_text("message_taken"))
         await play(s.channel, [s.flow("message_taken")])
     await calls.add_event(s.db, s.call_id, "oncall.exhausted")
     return Outcome()

@@ -1,8 +1,9 @@
 """Route `inbound`: every call from the trunk, step by step.
 
-route and state (decide) -> [clinician line] -> greeting -> emergency notice -> intake ->
-triage -> action. A call from a clinician's own phone is offered the clinician line
-first (ivr.flows.clinician_line); anything but the right PIN goes on as a patient call.
+route and state (decide) -> [clinician line] -> [language choice] -> greeting ->
+emergency notice -> intake -> triage -> action. A call from a clinician's own phone is
+offered the clinician line first (ivr.flows.clinician_line); anything but the right PIN
+goes on as a patient call.
 Each step is written to the call's timeline as it happens; a hang-up at any step is
 recorded with the step and keeps what was captured.
 """
@@ -14,7 +15,7 @@ import re
 
 from ivr.agi.protocol import AgiError, AgiHangup
 from ivr.db.models import SOURCE_CALLER_ID, SOURCE_CALLER_ID_UNVALIDATED
-from ivr.flows import clinician_line, intake, redflag, triage
+from ivr.flows import clinician_line, intake, language, redflag, triage
 from ivr.flows.decide import ROUTE_AFTER_HOURS, decide, find_practice
 from ivr.flows.runner import CallContext, Outcome
 from ivr.flows.session import Session
@@ -70,6 +71,7 @@ async def handle(ctx: CallContext) -> Outcome:
 
 
 async def _steps(s: Session) -> Outcome:
+    await language.run(s)
     s.step = "greeting"
     await calls.add_event(s.db, s.call_id, "prompt.greeting")
     greeting: list[Item]

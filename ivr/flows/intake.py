@@ -25,6 +25,7 @@ from ivr.records.recordings import sealed_path, take
 from ivr.rules.model import normalise_number
 from ivr.secure import keys
 from ivr.secure.crypto import Keyring
+from ivr.texts import for_language
 
 log = logging.getLogger(__name__)
 
@@ -62,30 +63,31 @@ def spoken_number(e164: str) -> str:
     return "".join(c for c in national if c.isdigit())
 
 
-def dob_item(dob: date) -> SayTime:
-    """Asterisk reads a date back from an instant: noon UTC of that day, said in UTC."""
+def dob_item(dob: date, language: str | None = None) -> SayTime:
+    """Asterisk reads a date back from an instant: noon UTC of that day, said in UTC,
+    in the caller's language's order ("January 2 1990", "2 de enero de 1990")."""
     epoch = int(datetime.combine(dob, time(12), tzinfo=UTC).timestamp())
-    return SayTime(epoch, "UTC", "BdY")
+    return SayTime(epoch, "UTC", for_language(language).SAY_DATE)
 
 
 # --- keypad helpers ----------------------------------------------------------------------
 
 async def read_keys(s: Session, first: str | None, max_digits: int,
                     timeout_ms: int) -> str:
-    """Keys until '#', `max_digits` digits, or a pause of `timeout_ms`; '#' is dropped."""
-    keys = ""
-    key = first
-    while True:
-        if key is None:
-            key = await s.channel.wait_for_digit(timeout_ms)
-            if key is None:
-                return keys
-        if key == "#":
-            return keys
-        keys += key
-        if len(keys) >= max_digits:
-            return keys
-        key = None
+    """Keys until '#', `max_digits` digits, or a pause of `timeout_ms`; '#' is dropped.
+
+    Asterisk collects the keys itself (one GET DATA, no prompt): a key that arrives
+    between two AGI commands is dropped by res_agi, and a loaded controller's round trip
+    can be longer than the gap between two presses of a fast typist.
+    """
+    if first == "#":
+        return ""
+    keys = first or ""
+    if len(keys) >= max_digits:
+        return keys
+    rest, _timed_out = await s.channel.get_data("", timeout_ms, max_digits - len(keys),
+                                                prompt_seconds=0)
+    return keys + rest
 
 
 async def confirm(s: Session, readback: list[Item]) -> str | None:
@@ -175,7 +177,7 @@ async def ask_dob(s: Session) -> None:
             continue
         await calls.save_intake(s.db, s.call_id, "dob", value=dob.isoformat(),
                                 source=SOURCE_KEYED, confirmed=False, attempts=attempt)
-        answer = await confirm(s, [dob_item(dob)])
+        answer = await confirm(s, [dob_item(dob, s.language)])
         if answer == "1":
             await calls.confirm_intake(s.db, s.call_id, "dob")
             return

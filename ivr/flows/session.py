@@ -31,6 +31,7 @@ class Session:
     caller_e164: str | None
     step: str = "start"
     told: list[str] = field(default_factory=list)  # texts of what the caller was told
+    chosen_language: str | None = None  # picked at the start (ivr.flows.language)
 
     @property
     def practice(self) -> Practice | None:
@@ -38,7 +39,10 @@ class Session:
 
     @property
     def language(self) -> str:
-        """The caller's language: the practice's (a tag such as es-US)."""
+        """The caller's language (a tag such as es-US): the one they picked, else the
+        practice's default."""
+        if self.chosen_language is not None:
+            return self.chosen_language
         return self.practice.language if self.practice is not None else DEFAULT_LANGUAGE
 
     def flow(self, key: str) -> PlayFile:
@@ -80,11 +84,13 @@ class Session:
         out: dict[str, list[Item]] = {}
         zone = self.practice.timezone if self.practice is not None else "UTC"
         if self.decision.reopens_at is not None:
-            out["callback_time"] = say_time(self.decision.reopens_at, zone, self.instant)
+            out["callback_time"] = say_time(self.decision.reopens_at, zone, self.instant,
+                                            self.language)
         if self.decision.closes_at is not None:
-            out["closing_time"] = say_time(self.decision.closes_at, zone, self.instant)
+            out["closing_time"] = say_time(self.decision.closes_at, zone, self.instant,
+                                           self.language)
         return out
 
     def prompt(self, pid: str) -> list[Item]:
         # The slots depend only on the decision and the call's instant: computed once.
-        return self.library.items(self.practice, pid, self._slots)
+        return self.library.items(self.practice, pid, self._slots, language=self.language)

@@ -30,6 +30,7 @@ from pathlib import Path
 from ivr import texts as builtin
 from ivr.agi.protocol import AgiChannel, AgiHangup
 from ivr.pbx import prompts as tts
+from ivr.rules.languages import choice_keys
 from ivr.rules.model import Practice, RuleSet
 from ivr.rules.prompts import default_prompts, render
 from ivr.secure import files
@@ -135,12 +136,14 @@ class PromptLibrary:
             self.hand(dest)
         return dest
 
-    def texts_for(self, practice: Practice) -> list[str]:
-        """Every text piece the practice's prompts need (placeholders split out)."""
+    def texts_for(self, practice: Practice, language: str | None = None) -> list[str]:
+        """Every text piece the practice's prompts need in `language` (default: the
+        practice's), placeholders split out."""
         out: list[str] = []
-        defaults = default_prompts(practice.language)
-        for pid in set(practice.prompts) | {k for k, v in defaults.items() if v}:
-            out.extend(piece for kind, piece in self._pieces(practice, pid) if kind == "text")
+        defaults = default_prompts(language or practice.language)
+        for pid in set(practice.prompts_in(language)) | {k for k, v in defaults.items() if v}:
+            out.extend(piece for kind, piece in self._pieces(practice, pid, language)
+                       if kind == "text")
         return out
 
     def prepare_texts(self, texts: Sequence[str], voice: str = en.VOICE) -> int:
@@ -157,8 +160,8 @@ class PromptLibrary:
         """Make every prompt file the rules need (and the flow's own, in each language a
         practice speaks); how many texts."""
         languages = {en.VOICE: en} | {
-            builtin.for_language(p.language).VOICE: builtin.for_language(p.language)
-            for p in rules.practices.values()}
+            builtin.for_language(tag).VOICE: builtin.for_language(tag)
+            for p in rules.practices.values() for tag in p.offered}
         # A text with a {placeholder} is made once filled in (the language sentence below).
         pieces = [(t, voice) for voice, lang in languages.items() for t in lang.FLOW.values()
                   if "{" not in t]
@@ -166,10 +169,15 @@ class PromptLibrary:
         pieces += [(language_sentence(tag), en.VOICE) for tag in builtin.LANGUAGES]
         texts: list[str] = []
         for practice in rules.practices.values():
-            voice = builtin.for_language(practice.language).VOICE
-            pieces.extend((t, voice) for t in self.texts_for(practice))
+            for tag in practice.offered:
+                voice = builtin.for_language(tag).VOICE
+                pieces.extend((t, voice) for t in self.texts_for(practice, tag))
+            if len(practice.offered) > 1:
+                pieces.extend(choice_lines(practice.offered))
             texts.extend(render(t, {"practice": practice.name}) for t in SCREEN_INTROS.values())
-            for prompt in practice.prompts.values():
+            recorded = {p.file: p for tag in practice.offered
+                        for p in practice.prompts_in(tag).values() if p.file}
+            for prompt in recorded.values():
                 if prompt.file:
                     source = self._source(practice, prompt.file)
                     made = self._make_recorded(source) if source.exists() else None
@@ -192,10 +200,12 @@ class PromptLibrary:
         return path
 
     # --- at call time -------------------------------------------------------------------
-    def _pieces(self, practice: Practice | None, pid: str) -> list[tuple[str, str]]:
-        """('text', piece) and ('slot', placeholder) in order, {practice} filled in."""
-        prompt = practice.prompts.get(pid) if practice is not None else None
-        defaults = default_prompts(practice.language if practice is not None else None)
+    def _pieces(self, practice: Practice | None, pid: str, language: str | None = None
+                ) -> list[tuple[str, str]]:
+        """('text', piece) and ('slot', placeholder) in order, {practice} filled in; in
+        `language` (default: the practice's)."""
+        prompt = practice.prompts_in(language).get(pid) if practice is not None else None
+        defaults = default_prompts(language or (practice.language if practice else None))
         text = prompt.text if prompt is not None else defaults.get(pid, "")
         if prompt is not None and prompt.text.startswith("[recording "):
             text = defaults.get(pid, "")  # a file without a transcript
@@ -225,22 +235,29 @@ class PromptLibrary:
     def text(self, text: str, language: str | None = None) -> PlayFile:
         return self._file_item(text, builtin.for_language(language).VOICE)
 
+    def language_choice(self, offered: Sequence[str]) -> list[PlayFile]:
+        """'For English, press 1. Para español, oprima 2.': each line in its own voice."""
+        return [self._file_item(text, voice) for text, voice in choice_lines(offered)]
+
     def language_note(self, language: str | None) -> PlayFile:
         """'The caller speaks Spanish.' for a clinician (in English)."""
         return self._file_item(language_sentence(language))
 
     def items(self, practice: Practice | None, pid: str,
-              slots: Mapping[str, Sequence[Item]] | None = None) -> list[Item]:
-        """What to play for a rules prompt: its recording, or its text with slots said."""
-        prompt = practice.prompts.get(pid) if practice is not None else None
+              slots: Mapping[str, Sequence[Item]] | None = None,
+              language: str | None = None) -> list[Item]:
+        """What to play for a rules prompt in `language` (default: the practice's): its
+        recording, or its text with slots said."""
+        prompt = practice.prompts_in(language).get(pid) if practice is not None else None
         if prompt is not None and prompt.file and practice is not None:
             with self._lock:
                 made = self._recorded.get(str(self._source(practice, prompt.file)))
             if made is not None:
                 return [PlayFile(self.inner_path(made.with_suffix("")))]
         out: list[Item] = []
-        voice = builtin.for_language(practice.language if practice else None).VOICE
-        for kind, piece in self._pieces(practice, pid):
+        voice = builtin.for_language(language or (practice.language if practice else None)
+                                     ).VOICE
+        for kind, piece in self._pieces(practice, pid, language):
             if kind == "text":
                 out.append(self._file_item(piece, voice))
             else:
@@ -254,18 +271,31 @@ def language_sentence(language: str | None) -> str:
     return render(en.FLOW["screen_language"], {"language": name})
 
 
-def say_time(instant: datetime, zone: str, reference: datetime) -> list[Item]:
-    """'8:00 AM tomorrow' / '8:00 AM Friday November 27th', spoken by Asterisk."""
+def choice_lines(offered: Sequence[str]) -> list[tuple[str, str]]:
+    """(text, voice) of each line of the language choice, in the order offered."""
+    out = []
+    for key, tag in choice_keys(offered).items():
+        lang = builtin.for_language(tag)
+        out.append((render(lang.FLOW["language_choice"], {"key": key}), lang.VOICE))
+    return out
+
+
+def say_time(instant: datetime, zone: str, reference: datetime,
+             language: str | None = None) -> list[Item]:
+    """'8:00 AM tomorrow' / '8:00 AM Friday November 27th', spoken by Asterisk in the
+    channel's language (set by ivr.flows.language) with that language's formats; the
+    core sounds "today"/"tomorrow" are found in the channel's language too."""
     from zoneinfo import ZoneInfo
 
     tz = ZoneInfo(zone)
-    clock: Item = SayTime(int(instant.timestamp()), zone, "IMp")
+    lang = builtin.for_language(language)
+    clock: Item = SayTime(int(instant.timestamp()), zone, lang.SAY_CLOCK)
     days = (instant.astimezone(tz).date() - reference.astimezone(tz).date()).days
     if days == 0:
         return [clock, PlayFile(CORE_TODAY)]
     if days == 1:
         return [clock, PlayFile(CORE_TOMORROW)]
-    return [clock, SayTime(int(instant.timestamp()), zone, "ABd")]
+    return [clock, SayTime(int(instant.timestamp()), zone, lang.SAY_WEEKDAY_DATE)]
 
 
 async def play(channel: AgiChannel, items: Sequence[Item], escape: str = "") -> str | None:
@@ -276,6 +306,9 @@ async def play(channel: AgiChannel, items: Sequence[Item], escape: str = "") -> 
     """
     for item in items:
         if isinstance(item, PlayFile):
+            # The name only (a hash of a prompt's text, or a core sound): which prompt
+            # played, for tracing a call's language; never a value the caller gave.
+            log.debug("%s: prompt %s", channel.uniqueid, item.path.rsplit("/", 1)[-1])
             reply = await channel.command("STREAM FILE", item.path, escape, timeout=125)
         elif isinstance(item, SayDigits):
             reply = await channel.command("SAY DIGITS", item.digits, escape,

@@ -54,7 +54,7 @@ def told_text(s: Session, pid: str) -> str:
         values["callback_time"] = human_time(s.decision.reopens_at, tz, at)
     if s.decision.closes_at is not None:
         values["closing_time"] = human_time(s.decision.closes_at, tz, at)
-    return render(s.practice.prompts[pid].text, values)
+    return render(s.practice.prompts_in(s.language)[pid].text, values)
 
 
 async def _say(s: Session, pid: str) -> None:

@@ -280,7 +280,9 @@ class PbxInstance:
                 phone, testphone.first_did(s.rules_path)) if phone else
             "; no test phone (IVR_TEST_PHONE=1 adds one)",
             "max_calls_per_source": str(per_source),
-            "username_identifier": "load => res_pjsip_endpoint_identifier_user.so" if phone
+            # The test phone registers (its softphone's address is not known beforehand).
+            "username_identifier": "load => res_pjsip_endpoint_identifier_user.so\n"
+            "load => res_pjsip_registrar.so" if phone
             else "noload => res_pjsip_endpoint_identifier_user.so",
         }
 

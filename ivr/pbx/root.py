@@ -28,7 +28,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 #: Packages the root needs; python3 runs the process-per-call baseline of the benchmark.
-ROOT_PACKAGES = ("asterisk", "asterisk-modules", "asterisk-core-sounds-en-wav", "python3")
+ROOT_PACKAGES = ("asterisk", "asterisk-modules", "asterisk-core-sounds-en-wav",
+                 "asterisk-core-sounds-es-wav", "python3")
 ROOT_NAME = "asterisk-root-sid"
 MARKER = ".ivr-root-ok"
 MIN_MAJOR = 22

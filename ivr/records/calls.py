@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import selectinload
 
 from ivr import clock, contract, ids
@@ -31,6 +32,7 @@ from ivr.db.models import (
     Transcript,
 )
 from ivr.db.sealed import lookup_indexes, sealed_values
+from ivr.records import journal
 from ivr.records.stamps import Stamp
 from ivr.texts.en import TRANSCRIPT_MARK
 
@@ -100,10 +102,20 @@ def _event(call_id: str, kind: str, at: datetime, detail: dict[str, Any]) -> dic
     return {"call_id": call_id, "at": at, "kind": kind, "detail": json.dumps(detail)}
 
 
+# Every step of a call below goes through ivr.records.journal.write: in the database
+# now, or, while the database is gone, in the controller's journal (replayed when it is
+# back). Each step is a registered function of (conn, call id, args) that takes its time
+# as an argument, so a replayed step keeps the instant it was taken.
+
 async def add_event(db: Database, call_id: str, kind: str, **detail: Any) -> None:
     """Append one step to the call's timeline; detail must hold no patient data."""
-    async with db.write() as conn:
-        await conn.execute(_ADD_EVENT, _event(call_id, kind, now(), detail))
+    await journal.write(db, call_id, "event", {"kind": kind, "at": now(), "detail": detail})
+
+
+@journal.op("event")
+async def _add_event(conn: AsyncConnection, call_id: str, *, kind: str, at: datetime,
+                     detail: dict[str, Any]) -> None:
+    await conn.execute(_ADD_EVENT, _event(call_id, kind, at, detail))
 
 
 async def update_call(db: Database, call_id: str, **fields: Any) -> None:
@@ -112,41 +124,57 @@ async def update_call(db: Database, call_id: str, **fields: Any) -> None:
     unknown = sorted(set(fields) - set(_CALLS.c.keys())) or (["(none)"] if not fields else [])
     if unknown:  # a Core UPDATE would silently leave out a key that is no column
         raise TypeError(f"update_call: not columns of calls: {', '.join(unknown)}")
-    async with db.write() as conn:
-        done = await conn.execute(_SET_CALL, {"b_id": call_id, **fields})
-        if done.rowcount != 1:
-            raise KeyError(call_id)
+    await journal.write(db, call_id, "update", {"fields": fields})
+
+
+@journal.op("update")
+async def _update_call(conn: AsyncConnection, call_id: str, *,
+                       fields: dict[str, Any]) -> None:
+    done = await conn.execute(_SET_CALL, {"b_id": call_id, **fields})
+    if done.rowcount != 1:
+        raise KeyError(call_id)
 
 
 async def save_intake(db: Database, call_id: str, field: str, *, source: str,
                       value: str | None = None, recording_path: str | None = None,
                       duration_seconds: float | None = None, confirmed: bool = False,
                       attempts: int = 1) -> None:
-    """Store one intake field now (one commit); a later capture of it replaces it.
+    """Store one intake field now (one commit); a later capture of it replaces it."""
+    await journal.write(db, call_id, "intake", {
+        "field": field, "source": source, "value": value, "recording_path": recording_path,
+        "duration_seconds": duration_seconds, "confirmed": confirmed,
+        "attempts": attempts, "at": now()})
 
-    The value is sealed here for its place (ivr.db.sealed.sealed_values), as the ORM's
+
+@journal.op("intake")
+async def _save_intake(conn: AsyncConnection, call_id: str, *, field: str, source: str,
+                       value: str | None, recording_path: str | None,
+                       duration_seconds: float | None, confirmed: bool, attempts: int,
+                       at: datetime) -> None:
+    """The value is sealed here for its place (ivr.db.sealed.sealed_values), as the ORM's
     flush would seal it; (call, field) is unique, so an UPDATE that finds no row means
     the first capture and an INSERT follows in the same transaction."""
-    at = now()
     values = sealed_values(IntakeField, {
         "call_id": call_id, "field": field, "source": source, "value": value,
         "recording_path": recording_path, "duration_seconds": duration_seconds,
         "confirmed": confirmed, "attempts": attempts, "captured_at": at})
-    async with db.write() as conn:
-        done = await conn.execute(_SET_INTAKE, {"b_call": call_id, "b_field": field,
-                                                **values})
-        if done.rowcount == 0:
-            await conn.execute(_ADD_INTAKE, values)
-        await conn.execute(_ADD_EVENT, _event(call_id, f"intake.{field}.captured", at, {
-            "source": source, "confirmed": confirmed, "attempts": attempts}))
+    done = await conn.execute(_SET_INTAKE, {"b_call": call_id, "b_field": field, **values})
+    if done.rowcount == 0:
+        await conn.execute(_ADD_INTAKE, values)
+    await conn.execute(_ADD_EVENT, _event(call_id, f"intake.{field}.captured", at, {
+        "source": source, "confirmed": confirmed, "attempts": attempts}))
 
 
 async def confirm_intake(db: Database, call_id: str, field: str) -> None:
-    async with db.write() as conn:
-        done = await conn.execute(_CONFIRM_INTAKE, {"b_call": call_id, "b_field": field})
-        if done.rowcount:
-            await conn.execute(_ADD_EVENT, _event(call_id, f"intake.{field}.confirmed",
-                                                  now(), {}))
+    await journal.write(db, call_id, "confirm", {"field": field, "at": now()})
+
+
+@journal.op("confirm")
+async def _confirm_intake(conn: AsyncConnection, call_id: str, *, field: str,
+                          at: datetime) -> None:
+    done = await conn.execute(_CONFIRM_INTAKE, {"b_call": call_id, "b_field": field})
+    if done.rowcount:
+        await conn.execute(_ADD_EVENT, _event(call_id, f"intake.{field}.confirmed", at, {}))
 
 
 async def has_intake(db: Database, call_id: str, field: str) -> bool:
@@ -164,30 +192,44 @@ async def language_of(db: Database, call_id: str) -> str | None:
 async def add_recording(db: Database, call_id: str, field: str, *, path: str,
                         duration_seconds: float, size_bytes: int, peak: int,
                         rms: float) -> None:
-    async with db.write() as conn:
-        await conn.execute(_ADD_RECORDING, {
-            "call_id": call_id, "field": field, "path": path,
-            "duration_seconds": duration_seconds, "size_bytes": size_bytes, "peak": peak,
-            "rms": rms, "created_at": now()})
+    await journal.write(db, call_id, "recording", {
+        "field": field, "path": path, "duration_seconds": duration_seconds,
+        "size_bytes": size_bytes, "peak": peak, "rms": rms, "at": now()})
+
+
+@journal.op("recording")
+async def _add_recording(conn: AsyncConnection, call_id: str, *, field: str, path: str,
+                         duration_seconds: float, size_bytes: int, peak: int, rms: float,
+                         at: datetime) -> None:
+    await conn.execute(_ADD_RECORDING, {
+        "call_id": call_id, "field": field, "path": path,
+        "duration_seconds": duration_seconds, "size_bytes": size_bytes, "peak": peak,
+        "rms": rms, "created_at": at})
 
 
 async def finish_call(db: Database, call_id: str, *, result: str, hung_up: bool,
                       fallback_reason: str | None = None) -> None:
     """Record what the controller decided at the end of its part of the call (one commit,
     before the sentinel)."""
-    at = now()
+    await journal.write(db, call_id, "finish", {
+        "result": result, "hung_up": hung_up, "fallback_reason": fallback_reason,
+        "at": now()})
+
+
+@journal.op("finish")
+async def _finish_call(conn: AsyncConnection, call_id: str, *, result: str, hung_up: bool,
+                       fallback_reason: str | None, at: datetime) -> None:
     values: dict[str, Any] = {"b_id": call_id, "result": result,
                               "fallback_reason": fallback_reason}
     if hung_up:
         values.update(end_reason=END_CALLER_HANGUP, b_ended=at)
     elif result == contract.RESULT_DONE:
         values["end_reason"] = END_COMPLETED
-    async with db.write() as conn:
-        done = await conn.execute(_SET_CALL_ENDED if hung_up else _SET_CALL, values)
-        if done.rowcount != 1:
-            raise KeyError(call_id)
-        await conn.execute(_ADD_EVENT, _event(call_id, "controller.finished", at, {
-            "result": result, "hung_up": hung_up, "fallback_reason": fallback_reason}))
+    done = await conn.execute(_SET_CALL_ENDED if hung_up else _SET_CALL, values)
+    if done.rowcount != 1:
+        raise KeyError(call_id)
+    await conn.execute(_ADD_EVENT, _event(call_id, "controller.finished", at, {
+        "result": result, "hung_up": hung_up, "fallback_reason": fallback_reason}))
 
 
 def _end_reason_from_stamp(stamp: Stamp, recording_exists: bool) -> str:

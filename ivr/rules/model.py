@@ -344,6 +344,23 @@ class Practice:
     retention: Retention = field(default_factory=Retention)
     red_flags: RedFlags = field(default_factory=RedFlags)
     source_file: str = ""
+    # Languages a caller may choose from, the default (`language`) first; () or one: no
+    # choice is offered. Each offered language's full prompt table (`prompts` is the
+    # default's), validated to hold every prompt the practice wrote in each language.
+    languages: tuple[str, ...] = ()
+    prompts_by_language: Mapping[str, Mapping[str, Prompt]] = field(
+        default_factory=frozen_map, repr=False)
+
+    @property
+    def offered(self) -> tuple[str, ...]:
+        """The languages callers may hear, the default first."""
+        return self.languages or (self.language,)
+
+    def prompts_in(self, language: str | None) -> Mapping[str, Prompt]:
+        """The prompts a caller speaking `language` hears (the default's for None)."""
+        if language is None or language == self.language:
+            return self.prompts
+        return self.prompts_by_language.get(language, self.prompts)
 
     def __repr__(self) -> str:  # the full tree is far too long for logs and test reports
         return f"Practice(id={self.id!r}, file={self.source_file!r})"

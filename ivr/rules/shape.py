@@ -122,8 +122,15 @@ REF_PROMPT = {"$ref": "#/$defs/prompt"}
 
 # ---- the sections ---------------------------------------------------------------------------
 PROMPT = Obj({"text": opt(STRING), "file": opt(STRING)})
-PROMPT_DEF = {"anyOf": [STRING, PROMPT],
-              "description": "Text to speak, or {file: recording, text: transcript}."}
+ONE_PROMPT = {"anyOf": [STRING, PROMPT]}
+# A practice offering several languages gives each prompt once per language.
+PER_LANGUAGE = Obj({tag: opt(ONE_PROMPT) for tag in LANGUAGE_TAGS},
+                   "The prompt in each language the practice offers (language -> text).",
+                   extra={"minProperties": 1})
+PROMPT_DEF = {"anyOf": [STRING, PROMPT, PER_LANGUAGE],
+              "description": "Text to speak, or {file: recording, text: transcript}; with "
+              "several languages, one of those per language: {en-US: ..., es-US: ...}."}
+LANGUAGE = {"enum": list(LANGUAGE_TAGS)}
 
 PRACTICE = Obj({
     "id": req({**SLUG, "description": "Short id: lowercase letters, digits, dashes."}),
@@ -131,11 +138,14 @@ PRACTICE = Obj({
     "timezone": req({"type": "string", "description": "IANA zone, e.g. America/New_York."}),
     "country": req({"type": "string", "pattern": "^[A-Za-z]{2}$"}),
     "subdivision": opt(STRING),
-    "language": opt({"enum": list(LANGUAGE_TAGS),
+    "language": opt({**LANGUAGE,
                      "description": "The language callers are spoken to in (default en-US)."}),
+    "languages": opt({"type": "array", "items": LANGUAGE, "minItems": 1, "uniqueItems": True,
+                      "description": "The languages callers may choose from at the start "
+                      "of a call; the first is the default (instead of language)."}),
     "dids": req({**PHONES, "minItems": 1}),
     "forwarding_numbers": opt(PHONES),
-})
+}, extra={"not": {"required": ["language", "languages"]}})
 HOURS = Obj({d: opt({"type": ["array", "null"], "items": {"$ref": "#/$defs/period"}})
              for d in WEEKDAYS}, "Weekly opening periods per day.")
 HOLIDAY_DATE = Obj({

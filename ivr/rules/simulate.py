@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from ivr.rules.decision import ROUTE_AFTER_HOURS, Route, decide
+from ivr.rules.languages import choice_keys, choose
 from ivr.rules.model import (
     BRIDGE_DISPOSITIONS,
     Disposition,
@@ -19,13 +20,25 @@ from ivr.rules.oncall import DialStep, dial_list, max_attempts
 from ivr.rules.prompts import DEFAULT_PROMPTS, OPERATOR_CLOSING_TEXT, OPERATOR_GREETING_TEXT, render
 from ivr.rules.schedule import PracticeState
 from ivr.rules.timeutil import fmt_local, human_time, require_aware
+from ivr.texts import for_language
 
 NO_INPUT_KEY = "."  # in a simulated key string: "the caller pressed nothing this time"
 
 
-def _prompt(practice: Practice, pid: str, values: dict[str, str]) -> dict[str, Any]:
-    p = practice.prompts[pid]
+def _prompt(practice: Practice, pid: str, values: dict[str, str],
+            language: str | None = None) -> dict[str, Any]:
+    p = practice.prompts_in(language)[pid]
     return {"id": pid, "text": render(p.text, values), "file": p.file}
+
+
+def language_choice(practice: Practice, keys: str) -> tuple[str, dict[str, Any] | None, str]:
+    """The caller's language as the live call picks it (ivr.rules.languages): with
+    several offered, the first key chooses. (language, trace or None, keys left)."""
+    if len(practice.offered) < 2:
+        return practice.language, None, keys
+    key = keys[0] if keys and keys[0] != NO_INPUT_KEY else None
+    language, how = choose(practice.offered, key)
+    return language, {"key": key, "language": language, "result": how}, keys[1:]
 
 
 def run_menu(practice: Practice, keys: str) -> tuple[str, list[dict[str, Any]]]:
@@ -95,27 +108,33 @@ def simulate(rules: RuleSet, to: str, forwarded_from: str | None, caller: str | 
     assert st is not None
     route = decision.route
     reopen = decision.reopens_at
+    language, choice, keys_left = language_choice(practice, keys)
     values = {
         "practice": practice.name,
         "callback_time": human_time(reopen, tz, at) if reopen else "the office reopens",
         "closing_time": human_time(st.next_change, tz, at) if st.next_change else "closing time",
     }
-    prompts = [_prompt(practice, "greeting" if route == ROUTE_AFTER_HOURS else "overflow_greeting",
-                       values), _prompt(practice, "emergency_notice", values)]
+    prompts = [] if choice is None else [
+        {"id": "language_choice", "text": " ".join(
+            render(for_language(tag).FLOW["language_choice"], {"key": key})
+            for key, tag in choice_keys(practice.offered).items()), "file": None}]
+    prompts += [_prompt(practice, "greeting" if route == ROUTE_AFTER_HOURS
+                        else "overflow_greeting", values, language),
+                _prompt(practice, "emergency_notice", values, language)]
     caller_e164 = normalise_number(caller, (practice.country,))  # as the live call
     for fld in practice.intake.collect:
         if fld == "callback" and caller_e164 is None:
-            prompts.append(_prompt(practice, "unknown_caller", values))
-        prompts.append(_prompt(practice, INTAKE_PROMPTS[fld], values))
+            prompts.append(_prompt(practice, "unknown_caller", values, language))
+        prompts.append(_prompt(practice, INTAKE_PROMPTS[fld], values, language))
 
-    disposition, trace = run_menu(practice, keys)
-    prompts.append(_prompt(practice, "menu", values))
+    disposition, trace = run_menu(practice, keys_left)
+    prompts.append(_prompt(practice, "menu", values, language))
     for event in trace:
         if event["result"] in ("no_input", "invalid"):
             pid = "menu_no_input" if event["result"] == "no_input" else "menu_invalid"
-            prompts.append(_prompt(practice, pid, values))
+            prompts.append(_prompt(practice, pid, values, language))
             if event["attempt"] <= practice.menu.retries:
-                prompts.append(_prompt(practice, "menu", values))
+                prompts.append(_prompt(practice, "menu", values, language))
 
     oncall_list = dial_list(practice, at)
     steps: list[dict[str, Any]]
@@ -135,14 +154,14 @@ def simulate(rules: RuleSet, to: str, forwarded_from: str | None, caller: str | 
         steps, outcome = [], "message"
 
     if disposition == Disposition.EMERGENCY:
-        prompts.append(_prompt(practice, "emergency_advice", values))
+        prompts.append(_prompt(practice, "emergency_advice", values, language))
     if outcome == "bridge":
-        prompts.append(_prompt(practice, "connecting", values))
+        prompts.append(_prompt(practice, "connecting", values, language))
         told = prompts[-1]["text"]
-        if_no_answer = _prompt(practice, "no_answer", values)["text"]
+        if_no_answer = _prompt(practice, "no_answer", values, language)["text"]
     else:
         pid = "callback_promise" if route == ROUTE_AFTER_HOURS else "same_day_callback"
-        prompts.append(_prompt(practice, pid, values))
+        prompts.append(_prompt(practice, pid, values, language))
         told = prompts[-1]["text"]
         if_no_answer = None
 
@@ -153,6 +172,8 @@ def simulate(rules: RuleSet, to: str, forwarded_from: str | None, caller: str | 
         local_time=fmt_local(at, tz),
         state=_state_json(practice, st),
         route=route,
+        language=language,
+        language_choice=choice,
         next_opening=fmt_local(reopen, tz) if reopen else None,
         prompts=prompts,
         menu_trace=trace,
@@ -212,6 +233,9 @@ def format_text(res: dict[str, Any]) -> str:
     for p in res["prompts"]:
         src = f" [file {p['file']}]" if p["file"] else ""
         lines.append(f"  - {p['id']}{src}: {p['text']}")
+    if res.get("language_choice"):
+        lc = res["language_choice"]
+        lines.append(f"Language:   key {lc['key']} -> {lc['language']} ({lc['result']})")
     keys = res["keys"] or "(none)"
     lines.append(f"Keys {keys} -> disposition: {res['disposition']}")
     for ev in res["menu_trace"]:

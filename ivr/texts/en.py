@@ -119,6 +119,9 @@ FLOW = {
                      "leave your message for the office instead, press 2.",
     # What a clinician hears about the caller during screening.
     "screen_language": "The caller speaks {language}.",
+    # The choice at the start when a practice offers several languages: one line per
+    # language, each in its own language and voice ({key}: the key that picks it).
+    "language_choice": "For English, press {key}.",
 }
 
 #: Phrases that may mean an emergency, by topic (ivr.transcribe.redflags). A routine
@@ -165,6 +168,14 @@ TRANSCRIPT_MARK = "automatic transcript, verify against the recording"
 #: The language's name as a clinician is told it, and its espeak-ng voice.
 LANGUAGE_NAME = "English"
 VOICE = "en-us"
+
+#: How Asterisk speaks this language: the language of its core sounds (digits, months,
+#: "today") set on the caller's channel, and SayUnixTime formats for a date of birth, a
+#: time of day, and a day further ahead than tomorrow.
+ASTERISK_LANGUAGE = "en"
+SAY_DATE = "BdY"
+SAY_CLOCK = "IMp"
+SAY_WEEKDAY_DATE = "ABd"
 
 #: Per-practice words a clinician hears first ({practice} filled in when prepared).
 SCREEN_INTROS = {

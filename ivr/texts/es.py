@@ -115,6 +115,8 @@ FLOW = {
                      "médica, cuelgue y marque el 911 ahora. Para hablar ahora con el médico "
                      "de guardia, oprima 1. Para dejar su mensaje a la oficina, oprima 2.",
     "screen_language": "La persona que llama habla {language}.",
+    # La elección al principio cuando la consulta ofrece varios idiomas.
+    "language_choice": "Para español, oprima {key}.",
 }
 
 #: Phrases that may mean an emergency, by topic (the same topics as in English). Written
@@ -154,6 +156,13 @@ TRANSCRIPT_MARK = "transcripción automática, verifíquela con la grabación"
 
 LANGUAGE_NAME = "Spanish"  # as an English-speaking clinician is told it
 VOICE = "es-419"  # espeak-ng's Latin American Spanish
+
+#: Asterisk's Spanish core sounds (asterisk-core-sounds-es-wav): "2 de enero de 1990",
+#: "8:00 a. m.", "viernes 27 de noviembre".
+ASTERISK_LANGUAGE = "es"
+SAY_DATE = "d'digits/es-de'B'digits/es-de'Y"
+SAY_CLOCK = "IMp"
+SAY_WEEKDAY_DATE = "Ad'digits/es-de'B"
 
 #: Per-practice words a clinician hears first ({practice} filled in when prepared).
 SCREEN_INTROS = {

@@ -200,7 +200,9 @@ def role_sections(config: m.TrunksConfig) -> str:
         options = [(k, "ulaw,alaw" if k == "allow" else v) for k, v in options]
         options.append(("t38_udptl", "yes" if fax.fax is m.FaxMode.T38 else "no"))
         if fax.fax is m.FaxMode.T38:
-            options += [("t38_udptl_ec", "redundancy"), ("fax_detect", "no")]
+            # IVR_FAX_T38: the dialplan's SendFAX may then switch to T.38 ([ivr-fax-out]).
+            options += [("t38_udptl_ec", "redundancy"), ("fax_detect", "no"),
+                        ("set_var", "IVR_FAX_T38=1")]
         parts.append(_section(FAX_ENDPOINT, "endpoint", options))
     return "\n".join(parts)
 

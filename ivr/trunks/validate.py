@@ -250,7 +250,7 @@ class TrunksReader(Reader):
 
 
 #: PJSIP section names the renderer uses for roles and transports.
-RESERVED_NAMES = frozenset({"trunk", "clinician-gateway", "fax-trunk", "test-phone",
+RESERVED_NAMES = frozenset({"trunk", "clinician-gateway", "fax-trunk", "test-phone", "testphone",
                             "transport-udp", "transport-tcp", "transport-tls", "global"})
 
 

@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 
 from ivr.db.engine import Database
 from ivr.db.kinds import CallbackStatus, LegKind
-from ivr.db.models import AuditEntry, Call, OncallCallback, OncallLeg
+from ivr.db.models import AuditEntry, Call, CallEvent, OncallCallback, OncallLeg
 from ivr.delivery.models import Delivery
 from ivr.records import audit
 from ivr.rules.runtime import read_status, status_path
@@ -40,6 +40,8 @@ LIVE_WINDOW = timedelta(hours=12)  # as Tonight: older open rows are not "up now
 # Seconds; a caller waits at most a few minutes for a clinician (max_caller_wait_seconds).
 BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0)
 NONE = "none"  # the label of an empty value (a call no practice claims, no disposition)
+# The timeline's triage events (ivr.flows.triage): the last one is the menu's decision.
+TRIAGE_EVENTS = ("menu.key", "menu.default")
 
 
 def _label(value: Any) -> str:
@@ -137,9 +139,22 @@ async def snapshot(db: Database, now: datetime) -> list[Metric]:
             select(Call.started_at, func.min(OncallLeg.placed_at), func.min(OncallLeg.bridged_at))
             .join(OncallLeg, OncallLeg.call_id == Call.id)
             .where(OncallLeg.kind == LegKind.LIVE).group_by(Call.id))).all()
+        # Triage to first ring: from the menu's last answer to the first live leg placed
+        # (the on-call search's own delay, without the intake before it).
+        triaged = (select(CallEvent.call_id, func.max(CallEvent.at).label("at"))
+                   .where(CallEvent.kind.in_(TRIAGE_EVENTS))
+                   .group_by(CallEvent.call_id).subquery())
+        triage_rows = (await s.execute(
+            select(triaged.c.at, func.min(OncallLeg.placed_at))
+            .join(OncallLeg, OncallLeg.call_id == triaged.c.call_id)
+            .where(OncallLeg.kind == LegKind.LIVE).group_by(triaged.c.call_id))).all()
     out.append(histogram("ivr_call_start_to_first_ring_seconds",
                          "From the call's start to the first clinician rung",
                          ((ring - start).total_seconds() for start, ring, _ in rows if ring)))
+    out.append(histogram("ivr_triage_to_first_ring_seconds",
+                         "From the caller's triage answer to the first clinician rung",
+                         (max((ring - at).total_seconds(), 0.0) for at, ring in triage_rows
+                          if at and ring)))
     out.append(histogram("ivr_call_start_to_clinician_seconds",
                          "From the call's start to a clinician bridged to the caller",
                          ((bridged - start).total_seconds() for start, _, bridged in rows

@@ -20,6 +20,7 @@ from ivr.caller.plan import (
     PhoneBook,
     Press,
     Say,
+    SipAccount,
     step_from_json,
 )
 
@@ -50,6 +51,8 @@ def test_a_plan_survives_json():
                            Pause(200), Cue("/tmp/go", 30), Hangup(), AwaitEnd(5)),
                     headers=(("Diversion", "<sip:+16175550100@x>"),), codec="PCMA")
     assert CallPlan.from_json(plan.to_json()) == plan
+    softphone = CallPlan(caller_id="testphone", account=SipAccount("testphone", "pw-1"))
+    assert CallPlan.from_json(softphone.to_json()) == softphone
     book = PhoneBook({"16175550111": Phone(ring_ms=900)}, BUSY)
     assert PhoneBook.from_json(book.to_json()) == book
 

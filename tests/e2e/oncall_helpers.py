@@ -101,6 +101,14 @@ def restore(stack) -> None:
     stack.extra_env = {}
 
 
+def settle(stack) -> None:
+    """After a scenario: no channel left in Asterisk, then the suite's rules back."""
+    if stack.channels():
+        stack.hangup_all()
+    wait_for(lambda: stack.channels() == 0, 30, "no channels left in Asterisk")
+    restore(stack)
+
+
 def cli_json(stack, *args: str):
     import json
 

@@ -24,10 +24,11 @@ from typing import Any
 import pytest
 from harness import REPO, drop_pending_callbacks, run_scenario, timed_caller_scenario, wait_for
 from support.plans import answer, happy, speak, voices
+from support.reacting import cue_when
 from support.sipp import CallerSpec
 
 from ivr.caller.client import CallReport
-from ivr.caller.plan import AwaitEnd, CallPlan, Hangup, Listen, Pause
+from ivr.caller.plan import AwaitEnd, CallPlan, Cue, Hangup, Listen, Pause
 from ivr.flows.audio import analyse
 from ivr.records import recordings
 from ivr.rules import load_rules
@@ -70,7 +71,10 @@ SCENARIOS: dict[str, tuple[str, str, str | None, Any]] = {
                            *speak(v["reason"]), *answer("7"), *answer("4")]),
     # Says nothing at all, to the end (the line stays open: silence keeps arriving).
     "silence": (MESA_DID, "+16175550149", None, lambda v: [AwaitEnd(400)]),
-    "hangup_callback": (SUNNY_DID, "+16175550150", None, lambda v: [Listen(), Hangup()]),
+    # Hangs up once the controller has begun to ask for the number (its cue, below): a
+    # pause between two prompts on a loaded machine must not make it hang up earlier.
+    "hangup_callback": (SUNNY_DID, "+16175550150", None,
+                        lambda v: [Listen(), Cue(v["cue"]), Hangup()]),
     "hangup_dob": (SUNNY_DID, "+16175550151", None,
                    lambda v: [*answer("1"), *answer("010"), Hangup()]),
     "hangup_name": (SUNNY_DID, "+16175550152", None,
@@ -104,8 +108,10 @@ class Campaign:
     def __init__(self, stack, workdir: Path) -> None:
         self.stack = stack
         self.results: dict[str, CallReport | subprocess.CompletedProcess[str]] = {}
-        said = voices(stack)
-        self.threads = []
+        cue = workdir / "hangup_callback.cue"
+        said = {**voices(stack), "cue": str(cue)}
+        self.threads = [cue_when(cue, lambda: self._asked("+16175550150", "callback"),
+                                 "the callback question asked", interval=1.0)]
         for name, (number, caller_id, diversion, steps) in SCENARIOS.items():
             plan = CallPlan(caller_id=caller_id, steps=tuple(steps(said)),
                             headers=(("Diversion", diversion),) if diversion else ())
@@ -115,6 +121,13 @@ class Campaign:
                                     HOSTILE_HANGUP_MS, True, HOSTILE_HEADERS)
         self._start(HOSTILE, lambda: run_scenario(xml, stack.target, SUNNY_DID,
                                                   workdir / HOSTILE))
+
+    def _asked(self, caller: str, field: str) -> bool:
+        """The controller has started to ask this caller for `field`."""
+        found = [c for c in self.stack.calls() if c["caller"] == caller
+                 and c["dialled"] == SUNNY_DID and not c["reconciled_at"]]
+        return any(e["kind"] == f"intake.{field}.asked"
+                   for c in found for e in self.stack.show(c["id"])["timeline"])
 
     def _start(self, name: str, place: Any) -> None:
         thread = threading.Thread(target=lambda: self.results.__setitem__(name, place()),

@@ -1,78 +1,36 @@
 """The SIP edge against a real far end: a second Asterisk plays the carrier (tests/support/
 carrier.py). Registration with digest over TLS, SRTP both ways, a forwarded call in with
-its Diversion, a clinician call out, a wrong password refused, re-registration after the
-carrier restarts, and the guard banning a scanner while the carrier's calls go on."""
+its Diversion, a clinician call out, a wrong password refused (shown by `ivr pbx status`
+and by the controller's ivr_trunk_registered metric), re-registration after the carrier
+restarts, and the guard banning a scanner while the carrier's calls go on."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
-from harness import EXAMPLE_DID, REPO, EventRecorder, Stack, wait_for
+from harness import EXAMPLE_DID, REPO, EventRecorder, wait_for
+from metrics_helpers import operator_token, samples, scraper
 from support import carrier as c
 from support.sipp import PhoneSpec
 
-from ivr.caller.client import place_call
 from ivr.caller.plan import CallPlan, Hangup, Listen
-from ivr.pbx.instance import PbxInstance
 
 pytestmark = pytest.mark.pbx
 
 
 @pytest.fixture(scope="module")
 def edge():
-    workdir = Path(tempfile.mkdtemp(prefix="ivr-edge-test-"))
-    s = Stack(name=f"edge{os.getpid()}", workdir=workdir)
-    p = s.ports
-    os.environ[c.PASSWORD_ENV] = c.Carrier.password
-    carrier = c.start_carrier(s.pbx.root, workdir, phones_port=0)
-    trunks = workdir / "trunks.yaml"
-    tls_port = p.next()
-    trunks.write_text(c.trunks_yaml(carrier, tls_port))
-    s.settings = s.settings.with_overrides(
-        sip_port=p.next(), ami_port=p.next(), agi_port=p.next(), web_port=p.next(),
-        gateway_port=p.next(), trunks_file=trunks)
-    s.pbx = PbxInstance(s.settings, s.pbx.root)
-    s.extra_env = {c.PASSWORD_ENV: c.Carrier.password}
-    carrier.phones_port = s.settings.gateway_port
-    carrier.start()  # again: now it knows where the phones are
-    s.start_pbx()
-    s.carrier = carrier
-    s.carrier_events = EventRecorder(carrier.settings, carrier.ami_secret).start()
-    s.start_controller()
-    try:
+    with c.edge_stack("edge") as s:
         yield s
-    finally:
-        s.stop()
-        if getattr(s, "carrier_events", None):
-            s.carrier_events.stop()
-        c.remove(carrier)
-        if os.environ.get("IVR_KEEP_TEST_DIRS") != "1":
-            shutil.rmtree(s.pbx.host_dir, ignore_errors=True)
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _status(stack) -> dict:
-    out = subprocess.run([sys.executable, "-m", "ivr.cli", "pbx", "status", "--json"],
-                         env=stack.env, capture_output=True, text=True, cwd=REPO, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
-
-
-def _registered(stack) -> bool:
-    trunks = _status(stack).get("trunks") or []
-    return bool(trunks) and all(t["ok"] for t in trunks)
 
 
 def test_registers_to_the_carrier_over_tls_with_digest(edge):
-    wait_for(lambda: _registered(edge), 60, "the registration to the carrier")
+    wait_for(lambda: c.registered(edge), 60, "the registration to the carrier")
     assert f"{c.ACCOUNT}/sip:{c.ACCOUNT}@127.0.0.1" in edge.carrier.cli("pjsip show contacts")
     assert "transport=tls" in edge.carrier.cli(f"pjsip show aor {c.ACCOUNT}").lower()
     # The service checked the carrier's certificate (verify_server is on by default).
@@ -80,22 +38,14 @@ def test_registers_to_the_carrier_over_tls_with_digest(edge):
     assert shown[shown.index("verify_server") + 2] == "Yes"
 
 
-def _carrier_legs(edge, after: int) -> list[dict]:
-    with edge.carrier_events._lock:
-        events = list(edge.carrier_events.events[after:])
-    return [e for e in events if e.get("UserEvent") == "CarrierLeg"]
-
-
 def test_a_forwarded_call_arrives_through_the_carrier_encrypted(edge):
-    wait_for(lambda: _registered(edge), 60, "the registration")
+    wait_for(lambda: c.registered(edge), 60, "the registration")
     mark, cmark = edge.recorder.mark(), edge.carrier_events.mark()
     plan = CallPlan(caller_id="+16175550199", steps=(Listen(), Hangup()))
-    report = place_call(plan, f"{c.CARRIER_HOST}:{edge.carrier.settings.sip_port}",
-                        EXAMPLE_DID, workdir=edge.workdir / "in1", port=edge.ports.next(),
-                        media_port=edge.ports.next(4), media_ports=4, timeout_s=120)
+    report = c.place_in(edge, plan, EXAMPLE_DID, edge.workdir / "in1")
     assert report.ok, report.explain()
     uid = wait_for(lambda: edge.recorder.last_inbound_uniqueid(mark), 30, "the call")
-    legs = wait_for(lambda: _carrier_legs(edge, cmark), 30, "the carrier's leg event")
+    legs = wait_for(lambda: c.carrier_legs(edge, cmark), 30, "the carrier's leg event")
     # The carrier's leg to the service: SRTP media, TLS signalling.
     assert legs[0]["Secure"] == "1" and legs[0]["Tls"] == "1", legs
     call = wait_for(lambda: edge.call_by_uniqueid(uid), 30, "the call's record")
@@ -106,33 +56,13 @@ def test_a_forwarded_call_arrives_through_the_carrier_encrypted(edge):
     assert chans and chans[0].startswith("PJSIP/carrier-")
 
 
-def _originate(edge, channel: str) -> None:
-    """An AMI Originate as the controller's dialler does (Async; Wait on our side)."""
-    import asyncio
-
-    from ivr.ami import AmiClient
-    from ivr.pbx.instance import AMI_USER
-
-    async def go() -> None:
-        ami = AmiClient(edge.settings.ami_host, edge.settings.ami_port, AMI_USER,
-                        edge.pbx.ami_secret)
-        await ami.connect()
-        try:
-            await ami.originate({"Channel": channel, "Application": "Wait", "Data": "4",
-                                 "CallerID": '"Sunny Pediatrics" <+16175550111>'})
-        finally:
-            await ami.close()
-
-    asyncio.run(go())
-
-
 def test_a_clinician_call_goes_out_through_the_carrier_encrypted(edge):
-    wait_for(lambda: _registered(edge), 60, "the registration")
+    wait_for(lambda: c.registered(edge), 60, "the registration")
     cmark = edge.carrier_events.mark()
     phone = edge.phone(PhoneSpec(answer=True, key=None, wait_bye_ms=20000))
     try:
-        _originate(edge, "PJSIP/16175550321@clinician-gateway")
-        legs = wait_for(lambda: _carrier_legs(edge, cmark), 30, "the carrier's leg event")
+        c.originate(edge, "PJSIP/16175550321@clinician-gateway")
+        legs = wait_for(lambda: c.carrier_legs(edge, cmark), 30, "the carrier's leg event")
         assert legs[0]["Endpoint"] == c.ACCOUNT  # authenticated as the account
         assert legs[0]["Secure"] == "1" and legs[0]["Tls"] == "1", legs
         out, err = phone.communicate(timeout=90)
@@ -171,7 +101,7 @@ def _send(source: str, target: tuple[str, int], payloads: list[bytes],
 
 
 def test_a_scanner_is_banned_while_the_carrier_keeps_working(edge):
-    wait_for(lambda: _registered(edge), 60, "the registration")
+    wait_for(lambda: c.registered(edge), 60, "the registration")
     log = open(edge.workdir / "guard.log", "ab")
     guard = subprocess.Popen([sys.executable, "-m", "ivr.cli", "pbx", "guard"], env=edge.env,
                              stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
@@ -202,12 +132,10 @@ def test_a_scanner_is_banned_while_the_carrier_keeps_working(edge):
             not r[0].startswith(b"SIP/2.0 401") and r, 30, "the ban in force")
         assert after[0].startswith(b"SIP/2.0 403"), after
         # The carrier is untouched: still registered, and a forwarded call still answered.
-        assert _registered(edge)
+        assert c.registered(edge)
         mark = edge.recorder.mark()
         plan = CallPlan(caller_id="+16175550198", steps=(Listen(), Hangup()))
-        report = place_call(plan, f"{c.CARRIER_HOST}:{edge.carrier.settings.sip_port}",
-                            EXAMPLE_DID, workdir=edge.workdir / "in2", port=edge.ports.next(),
-                            media_port=edge.ports.next(4), media_ports=4, timeout_s=120)
+        report = c.place_in(edge, plan, EXAMPLE_DID, edge.workdir / "in2")
         assert report.ok, report.explain()
         assert edge.recorder.last_inbound_uniqueid(mark)
         out = subprocess.run([sys.executable, "-m", "ivr.cli", "pbx", "bans", "clear",
@@ -240,31 +168,46 @@ def test_malformed_sip_leaves_the_pbx_and_the_trunk_up(edge):
     assert edge.pbx.is_running()
     ok = _send("127.0.0.11", target, [_sip("OPTIONS", target, "127.0.0.11", 5).encode()])
     assert ok[0].startswith(b"SIP/2.0 "), ok
-    assert _registered(edge)
+    assert c.registered(edge)
 
 
 def _send_register(edge) -> None:
     edge.pbx.cli("pjsip send register carrier-reg")
 
 
+def _registered_metric(edge, scrape) -> float | None:
+    """The controller's ivr_trunk_registered for the carrier (None: not scraped)."""
+    status, text = scrape()
+    return samples(text).get(("ivr_trunk_registered", (("trunk", "carrier"),))) \
+        if status == 200 else None
+
+
 def test_a_wrong_password_is_refused_and_shown(edge):
-    wait_for(lambda: _registered(edge), 60, "the registration")
+    scrape = scraper(edge.settings.controller_metrics_port, operator_token(edge.settings))
+    wait_for(lambda: c.registered(edge), 60, "the registration")
+    wait_for(lambda: _registered_metric(edge, scrape) == 1, 60, "the metric at 1")
     os.environ[c.PASSWORD_ENV] = "not-the-password"
     try:
         edge.pbx.start()  # re-render and reload with the wrong password
         _send_register(edge)
-        trunks = wait_for(lambda: [t for t in _status(edge)["trunks"] if not t["ok"]], 60,
+        trunks = wait_for(lambda: [t for t in c.pbx_status(edge)["trunks"] if not t["ok"]], 60,
                           "the refused registration")
         assert trunks[0]["registration"]["state"] in ("Rejected", "Unregistered")
+        # The controller's metrics say so too (read from its AMI link at the scrape).
+        wait_for(lambda: _registered_metric(edge, scrape) == 0, 60, "the metric at 0")
     finally:
         os.environ[c.PASSWORD_ENV] = c.Carrier.password
         edge.pbx.start()
         _send_register(edge)
-    wait_for(lambda: _registered(edge), 60, "the registration again")
+    wait_for(lambda: c.registered(edge), 60, "the registration again")
+    wait_for(lambda: _registered_metric(edge, scrape) == 1, 60, "the metric at 1 again")
+    text = scrape()[1]
+    assert c.Carrier.password not in text and "not-the-password" not in text
+    assert c.ACCOUNT not in text  # the account name is the carrier's, not a label
 
 
 def test_the_registration_is_renewed_after_the_carrier_restarts(edge):
-    wait_for(lambda: _registered(edge), 60, "the registration")
+    wait_for(lambda: c.registered(edge), 60, "the registration")
     edge.carrier_events.stop()
     edge.carrier.stop()
     (edge.carrier.host_dir / "db" / "astdb.sqlite3").unlink(missing_ok=True)
@@ -272,4 +215,4 @@ def test_the_registration_is_renewed_after_the_carrier_restarts(edge):
     edge.carrier_events = EventRecorder(edge.carrier.settings, edge.carrier.ami_secret).start()
     wait_for(lambda: f"{c.ACCOUNT}/sip:" in edge.carrier.cli("pjsip show contacts"), 90,
              "the service's registration at the restarted carrier", interval=0.5)
-    wait_for(lambda: _registered(edge), 60, "the registration shown as Registered")
+    wait_for(lambda: c.registered(edge), 60, "the registration shown as Registered")

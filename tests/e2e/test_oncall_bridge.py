@@ -74,10 +74,12 @@ SCENARIOS = {
         _did(402), "+16175550492",
         [("b1", _did(421), 8), ("b2", _did(422), 8), ("b3", _did(423), 8)], LONG_WAIT,
         BRIDGED),
+    # c2 rings until the caller's wait is over (whatever the load made of c1's turn), so
+    # c3 is never rung live: it takes the call-back.
     "callback_ack": (
         _did(403), "+16175550493",
-        [("c1", _did(431), 8), ("c2", _did(432), 6), ("c3", _did(433), 8)],
-        {"max_wait": 12, "renotify": 2}, TOLD),
+        [("c1", _did(431), 8), ("c2", _did(432), 90), ("c3", _did(433), 8)],
+        {"max_wait": 30, "renotify": 2}, TOLD),
     "caller_gone": (_did(404), "+16175550494", [("d1", _did(441), 8)], {}, LEAVES),
     # `together` steps (`rings`): three phones at once, the first 1 takes it (g1 still
     # rings then: its ring outlasts g2's hearing the whole screening, which a loaded

@@ -65,7 +65,8 @@ class Library:
     def text(self, text: str) -> PlayFile:
         return PlayFile(f"text/{text}")
 
-    def items(self, practice: Any, pid: str, slots: Any = None) -> list[PlayFile]:
+    def items(self, practice: Any, pid: str, slots: Any = None,
+              language: str | None = None) -> list[PlayFile]:
         return [PlayFile(f"prompt/{pid}")]
 
 
@@ -99,6 +100,7 @@ class Caller:
         self.hang_up_at = hang_up_at
         self.actions = dict(actions or {})
         self.dialstatus = dialstatus
+        self.uniqueid = "1700000000.1"
         self.typed: list[str] = []
         self.heard: list[str] = []
         self.execs: list[tuple[str, str]] = []
@@ -138,6 +140,17 @@ class Caller:
     async def wait_for_digit(self, timeout_ms: int) -> str | None:
         reply = await self.command("WAIT FOR DIGIT", timeout_ms)
         return chr(reply.result_int) if reply.result_int > 0 else None
+
+    async def get_data(self, _path: str, _timeout_ms: int, max_digits: int,
+                       prompt_seconds: float = 60) -> tuple[str, bool]:
+        """Asterisk collecting keys: the typed ones, up to '#' or `max_digits`."""
+        keys = ""
+        while self.typed and len(keys) < max_digits:
+            key = self.typed.pop(0)
+            if key == "#":
+                return keys, False
+            keys += key
+        return keys, len(keys) < max_digits
 
     async def get_variable(self, name: str) -> str | None:
         return {"DIALSTATUS": self.dialstatus}.get(name)

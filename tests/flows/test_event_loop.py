@@ -108,6 +108,11 @@ async def play_caller(call: FakeCall) -> None:
         elif name == "WAIT FOR":
             key = keys.pop(0) if keys else None
             await call.send(f"200 result={ord(key) if key else 0}")
+        elif name == "GET DATA":  # Asterisk collecting up to words[4] keys itself
+            typed = ""
+            while keys and keys[0] is not None and len(typed) < int(words[4]):
+                typed += str(keys.pop(0))
+            await call.send(f"200 result={typed}")
         elif name == "RECORD FILE":
             voiced_wav(Path(words[2] + "." + words[3]))
             await call.send("200 result=35 (dtmf) endpos=8000")

@@ -9,7 +9,7 @@ from sqlalchemy import inspect
 from ivr.db.engine import Database
 from ivr.db.models import Base
 
-HEAD = "0010_transcripts"
+HEAD = "0011_journal"
 #: How many triggers the schema has (SQLite: UPDATE and DELETE refused; PostgreSQL: UPDATE
 #: or DELETE in one, TRUNCATE in another).
 TRIGGERS = {"sqlite": "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'",

@@ -32,7 +32,8 @@ def rules() -> RuleSet:
 
 def test_spanish_practice_prompts_use_the_spanish_texts_and_voice(rules, tmp_path):
     sunny = rules.practices["sunny-pediatrics"]
-    spanish = replace(sunny, language="es-US", prompts={})  # the built-in prompts only
+    # The built-in prompts only.
+    spanish = replace(sunny, language="es-US", languages=("es-US",), prompts={})
     lib = PromptLibrary(tmp_path / "sounds", lambda p: str(p), tmp_path / "cache")
     [item] = lib.items(spanish, "ask_reason")
     assert Path(item.path).name == tts.cache_key(es.PROMPTS["ask_reason"], es.VOICE)
@@ -47,7 +48,7 @@ def test_spanish_practice_prompts_use_the_spanish_texts_and_voice(rules, tmp_pat
                     reason="espeak-ng and sox make prompts")
 def test_prepared_ahead_in_spanish(rules, tmp_path):
     sunny = rules.practices["sunny-pediatrics"]
-    spanish = replace(sunny, language="es-US", prompts={})
+    spanish = replace(sunny, language="es-US", languages=("es-US",), prompts={})
     lib = PromptLibrary(tmp_path / "sounds", lambda p: str(p), tmp_path / "cache", workers=2)
     small = RuleSet({spanish.id: spanish}, "d", {}, {})
     lib.prepare_rules(small)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ivr.transcribe.audio import Samples, decode  # noqa: E402
-from ivr.transcribe.engines import Engine  # noqa: E402
+from ivr.transcribe.engines import Engine, Heard  # noqa: E402
 from ivr.transcribe.redflags import flags_for, match, words  # noqa: E402
 
 # (sentence, has a red flag)
@@ -45,6 +45,7 @@ CORPUS = [
 ]
 VOICES = [("en-us", 160), ("en-us+f3", 175)]  # more voices: more minutes on a shared box
 NOISE_VOLUME = 0.02  # pink noise, about 25 dB below the speech
+KWS_THRESHOLDS = ("1e-10", "1e-20", "1e-30")
 
 ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
         "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
@@ -102,6 +103,34 @@ def make_corpus(folder: Path, voices: list[tuple[str, int]]) -> list[tuple[str, 
     return out
 
 
+class KeywordSpotter:
+    """PocketSphinx in keyword-spotting mode: no transcript, only the red-flag phrases it
+    spots (a kws list, one phrase and threshold a line). Measured here only: phrases
+    whose words the packaged dictionary lacks ("cant") cannot be listed and are left
+    out, which the printed count shows."""
+
+    def __init__(self, phrases: tuple[str, ...], threshold: str, folder: Path) -> None:
+        import pocketsphinx
+
+        from ivr.transcribe.audio import ENGINE_RATE
+
+        self._decoder = pocketsphinx.Decoder(samprate=ENGINE_RATE, loglevel="FATAL")
+        known = sorted({" ".join(words(p)) for p in phrases
+                        if all(self._decoder.lookup_word(w) for w in words(p))})
+        self.listed = len(known)
+        kws = folder / f"kws-{threshold}.txt"
+        kws.write_text("".join(f"{p} /{threshold}/\n" for p in known))
+        self._decoder.add_kws("redflags", str(kws))
+        self._decoder.activate_search("redflags")
+
+    def transcribe(self, audio: Samples, language: str, hints: object) -> Heard:
+        d = self._decoder
+        d.start_utt()
+        d.process_raw(audio.pcm16(), full_utt=True)
+        d.end_utt()
+        return Heard(" ".join(seg.word for seg in d.seg() or ()), 0.0)
+
+
 def variants() -> list[tuple[str, Callable[[], Engine]]]:
     out: list[tuple[str, Callable[[], Engine]]] = []
     try:
@@ -124,9 +153,22 @@ def variants() -> list[tuple[str, Callable[[], Engine]]]:
     return out
 
 
+def spotters(folder: Path, phrases: tuple[str, ...]
+             ) -> list[tuple[str, Callable[[], KeywordSpotter]]]:
+    """Keyword spotting at a few thresholds (lower: more hits, more false alarms)."""
+    try:
+        import pocketsphinx  # noqa: F401
+    except ImportError:
+        return []
+    return [(f"pocketsphinx kws {t}", lambda t=t: KeywordSpotter(phrases, t, folder))
+            for t in KWS_THRESHOLDS]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one voice, two settings")
+    parser.add_argument("--only", choices=("pocketsphinx",),
+                        help="only this engine's rows (its full decoding is the baseline)")
     args = parser.parse_args()
     if not (shutil.which("espeak-ng") and shutil.which("sox")):
         print("espeak-ng and sox are needed to make the corpus: skipped")
@@ -141,13 +183,18 @@ def main() -> None:
           f"voices), {audio_s:.0f} s of 8 kHz telephone audio with noise")
     print(f"{'engine / setting':30} {'WER':>6} {'flag recall':>11} {'precision':>9} "
           f"{'CPU s/audio s':>13} {'load s':>6}")
-    chosen = variants()
+    chosen: list[tuple[str, Callable[[], Engine | KeywordSpotter]]] = list(variants())
     if args.quick:
         chosen = [chosen[0], chosen[-1]]
+    if args.only:
+        chosen = [(label, make) for label, make in chosen if label.startswith(args.only)]
+    kws_dir = Path(tempfile.mkdtemp())
+    chosen += spotters(kws_dir, hints)
     for label, make in chosen:
         started = time.process_time()
         engine = make()
         load = time.process_time() - started
+        spotting = isinstance(engine, KeywordSpotter)
         errors = total = tp = fp = fn = 0
         cpu = 0.0
         for text, flagged, samples in corpus:
@@ -162,8 +209,12 @@ def main() -> None:
                 fn + (flagged and not hit)
         recall = tp / (tp + fn) if tp + fn else 0.0
         precision = tp / (tp + fp) if tp + fp else 0.0
-        print(f"{label:30} {errors / total:6.1%} {recall:11.0%} {precision:9.0%} "
+        wer = "-" if spotting else f"{errors / total:.1%}"  # spotting: no transcript
+        print(f"{label:30} {wer:>6} {recall:11.0%} {precision:9.0%} "
               f"{cpu / audio_s:13.3f} {load:6.1f}")
+        if isinstance(engine, KeywordSpotter):
+            print(f"{'':30} ({engine.listed} of {len(hints)} phrases in its dictionary)")
+    shutil.rmtree(kws_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

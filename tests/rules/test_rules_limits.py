@@ -368,3 +368,29 @@ def test_the_timer_is_put_back(rules_dir):
 def test_examples_still_load_with_every_limit(examples):
     assert set(examples.practices) == {"sunny-pediatrics", "mesa-family"}
     assert sys.getrecursionlimit() >= 1000  # nothing here depends on raising it
+
+
+def test_a_deadline_that_falls_in_a_gc_callback_still_stops_the_load():
+    """The interpreter drops an exception raised inside a garbage-collector callback
+    (pytest would report it as unraisable): the tick that falls there is skipped and a
+    later one stops the load."""
+    import gc
+    import time
+
+    def slow_callback(phase: str, _info: dict) -> None:
+        if phase == "stop":  # a library's callback that the timer lands in
+            until = time.monotonic() + 0.3
+            while time.monotonic() < until:
+                pass
+
+    before = list(gc.callbacks)
+    gc.callbacks.append(slow_callback)
+    deadline = limits.Deadline(0.05)
+    try:
+        with pytest.raises(limits.LoadTimeout), limits.interrupting(deadline):
+            gc.collect()  # the first tick lands in slow_callback
+            while True:
+                pass
+    finally:
+        gc.callbacks.remove(slow_callback)
+    assert gc.callbacks == before  # the deadline's own callbacks are gone too

@@ -186,7 +186,13 @@ def _sigterm(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
             proc.wait()
 
 
-def test_serve_stops_within_5_s_of_sigterm_during_a_slow_load(slow_rules, tmp_path):
+# The slow calendar's load costs 40 events x seconds of CPU each; an exit well inside
+# that did not wait for it, however slow a loaded machine makes the exit itself (an
+# idle machine exits in about a second; 5.9 s has been seen under a load average of 28).
+STOP_BOUND_S = 20.0
+
+
+def test_serve_stops_on_sigterm_without_waiting_for_a_slow_load(slow_rules, tmp_path):
     """`ivr serve` gets SIGTERM while its start-up load expands a slow calendar."""
     proc, log_path = _serve(slow_rules, tmp_path)
     _wait_for(proc, log_path, "the start-up load", lambda: loader_children(proc.pid))
@@ -195,15 +201,16 @@ def test_serve_stops_within_5_s_of_sigterm_during_a_slow_load(slow_rules, tmp_pa
     assert proc.poll() is None
     code, took = _sigterm(proc)
     text = log_path.read_text(errors="replace")
-    assert took <= 5.0, f"exit took {took:.1f} s after SIGTERM\n{text[-3000:]}"
+    assert took <= STOP_BOUND_S, f"exit took {took:.1f} s after SIGTERM\n{text[-3000:]}"
     assert code == 0, text[-3000:]
     assert "stop requested while starting" in text
+    assert "rules loaded (startup)" not in text  # the exit did not wait for the load
     assert "Traceback" not in text, text[-3000:]
     assert not any(k.is_running() and k.status() != psutil.STATUS_ZOMBIE for k in kids)
     shutil.rmtree(tmp_path / "data", ignore_errors=True)
 
 
-def test_serve_stops_within_5_s_of_sigterm_during_a_reload(rules_dir, tmp_path):
+def test_serve_stops_on_sigterm_without_waiting_for_a_reload(rules_dir, tmp_path):
     """The same while a SIGHUP reload of a slow calendar runs; the good rules stay until then."""
     proc, log_path = _serve(rules_dir, tmp_path)
     _wait_for(proc, log_path, "the controller to be ready",
@@ -215,9 +222,10 @@ def test_serve_stops_within_5_s_of_sigterm_during_a_reload(rules_dir, tmp_path):
     time.sleep(1.0)
     code, took = _sigterm(proc)
     text = log_path.read_text(errors="replace")
-    assert took <= 5.0, f"exit took {took:.1f} s after SIGTERM\n{text[-3000:]}"
+    assert took <= STOP_BOUND_S, f"exit took {took:.1f} s after SIGTERM\n{text[-3000:]}"
     assert code == 0, text[-3000:]
     assert "rules load started (sighup)" in text and "controller stopping" in text
+    assert "rules loaded (sighup)" not in text  # the exit did not wait for the reload
     assert "Traceback" not in text, text[-3000:]
     assert not any(k.is_running() and k.status() != psutil.STATUS_ZOMBIE for k in kids)
     shutil.rmtree(tmp_path / "data", ignore_errors=True)

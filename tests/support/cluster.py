@@ -1,15 +1,35 @@
 """Cluster test support: ports in 26000-26999, SIPp stand-ins for answering nodes (they
 answer OPTIONS probes and calls, and count the calls), and a caller that follows the
-proxy's Record-Route for its ACK and BYE."""
+proxy's Record-Route for its ACK and BYE; and a real local cluster (RealCluster, ports
+27000-27999) with its test rules, for the drills and the cluster benchmark."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import shutil
 import subprocess
+import sys
 import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from ivr import config
+from ivr.caller.client import Phones, RunningCall, start_call
+from ivr.caller.plan import BUSY, CallPlan, Listen, PhoneBook, Press, Say, Step
+from ivr.cluster.local import LocalCluster
+from ivr.cluster.postgres import PostgresServer
+from ivr.db.engine import Database
+from ivr.pbx.prompts import synthesize
+from ivr.records import calls
+from support.plans import DOB_KEYS, NAME, REASON, answer
+from support.polling import wait_for
 from support.sipp import sipp_binary
+from support.stack import REPO
 
 CLUSTER_PORTS = 26000
 
@@ -164,3 +184,219 @@ def place_calls(target: str, number: str, calls: int, local_port: int,
              "-timeout", f"{timeout_s}s", "-timeout_error"],
             capture_output=True, text=True, timeout=timeout_s + 30, stdin=subprocess.DEVNULL,
             cwd=tmp)
+
+
+# --- a real local cluster (`ivr cluster up`), as the drills and the benchmark drive it ----
+
+SUNNY = "+16175550100"  # the test rules' full practice: callback, date of birth, name, reason
+QUICK = "+16175550200"  # their quick practice: the callback number, then the menu
+PRACTICE, QUICK_PRACTICE = "sunny-pediatrics", "quick-test"
+#: The test rules' prompts: a few words each, so a drill's call spends its time on what
+#: it checks, not on listening (the flow's own sentences, such as the read-back, stay).
+SHORT_PROMPTS = """prompts:
+  greeting: Sunny test line.
+  emergency_notice: In an emergency, dial 911.
+  ask_dob: Date of birth, eight digits.
+  ask_name: Name, after the tone.
+  ask_reason: Why you call, after the tone.
+  callback_promise: Thank you, goodbye.
+
+"""
+
+
+def write_test_rules(folder: Path) -> Path:
+    """The repository's Sunny Pediatrics with short prompts and a one-key menu, and a quick
+    practice like it on QUICK that collects the callback number only."""
+    src = (REPO / "routing_rules" / "sunny-pediatrics.yaml").read_text()
+    start, end = src.index("prompts:\n"), src.index("# Intake:")
+    src = src[:start] + SHORT_PROMPTS + src[end:]
+    start = src.index("triage:\n  prompt: >-")
+    src = src[:start] + "triage:\n  prompt: Press 4 for a message.\n" + \
+        src[src.index("  keys:\n", start):]
+    quick = (src.replace("id: sunny-pediatrics", f"id: {QUICK_PRACTICE}")
+             .replace(SUNNY, QUICK).replace("+16175550111", "+16175550211")
+             .replace("collect: [callback, dob, name, reason]", "collect: [callback]"))
+    assert quick.count(QUICK_PRACTICE) == 1 and "collect: [callback] " in quick
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{PRACTICE}.yaml").write_text(src)
+    (folder / f"{QUICK_PRACTICE}.yaml").write_text(quick)
+    return folder
+
+
+def e2e_port_base() -> int:
+    """250 ports in 27000-27999 for this test process (its xdist worker and run offset)."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    worker = int(name[2:]) if name[2:].isdigit() else 0
+    worker += int(os.environ.get("IVR_TEST_WORKER_OFFSET", "0") or 0)
+    return 27000 + 250 * (worker % 4)
+
+
+class RealCluster:
+    """A local cluster of real nodes as tests drive it: `ivr cluster up` and its other
+    commands, the record read straight from its PostgreSQL (a test's many polls cost no
+    process each), reacting callers to Kamailio. Kamailio on 127.0.0.4, nodes from
+    127.0.0.5, ports from `base` (e2e_port_base)."""
+
+    def __init__(self, folder: Path, nodes: int = 2, base: int | None = None,
+                 rtp: tuple[int, int] | None = None) -> None:
+        """`rtp`: (first port, ports per node) for the nodes' media, else 40 per node in
+        this worker's range (20 calls a node: plenty for a drill, not for a benchmark)."""
+        self.folder = folder
+        self.nodes = nodes
+        self.base = base = e2e_port_base() if base is None else base
+        self.prefix = f"e{os.getpid()}n"
+        self.entry = f"127.0.0.4:{base}"
+        self.up_args = [
+            "--nodes", str(nodes), "--controllers", "2", "--prefix", self.prefix,
+            "--entry", self.entry, "--first-node", "127.0.0.5",
+            "--db-port", str(base + 1), "--sip-port", str(base + 10),
+            "--ami-port", str(base + 11), "--agi-port", str(base + 12), "--port-step", "10",
+            "--rtp-start", str(rtp[0] if rtp else base + 100),
+            "--rtp-per-node", str(rtp[1] if rtp else 40), "--probe-seconds", "1",
+            "--fail-over-ms", "1500"]
+        self.gateway_port = base + 40
+        rules = write_test_rules(folder / "rules")
+        # Transcription off: no drill reads a transcript, and four controllers' speech
+        # models would take the cores the calls need.
+        self.env = {**os.environ, "IVR_DATA_DIR": str(folder / "base"),
+                    "IVR_CLUSTER_DIR": str(folder), "IVR_TRUNK_MATCH": "127.0.0.1",
+                    "IVR_GATEWAY_PORT": str(self.gateway_port),
+                    "IVR_FAX_PORT": str(base + 41), "IVR_RULES_PATH": str(rules),
+                    "IVR_TRANSCRIBE_ENGINE": "off"}
+        # The cluster's database, for the commands that read it (`calls`, `override`).
+        self.db_env = {"IVR_DB_URL": f"postgresql+asyncpg://ivr@127.0.0.1:{base + 1}/ivr",
+                       "IVR_DB_PASSWORD_FILE": str(folder / "postgres" / "password")}
+        self.voices = folder / "voices"
+        self._slots = iter(range(10_000))
+
+    @property
+    def postgres(self) -> PostgresServer:
+        return PostgresServer(self.folder / "postgres", port=self.base + 1)
+
+    @property
+    def names(self) -> list[str]:
+        return [f"{self.prefix}{i + 1}" for i in range(self.nodes)]
+
+    def remove(self, keep: bool = False) -> None:
+        """`ivr cluster down`, then the nodes' instance folders and (unless `keep` or
+        IVR_KEEP_TEST_DIRS=1) the cluster's folder."""
+        self.ivr("cluster", "down", check=False)
+        try:
+            nodes = self.status()["nodes"]
+        except Exception:  # noqa: BLE001 (never made: nothing to clean)
+            nodes = []
+        for node in nodes:
+            if node["asterisk"]["folder"]:
+                shutil.rmtree(node["asterisk"]["folder"], ignore_errors=True)
+        if not keep and os.environ.get("IVR_KEEP_TEST_DIRS") != "1":
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def ivr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+
+        env = self.env if args[0] == "cluster" else {**self.env, **self.db_env}
+        out = subprocess.run([sys.executable, "-m", "ivr.cli", *args], env=env,
+                             capture_output=True, text=True, cwd=REPO, timeout=400)
+        if check:
+            assert out.returncode == 0, f"ivr {' '.join(args[:3])}: {out.stderr[-3000:]}"
+        return out
+
+    def up(self) -> dict[str, Any]:
+
+        return json.loads(self.ivr("cluster", "up", *self.up_args, "--json").stdout)
+
+    def status(self) -> dict[str, Any]:
+        """`ivr cluster status`'s JSON, made in this process."""
+        return LocalCluster.found(self.folder, config.from_env(self.env)).status()
+
+    def node(self, name: str) -> dict[str, Any]:
+        return next(n for n in self.status()["nodes"] if n["name"] == name)
+
+    def dispatcher(self, name: str) -> str:
+        return str(self.node(name)["dispatcher"])
+
+    # --- the record -------------------------------------------------------------------
+    def read(self, fn: Callable[[Database], Awaitable[Any]]) -> Any:
+        """`fn` run on the cluster's database, from this (synchronous) test."""
+        async def run() -> Any:
+            db = Database(self.postgres.url())
+            try:
+                return await fn(db)
+            finally:
+                await db.close()
+        return asyncio.run(run())
+
+    def calls_from(self, caller: str) -> list[dict[str, Any]]:
+
+        return self.read(lambda db: calls.list_calls(db, caller=caller))
+
+    def show(self, call_id: str) -> dict[str, Any]:
+
+        return self.read(lambda db: calls.show_call(db, call_id))
+
+    def started(self, caller: str) -> dict[str, Any]:
+        """The (only) call from `caller`, once its record exists."""
+        found = wait_for(lambda: self.calls_from(caller), 90,
+                         f"the call from {caller} to be recorded", interval=0.3)
+        assert len(found) == 1, found
+        return found[0]
+
+    def finished(self, caller: str, timeout: float = 120) -> dict[str, Any]:
+        """The call from `caller` once ended and reconciled (its channel's stamp in)."""
+        def done() -> dict[str, Any] | None:
+            found = self.calls_from(caller)
+            return found[0] if found and found[0]["ended_at"] and found[0][
+                "reconciled_at"] else None
+        return wait_for(done, timeout, f"the call from {caller} to end and be reconciled",
+                        interval=0.5)
+
+    # --- callers ----------------------------------------------------------------------
+    def dial(self, plan: CallPlan, slot: int | None = None, to: str = SUNNY,
+             timeout_s: float = 300) -> RunningCall:
+        """A reacting caller from 127.0.0.1 to Kamailio, dialling `to`; `slot` 0-3 (or
+        the next of 4 in turn): its ports (one call per slot at a time)."""
+        slot = next(self._slots) % 4 if slot is None else slot
+        work = Path(tempfile.mkdtemp(prefix=f"call{slot}-", dir=self.folder))
+        return start_call(plan, self.entry, to, workdir=work, port=self.base + 50 + slot,
+                          media_port=self.base + 180 + 16 * slot, media_ports=16,
+                          timeout_s=timeout_s)
+
+    def intake_plan(self, caller: str) -> CallPlan:
+        """The whole intake on SUNNY: the caller ID accepted, the date of birth keyed and
+        confirmed, name and reason said (each recording ended with '#'), a message."""
+        def said(text: str) -> list[Step]:
+            return [Listen(), Say(str(synthesize(text, self.voices))), Press("#")]
+        return CallPlan(caller_id=caller, steps=(
+            *answer("1"), *answer(DOB_KEYS), *answer("1"), *said(NAME), *said(REASON),
+            *answer("4")))
+
+    @staticmethod
+    def quick_plan(caller: str) -> CallPlan:
+        """A call to QUICK: the caller ID accepted, a message (dial it with to=QUICK)."""
+        return CallPlan(caller_id=caller, steps=(*answer("1"), *answer("4")))
+
+
+@contextmanager
+def running_cluster(prefix: str, why: str, keep: bool = False,
+                    rtp: tuple[int, int] | None = None) -> Iterator[RealCluster]:
+    """A 2-node cluster, both practices closed by an override (after hours), busy phones
+    on the clinician gateway (a fallback goes on to its message at once; an on-call chain
+    rings through), both nodes active in Kamailio; taken down and removed after."""
+    c = RealCluster(Path(tempfile.mkdtemp(prefix=prefix)), rtp=rtp)
+    phones = None
+    try:
+        status = c.up()
+        assert all(n["asterisk"]["running"] for n in status["nodes"]), status
+        until = (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0)
+        for practice in (PRACTICE, QUICK_PRACTICE):
+            c.ivr("override", "set", "--practice", practice, "--closed", "--until",
+                  until.isoformat(), "--reason", why)
+        phones = Phones(PhoneBook(default=BUSY), c.gateway_port, c.folder / "phones",
+                        media_port=c.base + 244, media_ports=6)
+        for name in c.names:
+            wait_for(lambda name=name: c.dispatcher(name).startswith("active"), 60,
+                     f"{name} active in Kamailio")
+        yield c
+    finally:
+        if phones is not None:
+            phones.stop()
+        c.remove(keep)

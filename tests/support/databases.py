@@ -41,13 +41,16 @@ def kinds() -> tuple[str, ...]:
     return chosen
 
 
-def new_server(slot: int = PG_PORT_SLOT) -> PostgresServer:
+def new_server(slot: int = PG_PORT_SLOT, tuning: dict[str, str] | None = None
+               ) -> PostgresServer:
     """A new server (not started) on this worker's port number `slot` (PortPlan.fixed), in
-    /tmp: the postgres user must reach its folder."""
+    /tmp: the postgres user must reach its folder. `tuning`: FAST unless given ({}: the
+    server's durable defaults, for a test that crashes it)."""
     from harness import PortPlan
 
     folder = Path(tempfile.mkdtemp(prefix="ivr-test-pg-"))
-    return PostgresServer(folder, port=PortPlan().fixed(slot), tuning=FAST)
+    return PostgresServer(folder, port=PortPlan().fixed(slot),
+                          tuning=FAST if tuning is None else tuning)
 
 
 @pytest.fixture(scope="session")

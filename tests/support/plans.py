@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from ivr.caller.plan import Listen, Press, Say, Step
+from ivr.caller.plan import BEEP, Press, Say, Step, turn
 
 NAME = "Alex Smith."
 REASON = "My daughter has had a fever since this morning."
 DOB_KEYS = "01021990"  # stored as 1990-01-02
 
 
+hear = turn  # a turn of the service heard to its end
+
 def answer(keys: str) -> list[Step]:
     """Wait for the question, then key the answer."""
-    return [Listen(), Press(keys)]
+    return [hear(), Press(keys)]
 
 
 def speak(wav: str) -> list[Step]:
-    """Wait for 'after the beep', then speak."""
-    return [Listen(), Say(wav)]
+    """Wait for the beep, then speak."""
+    return [BEEP, Say(wav)]
 
 
 def voices(stack) -> dict[str, str]:  # noqa: ANN001 (harness.Stack; no import circle)

@@ -29,30 +29,18 @@ from ivr.caller.plan import (
     Say,
     Step,
 )
-from support.plans import NAME
+from support.plans import BEEP, NAME, hear
 
 GREETING = "Hello, this is the nurse on call. How can I help you?"
-#: The service has had its say and waits. On a loaded machine the controller can leave
-#: seconds between two prompts of one turn (4.6 s seen with two CPU hogs beside other
-#: suites), and a quiet alone would end the turn there: so a turn also needs most of its
-#: voice, as measured idle (the prompts are fixed TTS), more than what comes before its
-#: last prompt. Quiet: 2 s, well under the practices' key waits (oncall_helpers).
-#: A prompt shortened below these makes its Listen time out, saying what it heard.
-def hear(min_voice_ms: int = 800) -> Listen:
-    """800 ms: more voice than the end of a prompt cut by our key can hold (~0.4 s)."""
-    return Listen(quiet_ms=2000, min_voice_ms=min_voice_ms)
-
-
+#: Each turn asks for most of its prompts' voice, as measured idle (the prompts are fixed
+#: TTS), more than what comes before its last prompt. A prompt shortened below these
+#: makes its Listen time out, saying what it heard.
 HEAR = hear()
 OFFER = hear(9500)  # "To be called back at <digits>" (8 s), "press 1. To give..." (4.3 s)
 MENU = hear(5000)  # the practice's triage menu (7 s)
 SCREENING = hear(14000)  # who calls, the name, the number (15 s), "To accept..." (4 s)
 LINE_MESSAGE = hear(15000)  # clinician line: count, message, number (16 s), its menu (4 s)
 TAKEN = hear(3500)  # "you have the message" (2 s), "press 1 to call the patient now" (3.5 s)
-#: "After the tone, please say...": the beep ends the turn, however long the pause
-#: before it; the name is said at once (the recording stops after 3 s of silence).
-BEEP = Listen(tone=True)
-
 
 
 def urgent(stack: Stack) -> tuple[Step, ...]:
@@ -151,13 +139,13 @@ def cue(path: Path) -> None:
 
 
 def cue_when(path: Path, ready: Callable[[], Any], what: str,
-             timeout: float = 300) -> threading.Thread:
+             timeout: float = 300, interval: float = 0.2) -> threading.Thread:
     """Give the cue once `ready()` holds, from a thread (a daemon: a test that fails
     first does not wait for it). No cue within `timeout`: the call's Cue step fails."""
 
     def watch() -> None:
         try:
-            wait_for(ready, timeout, what, interval=0.2)
+            wait_for(ready, timeout, what, interval=interval)
         except AssertionError:
             return
         cue(path)

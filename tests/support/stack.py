@@ -4,12 +4,16 @@ process's own ports; callers and phones placed through it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +83,14 @@ class Stack:
         if self.recorder:
             self.recorder.stop()
         self.pbx.stop()
+
+    def remove(self) -> None:
+        """Stop everything; remove the instance and (unless IVR_KEEP_TEST_DIRS=1) the
+        work folder."""
+        self.stop()
+        shutil.rmtree(self.pbx.host_dir, ignore_errors=True)
+        if os.environ.get("IVR_KEEP_TEST_DIRS") != "1":
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def channels(self) -> int:
         out = self.pbx.cli("core show channels count")
@@ -159,26 +171,38 @@ class Stack:
         return start_phone(spec, self.settings.gateway_port, calls=calls,
                            workdir=self.workdir, media_port=self.ports.next(4))
 
-    def calls(self) -> list[dict[str, Any]]:
-        out = subprocess.run([sys.executable, "-m", "ivr.cli", "calls", "list", "--json"],
-                             env=self.env, capture_output=True, text=True, cwd=REPO,
-                             timeout=60)
-        assert out.returncode == 0, out.stderr
-        import json
+    def cli(self, *args: str, timeout: float = 60) -> str:
+        """`ivr ARGS` against this stack; its standard output (a failure fails the test)."""
+        out = subprocess.run([sys.executable, "-m", "ivr.cli", *args], env=self.env,
+                             capture_output=True, text=True, cwd=REPO, timeout=timeout)
+        assert out.returncode == 0, f"ivr {' '.join(args[:2])}: {out.stderr[-3000:]}"
+        return out.stdout
 
-        return json.loads(out.stdout)
+    def calls(self) -> list[dict[str, Any]]:
+        return json.loads(self.cli("calls", "list", "--json"))
 
     def show(self, ident: str) -> dict[str, Any]:
-        import json
-
-        out = subprocess.run([sys.executable, "-m", "ivr.cli", "calls", "show", ident,
-                              "--json"], env=self.env, capture_output=True, text=True,
-                             cwd=REPO, timeout=60)
-        assert out.returncode == 0, out.stderr
-        return json.loads(out.stdout)
+        return json.loads(self.cli("calls", "show", ident, "--json"))
 
     def call_by_uniqueid(self, uniqueid: str) -> dict[str, Any] | None:
         return next((c for c in self.calls() if c["uniqueid"] == uniqueid), None)
+
+
+@contextmanager
+def own_stack(prefix: str, **overrides: Any) -> Iterator[Stack]:
+    """A Stack (not started) on control ports of its own, so the suite's stack may run
+    beside it, with these settings `overrides`; stopped and removed afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"ivr-{prefix}-test-"))
+    s = Stack(name=f"{prefix}{os.getpid()}", workdir=workdir)
+    p = s.ports
+    s.settings = s.settings.with_overrides(
+        sip_port=p.next(), ami_port=p.next(), agi_port=p.next(), web_port=p.next(),
+        gateway_port=p.next(), **overrides)
+    s.pbx = PbxInstance(s.settings, s.pbx.root)
+    try:
+        yield s
+    finally:
+        s.remove()
 
 
 class BackgroundCall:

@@ -34,6 +34,8 @@ def test_the_example_validates_and_renders():
     assert "media_encryption = sdes" in text and "verify_server = yes" in text
     assert "[clinician-gateway]" in text and "[fax-trunk]" in text
     assert "t38_udptl = yes" in text and "line = yes" in text
+    # The dialplan's SendFAX may switch to T.38 only on a T.38 fax trunk.
+    assert "set_var = IVR_FAX_T38=1" in text.split("[fax-trunk]")[1]
 
 
 BASE = """trunks:
@@ -115,3 +117,11 @@ def test_the_guard_bans_after_failures_or_a_flood_but_never_a_carrier():
     assert all(watch.observe("InvalidPassword", "198.51.100.7", t) is None for t in range(9))
     assert source_of({"RemoteAddress": "IPV4/UDP/203.0.113.9/5060"}) == "203.0.113.9"
     assert source_of({"RemoteAddress": "garbage"}) is None
+
+
+def test_an_audio_fax_trunk_does_not_switch_to_t38(tmp_path):
+    config, errors = _load(tmp_path, BASE.replace("roles:\n", "    fax: g711\nroles:\n")
+                           + "  fax: carrier\n")
+    assert errors == [] and config is not None
+    fax = pjsip.render_trunks(config, "127.0.0.1", 5060, {}).split("[fax-trunk]")[1]
+    assert "t38_udptl = no" in fax and "IVR_FAX_T38" not in fax

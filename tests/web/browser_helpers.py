@@ -3,9 +3,14 @@ driver fixture, waiting for a condition, and screenshots kept as test artifacts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +40,31 @@ def browser() -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+@contextlib.contextmanager
+def serve_portal(stack: Any, output: Path) -> Iterator[str]:
+    """`ivr web` on a test stack's database and web port (its output in `output`);
+    yields the portal's base URL once it listens."""
+    from support.polling import wait_for
+
+    port = stack.settings.web_port
+    with output.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "ivr.cli", "web"], env=stack.env,
+                                   stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+
+        def up() -> bool:
+            if process.poll() is not None:
+                raise AssertionError("ivr web exited: " + output.read_text())
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        try:
+            wait_for(up, 60, "the portal listening")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(20)
 
 
 def until(driver: Any, condition: Any, what: str, timeout: float = 60) -> Any:

@@ -12,7 +12,6 @@ test-artifacts/portal/.
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from browser_helpers import log_in, needs_chromium, play, shot, until
+from browser_helpers import log_in, needs_chromium, play, serve_portal, shot, until
 from web_helpers import PASSWORD, REPO, SUNNY
 
 from ivr.caller.demo import Patient, intake_plan
@@ -28,7 +27,7 @@ from ivr.db.engine import Database
 from ivr.records import audit
 
 sys.path.insert(0, str(REPO / "tests"))
-from harness import EXAMPLE_DID, drop_pending_callbacks, wait_for  # noqa: E402
+from harness import EXAMPLE_DID, drop_pending_callbacks  # noqa: E402
 
 pytestmark = [pytest.mark.pbx, needs_chromium]
 
@@ -48,24 +47,10 @@ def portal_on_stack(live, tmp_path):
     user = f"live-admin-{tmp_path.name[-12:].lower().replace('_', '-')}"[:40]
     _cli(live, "users", "add", user, "--role", "practice_admin", "--practice", SUNNY,
          "--password-stdin", stdin=PASSWORD + "\n")
-    port = live.settings.web_port
-    log = (tmp_path / "web.out").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "ivr.cli", "web"], env=live.env,
-                               stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-
-    def up() -> bool:
-        if process.poll() is not None:
-            raise AssertionError("ivr web exited: " + (tmp_path / "web.out").read_text())
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
     try:
-        wait_for(up, 60, "the portal listening")
-        yield f"http://127.0.0.1:{port}", user
+        with serve_portal(live, tmp_path / "web.out") as base:
+            yield base, user
     finally:
-        process.terminate()
-        process.wait(20)
-        log.close()
         _cli(live, "override", "clear", "--practice", SUNNY)  # also if the test failed
         drop_pending_callbacks(live)
         text = (tmp_path / "web.out").read_text(errors="replace")

@@ -45,7 +45,8 @@ class Builder(PracticeSection, HoursSection, CallFlowSection, OnCallSection,
         prompts = self.prompts(top.get("prompts"))
         intake = self.intake(top.get("intake"))
         menu, menu_prompts = self.triage(top.get("triage"))
-        prompts.update(menu_prompts)
+        for tag, table in menu_prompts.items():
+            prompts[tag].update(table)
         overflow = self.overflow(top.get("overflow"))
         on_call = self.on_call(top.get("on_call"))
         named = None if on_call is None else frozenset(
@@ -59,9 +60,11 @@ class Builder(PracticeSection, HoursSection, CallFlowSection, OnCallSection,
         return m.Practice(
             id=info["id"], name=info["name"], timezone=info["timezone"], tz=self.tz,
             country=info["country"], subdivision=info.get("subdivision"),
-            language=info.get("language") or "en-US", dids=info["dids"],
+            language=self.language, dids=info["dids"],
             forwarding_numbers=info["forwarding_numbers"], hours=hours, holidays=hol,
-            overrides=overrides, prompts=m.frozen_map(prompts), intake=intake, menu=menu,
+            overrides=overrides, prompts=m.frozen_map(prompts[self.language]), intake=intake,
+            menu=menu, languages=self.offered,
+            prompts_by_language=m.frozen_map({t: m.frozen_map(p) for t, p in prompts.items()}),
             overflow=overflow, on_call=on_call, fallback_numbers=fallback, delivery=delivery,
             retention=retention, red_flags=red_flags, source_file=self.c.file,
         )

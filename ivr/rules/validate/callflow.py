@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -21,12 +22,24 @@ from ivr.rules.validate.tables import (
     DEFAULT_RING_SECONDS,
     INTAKE_KEYS,
     OVERFLOW_KEYS,
+    PER_LANGUAGE_KEYS,
     PROMPT_KEYS,
     PROMPTS_KEYS,
     RED_FLAGS_KEYS,
     TRIAGE_KEYS,
 )
 from ivr.transcribe.redflags import normalised
+
+#: The menu's prompts: id -> its key under triage.
+MENU_PROMPTS = {"menu": "prompt", "menu_invalid": "invalid_prompt",
+                "menu_no_input": "no_input_prompt"}
+# A key such as es-US: a mapping with one is a prompt per language, not {text, file}.
+_TAG_LIKE = re.compile(r"^[A-Za-z]{2,3}-[A-Za-z]{2,4}$")
+
+
+def _per_language(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.MappingNode) and any(
+        isinstance(k, yaml.ScalarNode) and _TAG_LIKE.match(str(k.value)) for k, _ in node.value)
 
 
 class CallFlowSection(Reader):
@@ -84,15 +97,58 @@ class CallFlowSection(Reader):
                         "instead")
 
 
-    def prompts(self, node: yaml.Node | None) -> dict[str, m.Prompt]:
-        f = self.mapping(node, "prompts", PROMPTS_KEYS) or {}
-        defaults = default_prompts(self.language)
-        out = {pid: m.Prompt(pid, text) for pid, text in defaults.items() if text}
-        for pid, pnode in f.items():
-            p = self.prompt(pnode, child("prompts", pid), pid)
+    @property
+    def offered(self) -> tuple[str, ...]:
+        """The practice's languages, the default first (read before the prompts)."""
+        return self.languages or (self.language,)
+
+    def localized(self, node: yaml.Node | None, path: str, pid: str) -> dict[str, m.Prompt]:
+        """A prompt in each offered language: {en-US: ..., es-US: ...}, each a text or
+        {text, file}; a single one stands for the default language only when the practice
+        offers one. A language offered and not given is an error naming it and the key."""
+        if node is None:
+            return {}
+        offered = self.offered
+        if not _per_language(node):
+            p = self.prompt(node, path, pid)
+            if p is None:
+                return {}
+            if len(offered) > 1:
+                missing = ", ".join(offered[1:])
+                self.c.error(node, path, None, "one text per language: "
+                             + ", ".join(f"{t}: ..." for t in offered),
+                             f"given once, but the practice offers {', '.join(offered)}: "
+                             f"no {missing} text for {path}")
+                return {}
+            return {offered[0]: p}
+        f = self.mapping(node, path, PER_LANGUAGE_KEYS) or {}
+        out: dict[str, m.Prompt] = {}
+        for tag, vnode in f.items():
+            if tag not in offered:
+                self.c.error(vnode, child(path, tag), tag,
+                             "one of the practice's languages: " + ", ".join(offered),
+                             f"{tag} is not a language this practice offers")
+                continue
+            p = self.prompt(vnode, child(path, tag), pid)
             if p is not None:
-                out[pid] = p
+                out[tag] = p
+        for tag in offered:
+            if tag not in f:
+                self.c.error(node, child(path, tag), None, f"the {pid} prompt in {tag}",
+                             f"no {tag} text for {path} (every prompt in every language "
+                             "the practice offers)")
         return out
+
+    def prompts(self, node: yaml.Node | None) -> dict[str, dict[str, m.Prompt]]:
+        """Each offered language's prompt table (built-in defaults in that language, then
+        the practice's own)."""
+        f = self.mapping(node, "prompts", PROMPTS_KEYS) or {}
+        tables = {tag: {pid: m.Prompt(pid, text) for pid, text in default_prompts(tag).items()
+                        if text} for tag in self.offered}
+        for pid, pnode in f.items():
+            for tag, p in self.localized(pnode, child("prompts", pid), pid).items():
+                tables[tag][pid] = p
+        return tables
 
     def intake(self, node: yaml.Node | None) -> m.Intake:
         f = self.mapping(node, "intake", INTAKE_KEYS) or {}
@@ -116,7 +172,8 @@ class CallFlowSection(Reader):
                                                d.input_timeout_seconds),
         )
 
-    def triage(self, node: yaml.Node | None) -> tuple[m.Menu | None, dict[str, m.Prompt]]:
+    def triage(self, node: yaml.Node | None
+               ) -> tuple[m.Menu | None, dict[str, dict[str, m.Prompt]]]:
         f = self.mapping(node, "triage", TRIAGE_KEYS)
         if f is None:
             return None, {}
@@ -147,17 +204,13 @@ class CallFlowSection(Reader):
         default = self.choice(f.get("default"), "triage.default", m.DISPOSITIONS)
         retries = self.integer(f.get("retries"), "triage.retries", 0, 5, 2)
         timeout = self.integer(f.get("timeout_seconds"), "triage.timeout_seconds", 1, 30, 6)
-        defaults = default_prompts(self.language)
-        prompts = {
-            "menu": self.prompt(f.get("prompt"), "triage.prompt", "menu")
-            or m.Prompt("menu", default_menu_text(options, self.language)),
-            "menu_invalid": self.prompt(f.get("invalid_prompt"), "triage.invalid_prompt",
-                                        "menu_invalid")
-            or m.Prompt("menu_invalid", defaults["menu_invalid"]),
-            "menu_no_input": self.prompt(f.get("no_input_prompt"), "triage.no_input_prompt",
-                                         "menu_no_input")
-            or m.Prompt("menu_no_input", defaults["menu_no_input"]),
-        }
+        given = {pid: self.localized(f.get(key), child("triage", key), pid)
+                 for pid, key in MENU_PROMPTS.items()}
+        prompts: dict[str, dict[str, m.Prompt]] = {}
+        for tag in self.offered:
+            defaults = {**default_prompts(tag), "menu": default_menu_text(options, tag)}
+            prompts[tag] = {pid: given[pid].get(tag) or m.Prompt(pid, defaults[pid])
+                            for pid in MENU_PROMPTS}
         if default is None or not options:
             return None, prompts
         return m.Menu(m.frozen_map(options), default, retries, timeout), prompts

@@ -82,6 +82,7 @@ class Reader:
         self.deadline = deadline
         self.country = "US"
         self.language = DEFAULT_LANGUAGE  # practice.language, once read
+        self.languages: tuple[str, ...] = ()  # practice.languages, the default first
         self.tz: ZoneInfo = ZoneInfo("UTC")
         self.numbers: list[tuple[str, str, yaml.Node, str]] = []  # (e164, kind, node, path)
         self.ical_bytes = b""

@@ -11,7 +11,7 @@ import phonenumbers
 import yaml
 
 from ivr.rules.shape import SLUG_RE
-from ivr.rules.validate.core import Reader
+from ivr.rules.validate.core import Reader, child
 from ivr.rules.validate.tables import PRACTICE_KEYS
 from ivr.texts import LANGUAGE_TAGS
 
@@ -70,10 +70,18 @@ class PracticeSection(Reader):
                 info["country"] = self.country
         if "subdivision" in f:
             info["subdivision"] = self.text(f["subdivision"], "practice.subdivision")
-        if "language" in f:
+        if "language" in f and "languages" in f:
+            self.c.error(f["languages"], "practice.languages", None,
+                         "either language or languages",
+                         "give the languages offered once: language or languages, not both")
+        elif "language" in f:
             info["language"] = self.choice(f["language"], "practice.language", LANGUAGE_TAGS)
-            if info["language"] is not None:
-                self.language = info["language"]
+        elif "languages" in f:
+            self.languages = self.language_list(f["languages"])
+            info["language"] = self.languages[0] if self.languages else None
+        if info.get("language") is not None:
+            self.language = info["language"]
+            self.languages = self.languages or (self.language,)
         info["dids"] = self.phones(f.get("dids"), "practice.dids", "DID")
         if "dids" in f and not info["dids"] and not self.seq(f["dids"], "practice.dids"):
             self.c.error(f["dids"], "practice.dids", None, "at least one number",
@@ -82,3 +90,19 @@ class PracticeSection(Reader):
             f.get("forwarding_numbers"), "practice.forwarding_numbers", "forwarding number"
         )
         return info
+
+    def language_list(self, node: yaml.Node) -> tuple[str, ...]:
+        """practice.languages: known tags, each once, at least one; the first is the default."""
+        out: list[str] = []
+        items = self.seq(node, "practice.languages", "a list of languages, e.g. [en-US, es-US]")
+        for i, item in enumerate(items):
+            tag = self.choice(item, child("practice.languages", i), LANGUAGE_TAGS)
+            if tag is not None and tag in out:
+                self.c.error(item, child("practice.languages", i), tag, "each language once",
+                             f"{tag!r} is listed twice")
+            elif tag is not None:
+                out.append(tag)
+        if isinstance(node, yaml.SequenceNode) and not items:
+            self.c.error(node, "practice.languages", None, "at least one language",
+                         "a practice needs at least one language")
+        return tuple(out)
