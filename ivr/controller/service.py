@@ -139,7 +139,8 @@ class Controller:
         self.scheduler = CallbackScheduler(self.services)
         self.metrics = ControllerMetrics(calls_up=lambda: len(self.agi.calls),
                                          refused=lambda: self.agi.refused, ami=self.ami,
-                                         registering_trunks=self._registering_trunks)
+                                         registering_trunks=self._registering_trunks,
+                                         admission=lambda: self.admission.snapshot())
         # New calls over the load limits go to the dialplan's intake (admission.py).
         self.admission = Admission(settings.admission_max_calls, settings.admission_max_lag_ms)
         routes = build_routes(self.services)

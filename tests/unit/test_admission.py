@@ -73,6 +73,19 @@ def test_one_long_callback_is_not_overload():
     assert admission.verdict() is None
 
 
+def test_the_metrics_page_counts_shed_calls_and_shows_the_lag():
+    from ivr.controller.metrics import ControllerMetrics
+
+    admission = Admission(max_calls=1, max_lag_ms=0)
+    admission.shed[SHED_CALLS] = 3
+    metrics = ControllerMetrics(calls_up=lambda: 0, refused=lambda: 0,
+                                admission=admission.snapshot)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in metrics.collect() for s in family.samples}
+    assert samples[("ivr_calls_shed_total", (("cause", SHED_CALLS),))] == 3
+    assert samples[("ivr_event_loop_lag_ms", ())] == 0
+
+
 def test_no_limits_admit_everything():
     admission = Admission(max_calls=0, max_lag_ms=0)
     admission.in_progress = 10_000
