@@ -30,14 +30,17 @@ test: setup
 drill: setup
 	IVR_DRILLS=1 $(BIN)/python -m pytest -q -s -n 0 tests/cluster/test_cluster_load.py
 
+# The benchmarks are modules of one package (tests/perf, sharing tests/perf/benchlib.py).
 bench: setup
-	$(BIN)/python tests/perf/bench_agi.py $(BENCH_ARGS)
-	$(BIN)/python tests/perf/bench_rules.py
-	$(BIN)/python tests/perf/bench_call_writes.py
-	$(BIN)/python tests/perf/bench_bridge.py $(BENCH_ARGS)
-	$(BIN)/python tests/perf/bench_night.py $(BENCH_ARGS)
-	$(BIN)/python tests/perf/bench_transcribe.py
-	$(BIN)/python tests/perf/bench_cluster.py
+	$(BIN)/python -m tests.perf.bench_agi $(BENCH_ARGS)
+	$(BIN)/python -m tests.perf.bench_rules
+	$(BIN)/python -m tests.perf.bench_call_writes
+	$(BIN)/python -m tests.perf.bench_capacity $(BENCH_ARGS)
+	$(BIN)/python -m tests.perf.bench_callers
+	$(BIN)/python -m tests.perf.bench_bridge $(BENCH_ARGS)
+	$(BIN)/python -m tests.perf.bench_night $(BENCH_ARGS)
+	$(BIN)/python -m tests.perf.bench_transcribe
+	$(BIN)/python -m tests.perf.bench_cluster
 
 setup: apt venv pbx
 

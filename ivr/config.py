@@ -96,6 +96,13 @@ class Settings:
     # is given; an operator's API token is needed to read it, as for the portal's.
     controller_metrics_host: str = "127.0.0.1"
     controller_metrics_port: int = 0
+    # Degrade, never collapse (docs/performance.md): the controller must take a call
+    # within controller_answer_seconds, or the dialplan's own intake does; it sheds new
+    # calls to that intake at once beyond admission_max_calls calls in progress or an
+    # event loop that lags more than admission_max_lag_ms (0: no limit of that kind).
+    controller_answer_seconds: int = 3
+    admission_max_calls: int = 120
+    admission_max_lag_ms: int = 500
 
     @property
     def database_url(self) -> str:
@@ -180,6 +187,11 @@ class Settings:
         if self.db_password_file is not None and not self.db_url:
             raise ConfigError("IVR_DB_PASSWORD_FILE is set but IVR_DB_URL is not: the "
                               "password file needs the database's URL")
+        for name, low, high, unit in _LOAD_LIMITS:
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ConfigError(f"{_env_name(name)}={value!r}: expected {unit} between "
+                                  f"{low}{' (no limit)' if low == 0 else ''} and {high}")
         for backup in self.agi_backups:
             if not re.fullmatch(r"[0-9.]+:[0-9]{1,5}", backup):
                 raise ConfigError(f"IVR_AGI_BACKUPS: {backup!r}: expected HOST:PORT")
@@ -189,6 +201,12 @@ class Settings:
         # Values of mixed types, checked by validate() rather than by the type checker.
         given: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
         return replace(self, **given).validate()
+
+
+#: The load settings' ranges: (field, lowest, highest, unit).
+_LOAD_LIMITS = (("controller_answer_seconds", 1, 60, "seconds"),
+                ("admission_max_calls", 0, 100000, "calls"),
+                ("admission_max_lag_ms", 0, 60000, "milliseconds"))
 
 
 def _with_password(url: str, password_file: Path) -> str:
@@ -233,7 +251,9 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
                 raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected {what}") from None
         elif f.name.endswith(("_dir", "_path", "_file")):
             values[f.name] = Path(raw).expanduser()
-        elif f.name in ("web_session_idle_minutes", "web_session_max_hours"):
+        elif f.name in ("web_session_idle_minutes", "web_session_max_hours",
+                        "controller_answer_seconds", "admission_max_calls",
+                        "admission_max_lag_ms"):
             try:
                 values[f.name] = int(raw)
             except ValueError:

@@ -17,6 +17,9 @@ SENTINEL = "IVR_RESULT"
 RESULT_DONE = "done"  # the controller handled the call; the dialplan hangs up
 RESULT_FALLBACK = "fallback"  # the controller asks the dialplan's fallback to take over
 RESULT_BRIDGE = "bridge"  # a clinician accepted: bridge the caller to VAR_BRIDGE_TO
+#: The controller is at its admission limit (ivr/controller/admission.py): it answers at
+#: once, writing nothing, and the dialplan's own intake takes the caller.
+RESULT_SHED = "shed"
 #: Sentinel values on a clinician's leg (ivr-clinician). Anything else hangs the leg up.
 RESULT_ACCEPTED = "accepted"  # the clinician pressed 1: park them until the caller bridges
 
@@ -28,6 +31,10 @@ VAR_FORWARDED_FROM = "IVR_FWD"
 #: shortened): "-"-prefixed tokens from REFUSED_FIELDS, e.g. "-caller-name".
 VAR_REFUSED = "IVR_REFUSED"
 REFUSED_FIELDS = ("dialled", "caller", "forwarded", "name")
+#: The dialplan's bound on the controller taking a call (Settings.controller_answer_seconds):
+#: the controller sets it to 0 when it admits the call (ivr/controller/admission.py), and
+#: from then on the call is its own.
+VAR_ANSWER_TIMEOUT = "TIMEOUT(absolute)"
 #: The call's id in the controller's database, set by the controller (for the hangup stamp).
 VAR_CALL_ID = "IVR_CALL_ID"
 #: Why the controller asked for the fallback (short token, for the timeline).
@@ -43,6 +50,8 @@ VAR_LEG = "IVR_LEG"
 # Stages the dialplan writes into VAR_STAGE; the hang-up stamp carries the last one.
 STAGE_CONTROLLER = "controller"
 STAGE_FALLBACK = "fallback"
+#: The dialplan's own intake for an overloaded controller: "urgent? press 1" (ivr-fallback).
+STAGE_FALLBACK_INTAKE = "fallback-intake"
 STAGE_FALLBACK_DIAL = "fallback-dial"
 STAGE_FALLBACK_ANSWERED = "fallback-answered"
 STAGE_FALLBACK_RECORD = "fallback-record"
@@ -75,7 +84,12 @@ STAMP_FIELDS = (
     "dialstatus",
     "hangup_cause",
     "hangup_by",
+    "fallback_reason",
 )
+#: Why the call went to the fallback, as the dialplan last had it (VAR_FALLBACK_REASON).
+REASON_CONTROLLER_MISSING = "controller-missing"  # no sentinel: unreachable, crashed
+REASON_CONTROLLER_TIMEOUT = "controller-timeout"  # it did not take the call in time
+REASON_SHED = "shed"  # it said RESULT_SHED
 #: hangup_by values: CHANNEL(hangupsource) is the caller's own channel after a BYE, and
 #: empty when the PBX ends the channel itself (checked on 22.10.1 with `core restart now`).
 HANGUP_BY_CALLER = "caller"
@@ -109,6 +123,9 @@ EV_FALLBACK_DIAL = "IvrFallbackDial"  # dialling fallback number #Index
 EV_FALLBACK_DIAL_RESULT = "IvrFallbackDialResult"  # DialStatus of that attempt
 EV_FALLBACK_ACCEPTED = "IvrFallbackAccepted"  # clinician pressed 1 (Linkedid = caller)
 EV_FALLBACK_RECORD = "IvrFallbackRecord"  # recording the caller's message
+EV_CONTROLLER_TIMEOUT = "IvrControllerTimeout"  # the controller missed its bound
+EV_FALLBACK_INTAKE = "IvrFallbackIntake"  # the dialplan's own intake asks who is urgent
+EV_FALLBACK_INTAKE_CHOICE = "IvrFallbackIntakeChoice"  # Urgent: yes/no
 EV_CALL_ENDED = "IvrCallEnded"  # hang-up handler stamped the call
 EV_BRIDGE = "IvrBridge"  # the caller is about to Bridge(); Leg: the clinician leg id
 EV_BRIDGE_RESULT = "IvrBridgeResult"  # Bridge() returned; Result: BRIDGERESULT

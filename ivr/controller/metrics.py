@@ -63,7 +63,8 @@ class ControllerMetrics:
 
     def __init__(self, *, calls_up: Callable[[], int], refused: Callable[[], int],
                  ami: AmiClient | None = None,
-                 registering_trunks: Callable[[], list[str]] | None = None) -> None:
+                 registering_trunks: Callable[[], list[str]] | None = None,
+                 admission: Callable[[], dict[str, Any]] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.agi_seconds = Histogram(
             "ivr_agi_command_seconds", "AGI commands this controller sent, from sending to "
@@ -71,6 +72,7 @@ class ControllerMetrics:
             buckets=AGI_BUCKETS, registry=self.registry)
         self._calls_up, self._refused = calls_up, refused
         self._ami, self._registering = ami, registering_trunks
+        self._admission = admission  # ivr.controller.admission.Admission.snapshot
         self._trunks: dict[str, bool] = {}
         self._trunks_read = False
         self.registry.register(self)
@@ -118,6 +120,16 @@ class ControllerMetrics:
         for name, registered in sorted(self._trunks.items()):
             trunks.add_metric([name], 1.0 if registered else 0.0)
         yield trunks
+        if self._admission is not None:
+            load = self._admission()
+            shed = CounterMetricFamily("ivr_calls_shed", "New calls sent to the dialplan's "
+                                       "own intake by admission control, by cause",
+                                       labels=["cause"])
+            for cause, count in sorted(load["shed"].items()):
+                shed.add_metric([cause], float(count))
+            yield shed
+            yield _gauge("ivr_event_loop_lag_ms", "The event loop's median lateness over "
+                         "the last second (admission control's measure)", load["lag_ms"])
 
     def describe(self) -> list[Metric]:
         return []  # the families above change with each scrape; nothing to check ahead

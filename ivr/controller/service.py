@@ -17,6 +17,7 @@ from ivr import contract
 from ivr.agi.server import AgiServer
 from ivr.ami import AmiAuthError, AmiClient, AmiError
 from ivr.config import Settings
+from ivr.controller.admission import Admission
 from ivr.controller.metrics import ControllerMetrics, MetricsServer, metrics_app
 from ivr.controller.services import Services, audit_failed
 from ivr.db.engine import Database
@@ -138,9 +139,13 @@ class Controller:
         self.scheduler = CallbackScheduler(self.services)
         self.metrics = ControllerMetrics(calls_up=lambda: len(self.agi.calls),
                                          refused=lambda: self.agi.refused, ami=self.ami,
-                                         registering_trunks=self._registering_trunks)
-        self.agi = AgiServer(build_routes(self.services),
-                             settings.agi_host, settings.agi_port,
+                                         registering_trunks=self._registering_trunks,
+                                         admission=lambda: self.admission.snapshot())
+        # New calls over the load limits go to the dialplan's intake (admission.py).
+        self.admission = Admission(settings.admission_max_calls, settings.admission_max_lag_ms)
+        routes = build_routes(self.services)
+        routes[contract.ROUTE_INBOUND] = self.admission.guard(routes[contract.ROUTE_INBOUND])
+        self.agi = AgiServer(routes, settings.agi_host, settings.agi_port,
                              on_refused=self.services.report_refused,
                              on_command=self.metrics.observe_command)
         self.metrics_server: MetricsServer | None = None
@@ -191,6 +196,8 @@ class Controller:
         # that records before they are ready has its transcript queued, never waits.
         self.services.transcriber.start()
         # AGI first: calls are served even while AMI is still connecting.
+        self._tasks.append(asyncio.create_task(self.admission.probe_lag(),
+                                               name="admission-lag"))
         await self.agi.start()
         if self.metrics_server is not None:
             await self.metrics_server.start()

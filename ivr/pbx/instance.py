@@ -220,6 +220,7 @@ class PbxInstance:
             "fallback_dir": f"{inst}/{contract.DIR_FALLBACK}",
             "stamp_dir": f"{inst}/{contract.DIR_STAMPS}",
             "fallback_ring_seconds": str(FALLBACK_RING_SECONDS),
+            "controller_answer_seconds": str(s.controller_answer_seconds),
             # Belt and braces: start() runs Asterisk as the user already; runuser makes a
             # start by hand as root drop to it too. No rungroup: a root remote console
             # would switch to that group for nothing.

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import selectinload
 
@@ -90,9 +90,19 @@ _CALL_OF_UNIQUEID = select(_CALLS.c.id).where(_CALLS.c.node == bindparam("b_node
 _ADD_INTAKE = _INTAKE.insert()
 _ADD_RECORDING = _RECORDINGS.insert()
 _SET_CALL = _CALLS.update().where(_CALLS.c.id == bindparam("b_id"))
-#: On a hang-up: an end the reconciliation already recorded stands.
-_SET_CALL_ENDED = _SET_CALL.values(ended_at=func.coalesce(
-    _CALLS.c.ended_at, bindparam("b_ended", type_=_CALLS.c.ended_at.type)))
+#: On a hang-up: an end the reconciliation already recorded stands. The dialplan ends
+#: AGI() as soon as the caller hangs up (AGIEXITONHANGUP), so the hang-up stamp may be
+#: folded in before the controller gets here: its end, its end reason (a PBX restart is
+#: no caller's hang-up) and its fallback reason are kept.
+_SET_CALL_ENDED = _SET_CALL.values(
+    ended_at=func.coalesce(_CALLS.c.ended_at,
+                           bindparam("b_ended", type_=_CALLS.c.ended_at.type)),
+    end_reason=case((_CALLS.c.reconciled_at.is_(None),
+                     bindparam("b_reason", type_=_CALLS.c.end_reason.type)),
+                    else_=_CALLS.c.end_reason),
+    fallback_reason=func.coalesce(_CALLS.c.fallback_reason,
+                                  bindparam("b_fallback",
+                                            type_=_CALLS.c.fallback_reason.type)))
 _THE_FIELD = (_INTAKE.c.call_id == bindparam("b_call"), _INTAKE.c.field == bindparam("b_field"))
 _SET_INTAKE = _INTAKE.update().where(*_THE_FIELD)
 _CONFIRM_INTAKE = _INTAKE.update().where(*_THE_FIELD).values(confirmed=True)
@@ -219,12 +229,13 @@ async def finish_call(db: Database, call_id: str, *, result: str, hung_up: bool,
 @journal.op("finish")
 async def _finish_call(conn: AsyncConnection, call_id: str, *, result: str, hung_up: bool,
                        fallback_reason: str | None, at: datetime) -> None:
-    values: dict[str, Any] = {"b_id": call_id, "result": result,
-                              "fallback_reason": fallback_reason}
+    values: dict[str, Any] = {"b_id": call_id, "result": result}
     if hung_up:
-        values.update(end_reason=END_CALLER_HANGUP, b_ended=at)
-    elif result == contract.RESULT_DONE:
-        values["end_reason"] = END_COMPLETED
+        values.update(b_reason=END_CALLER_HANGUP, b_ended=at, b_fallback=fallback_reason)
+    else:
+        values["fallback_reason"] = fallback_reason
+        if result == contract.RESULT_DONE:
+            values["end_reason"] = END_COMPLETED
     done = await conn.execute(_SET_CALL_ENDED if hung_up else _SET_CALL, values)
     if done.rowcount != 1:
         raise KeyError(call_id)
@@ -319,7 +330,10 @@ async def apply_stamp(db: Database, node: str, stamp: Stamp,
         if call.end_reason is None or reason in _STAMP_OVERRIDES:
             call.end_reason = reason
         if stamp.stage.startswith(contract.STAGE_FALLBACK) and call.fallback_reason is None:
-            call.fallback_reason = "controller-missing" if not stamp.result else None
+            # The dialplan's reason (a timeout, a shed call) or, in stamps older than that
+            # field, what a missing sentinel meant.
+            call.fallback_reason = stamp.fallback_reason or (
+                contract.REASON_CONTROLLER_MISSING if not stamp.result else None)
         if recording_exists:
             call.fallback_recording = str(recording)
         call.reconciled_at = now()

@@ -27,6 +27,7 @@ class Stamp:
     dialstatus: str
     hangup_cause: str = ""
     hangup_by: str = ""  # contract.HANGUP_BY_*, "" in stamps older than that field
+    fallback_reason: str = ""  # contract.REASON_*, "" outside the fallback and in old stamps
     #: Fields whose content did not have their strict form and were left empty.
     dropped: tuple[str, ...] = ()
 
@@ -38,9 +39,9 @@ _TOKEN = re.compile(r"[a-zA-Z0-9_-]{0,64}")
 _FORMS = {"did": _NUMBER, "forwarded_from": _NUMBER, "caller": _NUMBER,
           "result": _TOKEN, "stage": _TOKEN, "call_id": _TOKEN, "dialstatus": _TOKEN,
           "hangup_cause": re.compile(r"[0-9]{0,3}"), "start_epoch": re.compile(r"[0-9]{0,12}"),
-          "hangup_by": re.compile(r"(?:caller|pbx|other)?")}
-#: Stamps written by older dialplans lack the last fields (cause, then who hung up).
-_OLD_FIELDS = contract.STAMP_FIELDS[:-2]
+          "hangup_by": re.compile(r"(?:caller|pbx|other)?"), "fallback_reason": _TOKEN}
+#: Stamps written by older dialplans lack the last fields (cause, who hung up, reason).
+_OLD_FIELDS = contract.STAMP_FIELDS[:9]
 
 
 def parse_stamp(uniqueid: str, value: str) -> Stamp:
@@ -80,5 +81,5 @@ def parse_stamp(uniqueid: str, value: str) -> Stamp:
                  forwarded_from=fields["forwarded_from"], caller=fields["caller"],
                  result=fields["result"], stage=fields["stage"], call_id=fields["call_id"],
                  dialstatus=fields["dialstatus"], hangup_cause=fields["hangup_cause"],
-                 hangup_by=fields["hangup_by"],
+                 hangup_by=fields["hangup_by"], fallback_reason=fields["fallback_reason"],
                  dropped=tuple(dict.fromkeys(dropped)))

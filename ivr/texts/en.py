@@ -198,4 +198,13 @@ FALLBACK = {
     "fallback-screen": "This is the answering service with an urgent patient call. "
                        "Press 1 to accept the call.",
     "moh/hold": "Please stay on the line. We are still trying to reach the clinician on call.",
+    # The dialplan's own intake, when the controller is overloaded (shed or too slow).
+    "fallback-intake": "Thank you for calling the after hours answering service. If this is "
+                       "a life-threatening emergency, hang up and dial 911. If your call is urgent "
+                       "and cannot wait until the office opens, press 1 now to reach the "
+                       "clinician on call. Otherwise, please stay on the line to leave a "
+                       "message.",
+    "fallback-message": "After the tone, please say your name, the number where we can call "
+                        "you back, and the reason for your call. Press pound when you are "
+                        "done.",
 }

@@ -188,4 +188,11 @@ FALLBACK = {
                        "paciente. Oprima 1 para aceptar la llamada.",
     "moh/hold": "Por favor, no cuelgue. Seguimos tratando de comunicarnos con el médico de "
                 "guardia.",
+    "fallback-intake": "Gracias por llamar al servicio de contestación fuera de horario. Si "
+                       "se trata de una emergencia que pone en peligro la vida, cuelgue y "
+                       "marque el 911. Si su llamada es urgente y no puede esperar a que abra "
+                       "el consultorio, oprima 1 ahora para comunicarse con el médico de "
+                       "guardia. De lo contrario, no cuelgue para dejar un mensaje.",
+    "fallback-message": "Después del tono, diga su nombre, el número donde podemos llamarle y "
+                        "el motivo de su llamada. Oprima la tecla de numeral al terminar.",
 }

@@ -1,6 +1,6 @@
 """Benchmark (a script, not a test): the bench flow through a real Asterisk, FastAGI vs pyst2.
 
-Run: .venv/bin/python tests/perf/bench_agi.py [--quick] [--levels 1,5,10,20,40,80]
+Run: .venv/bin/python -m tests.perf.bench_agi [--quick] [--levels 1,5,10,20,40,80]
      (`make bench` runs it; about 3.5 minutes, --quick about one). Prints numbers only;
      asserts nothing about time.
 
@@ -41,7 +41,6 @@ import functools
 import json
 import math
 import os
-import re
 import select
 import shutil
 import signal
@@ -54,15 +53,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from ivr import contract
+from tests.perf.benchlib import REPO, percentile, sipp_counts
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(HERE))
-
-import psutil  # noqa: E402
-
-from ivr import contract  # noqa: E402
 
 FASTAGI, PYST2 = "fastagi", "pyst2"
 NUMBERS = {FASTAGI: "benchfastagi", PYST2: "benchpyst2"}
@@ -83,9 +79,8 @@ def serve_agi(port: int, prompt: str, dump: Path) -> int:
     """
     import logging
 
-    from bench_flow import handle as bench_flow
-
     from ivr.agi.server import AgiServer
+    from tests.perf.bench_flow import handle as bench_flow
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -154,7 +149,7 @@ class FastAgiProcess:
         self.dump = workdir / "fastagi-records.json"
         self.log = open(workdir / "fastagi.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve-agi", str(port),
+            [sys.executable, "-m", "tests.perf.bench_agi", "--serve-agi", str(port),
              "--prompt", prompt, "--dump", str(self.dump)],
             stdout=subprocess.PIPE, stderr=self.log, cwd=REPO, stdin=subprocess.DEVNULL)
         assert self.proc.stdout is not None
@@ -309,22 +304,6 @@ class LevelResult:
 
     def keys_missed(self) -> int:
         return sum(1 for r in self.records if r.get("ok") and not r.get("key"))
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(0, math.ceil(q / 100 * len(ordered)) - 1)
-    return ordered[rank]
-
-
-_SIPP_COUNT = re.compile(r"^\s*(Successful|Failed) call\s*\|\s*\d+\s*\|\s*(\d+)", re.M)
-
-
-def sipp_counts(stdout: str) -> tuple[int, int]:
-    found = {kind: int(n) for kind, n in _SIPP_COUNT.findall(stdout)}
-    return found.get("Successful", 0), found.get("Failed", 0)
 
 
 class Bench:

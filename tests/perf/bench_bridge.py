@@ -1,6 +1,6 @@
 """Benchmark (a script, not a test): triage to a ringing clinician, and 1 to the bridge.
 
-Run: .venv/bin/python tests/perf/bench_bridge.py [--quick] [--urgent 20] [--load 40]
+Run: .venv/bin/python -m tests.perf.bench_bridge [--quick] [--urgent 20] [--load 40]
      [--gap 3] [--json out.json] [--keep]
      (about 3.5 minutes; --quick: 5 urgent callers 2 s apart, load 20, under 2).
      Prints numbers only; asserts nothing. Traffic stays on 127.0.0.1.
@@ -72,7 +72,6 @@ import importlib
 import json
 import math
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -84,15 +83,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(HERE))
+import psutil
 
-import psutil  # noqa: E402
-from bench_agi import percentile, sipp_counts  # noqa: E402
-from bench_capacity import (  # noqa: E402
+from tests.perf.bench_capacity import (
     CONTROLLER,
     SUNNY_DID,
     Bench,
@@ -100,8 +93,15 @@ from bench_capacity import (  # noqa: E402
     _read_calls,
     controller_timeline,
     controller_verdict,
+)
+from tests.perf.benchlib import (
+    REPO,
     cpu_s,
+    percentile,
     run_sipp,
+    sipp_counts,
+    use_port_slot,
+    wide_listener,
 )
 
 QUIET, LOAD = "quiet", "load"
@@ -118,21 +118,6 @@ BRIDGE_BY_S = 16.0  # menu to bridge, with the second key and slack: the load la
 PORT_SLOTS = (24, 11, 10, 9, 8)
 BENCH_AMI_USER = "ivrbench"
 KINDS = frozenset({"UserEvent", "Newstate", "DTMFEnd", "BridgeEnter"})
-
-
-def use_port_slot() -> int:
-    """Point the harness's PortPlan at a free slot of ours (via PYTEST_XDIST_WORKER)."""
-    from harness import PortPlan, is_free
-
-    offset = int(os.environ.get("IVR_TEST_WORKER_OFFSET", "0") or 0)
-    for slot in PORT_SLOTS:
-        # PortPlan adds the offset to the worker number and keeps it modulo 25.
-        worker = slot + 25 * math.ceil(max(offset - slot, 0) / 25)
-        plan = PortPlan(worker)
-        if all(is_free(plan.fixed(n)) for n in range(5)):
-            os.environ["PYTEST_XDIST_WORKER"] = f"gw{worker - offset}"
-            return slot
-    raise RuntimeError("no free port slot for the bench; is another bench running?")
 
 
 class AmiEvents(UserEvents):
@@ -290,7 +275,7 @@ class BridgeBench(Bench):
         self.started = time.monotonic()
         self.deadline = math.inf
         self.workdir = Path(tempfile.mkdtemp(prefix="ivr-bridge-"))
-        self.slot = use_port_slot()
+        self.slot = use_port_slot(PORT_SLOTS)
         self.stack = Stack(name=f"brg{os.getpid()}", workdir=self.workdir)
         self.controller: subprocess.Popen[bytes] | None = None
         self.events: UserEvents | None = None
@@ -313,15 +298,8 @@ class BridgeBench(Bench):
         self.events.close()  # its listener sees UserEvents only; ours replaces it
         self.events = None
         pbx = self.stack.pbx
-        secret = secrets.token_hex(16)
-        with open(pbx.host_dir / "etc" / "manager.conf", "a") as handle:
-            handle.write(f"\n; Appended by tests/perf/bench_bridge.py to this instance only.\n"
-                         f"[{BENCH_AMI_USER}]\nsecret = {secret}\n"
-                         "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.0/255.0.0.0\n"
-                         "read = call,dtmf,user\nwrite = call\n")
-        pbx.cli("manager reload")
-        self.events = AmiEvents(self.stack.settings.ami_port, BENCH_AMI_USER, secret,
-                                classes="call,dtmf,user", kinds=KINDS)
+        self.events = wide_listener(pbx, self.stack.settings.ami_port, BENCH_AMI_USER,
+                                    "call,dtmf,user", KINDS, AmiEvents)
         keys, _ = controller_timeline(self.prompt_s["ask_name"], self.prompt_s["ask_reason"])
         self.menu_ms = keys[-1][0]
         spec = CallerSpec(caller_id=URGENT_CALLER,

@@ -1,6 +1,6 @@
 """Benchmark (a script, not a test): a call's database writes, many calls at once, no PBX.
 
-Run: .venv/bin/python tests/perf/bench_call_writes.py [--calls 40] [--rounds 3]
+Run: .venv/bin/python -m tests.perf.bench_call_writes [--calls 40] [--rounds 3]
      [--compare REF]  (the baseline; main by default when the clone has it)
      (seconds). Prints numbers only; asserts nothing.
 
@@ -146,8 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     trees: list[tuple[str, Path]] = []
     work = Path(tempfile.mkdtemp(prefix="ivr-writes-ref-"))
     if args.compare:
-        sys.path.insert(0, str(HERE))
-        from profile_controller import export_tree
+        from tests.perf.benchlib import export_tree
 
         trees.append((f"{args.compare} (before)", export_tree(args.compare, work / "ref")))
     trees.append(("this tree", REPO))

@@ -1,6 +1,6 @@
 """Benchmark (a script, not a test): concurrent callers through the full after-hours call.
 
-Run: .venv/bin/python tests/perf/bench_capacity.py [--quick] [--levels 5,10,20,40,60]
+Run: .venv/bin/python -m tests.perf.bench_capacity [--quick] [--levels 5,10,20,40,60]
      [--spread 3] [--budget 290] [--json out.json] [--keep]
      (about 4.8 minutes; --quick, levels 10 and 40, about 2). Prints numbers only;
      asserts nothing. Traffic stays on 127.0.0.1.
@@ -57,11 +57,9 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import wave
 from dataclasses import dataclass, field
@@ -69,14 +67,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(HERE))
+import psutil
 
-import psutil  # noqa: E402
-from bench_agi import percentile, sipp_counts  # noqa: E402
+from tests.perf.benchlib import (
+    REPO,
+    Sampler,
+    UserEvents,
+    cpu_s,
+    idle_cpu_pct,
+    percentile,
+    run_sipp,
+    sipp_counts,
+    stamps,
+    use_port_slot,
+)
 
 PLAIN, CONTROLLER = "plain", "controller"
 VARIANTS = (PLAIN, CONTROLLER)
@@ -120,148 +124,6 @@ def plain_timeline(greeting_s: float, ask_name_s: float) -> Timeline:
     menu = int(greeting_s * 1000) + 1500  # inside Read()'s menu prompt
     name_end = menu + int(ask_name_s * 1000) + BEEP_MS + SPEAK_MS
     return [(menu, "4"), (name_end, "#")], name_end + 20000
-
-
-def run_sipp(xml: str, target: str, number: str, workdir: Path, *, calls: int,
-             spread_s: float, local_port: int, media_port: int,
-             timeout_s: int) -> subprocess.CompletedProcess[str]:
-    """`calls` SIPp callers playing one scenario, all started within `spread_s`."""
-    from support.sipp import sipp_binary
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    scenario = workdir / "caller.xml"
-    scenario.write_text(xml)
-    argv = [sipp_binary(), target, "-sf", str(scenario), "-s", number, "-m", str(calls),
-            "-l", str(calls), "-r", str(calls), "-rp", f"{int(spread_s * 1000)}ms",
-            "-i", "127.0.0.1",
-            "-p", str(local_port), "-mp", str(media_port), "-timeout", f"{timeout_s}s",
-            "-timeout_error", "-nostdin", "-trace_err",
-            "-error_file", str(workdir / "errors.log")]
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + 30,
-                              stdin=subprocess.DEVNULL, cwd=workdir)
-    except subprocess.TimeoutExpired as exc:  # run() has killed it
-        return subprocess.CompletedProcess(argv, -9, str(exc.stdout or ""), "timed out")
-
-
-# --- what Asterisk tells us -------------------------------------------------------------
-
-class UserEvents:
-    """The instance's AMI UserEvents only (Events: user keeps the stream small), each with
-    Asterisk's own Timestamp. A raw socket: the AmiClient would subscribe to everything.
-    `classes` and `kinds` widen it (bench_bridge.py also keeps call and DTMF events)."""
-
-    def __init__(self, port: int, user: str, secret: str, classes: str = "user",
-                 kinds: frozenset[str] = frozenset({"UserEvent"})) -> None:
-        self.events: list[dict[str, str]] = []
-        self._kinds = kinds
-        self._lock = threading.Lock()
-        self._sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self._sock.sendall((f"Action: Login\r\nUsername: {user}\r\nSecret: {secret}\r\n"
-                            f"Events: {classes}\r\n\r\n").encode())
-        self._logged_in = threading.Event()
-        self._login_ok = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        if not self._logged_in.wait(10) or not self._login_ok:
-            self.close()
-            raise RuntimeError("AMI login for the bench's event listener failed")
-
-    def _run(self) -> None:
-        self._sock.settimeout(None)
-        buf = b""
-        while True:
-            try:
-                data = self._sock.recv(65536)
-            except OSError:
-                return
-            if not data:
-                return
-            buf += data
-            while b"\r\n\r\n" in buf:
-                block, buf = buf.split(b"\r\n\r\n", 1)
-                msg: dict[str, str] = {}
-                for line in block.decode(errors="replace").split("\r\n"):
-                    key, sep, value = line.partition(": ")
-                    if sep:
-                        msg.setdefault(key, value)
-                if "Response" in msg and not self._logged_in.is_set():
-                    self._login_ok = msg["Response"] == "Success"
-                    self._logged_in.set()
-                elif msg.get("Event") in self._kinds:
-                    with self._lock:
-                        self.events.append(msg)
-
-    def mark(self) -> int:
-        with self._lock:
-            return len(self.events)
-
-    def since(self, mark: int) -> list[dict[str, str]]:
-        with self._lock:
-            return list(self.events[mark:])
-
-    def count(self, mark: int, name: str) -> int:
-        return sum(1 for e in self.since(mark) if e.get("UserEvent") == name)
-
-    def close(self) -> None:
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._sock.close()
-        self._thread.join(5)
-
-
-def stamps(events: list[dict[str, str]], name: str) -> dict[str, float]:
-    """Uniqueid -> Asterisk's timestamp of the first UserEvent `name` on that channel."""
-    out: dict[str, float] = {}
-    for e in events:
-        if e.get("UserEvent") == name and e.get("Uniqueid") and e["Uniqueid"] not in out:
-            try:
-                out[e["Uniqueid"]] = float(e["Timestamp"])
-            except (KeyError, ValueError):
-                continue
-    return out
-
-
-class Sampler:
-    """Peak RSS of named processes, sampled in a thread while a level runs."""
-
-    def __init__(self, procs: dict[str, psutil.Process], every: float = 0.2) -> None:
-        self.procs, self.every = procs, every
-        self.start_rss = {name: self._rss(p) for name, p in procs.items()}
-        self.peak_rss = dict(self.start_rss)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    @staticmethod
-    def _rss(proc: psutil.Process) -> int:
-        try:
-            return int(proc.memory_info().rss)
-        except psutil.Error:
-            return 0
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            for name, proc in self.procs.items():
-                self.peak_rss[name] = max(self.peak_rss[name], self._rss(proc))
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-
-def cpu_s(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return t.user + t.system
-
-
-def idle_cpu_pct(proc: psutil.Process, seconds: float = 1.5) -> float:
-    """% of one core a process uses with no call up (counted in every level's CPU)."""
-    before = cpu_s(proc)
-    time.sleep(seconds)
-    return (cpu_s(proc) - before) * 100 / seconds
 
 
 # --- one level's results ----------------------------------------------------------------
@@ -377,8 +239,10 @@ exten => s,1,Set(CHANNEL(hangup_handler_push)=ivr-bench-plain-end,s,1)
  same => n,UserEvent(BenchPrompt)
  same => n,Playback({prompts['greeting']})
  same => n,Read(KEY,{prompts['menu']},1,,1,6)
+ same => n,UserEvent(BenchPrompt)
  same => n,Playback({prompts['ask_name']})
  same => n,Record({spool}/${{UNIQUEID}}.wav,3,8)
+ same => n,UserEvent(BenchPrompt)
  same => n,Playback({prompts['goodbye']})
  same => n,UserEvent(BenchDone,Key: ${{FILTER(0-9,${{KEY}})}},Record: ${{RECORD_STATUS}})
  same => n,Hangup()
@@ -387,19 +251,6 @@ exten => s,1,Set(CHANNEL(hangup_handler_push)=ivr-bench-plain-end,s,1)
 exten => s,1,UserEvent(BenchEnded)
  same => n,Return()
 """
-
-
-def pick_port_slot() -> int:
-    """A harness worker slot whose control ports are free now (tests may be running)."""
-    from harness import PortPlan, is_free
-
-    # Stack adds IVR_TEST_WORKER_OFFSET to the slot (PortPlan): check the ports it will use.
-    offset = int(os.environ.get("IVR_TEST_WORKER_OFFSET", "0") or 0)
-    for slot in PORT_SLOTS:
-        plan = PortPlan(slot + offset)
-        if all(is_free(plan.fixed(n)) for n in range(5)):
-            return slot
-    raise RuntimeError("no free port slot for the bench; is another bench running?")
 
 
 class Bench:
@@ -412,7 +263,7 @@ class Bench:
         self.workdir = Path(tempfile.mkdtemp(prefix="ivr-capacity-"))
         # Stack takes its ports from the pytest-xdist worker name (tests/harness.PortPlan):
         # naming a slot of our own keeps clear of a test run on the same machine.
-        os.environ["PYTEST_XDIST_WORKER"] = f"gw{pick_port_slot()}"
+        use_port_slot(PORT_SLOTS)
         self.stack = Stack(name=f"cap{os.getpid()}", workdir=self.workdir)
         self.controller: subprocess.Popen[bytes] | None = None
         self.events: UserEvents | None = None

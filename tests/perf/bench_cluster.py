@@ -1,6 +1,6 @@
 """Benchmark (a script, not a test): calls up at once through Kamailio, 1 node vs 2 nodes.
 
-Run: .venv/bin/python tests/perf/bench_cluster.py [--levels 16,48,96,144] [--hold 8]
+Run: .venv/bin/python -m tests.perf.bench_cluster [--levels 16,48,96,144] [--hold 8]
      (`make bench` runs it; about 2-3 minutes). Prints numbers only; asserts nothing.
 
 One local cluster (`ivr cluster up --nodes 2`: PostgreSQL, Kamailio on 127.0.0.4, two
@@ -36,31 +36,28 @@ import argparse
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-
-import psutil  # noqa: E402
-from sqlalchemy import select  # noqa: E402
-from support.cluster import (  # noqa: E402
+import psutil
+from sqlalchemy import select
+from support.cluster import (
     CALLER_SCENARIO,
     QUICK,
     RealCluster,
     e2e_port_base,
     running_cluster,
 )
-from support.polling import wait_for  # noqa: E402
-from support.sipp import sipp_binary  # noqa: E402
+from support.polling import wait_for
+from support.sipp import sipp_binary
 
-from ivr.db.models import Call, CallEvent  # noqa: E402
+from ivr.db.models import Call, CallEvent
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 
 _COUNT = re.compile(r"(Successful|Failed) call\s+\|\s+\d+\s+\|\s+(\d+)")
 

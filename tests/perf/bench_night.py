@@ -1,6 +1,6 @@
 """Benchmark (a script, not a test): a night measured, as a practice would judge it.
 
-Run: .venv/bin/python tests/perf/bench_night.py [--quick] [--calls 40] [--seed 7]
+Run: .venv/bin/python -m tests.perf.bench_night [--quick] [--calls 40] [--seed 7]
      [--minute-seconds 4] [--json out.json] [--keep]
      (about 6 minutes; --quick: 12 calls, about 3). Prints numbers only; asserts nothing.
      Traffic stays on 127.0.0.1.
@@ -70,16 +70,9 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
-sys.path.insert(0, str(HERE))
-
-from bench_agi import percentile  # noqa: E402
-from bench_bridge import CLINICIAN_KEYS, use_port_slot  # noqa: E402
-from bench_capacity import SPEECH, controller_timeline  # noqa: E402
+from tests.perf.bench_bridge import CLINICIAN_KEYS, PORT_SLOTS
+from tests.perf.bench_capacity import SPEECH, controller_timeline
+from tests.perf.benchlib import REPO, percentile, use_port_slot
 
 SUNNY, MESA = "sunny-pediatrics", "mesa-family"
 DIDS = {SUNNY: "+16175550100", MESA: "+17205550200"}
@@ -405,7 +398,7 @@ def run_night(args: argparse.Namespace, workdir: Path) -> tuple[Night, dict[str,
 
     night = Night()
     info: dict[str, Any] = {}
-    slot = use_port_slot()
+    slot = use_port_slot(PORT_SLOTS)
     stack = Stack(name=f"ngt{os.getpid()}", workdir=workdir)
     phone = smtp = None
     try:

@@ -1,6 +1,6 @@
 """Benchmark (a script, not a test): load 1,000 practices, then time routing decisions.
 
-Run: .venv/bin/python tests/perf/bench_rules.py [--practices N] [--decisions N]
+Run: .venv/bin/python -m tests.perf.bench_rules [--practices N] [--decisions N]
 Prints numbers only; asserts nothing. The baseline is a bare yaml.safe_load of the
 same files (what any YAML-config project pays), measured in the same run.
 """
@@ -10,15 +10,12 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ivr.rules import load_rules
 from ivr.rules.oncall import dial_list

@@ -1,6 +1,6 @@
 """Benchmark (a script, not a test): the speech engines on telephone intake utterances.
 
-Run: .venv/bin/python tests/perf/bench_transcribe.py [--quick]
+Run: .venv/bin/python -m tests.perf.bench_transcribe [--quick]
 Prints numbers only; asserts nothing. The corpus is made here: short intake sentences
 (names, reasons with numbers, medications, symptoms; some with a red flag) spoken by
 espeak-ng with several voices and speeds, then (sox) band-limited to the telephone's
@@ -15,13 +15,10 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ivr.transcribe.audio import Samples, decode  # noqa: E402
 from ivr.transcribe.engines import Engine, Heard  # noqa: E402

@@ -1,6 +1,6 @@
 """Profile (a script, not a test): where `ivr serve` spends its time during real calls.
 
-Run: .venv/bin/python tests/perf/profile_controller.py [--calls 30] [--spread 3]
+Run: .venv/bin/python -m tests.perf.profile_controller [--calls 30] [--spread 3]
      [--compare main] [--top 25] [--keep]
      (about 2 minutes; with --compare about 3). Prints numbers only; asserts nothing.
 
@@ -168,15 +168,6 @@ def inside(out: Path) -> int:
 
 # --- outside: the bench --------------------------------------------------------------
 
-def export_tree(ref: str, dest: Path) -> Path:
-    """The files of `ref` (git archive): its controller code, run from there."""
-    dest.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True,
-                             capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    return dest
-
-
 def areas(stats_file: Path) -> dict[str, float]:
     """The profile's tottime (seconds) summed by area."""
     st = pstats.Stats(str(stats_file))
@@ -209,7 +200,7 @@ def profile_run(bench: Any, tree: Path, label: str, calls: int, work: Path) -> d
 
 
 def report(plain: Any, runs: list[dict[str, Any]], topn: int) -> None:
-    from bench_agi import percentile
+    from tests.perf.benchlib import percentile
 
     print()
     print(f"Per call, {plain.calls} calls at once (controller under cProfile); "
@@ -257,10 +248,8 @@ def report(plain: Any, runs: list[dict[str, Any]], topn: int) -> None:
 
 
 def outside(args: argparse.Namespace) -> int:
-    sys.path.insert(0, str(REPO))
-    sys.path.insert(0, str(REPO / "tests"))
-    sys.path.insert(0, str(HERE))
-    import bench_capacity as bc
+    from tests.perf import bench_capacity as bc
+    from tests.perf.benchlib import export_tree
 
     class ProfiledBench(bc.Bench):
         """bench_capacity's Bench whose controller may be started another way."""

@@ -61,3 +61,10 @@ def test_a_pipe_inside_a_field_keeps_the_numbers_and_drops_the_rest():
 def test_the_current_stamp_carries_the_hangup_cause():
     stamp = parse_stamp("1.2", GOOD + "|16")
     assert stamp.hangup_cause == "16" and stamp.dropped == ()
+
+
+def test_the_stamp_carries_why_the_call_went_to_the_fallback():
+    stamp = parse_stamp("1.2", "1|2|||+16175550199|shed|fallback-recorded||||caller|shed")
+    assert stamp.fallback_reason == contract.REASON_SHED and stamp.dropped == ()
+    hostile = parse_stamp("1.2", "1|2|||||fallback|||||shed;Dial(x)")
+    assert hostile.fallback_reason == "" and hostile.dropped == ("fallback_reason",)
