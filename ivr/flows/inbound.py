@@ -65,9 +65,12 @@ async def handle(ctx: CallContext) -> Outcome:
             return await clinician_line.serve(s, clinician)
         return await _steps(s)
     except AgiHangup:
+        await _settled(s)
         if s.step != clinician_line.STEP_LINE:  # a clinician's own call is no patient's
             await _abandoned(s, caller[:32])
         raise
+    finally:
+        await _settled(s)  # nothing written in the background outlives the call
 
 
 async def _steps(s: Session) -> Outcome:
@@ -83,7 +86,7 @@ async def _steps(s: Session) -> Outcome:
     await play(s.channel, greeting, ALL_KEYS)  # a key skips to the notice
     s.step = "emergency_notice"
     skipped = await play(s.channel, s.prompt("emergency_notice"), ALL_KEYS)
-    await calls.add_event(s.db, s.call_id, "prompt.emergency_notice", skipped=bool(skipped))
+    s.event_soon("prompt.emergency_notice", skipped=bool(skipped))
     await intake.run(s)
     if s.practice is None:
         # No practice to triage for: the intake goes to an operator (flagged at routing).
@@ -113,6 +116,16 @@ async def _clinician(s: Session) -> Clinician | None:
         log.warning("call %s: clinician line check failed (%s); patient flow", s.call_id,
                     type(exc).__name__)
         return None
+
+
+async def _settled(s: Session) -> None:
+    """The background events are stored; a failure to write one is logged, never raised
+    over the call's own outcome (the runner still records the call's end)."""
+    try:
+        await s.settle()
+    except Exception as exc:
+        log.warning("call %s: a timeline event was not written (%s)", s.call_id,
+                    type(exc).__name__)
 
 
 async def _told(s: Session) -> None:

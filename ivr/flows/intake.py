@@ -100,6 +100,7 @@ async def confirm(s: Session, readback: list[Item]) -> str | None:
 
 
 async def _event(s: Session, kind: str, **detail: object) -> None:
+    await s.settle()  # after the ones written in the background: the timeline's order
     await calls.add_event(s.db, s.call_id, kind, **detail)
 
 
@@ -261,5 +262,6 @@ async def run(s: Session) -> None:
     """Every field the rules collect, in their order; the step is kept for a hang-up."""
     for field in s.intake.collect:
         s.step = f"intake.{field}"
-        await _event(s, f"intake.{field}.asked")
+        s.event_soon(f"intake.{field}.asked")  # written while the question is asked
         await STEPS[field](s)
+        await s.settle()

@@ -6,6 +6,7 @@ back); everything captured is written to the database the moment it is captured.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -15,6 +16,7 @@ from ivr.agi.protocol import AgiChannel
 from ivr.controller.services import Services
 from ivr.flows.decide import Decision
 from ivr.flows.speech import Item, PlayFile, PromptLibrary, say_time
+from ivr.records import calls
 from ivr.rules.model import Intake, Practice
 from ivr.texts import DEFAULT_LANGUAGE, for_language
 from ivr.transcribe.redflags import Flag, flags_for
@@ -32,6 +34,32 @@ class Session:
     step: str = "start"
     told: list[str] = field(default_factory=list)  # texts of what the caller was told
     chosen_language: str | None = None  # picked at the start (ivr.flows.language)
+    #: Timeline events being written while the caller hears the next prompt (event_soon).
+    background: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def event_soon(self, kind: str, **detail: object) -> None:
+        """Write a timeline event while the caller already hears the next prompt.
+
+        Between the notice and the first question the flow wrote two events: on a
+        saturated machine, with many calls' writes queued at the database, the caller
+        heard seconds of silence there, and a key pressed in it is dropped by res_agi.
+        Events only (a captured field is still stored before the flow moves on); each
+        waits for the one before, so the timeline keeps its order.
+        """
+        previous = self.background[-1] if self.background else None
+
+        async def write() -> None:
+            if previous is not None:
+                await previous
+            await calls.add_event(self.db, self.call_id, kind, **detail)
+
+        self.background.append(asyncio.ensure_future(write()))
+
+    async def settle(self) -> None:
+        """Every event written in the background is stored (the first error is raised)."""
+        pending, self.background = self.background, []
+        for task in pending:
+            await task
 
     @property
     def practice(self) -> Practice | None:
