@@ -51,11 +51,11 @@ def told_text(s: Session, pid: str) -> str:
     tz, at = s.practice.tz, s.instant
     values = {"practice": s.practice.name}
     if s.decision.reopens_at is not None:
-        values["callback_time"] = human_time(s.decision.reopens_at, tz, at)
+        values["callback_time"] = human_time(s.decision.reopens_at, tz, at, s.language)
     else:
         values["callback_time"] = s.library_text("reopening_unknown")
     if s.decision.closes_at is not None:
-        values["closing_time"] = human_time(s.decision.closes_at, tz, at)
+        values["closing_time"] = human_time(s.decision.closes_at, tz, at, s.language)
     return render(s.practice.prompts_in(s.language)[pid].text, values)
 
 

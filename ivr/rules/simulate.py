@@ -111,9 +111,10 @@ def simulate(rules: RuleSet, to: str, forwarded_from: str | None, caller: str | 
     language, choice, keys_left = language_choice(practice, keys)
     values = {
         "practice": practice.name,
-        "callback_time": human_time(reopen, tz, at) if reopen
+        "callback_time": human_time(reopen, tz, at, language) if reopen
         else for_language(language).FLOW["reopening_unknown"],
-        "closing_time": human_time(st.next_change, tz, at) if st.next_change else "closing time",
+        "closing_time": human_time(st.next_change, tz, at, language) if st.next_change
+        else "closing time",
     }
     prompts = [] if choice is None else [
         {"id": "language_choice", "text": " ".join(

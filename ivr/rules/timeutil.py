@@ -46,10 +46,30 @@ def fmt_local(instant: datetime, tz: ZoneInfo) -> str:
     return instant.astimezone(tz).isoformat(timespec="minutes")
 
 
-def human_time(instant: datetime, tz: ZoneInfo, reference: datetime | None = None) -> str:
-    """'8:00 AM tomorrow', '8:00 AM Friday, November 27' — what a caller is told."""
+_ES_DAYS = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
+_ES_MONTHS = ("enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto",
+              "septiembre", "octubre", "noviembre", "diciembre")
+
+
+def human_time(instant: datetime, tz: ZoneInfo, reference: datetime | None = None,
+               language: str = "en-US") -> str:
+    """'8:00 AM tomorrow', '8:00 AM Friday, November 27' — what a caller is told; in
+    Spanish 'las 8:00 a. m. de mañana', 'las 8:00 a. m. del viernes 27 de noviembre'
+    (the texts say 'después de {callback_time}'). Names are written here, not taken
+    from the C library's locale, which a server often lacks."""
     loc = instant.astimezone(tz)
     hour12 = loc.hour % 12 or 12
+    if language.lower().startswith("es"):
+        delta = None if reference is None else \
+            (loc.date() - reference.astimezone(tz).date()).days
+        clock = f"{'la' if hour12 == 1 else 'las'} {hour12}:{loc.minute:02d} " \
+                f"{'a. m.' if loc.hour < 12 else 'p. m.'}"
+        if delta == 0:
+            return f"{clock} de hoy"
+        if delta == 1:
+            return f"{clock} de mañana"
+        return f"{clock} del {_ES_DAYS[loc.weekday()]} {loc.day} de " \
+               f"{_ES_MONTHS[loc.month - 1]}"
     clock = f"{hour12}:{loc.minute:02d} {'AM' if loc.hour < 12 else 'PM'}"
     if reference is not None:
         ref_day = reference.astimezone(tz).date()

@@ -89,6 +89,8 @@ def test_simulate_reads_the_first_key_as_the_language(rules):
     assert texts["menu"].startswith("Para un problema urgente")
     assert res["disposition"] == "routine" and res["menu_trace"][0]["key"] == "4"
     assert res["caller_told"].startswith("Gracias.")
+    # The time in the record is in the caller's language too, not "8:00 AM tomorrow".
+    assert "después de las " in res["caller_told"] and " AM" not in res["caller_told"]
     assert "Language:   key 2 -> es-US (chosen)" in format_text(res)
 
 
