@@ -86,6 +86,27 @@ LEG_STATUS: dict[str, str] = {
     LegStatus.CALLER_GONE: "caller had hung up", LegStatus.UNKNOWN: "outcome unknown",
     LegStatus.COMPLETED: "completed", LegStatus.TAKEN_BY_OTHER: "taken by another clinician",
 }
+#: Where in the call a caller hung up, as the front desk reads it (the flow's step ids).
+STEP_WORDS: dict[str, str] = {
+    "start": "the first moment", "language": "the language choice",
+    "greeting": "the greeting", "emergency_notice": "the emergency notice",
+    "intake.callback": "the call-back number question",
+    "intake.dob": "the date of birth question", "intake.name": "the name recording",
+    "intake.reason": "the reason recording", "triage": "the menu",
+    "redflag_offer": "the offer to reach the on-call for an urgent symptom",
+    "oncall.search": "the wait for the on-call clinician",
+    "oncall.exhausted": "the message after no clinician answered",
+    "operator_closing": "the closing words", "clinician_pin": "the clinician PIN prompt",
+}
+
+
+def step_words(step: str) -> str:
+    """'intake.dob' -> 'the date of birth question'; an action step names the choice."""
+    if step.startswith("action."):
+        return f"what followed the {step.split('.', 1)[1]} choice"
+    return STEP_WORDS.get(step, step.replace(".", " ").replace("_", " "))
+
+
 END_LABELS: dict[str, str] = {
     EndReason.COMPLETED: "completed", EndReason.CALLER_HANGUP: "caller hung up",
     EndReason.FALLBACK_ANSWERED: "answered by the backup on-call number",
@@ -218,7 +239,7 @@ class Note:
         out.append(("Caller was told", self.caller_told or "(nothing recorded)"))
         end = END_LABELS.get(self.end_reason or "", self.end_reason or "not recorded")
         if self.abandoned_step:
-            end += f" during {self.abandoned_step}"
+            end += f" during {step_words(self.abandoned_step)}"
         out.append(("Call ended", end))
         for kind in self.needs_action:
             out.append(("NEEDS ACTION", NEEDS_ACTION_TEXT[kind]))
@@ -396,7 +417,7 @@ def _outcome(call: Mapping[str, Any], practice: Practice | None,
         return OC_FALLBACK_ABANDONED, "Caller hung up before anyone answered"
     if call.get("abandoned_step") or end == "caller_hangup":
         step = call.get("abandoned_step")
-        return OC_ABANDONED, "Caller hung up" + (f" during {step}" if step else "")
+        return OC_ABANDONED, "Caller hung up" + (f" during {step_words(step)}" if step else "")
     if call.get("operator_flag"):
         return OC_OPERATOR, "Intake taken for an operator"
     if call.get("ended_at") is None and call.get("reconciled_at") is None \

@@ -133,7 +133,8 @@ def test_every_abandoned_call_needs_action_with_or_without_a_number(sunny):
     with_number = build_note(record("c10", T, disposition=None, end_reason="caller_hangup",
                                     abandoned_step="intake.name"), sunny)
     assert with_number.needs_action == (NA_ABANDONED,)
-    assert with_number.outcome_text == "Caller hung up during intake.name"
+    assert with_number.outcome_text == "Caller hung up during the name recording"
+    assert "intake." not in " ".join(v for _, v in with_number.rows())  # no internal id
     without = record("c11", T, disposition=None, end_reason="caller_hangup",
                      abandoned_step="intake.callback")
     without["intake"] = {}
