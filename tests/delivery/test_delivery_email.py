@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ipaddress
 import random
-import ssl
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from harness import free_port
+from support import receivers
 
 from ivr.db.engine import Database
 from ivr.delivery import outbox
@@ -30,50 +23,11 @@ T0 = dt.datetime(2026, 11, 26, 23, 0, tzinfo=dt.UTC)
 PDF = b"%PDF-1.4\n% two pages, trust me\n%%EOF\n"
 
 
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ivr test smtp")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = folder / "smtp.crt", folder / "smtp.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[Envelope, bool]] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.messages.append((envelope, session.ssl is not None))
-        return "250 2.0.0 Ok: queued as TEST42"
-
-
 @pytest.fixture
 def smtp_server(tmp_path: Path):
-    cert, key = _self_signed(tmp_path)
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(cert, key)
-    mailbox = Mailbox()
     port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port,
-                            tls_context=server_ctx, require_starttls=True)
-    controller.start()
-    try:
+    with receivers.smtp_server(tmp_path, port) as (mailbox, cert):
         yield mailbox, port, cert
-    finally:
-        controller.stop()
 
 
 async def _enqueue(db: Database, tmp_path: Path, **meta: str) -> str:

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import json
 import random
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
+from support.receivers import Receiver
 
 from ivr.db.engine import Database
 from ivr.delivery import outbox
@@ -25,36 +21,10 @@ SECRET = "s3cret-for-tests"
 T0 = datetime(2026, 11, 26, 23, 0, tzinfo=UTC)
 
 
-class Receiver:
-    """A practice's webhook endpoint: checks the signature itself, scripted status codes."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.statuses: dict[str, list[int]] = {}
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        header = request.headers.get("X-IVR-Signature", "")
-        parts = dict(p.split("=", 1) for p in header.split(","))
-        mac = hmac.new(SECRET.encode(), parts["t"].encode() + b"." + body, hashlib.sha256)
-        valid = hmac.compare_digest(mac.hexdigest(), parts["v1"]) and abs(
-            time.time() - int(parts["t"])) < 300
-        self.received.append({"path": request.path, "valid": valid, "body": json.loads(body),
-                              "delivery": request.headers.get("X-IVR-Delivery"),
-                              "idempotency": request.headers.get("Idempotency-Key")})
-        if not valid:
-            return web.Response(status=401)
-        script = self.statuses.get(request.path, [])
-        status = script.pop(0) if script else 200
-        return web.Response(status=status, headers={"X-Request-Id": "rq-1"})
-
-
 @pytest.fixture
 async def receiver():
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/{name}", rec.handle)
-    runner = web.AppRunner(app)
+    rec = Receiver(SECRET)
+    runner = web.AppRunner(rec.app())
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

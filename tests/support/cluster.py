@@ -204,9 +204,10 @@ SHORT_PROMPTS = """prompts:
 """
 
 
-def write_test_rules(folder: Path) -> Path:
+def write_test_rules(folder: Path, quick_webhook: str | None = None) -> Path:
     """The repository's Sunny Pediatrics with short prompts and a one-key menu, and a quick
-    practice like it on QUICK that collects the callback number only."""
+    practice like it on QUICK that collects the callback number only (its webhook
+    `quick_webhook` when given, else the rules' unreachable one)."""
     src = (REPO / "routing_rules" / "sunny-pediatrics.yaml").read_text()
     start, end = src.index("prompts:\n"), src.index("# Intake:")
     src = src[:start] + SHORT_PROMPTS + src[end:]
@@ -217,6 +218,10 @@ def write_test_rules(folder: Path) -> Path:
              .replace(SUNNY, QUICK).replace("+16175550111", "+16175550211")
              .replace("collect: [callback, dob, name, reason]", "collect: [callback]"))
     assert quick.count(QUICK_PRACTICE) == 1 and "collect: [callback] " in quick
+    if quick_webhook:
+        hook = "url: https://ehr.sunny-pediatrics.example/hooks/answering"
+        assert quick.count(hook) == 1
+        quick = quick.replace(hook, f"url: {quick_webhook}")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{PRACTICE}.yaml").write_text(src)
     (folder / f"{QUICK_PRACTICE}.yaml").write_text(quick)
@@ -238,9 +243,12 @@ class RealCluster:
     127.0.0.5, ports from `base` (e2e_port_base)."""
 
     def __init__(self, folder: Path, nodes: int = 2, base: int | None = None,
-                 rtp: tuple[int, int] | None = None) -> None:
+                 rtp: tuple[int, int] | None = None, extra_env: dict[str, str] | None = None,
+                 quick_webhook: str | None = None) -> None:
         """`rtp`: (first port, ports per node) for the nodes' media, else 40 per node in
-        this worker's range (20 calls a node: plenty for a drill, not for a benchmark)."""
+        this worker's range (20 calls a node: plenty for a drill, not for a benchmark).
+        `extra_env`: more settings for the controllers (IVR_SMTP_*, a webhook secret);
+        `quick_webhook`: the quick practice's webhook URL (write_test_rules)."""
         self.folder = folder
         self.nodes = nodes
         self.base = base = e2e_port_base() if base is None else base
@@ -255,19 +263,31 @@ class RealCluster:
             "--rtp-per-node", str(rtp[1] if rtp else 40), "--probe-seconds", "1",
             "--fail-over-ms", "1500"]
         self.gateway_port = base + 40
-        rules = write_test_rules(folder / "rules")
+        rules = write_test_rules(folder / "rules", quick_webhook)
         # Transcription off: no drill reads a transcript, and four controllers' speech
         # models would take the cores the calls need.
         self.env = {**os.environ, "IVR_DATA_DIR": str(folder / "base"),
                     "IVR_CLUSTER_DIR": str(folder), "IVR_TRUNK_MATCH": "127.0.0.1",
                     "IVR_GATEWAY_PORT": str(self.gateway_port),
                     "IVR_FAX_PORT": str(base + 41), "IVR_RULES_PATH": str(rules),
-                    "IVR_TRANSCRIBE_ENGINE": "off"}
+                    "IVR_TRANSCRIBE_ENGINE": "off", **(extra_env or {})}
         # The cluster's database, for the commands that read it (`calls`, `override`).
         self.db_env = {"IVR_DB_URL": f"postgresql+asyncpg://ivr@127.0.0.1:{base + 1}/ivr",
                        "IVR_DB_PASSWORD_FILE": str(folder / "postgres" / "password")}
         self.voices = folder / "voices"
         self._slots = iter(range(10_000))
+        self.phones: Phones | None = None
+        self._books = 0
+
+    def answer_phones(self, book: PhoneBook) -> None:
+        """The clinician gateway's phones answer by `book` from now on (the bank is
+        stopped and a new one started: a call to it meanwhile finds no phone)."""
+        if self.phones is not None:
+            self.phones.stop()
+            self.phones = None
+        self._books += 1
+        self.phones = Phones(book, self.gateway_port, self.folder / f"phones-{self._books}",
+                             media_port=self.base + 244, media_ports=6)
 
     @property
     def postgres(self) -> PostgresServer:
@@ -377,12 +397,14 @@ class RealCluster:
 
 @contextmanager
 def running_cluster(prefix: str, why: str, keep: bool = False,
-                    rtp: tuple[int, int] | None = None) -> Iterator[RealCluster]:
+                    rtp: tuple[int, int] | None = None, extra_env: dict[str, str] | None = None,
+                    quick_webhook: str | None = None) -> Iterator[RealCluster]:
     """A 2-node cluster, both practices closed by an override (after hours), busy phones
     on the clinician gateway (a fallback goes on to its message at once; an on-call chain
-    rings through), both nodes active in Kamailio; taken down and removed after."""
-    c = RealCluster(Path(tempfile.mkdtemp(prefix=prefix)), rtp=rtp)
-    phones = None
+    rings through; `RealCluster.answer_phones` changes them), both nodes active in
+    Kamailio; taken down and removed after. `extra_env`, `quick_webhook`: RealCluster's."""
+    c = RealCluster(Path(tempfile.mkdtemp(prefix=prefix)), rtp=rtp, extra_env=extra_env,
+                    quick_webhook=quick_webhook)
     try:
         status = c.up()
         assert all(n["asterisk"]["running"] for n in status["nodes"]), status
@@ -390,13 +412,12 @@ def running_cluster(prefix: str, why: str, keep: bool = False,
         for practice in (PRACTICE, QUICK_PRACTICE):
             c.ivr("override", "set", "--practice", practice, "--closed", "--until",
                   until.isoformat(), "--reason", why)
-        phones = Phones(PhoneBook(default=BUSY), c.gateway_port, c.folder / "phones",
-                        media_port=c.base + 244, media_ports=6)
+        c.answer_phones(PhoneBook(default=BUSY))
         for name in c.names:
             wait_for(lambda name=name: c.dispatcher(name).startswith("active"), 60,
                      f"{name} active in Kamailio")
         yield c
     finally:
-        if phones is not None:
-            phones.stop()
+        if c.phones is not None:
+            c.phones.stop()
         c.remove(keep)
