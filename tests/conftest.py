@@ -20,35 +20,6 @@ from ivr.secure import keys
 # `databases`: SQLite and a real PostgreSQL for the tests that touch the database.
 pytest_plugins = ["support.databases"]
 
-#: The files that run longest (real calls through Asterisk, a cluster, a browser), longest
-#: first as measured with --junitxml: xdist's loadfile hands out files in this order
-#: (`make test` turns off its own reordering, by number of tests), so no worker is left
-#: alone with one of them at the end. An order only: every file runs wherever it is.
-SLOW_FIRST = (
-    "tests/e2e/test_call_flow.py", "tests/e2e/test_oncall_faults.py",
-    "tests/cluster/test_cluster_e2e.py", "tests/e2e/test_oncall_bridge.py",
-    "tests/web/test_browser_callback.py", "tests/e2e/test_transcripts.py",
-    "tests/e2e/test_foundation_calls.py", "tests/e2e/test_trust_boundary.py",
-    "tests/e2e/test_clinician_line.py", "tests/e2e/test_carrier_edge.py",
-    "tests/e2e/test_data_at_rest.py", "tests/e2e/test_night_report.py",
-    "tests/web/test_browser_call.py", "tests/e2e/test_demo_call.py",
-    "tests/e2e/test_carrier_chain.py", "tests/e2e/test_pbx_privileges.py",
-    "tests/audit/test_audit_cli.py", "tests/web/test_pages.py", "tests/web/test_access.py",
-    "tests/crypto/test_keys_cli.py",
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The slow files first, then the other files with real calls, then the rest; each
-    file's own order is kept (a stable sort)."""
-    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-
-    def key(item: pytest.Item) -> int:
-        path = item.nodeid.split("::", 1)[0]
-        return rank.get(path, len(rank) + (0 if item.get_closest_marker("pbx") else 1))
-
-    items.sort(key=key)
-
 
 @pytest.fixture(scope="session", autouse=True)
 def key_file():

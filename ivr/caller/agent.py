@@ -125,7 +125,8 @@ class Runner:
             self.steps.append(AwaitEnd())
         step = self.steps[self.index]
         if isinstance(step, Listen):
-            self.hearing.listen(step.quiet_ms, step.min_voice_ms, step.tone)
+            self.hearing.listen(step.quiet_ms, step.min_voice_ms, step.tone,
+                                step.tone_or_quiet_ms)
         elif isinstance(step, Press):
             self.call.dialDtmf(step.keys)
             self.hearing.mark()

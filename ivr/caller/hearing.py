@@ -12,10 +12,11 @@ FRAME_MS = 20
 # for the short pauses between words and sentences (at most ~0.5 s in our prompts).
 VOICE_RMS = 120.0
 # A beep (the tone before a recording) is a steady tone: frame after frame the same zero
-# crossings (+-1), one odd frame forgiven (a late or lost packet). Speech is never that
+# crossings (+-1), two odd frames in a row forgiven (late or lost packets). Speech is never that
 # steady this long: our TTS prompts stay so for 11 frames at most, Asterisk's beep for
 # some 20.
 TONE_FRAMES = 15
+TONE_MISSED = 2  # odd frames in a row forgiven: a loaded PBX loses packets in pairs
 TONE_MIN_CROSSINGS = 10  # per frame: above 250 Hz, no hum
 WAV_HEADER = 44  # the canonical PCM header pjmedia's WAV writer puts first
 
@@ -36,7 +37,8 @@ class Hearing:
         self._rest = array("h")
         self._listening: tuple[int, int, bool] | None = None
         self._turn: int | None = None  # voiced ms of the turn that ended while listening
-        self._steady = (0, 0, False)  # steady frames so far, their crossings, one missed
+        self._fallback_ms = 0  # a tone turn also ends after this much quiet (0: never)
+        self._steady = (0, 0, 0)  # steady frames so far, their crossings, odd frames in a row
 
     def mark(self) -> None:
         """We acted (pressed, spoke): what the service says next counts from here."""
@@ -64,24 +66,28 @@ class Hearing:
                         if (a < 0) != (b < 0))
         frames, base, missed = self._steady
         if frames and rms >= VOICE_RMS and abs(crossings - base) <= 1:
-            self._steady = (frames + 1, base, False)
+            self._steady = (frames + 1, base, 0)
             return False
-        if frames and not missed:
-            self._steady = (frames, base, True)
+        if frames and missed < TONE_MISSED:
+            self._steady = (frames, base, missed + 1)
             return False
         voiced = rms >= VOICE_RMS and crossings >= TONE_MIN_CROSSINGS
-        self._steady = (1, crossings, False) if voiced else (0, 0, False)
+        self._steady = (1, crossings, 0) if voiced else (0, 0, 0)
         return frames >= TONE_FRAMES
 
     def turn_over(self, quiet_ms: int, min_voice_ms: int) -> bool:
         """The service has said something since the mark, then stopped for `quiet_ms`."""
         return self.voiced_ms >= min_voice_ms and self.quiet_ms >= quiet_ms
 
-    def listen(self, quiet_ms: int, min_voice_ms: int, tone: bool = False) -> None:
+    def listen(self, quiet_ms: int, min_voice_ms: int, tone: bool = False,
+               tone_or_quiet_ms: int = 0) -> None:
         """Wait for the end of a turn (see `turn`); what follows it counts from a mark.
 
-        `tone`: the turn ends with a tone (a beep), not with quiet."""
+        `tone`: the turn ends with a tone (a beep), not with quiet; or, with
+        `tone_or_quiet_ms`, with that much quiet after voice (a beep garbled past
+        recognition by a starved line is still followed by the recording's silence)."""
         self._listening, self._turn = (quiet_ms, min_voice_ms, tone), None
+        self._fallback_ms = tone_or_quiet_ms
         self._check(False)
 
     def turn(self) -> int | None:
@@ -93,8 +99,10 @@ class Hearing:
         if self._listening is None:
             return
         quiet_ms, min_voice_ms, tone = self._listening
-        if (tone_ended and self.voiced_ms >= min_voice_ms if tone
-                else self.turn_over(quiet_ms, min_voice_ms)):
+        fallback = tone and self._fallback_ms > 0 and \
+            self.turn_over(self._fallback_ms, min_voice_ms)
+        if fallback or (tone_ended and self.voiced_ms >= min_voice_ms if tone
+                        else self.turn_over(quiet_ms, min_voice_ms)):
             self._turn, self._listening = self.voiced_ms, None
             self.mark()
 

@@ -20,13 +20,14 @@ class Listen:
     turn, and shorter than the time the service waits for keys. `quiet_ms=0`: only
     wait until the service has said `min_voice_ms` (hold music, ringing, a long notice).
     `tone`: the turn ends with the beep before a recording instead (say something right
-    after it).
+    after it); `tone_or_quiet_ms`: or with that much quiet, if the beep was not heard.
     """
 
     quiet_ms: int = 1000
     min_voice_ms: int = 300
     timeout_s: float = 60.0
     tone: bool = False
+    tone_or_quiet_ms: int = 0
 
 
 def turn(min_voice_ms: int = 800, timeout_s: float = 300.0) -> Listen:
@@ -42,8 +43,9 @@ def turn(min_voice_ms: int = 800, timeout_s: float = 300.0) -> Listen:
 
 
 #: "After the tone, please say...": the beep ends the turn, however long the pause
-#: before it (a caller who spoke in that pause would not be recorded).
-BEEP = Listen(tone=True, timeout_s=300.0)
+#: before it (a caller who spoke in that pause would not be recorded). A beep a starved
+#: line garbled past recognition: 2 s of quiet end the turn, inside the recording's 3 s.
+BEEP = Listen(tone=True, timeout_s=300.0, tone_or_quiet_ms=2000)
 
 
 @dataclass(frozen=True)

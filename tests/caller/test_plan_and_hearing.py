@@ -117,7 +117,7 @@ def test_a_tone_ends_a_turn_that_waits_for_one():
     hearing.feed(speechlike(2400) + quiet(1500))  # a pause before the beep: not it yet
     assert hearing.turn() is None
     hearing.feed(tone(420, hz=675))
-    hearing.feed(quiet(40))
+    hearing.feed(quiet(60))  # the third quiet frame ends it: two are forgiven as lost
     assert hearing.turn() == 2400 + 420
 
 
@@ -149,3 +149,21 @@ def test_the_tail_reads_only_what_was_appended(tmp_path):
         f.write(b"\x00" + array("h", [5]).tobytes())
     # The odd byte waits for its pair: samples are never split.
     assert list(tail.read()) == [7, 5]
+
+
+def test_a_beep_garbled_by_lost_packets_still_ends_the_turn():
+    """Two packets lost in a row inside the beep: still a tone. A beep lost past
+    recognition: with tone_or_quiet_ms the quiet after it ends the turn, never a pause
+    shorter than that before it."""
+    beep = tone(420, hz=675)
+    two_lost = beep[:1600] + quiet(40) + beep[1920:]
+    hearing = Hearing(RATE)
+    hearing.listen(1000, 300, tone=True)
+    hearing.feed(two_lost + quiet(100))
+    assert hearing.turn() is not None
+    hearing = Hearing(RATE)
+    hearing.listen(1000, 300, tone=True, tone_or_quiet_ms=2000)
+    hearing.feed(speechlike(2400) + quiet(1500))  # the pause before the beep
+    assert hearing.turn() is None
+    hearing.feed(speechlike(300) + quiet(2000))  # the beep, unrecognisable, then silence
+    assert hearing.turn() is not None
