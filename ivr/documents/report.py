@@ -205,8 +205,14 @@ class Report:
         return f"{self.practice_id}:{self.window.night.isoformat()}"
 
     @property
+    def preliminary(self) -> bool:
+        """Made before the office opened again: calls later in the night are not in it."""
+        return self.generated_at < self.window.opening
+
+    @property
     def title(self) -> str:
-        return f"After-hours report, night of {self.window.night.strftime('%a %b %d, %Y')}"
+        title = f"After-hours report, night of {self.window.night.strftime('%a %b %d, %Y')}"
+        return title + (" - PRELIMINARY, the night is not over" if self.preliminary else "")
 
     def period_text(self) -> str:
         w = self.window
@@ -222,6 +228,7 @@ class Report:
                          "timezone": self.tz.key},
             "window": self.window.to_json(self.tz),
             "generated_at": self.generated_at.isoformat(),
+            "preliminary": self.preliminary,
             "counts": {"calls": len(self.notes), "needs_action": len(self.needs_action),
                        "by_disposition": self.by_disposition, "by_outcome": self.by_outcome,
                        "by_route": self.by_route,

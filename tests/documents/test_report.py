@@ -135,3 +135,14 @@ def test_an_empty_night_is_still_a_report(sunny):
     report = build_report(sunny, night_window(sunny, date(2026, 11, 26)), [],
                           ny("2026-11-27 08:00"))
     assert report.notes == () and report.to_json()["counts"]["calls"] == 0
+
+
+def test_a_report_made_before_the_night_is_over_says_it_is_preliminary(sunny):
+    w = night_window(sunny, date(2026, 11, 26))
+    call = record("p1", w.closing + timedelta(hours=2))
+    early = build_report(sunny, w, [call], w.opening - timedelta(hours=3))
+    assert early.preliminary and "PRELIMINARY, the night is not over" in early.title
+    assert early.to_json()["preliminary"] is True
+    done = build_report(sunny, w, [call], w.opening + timedelta(minutes=5))
+    assert not done.preliminary and "PRELIMINARY" not in done.title
+    assert done.to_json()["preliminary"] is False
