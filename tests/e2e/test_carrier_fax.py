@@ -65,9 +65,15 @@ def test_a_note_is_faxed_through_the_carrier(fax_edge, tmp_path):
     mark, cmark = stack.recorder.mark(), stack.carrier_events.mark()
     remote = asyncio.run(_send(stack, _note(tmp_path / "note.pdf")))
     assert remote.startswith("pages=1"), remote
-    with stack.carrier_events._lock:
-        got = [e for e in stack.carrier_events.events[cmark:]
-               if e.get("UserEvent") == "CarrierFax"]
+
+    def received() -> list[dict]:
+        with stack.carrier_events._lock:
+            return [e for e in stack.carrier_events.events[cmark:]
+                    if e.get("UserEvent") == "CarrierFax"]
+
+    # Our sender is done when its side of the call is; the carrier's own event of the
+    # page it received can come a moment later.
+    got = wait_for(received, 60, "the carrier's report of the fax it received")
     assert len(got) == 1, got
     fax = got[0]
     assert fax["Status"] == "SUCCESS" and fax["Pages"] == "1", fax
