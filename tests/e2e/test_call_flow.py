@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,10 +141,7 @@ class Campaign:
 
 
 def _cli(stack, *args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "ivr.cli", *args], env=stack.env,
-                         capture_output=True, text=True, cwd=REPO, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
+    return stack.cli(*args)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 
 import pytest
 from harness import REPO, wait_for
@@ -87,10 +86,8 @@ def test_red_flag_in_a_routine_reason_offers_the_on_call_and_bridges(red_flag_pr
     # The words are stored sealed, and never logged.
     assert REASON.lower().rstrip(".") not in stack.controller_log().lower()
     # The text form of `calls show` shows the transcript too.
-    out = subprocess.run([sys.executable, "-m", "ivr.cli", "calls", "show", call["id"]],
-                         env=stack.env, capture_output=True, text=True, cwd=REPO, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert "breathing" in out.stdout.lower() and en.TRANSCRIPT_MARK in out.stdout
+    shown = stack.cli("calls", "show", call["id"])
+    assert "breathing" in shown.lower() and en.TRANSCRIPT_MARK in shown
 
 
 FEVER_CALLER = "+16175550474"
