@@ -105,7 +105,7 @@ async def connect(s: Session, fallback_reason: str, overflow: bool = False,
                 await _stand_down(s, [leg for leg in legs if leg is not accepted])
                 await s.channel.set_variable(contract.VAR_BRIDGE_TO, accepted.channel)
                 await s.channel.set_variable(contract.VAR_LEG, accepted.id)
-                await dialer.record(accepted.id, bridged_at=utc_now())
+                await dialer.record(accepted, bridged_at=utc_now())
                 await calls.update_call(s.db, s.call_id, oncall_outcome=OUTCOME_CONNECTED,
                                         oncall_clinician=accepted.clinician_id)
                 log.info("call %s: clinician accepted; bridging", s.call_id)

@@ -130,7 +130,7 @@ async def _answered(services: Services, leg: Leg, channel: AgiChannel) -> None:
     leg.answered_mono = loop.time()
     leg.answered.set()
     ring_ms = int((leg.answered_mono - leg.placed_mono) * 1000) if leg.placed_mono else None
-    await services.dialer.record(leg.id, status=LEG_ANSWERED, answered_at=utc_now(),
+    await services.dialer.record(leg, status=LEG_ANSWERED, answered_at=utc_now(),
                                  channel=leg.channel, ring_ms=ring_ms)
 
 

@@ -41,6 +41,7 @@ from ivr.db.models import (
     Call,
     OncallLeg,
 )
+from ivr.oncall import leg_rows
 from ivr.records.calls import close_leg
 from ivr.rules.model import Practice
 
@@ -214,23 +215,20 @@ class Dialer:
         self.ami.on_connected(self.resolve_lost)
 
     # --- database ------------------------------------------------------------------
-    async def record(self, leg_id: str, **fields: Any) -> None:
-        async with self.db.session() as s:
-            row = await s.get(OncallLeg, leg_id)
-            if row is not None:
-                for name, value in fields.items():
-                    setattr(row, name, value)
+    async def record(self, leg: Leg, **fields: Any) -> None:
+        """Set columns of the leg's row (through its call's journal: ivr.oncall.leg_rows)."""
+        await leg_rows.update(self.db, leg.call_id, leg.id, **fields)
 
     async def insert(self, leg: Leg, *, role: str | None, step_index: int | None,
                      attempt_no: int | None = None) -> None:
-        """The `placing` row, committed before anything reaches the PBX."""
-        async with self.db.session() as s:
-            s.add(OncallLeg(id=leg.id, call_id=leg.call_id, callback_id=leg.callback_id,
-                            attempt_no=attempt_no, kind=leg.kind,
-                            practice_id=leg.practice.id, clinician_id=leg.clinician_id,
-                            role=role, number=leg.number, step_index=step_index,
-                            channel_id=leg.channel_id, status=LEG_PLACING,
-                            placed_at=utc_now()))
+        """The `placing` row, committed (or journaled, fsynced) before anything reaches
+        the PBX."""
+        await leg_rows.insert(self.db, leg.call_id, {
+            "id": leg.id, "callback_id": leg.callback_id, "attempt_no": attempt_no,
+            "kind": leg.kind, "practice_id": leg.practice.id,
+            "clinician_id": leg.clinician_id, "role": role, "number": leg.number,
+            "step_index": step_index, "channel_id": leg.channel_id,
+            "status": LEG_PLACING, "placed_at": utc_now()})
 
     # --- placing ---------------------------------------------------------------------
     def register(self, leg: Leg) -> None:
@@ -275,12 +273,12 @@ class Dialer:
                 return False
             # Sent, or maybe sent: never re-send. The reconnect looks for its channel.
             log.warning("leg %s: AMI lost during the Originate; not re-sent", leg.id)
-            await self.record(leg.id, detail="ami-lost-in-flight")
+            await self.record(leg, detail="ami-lost-in-flight")
             return True
         except AmiError:
             # A timeout: Asterisk may have it. Same rule: never re-send, resolve later.
             log.warning("leg %s: no answer to the Originate; not re-sent", leg.id)
-            await self.record(leg.id, detail="originate-unanswered")
+            await self.record(leg, detail="originate-unanswered")
             return True
         log.info("call %s: leg %s placed (%s, step ring %ss)", leg.call_id, leg.id,
                  leg.kind, leg.ring_seconds)
@@ -310,19 +308,9 @@ class Dialer:
         if ring_ms is None and leg.placed_mono:
             end = leg.answered_mono or asyncio.get_running_loop().time()
             ring_ms = int((end - leg.placed_mono) * 1000)
-        async with self.db.session() as s:
-            row = await s.get(OncallLeg, leg.id)
-            if row is None:
-                return
-            if row.status in LEG_ACTIVE:
-                row.status = status
-                row.detail = detail or row.detail
-            if row.ring_ms is None and ring_ms is not None:
-                row.ring_ms = ring_ms
-            for name, value in fields.items():
-                setattr(row, name, value)
-            if ended and row.ended_at is None:
-                row.ended_at = now
+        await leg_rows.finish(self.db, leg.call_id, leg.id, status=status, detail=detail,
+                              ring_ms=ring_ms, ended_at=now if ended else None,
+                              fields=fields)
 
     # --- AMI events ------------------------------------------------------------------
     def watch_dial(self, channel: str, leg: Leg) -> None:
@@ -379,12 +367,7 @@ class Dialer:
             status = LegStatus.DECLINED if leg.answered.is_set() else \
                 _CAUSES.get(leg.hangup_cause, LEG_FAILED)
             await self.finish(leg, status, detail=f"cause-{leg.hangup_cause}")
-        async with self.db.session() as s:
-            row = await s.get(OncallLeg, leg.id)
-            if row is not None:
-                row.ended_at = row.ended_at or now
-                if row.bridged_at is not None and row.bridge_seconds is None:
-                    row.bridge_seconds = round((now - row.bridged_at).total_seconds(), 2)
+        await leg_rows.hung_up(self.db, leg.call_id, leg.id, now)
         self.forget(leg)
 
     # --- after a reconnect or a restart -----------------------------------------------

@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import shutil
 import stat
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from support.databases import POSTGRESQL, new_server
 
 from ivr.db.engine import Database
-from ivr.db.models import SOURCE_CALLER_ID, SOURCE_KEYED
+from ivr.db.kinds import LegKind, LegStatus
+from ivr.db.models import SOURCE_CALLER_ID, SOURCE_KEYED, OncallLeg
+from ivr.oncall import leg_rows
 from ivr.records import calls, journal
 from ivr.records.journal import Journal, replay
 
 OWN_SLOT = 16  # PortPlan.fixed(16), as tests/cluster/test_database_faults.py (one at a time)
 DOB = "1990-01-02"
+NURSE = "+16175550199"
 
 
 class FailingDatabase:
@@ -162,6 +166,46 @@ async def test_later_steps_of_a_call_wait_behind_its_kept_ones(failing, tmp_path
     assert record is not None and record["intake"]["dob"]["confirmed"]
     await calls.add_event(db, call_id, "prompt.triage")  # straight in again
     assert len(kept) == 0
+    journal.attach(db, None)
+
+
+async def test_a_clinician_leg_placed_and_ended_while_the_database_is_gone(failing, tmp_path):
+    """The dialler's writes are steps of the leg's call: a leg placed, answered,
+    accepted, bridged and hung up during an outage is kept (its number sealed) and lands
+    once, closed, when the database is back; a later outcome does not override the
+    first one stored."""
+    db = failing.db
+    kept = Journal(tmp_path / "journal.jsonl").load()
+    journal.attach(db, kept)
+    call_id = await _call(db)
+    await failing.down()
+    placed = calls.now()
+    await leg_rows.insert(db, call_id, {
+        "id": "leg1", "callback_id": None, "attempt_no": None, "kind": LegKind.LIVE,
+        "practice_id": "p1", "clinician_id": "nurse", "role": "nurse",
+        "number": NURSE, "step_index": 0, "channel_id": "ivrleg-leg1",
+        "status": LegStatus.PLACING, "placed_at": placed})
+    await leg_rows.update(db, call_id, "leg1", status=LegStatus.ANSWERED,
+                          answered_at=placed + timedelta(seconds=4), channel="PJSIP/gw-1")
+    await leg_rows.finish(db, call_id, "leg1", status=LegStatus.ACCEPTED,
+                          detail="acknowledged", ring_ms=4000, ended_at=None, fields={})
+    await leg_rows.update(db, call_id, "leg1", bridged_at=placed + timedelta(seconds=10))
+    await leg_rows.finish(db, call_id, "leg1", status=LegStatus.DECLINED, detail="late",
+                          ring_ms=1, ended_at=None, fields={})
+    await leg_rows.hung_up(db, call_id, "leg1", placed + timedelta(seconds=40))
+    assert [e.op for e in kept.pending()] == [
+        "leg.insert", "leg.update", "leg.finish", "leg.update", "leg.finish", "leg.hung_up"]
+    assert NURSE.encode() not in kept.path.read_bytes()
+
+    await failing.up()
+    assert await replay(db, kept) == 6 and not kept.path.exists()
+    async with db.session() as s:
+        leg = await s.get(OncallLeg, "leg1")
+        assert leg is not None
+        assert (leg.status, leg.detail, leg.ring_ms) == (LegStatus.ACCEPTED, "acknowledged",
+                                                         4000)
+        assert leg.number == NURSE and leg.channel == "PJSIP/gw-1"
+        assert leg.ended_at == placed + timedelta(seconds=40) and leg.bridge_seconds == 30.0
     journal.attach(db, None)
 
 
