@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,18 @@ def live(stack):
     finally:
         if stack.channels():
             stack.hangup_all()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):  # noqa: ANN001, ANN201 (pytest's hook)
+    """With IVR_TEST_TIMELINE=FILE, one JSON line per test (worker, test, start, end):
+    where a run's time went, worker by worker (the suite's length on a busy machine)."""
+    timeline = os.environ.get("IVR_TEST_TIMELINE")
+    start = time.time()
+    yield
+    if timeline:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        with open(timeline, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"worker": worker, "test": item.nodeid,
+                                  "start": round(start, 2),
+                                  "end": round(time.time(), 2)}) + "\n")

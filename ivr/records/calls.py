@@ -363,25 +363,33 @@ async def sweep_lost_calls(db: Database, node: str, live_uniqueids: set[str],
     """
     swept: list[str] = []
     async with db.session() as s:
-        open_calls = (await s.scalars(select(Call).where(
+        open_calls = (await s.execute(select(
+            Call.id, Call.uniqueid, Call.started_at, Call.end_reason).where(
             Call.node == node, Call.ended_at.is_(None),
             Call.started_at < older_than))).all()
-        for call in open_calls:
-            if call.uniqueid in live_uniqueids or call.uniqueid in stamped_uniqueids:
+        for call_id, uniqueid, started_at, end_reason in open_calls:
+            if uniqueid in live_uniqueids or uniqueid in stamped_uniqueids:
                 continue
-            last = await s.scalar(select(CallEvent.at).where(CallEvent.call_id == call.id)
+            last = await s.scalar(select(CallEvent.at).where(CallEvent.call_id == call_id)
                                   .order_by(CallEvent.at.desc()).limit(1))
-            ended = last or call.started_at
-            call.ended_at = ended
-            if call.end_reason in (None, END_CALLER_HANGUP):
-                call.end_reason = END_PBX_FAILURE
-            call.reconciled_at = now()
-            closed = await _close_open_legs(s, call.id, ended, "closed-pbx-lost")
-            s.add(CallEvent(call_id=call.id, at=now(), kind="call.ended",
-                            detail=json.dumps({"end_reason": call.end_reason,
+            ended = last or started_at
+            reason = END_PBX_FAILURE if end_reason in (None, END_CALLER_HANGUP) \
+                else end_reason
+            # The node's controllers sweep at once: the call is taken by a compare-and-set
+            # on its end (the first writer wins; on PostgreSQL the second waits for the
+            # first's commit, then finds the call ended), so it is ended once.
+            won = await s.execute(update(Call).where(
+                Call.id == call_id, Call.ended_at.is_(None)).values(
+                ended_at=ended, end_reason=reason, reconciled_at=now())
+                .execution_options(synchronize_session=False))
+            if won.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            closed = await _close_open_legs(s, call_id, ended, "closed-pbx-lost")
+            s.add(CallEvent(call_id=call_id, at=now(), kind="call.ended",
+                            detail=json.dumps({"end_reason": reason,
                                                "source": "no-channel-no-stamp",
                                                "legs_closed": closed})))
-            swept.append(call.id)
+            swept.append(call_id)
     return swept
 
 

@@ -153,6 +153,31 @@ async def test_each_stamp_is_folded_in_once_by_two_controllers_of_a_node(nodes):
     assert len(ended) == 20 and {n for _, n in ended} == {1}, ended
 
 
+async def test_each_lost_call_is_swept_once_by_two_controllers_of_a_node(nodes):
+    """A node's Asterisk killed: both its controllers, back, sweep its calls with no
+    channel and no stamp at once; each is ended pbx_failure once (one call.ended)."""
+    lost = [await calls.start_call(nodes[0], uniqueid=f"3.{i}", node="a", dialled="",
+                                   forwarded_from="", caller="", started_at=NOW)
+            for i in range(10)]
+
+    async def controller(db: Database) -> list[str]:
+        for _ in range(50):
+            try:
+                return await calls.sweep_lost_calls(db, "a", set(), set(),
+                                                    older_than=datetime.now(UTC))
+            except DBAPIError:  # SQLite: the other writer holds the file; next round
+                continue
+        raise AssertionError("the sweep never ran")
+
+    swept = await asyncio.gather(*(controller(db) for db in nodes[:2]))
+    assert sorted(swept[0] + swept[1]) == sorted(lost)
+    async with nodes[0].session() as s:
+        ended = (await s.execute(select(CallEvent.call_id, func.count())
+                                 .where(CallEvent.kind == "call.ended")
+                                 .group_by(CallEvent.call_id))).all()
+    assert len(ended) == 10 and {n for _, n in ended} == {1}, ended
+
+
 async def test_a_row_another_node_is_claiming_is_passed_over_not_waited_for(nodes, sunny):
     if nodes[0].engine.dialect.name != "postgresql":
         pytest.skip("row locks are PostgreSQL's; SQLite has one writer at a time")

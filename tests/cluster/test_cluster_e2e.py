@@ -1,23 +1,19 @@
 """The local cluster end to end: `ivr cluster up` starts PostgreSQL, two real Asterisk
 nodes with two controllers each and Kamailio in front; reacting callers dial Kamailio.
 
-One cluster serves every drill, in order (each leaves the cluster whole again with `ivr
-cluster up`, which restarts only what is gone): calls land on both nodes and in the one
-database; a node's Asterisk killed mid-call (the next calls land on the other node and
-complete; the lost call is recorded pbx_failure when the node is back); a node's first
-controller killed mid-call (that call reaches the dialplan's fallback, the next call is
-served by the node's backup controller); PostgreSQL crashed mid-call (the call goes on,
-its answers kept in the controller's journal, all in the record once it is back). Then
-no secret is in any log. The test rules (tests/support/cluster.py) have short prompts, and
-a drill that needs only a finished call dials their quick practice (callback number,
-menu); the whole intake is taken where a drill checks it. Nodes on 127.0.0.5/.6,
-Kamailio on 127.0.0.4, ports 27000-27999.
+One cluster serves every test, in order: calls land on both nodes and in the one
+database; PostgreSQL crashed mid-call (the call goes on, its answers kept in the
+controller's journal, all in the record once it is back, `ivr cluster up` restarting
+only what is gone). Then no secret is in any log. A node's Asterisk and a controller
+killed are drilled under continuous calls in tests/cluster/test_cluster_load.py (`make
+drill`). The test rules (tests/support/cluster.py) have short prompts, and a test that
+needs only a finished call dials their quick practice (callback number, menu); the whole
+intake is taken where a test checks it. Nodes on 127.0.0.5/.6, Kamailio on 127.0.0.4,
+ports 27000-27999.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +22,6 @@ from harness import wait_for
 from support.cluster import PRACTICE, QUICK, QUICK_PRACTICE, RealCluster, running_cluster
 
 from ivr.caller.client import CallReport
-from ivr.caller.plan import AwaitEnd, CallPlan, Listen
 
 pytestmark = [
     pytest.mark.pbx,
@@ -34,7 +29,6 @@ pytestmark = [
                        not list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")),
                        reason="kamailio or postgresql is not installed (make test does)"),
 ]
-IN_GREETING = Listen(quiet_ms=0, min_voice_ms=1000)  # a second of the greeting heard
 
 
 @pytest.fixture(scope="module")
@@ -65,74 +59,6 @@ def test_calls_through_kamailio_land_on_both_nodes_and_in_one_database(cluster):
         assert intake["name"]["recording_path"] and intake["reason"]["recording_path"]
     # Round robin over the two nodes; both wrote into the one PostgreSQL.
     assert sorted(c["node"] for c in records) == cluster.names
-
-
-def test_an_asterisk_node_killed_mid_call(cluster):
-    """SIGKILL one node's Asterisk while a caller is on it: that caller hears nothing more
-    (dead air) until they give up; the next calls land on the other node and complete.
-    When `ivr cluster up` brings the node back, its controllers record the lost call
-    pbx_failure."""
-    lost_caller, next_callers = "+16175550411", ["+16175550412", "+16175550413"]
-    lost = cluster.dial(CallPlan(caller_id=lost_caller,
-                                 steps=(IN_GREETING, AwaitEnd(45))), 0)
-    victim = cluster.started(lost_caller)["node"]
-    survivor = next(n for n in cluster.names if n != victim)
-    wait_for(lambda: any(e["event"] == "heard" for e in lost.events()), 60,
-             "the caller to hear the greeting")
-    os.kill(cluster.node(victim)["asterisk"]["pid"], signal.SIGKILL)
-    # The next calls, at once: a call Kamailio sends to the dead node first is passed on
-    # to the other after --fail-over-ms; the probes soon mark the dead node inactive.
-    running = [_quick(cluster, n, slot + 1) for slot, n in enumerate(next_callers)]
-    for caller, call in zip(next_callers, running, strict=True):
-        report = call.wait()
-        record = cluster.finished(caller)
-        _complete(report, record, QUICK_PRACTICE)
-        assert record["node"] == survivor, record
-    assert cluster.dispatcher(victim).startswith("inactive")
-    heard = lost.wait()
-    assert not heard.ok and "did not end the call" in (heard.error or ""), heard.explain()
-    assert cluster.calls_from(lost_caller)[0]["ended_at"] is None  # open until the node is back
-    status = cluster.up()  # restarts that Asterisk only
-    assert cluster.names == [n["name"] for n in status["nodes"]]
-    record = cluster.finished(lost_caller)
-    assert record["end_reason"] == "pbx_failure" and record["node"] == victim, record
-    wait_for(lambda: cluster.dispatcher(victim).startswith("active"), 60,
-             f"{victim} active again")
-
-
-def test_a_controller_killed_its_backup_takes_the_next_calls(cluster):
-    """Node 2 drained, so every call goes to node 1. SIGKILL node 1's first controller
-    during a call: that call reaches the dialplan's fallback (controller-missing) and
-    leaves a message; the next call finds the first controller's port closed and is
-    served from start to end by the node's second controller."""
-    node1, node2 = cluster.names
-    cluster.ivr("cluster", "drain", node2)
-    try:
-        orphan_caller, next_caller = "+16175550421", "+16175550422"
-        orphan = cluster.dial(CallPlan(caller_id=orphan_caller,
-                                       steps=(IN_GREETING, AwaitEnd(240))), 0)
-        assert cluster.started(orphan_caller)["node"] == node1
-        wait_for(lambda: any(e["event"] == "heard" for e in orphan.events()), 60,
-                 "the caller to hear the greeting")
-        first, second = cluster.node(node1)["controllers"]
-        os.kill(first["pid"], signal.SIGKILL)
-        wait_for(lambda: not cluster.node(node1)["controllers"][0]["running"], 30,
-                 "the first controller gone")
-        served = _quick(cluster, next_caller, 1)
-        report = served.wait()
-        record = cluster.finished(next_caller)
-        _complete(report, record, QUICK_PRACTICE)
-        assert record["node"] == node1
-        assert f"call {record['id']}" in Path(second["log"]).read_text()
-        assert f"call {record['id']}" not in Path(first["log"]).read_text()
-        assert orphan.wait().ok
-        kept = cluster.finished(orphan_caller)
-        assert kept["fallback_reason"] == "controller-missing", kept
-        assert kept["end_reason"] in ("fallback_recorded", "fallback_abandoned"), kept
-    finally:
-        cluster.ivr("cluster", "undrain", node2)
-    status = cluster.up()  # the first controller again
-    assert all(c["running"] for c in status["nodes"][0]["controllers"]), status
 
 
 def test_the_database_stopped_mid_call(cluster, capsys):

@@ -1,10 +1,12 @@
-"""The drill under load (`make drill`, issue 15 item 6c): PostgreSQL restarted while 20
-calls go through Kamailio to two real nodes, placed continuously by reacting callers,
-four at once, and again while the night's deliveries are in flight. Counted and
-printed: intake fields lost, duplicate clinician calls, duplicate deliveries (each must
-be 0), and what the practice's servers received per delivery (each exactly once).
+"""The drills under load (`make drill`, issue 15 item 6): calls placed continuously
+through Kamailio to two real nodes by reacting callers, four at once, while (c)
+PostgreSQL is restarted, (a) one node's Asterisk is SIGKILLed, (b) one controller is
+SIGKILLed. Each prints its counts.
 
-Every fifth call is urgent (key 1): the on-call chain rings the clinicians on the
+(c) PostgreSQL restarted during 20 calls, and again while the night's deliveries are in
+flight. Counted: intake fields lost, duplicate clinician calls, duplicate deliveries
+(each must be 0), and what the practice's servers received per delivery (each exactly
+once). Every fifth call is urgent (key 1): the on-call chain rings the clinicians on the
 gateway, whose phones are busy, so each urgent call rings the chain's five legs (nurse
 twice, physician twice, the director once) and is promised a call-back, attempted every
 RENOTIFY_S against the busy phones. The others leave a message; every fourth call takes
@@ -13,18 +15,20 @@ PostgreSQL is stopped (a crash: immediate) once six calls have ended and started
 few seconds later. A call the controller was serving goes on from its journal; a call
 that arrives while no controller can create its record goes to the dialplan's fallback
 (message, record made from its stamp later): counted apart, its keys were never
-captured as intake.
+captured as intake. After the calls the clinicians' phones answer and acknowledge (a
+call-back's next attempt rings one: each call-back must end acknowledged once, no
+attempt placed twice), and the night's report is made by two workers at once (two
+nodes' schedulers); the four controllers' outboxes deliver it and its notes to a real
+SMTP server (STARTTLS) and a real webhook endpoint on this test's ports (the fax still
+goes nowhere). The endpoint answers its first few requests and keeps the next ones
+waiting while PostgreSQL is crashed and started again; then it answers them, and every
+e-mail and webhook delivery must have reached its server exactly once.
 
-After the calls the clinicians' phones answer and acknowledge (a call-back's next
-attempt rings one: each call-back must end acknowledged once, no attempt placed twice),
-and the night's report is made by two workers at once (two nodes' schedulers); the four
-controllers' outboxes deliver it and its notes to a real SMTP server (STARTTLS) and a
-real webhook endpoint on this test's ports (the fax still goes nowhere). The endpoint
-answers its first few requests and keeps the next ones waiting while PostgreSQL is
-crashed and started again; then it answers them, and every e-mail and webhook delivery
-must have reached its server exactly once.
+(a) and (b): 12 calls each, the kill once four have ended; what the cut callers heard,
+where every later call went and how it ended, and that each call is in the record once
+with its end folded in once after the killed part is started again.
 
-Slow (about 5 minutes on a loaded 2-core machine): runs with IVR_DRILLS=1 (`make drill`,
+Slow (about 10 minutes on a loaded 2-core machine): runs with IVR_DRILLS=1 (`make drill`,
 which .ci/run runs after `make test`).
 """
 
@@ -33,7 +37,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -56,10 +62,10 @@ from support.plans import answer
 from support.reacting import ACCEPTS
 from support.receivers import Receiver
 
-from ivr.caller.plan import BUSY, CallPlan, PhoneBook
+from ivr.caller.plan import BUSY, AwaitEnd, CallPlan, PhoneBook, Press, turn
 from ivr.db.engine import unreachable
 from ivr.db.kinds import CallbackStatus, LegStatus
-from ivr.db.models import OncallCallback, OncallLeg
+from ivr.db.models import Call, OncallCallback, OncallLeg
 from ivr.delivery.models import EMAIL, SUCCEEDED, WEBHOOK, Delivery, DeliveryAttempt
 from ivr.documents import store
 from ivr.documents.report import NightWindow
@@ -117,11 +123,16 @@ def receivers_and_cluster(tmp_path_factory):
             yield c, mailbox, hook
 
 
-def _place_all(cluster: RealCluster, on_ended) -> dict[int, Any]:  # noqa: ANN001
-    """CALLS calls, AT_ONCE at a time: each slot places its next call when its last one
-    ends. Returns the reports by call number."""
+def _place_all(cluster: RealCluster, on_ended, calls: list[tuple[str, CallPlan]] | None = None,
+               placed: dict[int, float] | None = None) -> dict[int, Any]:  # noqa: ANN001
+    """`calls` ((dialled, plan) each; default: the PostgreSQL drill's CALLS), AT_ONCE at a
+    time: each slot places its next call when its last one ends. Returns the reports
+    by call number; `on_ended(ended so far)` after each; `placed`: filled with each
+    call's monotonic time of dialling."""
+    if calls is None:
+        calls = [(d, plan) for d, _c, plan, _f in (_call(cluster, n) for n in range(CALLS))]
     reports: dict[int, Any] = {}
-    numbers = iter(range(CALLS))
+    numbers = iter(range(len(calls)))
     lock = threading.Lock()
 
     def slot(k: int) -> None:
@@ -130,9 +141,12 @@ def _place_all(cluster: RealCluster, on_ended) -> dict[int, Any]:  # noqa: ANN00
                 n = next(numbers, None)
             if n is None:
                 return
-            dialled, _caller, plan, _fields = _call(cluster, n)
+            dialled, plan = calls[n]
+            if placed is not None:
+                placed[n] = time.monotonic()
             reports[n] = cluster.dial(plan, k, to=dialled).wait()
-            on_ended(len(reports))
+            with lock:
+                on_ended(len(reports))
 
     threads = [threading.Thread(target=slot, args=(k,)) for k in range(AT_ONCE)]
     for t in threads:
@@ -285,6 +299,197 @@ def test_postgresql_restarted_during_20_calls(receivers_and_cluster, capsys):
     assert duplicate_deliveries == 0
     assert held >= 1
     assert received == expected and not strays, (received, strays)
+
+
+# --- drills (a) and (b): a node's Asterisk, then a controller, killed under load ----------
+KILL_CALLS, KILL_AFTER = 12, 4
+# A caller who hears nothing for this long gives up (dead air on a killed node); the
+# service's own prompts are never that far apart, even on a loaded machine.
+GIVE_UP_S = 60.0
+
+
+def _kill_plan(caller: str) -> CallPlan:
+    """The quick practice's call (caller ID accepted, a message), giving up after
+    GIVE_UP_S of waiting at any step."""
+    return CallPlan(caller_id=caller, steps=(
+        turn(timeout_s=GIVE_UP_S), Press("1"), turn(timeout_s=GIVE_UP_S), Press("4"),
+        AwaitEnd(GIVE_UP_S)))
+
+
+def _kill_callers(first: int) -> list[str]:
+    return [f"+1617556{first + n:04d}" for n in range(KILL_CALLS)]
+
+
+def _records(cluster: RealCluster, callers: list[str]) -> dict[int, list[dict[str, Any]]]:
+    return {n: cluster.calls_from(c) for n, c in enumerate(callers)}
+
+
+def _ended_events(cluster: RealCluster, call_id: str) -> int:
+    return sum(e["kind"] == "call.ended" for e in cluster.show(call_id)["timeline"])
+
+
+def _all_reconciled(cluster: RealCluster, callers: list[str],
+                    unseen: tuple[int, ...] = ()) -> dict[int, list] | None:
+    """Each call's record, once every one (but the `unseen`, never recorded) is ended
+    and reconciled."""
+    found = _records(cluster, callers)
+    done = all(len(r) == 1 and r[0]["ended_at"] and r[0]["reconciled_at"]
+               for n, r in found.items() if n not in unseen)
+    return found if done else None
+
+
+async def _open_calls(db, since: datetime, until: datetime) -> list[tuple[str, str]]:  # noqa: ANN001
+    """(call id, node) of the calls started between `since` and `until`, still up,
+    oldest first."""
+    async with db.session() as s:
+        rows = (await s.execute(select(Call.id, Call.node).where(
+            Call.started_at > since, Call.started_at < until,
+            Call.ended_at.is_(None)).order_by(Call.started_at))).all()
+    return [(i, n) for i, n in rows]
+
+
+def _kill_during(cluster: RealCluster, calls: list[tuple[str, CallPlan]],
+                 kill) -> tuple[dict[int, Any], dict[int, float], float, Any]:  # noqa: ANN001
+    """Place `calls` continuously; once KILL_AFTER have ended, wait for a call that has
+    been up a few seconds and `kill(call id, node)` what serves it. Returns the reports,
+    the calls' dialling times, the kill's time and what `kill` returned."""
+    since = datetime.now(UTC)
+    ended_enough = threading.Event()
+    killed: list[tuple[float, Any]] = []
+
+    def killer() -> None:
+        ended_enough.wait()
+        def busy() -> tuple[str, str] | None:
+            up = cluster.read(lambda db: _open_calls(
+                db, since, datetime.now(UTC) - timedelta(seconds=4)))
+            return up[0] if up else None
+        call_id, node = wait_for(busy, 120, "a drill call up for a few seconds",
+                                 interval=0.5)
+        what = kill(call_id, node)
+        killed.append((time.monotonic(), what))
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    placed: dict[int, float] = {}
+
+    def on_ended(ended: int) -> None:
+        if ended >= KILL_AFTER:
+            ended_enough.set()
+    reports = _place_all(cluster, on_ended, calls, placed)
+    ended_enough.set()
+    thread.join()
+    assert killed, "the kill did not happen"
+    return reports, placed, killed[0][0], killed[0][1]
+
+
+def test_an_asterisk_node_killed_during_continuous_calls(receivers_and_cluster, capsys):
+    """Drill (a): calls placed continuously through Kamailio, four at once; once four have
+    ended, the Asterisk of a node serving a call is SIGKILLed. Its callers hear dead air
+    and give up; every call placed after the kill lands on the other node (Kamailio
+    passes an INVITE the dead node does not answer to the next after --fail-over-ms, and
+    its probes soon mark the node inactive) and completes. `ivr cluster up` brings the
+    node back; its controllers record each cut call pbx_failure, once."""
+    cluster, _mailbox, _hook = receivers_and_cluster
+    callers = _kill_callers(0)
+
+    def kill(_call_id: str, node: str) -> str:
+        os.kill(cluster.node(node)["asterisk"]["pid"], signal.SIGKILL)
+        return node
+    reports, placed, killed_at, victim = _kill_during(
+        cluster, [(QUICK, _kill_plan(c)) for c in callers], kill)
+    survivor = next(n for n in cluster.names if n != victim)
+    after = [n for n in range(KILL_CALLS) if placed[n] > killed_at]
+    answered_in = [reports[n].named("answered")[0]["t"] - reports[n].named("dialling")[0][
+        "t"] for n in after if reports[n].named("answered")]
+    before = _records(cluster, callers)
+    cut = [n for n in range(KILL_CALLS) if n not in after and before[n]
+           and before[n][0]["node"] == victim and not before[n][0]["ended_at"]]
+    # Placed just before the kill and taken by the dying node before any controller saw
+    # it: no record anywhere (the caller heard ringing, then nothing). Counted apart.
+    unseen = tuple(n for n in range(KILL_CALLS) if n not in after and not before[n])
+    status = cluster.up()  # restarts that Asterisk only
+    assert all(n["asterisk"]["running"] for n in status["nodes"]), status
+    records = wait_for(lambda: _all_reconciled(cluster, callers, unseen), 180,
+                       "every drill call ended and reconciled, the cut ones too")
+    completed = [n for n in after if reports[n].ok
+                 and records[n][0]["end_reason"] == "completed"]
+    on_survivor = [n for n in after if records[n][0]["node"] == survivor]
+    pbx_failure = [n for n in cut if records[n][0]["end_reason"] == "pbx_failure"]
+    twice = [n for n in range(KILL_CALLS) if n not in unseen
+             and _ended_events(cluster, records[n][0]["id"]) != 1]
+    others = [n for n in range(KILL_CALLS) if n not in after and n not in cut
+              and n not in unseen]
+    others_done = [n for n in others if reports[n].ok]
+    wait_for(lambda: cluster.dispatcher(victim).startswith("active"), 60,
+             f"{victim} active again")
+    with capsys.disabled():
+        print(f"\n  node drill: {KILL_CALLS} calls ({AT_ONCE} at once) through Kamailio, "
+              f"{victim}'s Asterisk SIGKILLed mid-call after {KILL_AFTER} ended: "
+              f"{len(cut)} calls on it cut (the callers heard dead air and gave up after "
+              f"{GIVE_UP_S:.0f} s; recorded pbx_failure when it was back: "
+              f"{len(pbx_failure)}; taken by it before a controller saw them, so in no "
+              f"record: {len(unseen)}); {len(others_done)}/{len(others)} other calls "
+              f"placed before the kill completed; placed after the kill {len(after)}: "
+              f"completed {len(completed)}, on {survivor} {len(on_survivor)}, failed "
+              f"{len(after) - len(completed)}, slowest answer (INVITE to 200 OK) "
+              f"{max(answered_in, default=0) * 1000:.0f} ms; calls ended in the record "
+              f"other than "
+              f"once {len(twice)}")
+    assert cut, "no call was cut: the drill showed nothing"
+    assert after and len(completed) == len(after), {n: reports[n].explain() for n in after}
+    assert on_survivor == after
+    assert pbx_failure == cut
+    assert others_done == others, {n: reports[n].explain() for n in others}
+    assert twice == []
+
+
+def test_a_controller_killed_during_continuous_calls(receivers_and_cluster, capsys):
+    """Drill (b): calls placed continuously through Kamailio to both nodes, four at once;
+    once four have ended, the controller serving a call is SIGKILLed. The calls it was
+    serving reach the dialplan's fallback (controller-missing) and leave a message; every
+    new call is served by a controller (the node's other one, or the other node's);
+    `ivr cluster up` starts the killed one again, and every call is in the record once,
+    its end folded in once."""
+    cluster, _mailbox, _hook = receivers_and_cluster
+    callers = _kill_callers(100)
+
+    def kill(call_id: str, node: str) -> dict[str, Any]:
+        serving = [c for c in cluster.node(node)["controllers"]
+                   if f"call {call_id}" in Path(c["log"]).read_text()]
+        assert len(serving) == 1, (call_id, serving)
+        os.kill(serving[0]["pid"], signal.SIGKILL)
+        return {**serving[0], "node": node}
+    reports, placed, killed_at, victim = _kill_during(
+        cluster, [(QUICK, _kill_plan(c)) for c in callers], kill)
+    status = cluster.up()  # the killed controller again
+    assert all(c["running"] for n in status["nodes"] for c in n["controllers"]), status
+    records = wait_for(lambda: _all_reconciled(cluster, callers), 180,
+                       "every drill call ended and reconciled")
+    rows = {n: records[n][0] for n in range(KILL_CALLS)}
+    fallback = [n for n in range(KILL_CALLS)
+                if rows[n]["fallback_reason"] == "controller-missing"]
+    after = [n for n in range(KILL_CALLS) if placed[n] > killed_at]
+    served = [n for n in range(KILL_CALLS) if n not in fallback]
+    completed = [n for n in served if reports[n].ok and rows[n]["end_reason"] == "completed"]
+    messages = [n for n in fallback if rows[n]["end_reason"] in (
+        "fallback_recorded", "fallback_abandoned")]
+    in_fallback_after = [n for n in after if n in fallback]
+    twice = [n for n in range(KILL_CALLS) if _ended_events(cluster, rows[n]["id"]) != 1]
+    with capsys.disabled():
+        print(f"\n  controller drill: {KILL_CALLS} calls ({AT_ONCE} at once) through "
+              f"Kamailio, a controller of {victim['node']} SIGKILLed mid-call after "
+              f"{KILL_AFTER} ended: {len(fallback)} of its calls reached the dialplan's "
+              f"fallback ({len(messages)} ended there, the message taken or the caller "
+              f"gone); served by a controller {len(served)}, completed {len(completed)}; "
+              f"placed after the kill {len(after)}, in the fallback {len(in_fallback_after)}; "
+              f"after its restart: calls in the record "
+              f"{sum(len(r) for r in records.values())}/{KILL_CALLS}, ended other than "
+              f"once {len(twice)}")
+    assert fallback, "no call reached the fallback: the drill showed nothing"
+    assert completed == served, {n: reports[n].explain() for n in served}
+    assert messages == fallback, {n: rows[n] for n in fallback}
+    assert in_fallback_after == [], "a call placed after the kill reached the fallback"
+    assert twice == []
 
 
 def _quick_practice(cluster: RealCluster, now: datetime) -> Any:
