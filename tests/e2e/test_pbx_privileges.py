@@ -16,7 +16,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -284,18 +283,36 @@ def test_asterisk_logs_keep_what_carries_no_caller_data(own, after_calls):
 
 # --- AMI: the controller's user gets no shell ----------------------------------------------
 
-def _ami_actions(stack: Stack, actions: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """Each action's (first) response, through the controller's own AMI user."""
+def _ami_actions(stack: Stack, actions: list[dict[str, str]],
+                 responses: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Each action's (first) response, through the controller's own AMI user; then, for
+    each ActionID in `responses`, its OriginateResponse event (an Async Originate's)."""
     async def run() -> list[dict[str, Any]]:
         client = AmiClient(stack.settings.ami_host, stack.settings.ami_port, AMI_USER,
                            stack.pbx.ami_secret)
+        seen: set[str] = set()
+        done = asyncio.Event()
+
+        async def on_response(event: Any) -> None:
+            if event:
+                seen.add(str(event.get("ActionID", "")))
+            if seen >= set(responses):
+                done.set()
+        client.subscribe("OriginateResponse", on_response)
         await client.connect(timeout=10)
         try:
             out = []
             for fields in actions:
-                response = await client.action(fields, check=False, timeout=20)
-                first = response[0] if isinstance(response, list) else response
-                out.append({k: str(v) for k, v in dict(first).items()})
+                response = await client.action(fields, check=False, timeout=60)
+                listed = response if isinstance(response, list) else [response]
+                out.append({k: str(v) for k, v in dict(listed[0]).items()})
+                # panoramisk may hand an Async Originate's OriginateResponse back as
+                # part of the action's own answer instead of as an event.
+                for message in listed:
+                    if message.get("Event") == "OriginateResponse":
+                        await on_response(message)
+            if responses:
+                await asyncio.wait_for(done.wait(), 120)
             return out
         finally:
             await client.close()
@@ -328,7 +345,7 @@ def test_ami_refuses_module_load_command_and_shell_originates(own, tmp_path):
     assert messages[0] == messages[1] == messages[-1] == "Permission denied"
     assert all("Originate Access Forbidden" in m for m in messages[2:6])
     assert "GetVar Access Forbidden" in messages[6]
-    time.sleep(1)
+    # Refused with an Error: nothing was queued that could still run later.
     assert [m for m in marks if m.exists()] == []
     assert "0 modules loaded" in own.pbx.cli("module show like app_system")
     perms = own.pbx.cli(f"manager show user {AMI_USER}")
@@ -377,12 +394,13 @@ def test_dangerous_functions_through_async_originate_stay_the_pbx_users(own, tmp
     inside = pbx.stamp_dir / "priv-test-async"
     outside_inner = "/etc/ivr-priv-test"
     try:
+        # Each OriginateResponse comes once its channel was made, its variables set.
         _ami_actions(own, [
             {"Action": "Originate", "Channel": "Local/s@ivr-gateway-in",
              "Application": "Wait", "Data": "1", "Async": "true",
-             "Variable": f"FILE({target})=x"}
-            for target in (pbx.inner_path(inside), outside_inner)])
-        time.sleep(2)
+             "ActionID": f"priv-async-{n}", "Variable": f"FILE({target})=x"}
+            for n, target in enumerate((pbx.inner_path(inside), outside_inner))],
+            responses=("priv-async-0", "priv-async-1"))
         assert not pbx.root.host_path(outside_inner).exists()
         if inside.exists():
             st = inside.stat()
