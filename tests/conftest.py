@@ -72,10 +72,22 @@ def live(stack):
             stack.hangup_all()
 
 
+_OUTCOME = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # noqa: ANN001, ANN201 (pytest's hook)
+    report = (yield).get_result()
+    if report.failed:
+        item.stash[_OUTCOME] = "failed"
+    elif report.when == "call" and item.stash.get(_OUTCOME, "") != "failed":
+        item.stash[_OUTCOME] = report.outcome
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):  # noqa: ANN001, ANN201 (pytest's hook)
-    """With IVR_TEST_TIMELINE=FILE, one JSON line per test (worker, test, start, end):
-    where a run's time went, worker by worker (the suite's length on a busy machine)."""
+    """With IVR_TEST_TIMELINE=FILE, one JSON line per test (worker, test, start, end,
+    outcome): where a run's time went, worker by worker (the suite on a busy machine)."""
     timeline = os.environ.get("IVR_TEST_TIMELINE")
     start = time.time()
     yield
@@ -83,5 +95,5 @@ def pytest_runtest_protocol(item, nextitem):  # noqa: ANN001, ANN201 (pytest's h
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         with open(timeline, "a", encoding="utf-8") as out:
             out.write(json.dumps({"worker": worker, "test": item.nodeid,
-                                  "start": round(start, 2),
-                                  "end": round(time.time(), 2)}) + "\n")
+                                  "start": round(start, 2), "end": round(time.time(), 2),
+                                  "outcome": item.stash.get(_OUTCOME, "skipped")}) + "\n")

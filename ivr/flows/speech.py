@@ -49,6 +49,8 @@ FLOW_TEXTS = en.FLOW
 SCREEN_INTROS = en.SCREEN_INTROS
 
 #: Asterisk's core sounds used around spoken times.
+#: Prompt plans kept (practices x prompts x languages of a few rules loads).
+PLANS_KEPT = 4096
 CORE_TODAY = "digits/today"
 CORE_TOMORROW = "digits/tomorrow"
 
@@ -95,6 +97,15 @@ class PromptLibrary:
         self.workers = workers
         self._recorded: dict[str, Path] = {}  # practice recording (absolute) -> prepared
         self._lock = threading.Lock()
+        # What each prompt plays, worked out once (rendering, splitting, hashing and a
+        # stat per piece cost ~8 ms of a call's CPU when done at every prompt): by
+        # (id of the practice, prompt, language), the practice kept with it so a reused
+        # id (rules reloaded, the old practice gone) never matches. Emptied when rules
+        # are prepared (their recordings may have changed).
+        self._plans: dict[tuple[int, str, str | None],
+                          tuple[Practice | None, tuple[Item | str, ...]]] = {}
+        self._flows: dict[tuple[str, str | None], PlayFile] = {}
+        self._generation = 0  # moved on by every clearing: a plan made across one is not kept
 
     # --- preparation (threads; never on a caller's time) --------------------------------
     def tts_file(self, text: str, voice: str = en.VOICE) -> Path:
@@ -190,7 +201,10 @@ class PromptLibrary:
                             self._recorded[str(source)] = made
                         else:
                             self._recorded.pop(str(source), None)
-        return self.prepare_voiced(pieces + [(t, en.VOICE) for t in texts])
+        count = self.prepare_voiced(pieces + [(t, en.VOICE) for t in texts])
+        self._generation += 1
+        self._plans.clear()  # a recording may be new, changed or gone
+        return count
 
     @staticmethod
     def _source(practice: Practice, file: str) -> Path:
@@ -229,8 +243,11 @@ class PromptLibrary:
     def flow(self, key: str, language: str | None = None) -> PlayFile:
         """One of the controller's own prompts (ivr.texts: FLOW), in `language` (a tag
         such as es-US; default English)."""
-        lang = builtin.for_language(language)
-        return self._file_item(lang.FLOW[key], lang.VOICE)
+        found = self._flows.get((key, language))
+        if found is None:
+            lang = builtin.for_language(language)
+            found = self._flows[(key, language)] = self._file_item(lang.FLOW[key], lang.VOICE)
+        return found
 
     def text(self, text: str, language: str | None = None) -> PlayFile:
         return self._file_item(text, builtin.for_language(language).VOICE)
@@ -248,21 +265,36 @@ class PromptLibrary:
               language: str | None = None) -> list[Item]:
         """What to play for a rules prompt in `language` (default: the practice's): its
         recording, or its text with slots said."""
+        key = (id(practice), pid, language)
+        cached = self._plans.get(key)
+        if cached is None or cached[0] is not practice:
+            generation = self._generation
+            cached = (practice, self._plan(practice, pid, language))
+            if generation == self._generation:
+                if len(self._plans) > PLANS_KEPT:  # old rules' practices: start again
+                    self._plans.clear()
+                self._plans[key] = cached
+        out: list[Item] = []
+        for piece in cached[1]:
+            if isinstance(piece, str):  # a slot: said by Asterisk, per call
+                out.extend((slots or {}).get(piece, ()))
+            else:
+                out.append(piece)
+        return out
+
+    def _plan(self, practice: Practice | None, pid: str,
+              language: str | None) -> tuple[Item | str, ...]:
+        """A prompt's files in order, its slots by name (str) between them."""
         prompt = practice.prompts_in(language).get(pid) if practice is not None else None
         if prompt is not None and prompt.file and practice is not None:
             with self._lock:
                 made = self._recorded.get(str(self._source(practice, prompt.file)))
             if made is not None:
-                return [PlayFile(self.inner_path(made.with_suffix("")))]
-        out: list[Item] = []
+                return (PlayFile(self.inner_path(made.with_suffix(""))),)
         voice = builtin.for_language(language or (practice.language if practice else None)
                                      ).VOICE
-        for kind, piece in self._pieces(practice, pid, language):
-            if kind == "text":
-                out.append(self._file_item(piece, voice))
-            else:
-                out.extend((slots or {}).get(piece, ()))
-        return out
+        return tuple(self._file_item(piece, voice) if kind == "text" else piece
+                     for kind, piece in self._pieces(practice, pid, language))
 
 
 def language_sentence(language: str | None) -> str:
