@@ -27,7 +27,7 @@ from ivr.flows.intake import read_keys
 from ivr.flows.runner import Outcome
 from ivr.flows.screen import KEY_WAIT_MS, message_items, offer_patient_call
 from ivr.flows.session import Session
-from ivr.flows.speech import Item, SayNumber, play, say_time
+from ivr.flows.speech import Item, SayNumber, ask, play, say_time
 from ivr.oncall import callbacks
 from ivr.oncall.dialer import caller_id, utc_now
 from ivr.records import calls
@@ -117,9 +117,7 @@ async def _event(s: Session, kind: str, **detail: object) -> None:
 async def _first_key(s: Session, items: Sequence[Item]) -> str | None:
     """The first digit of a PIN, keyed during the prompt or soon after; '*', '#' or
     nothing is no PIN."""
-    key = await play(s.channel, items, DIGITS)
-    if key is None:
-        key = await s.channel.wait_for_digit(FIRST_KEY_MS)
+    key = await ask(s.channel, items, DIGITS, FIRST_KEY_MS)
     return key if key is not None and key in DIGITS else None
 
 
@@ -226,9 +224,7 @@ class Line:
                                      self.copies)]
         items, silent = body, 0
         for _ in range(MENU_ROUNDS):
-            key = await play(s.channel, [*items, lib.flow("line_menu")], "123")
-            if key is None:
-                key = await s.channel.wait_for_digit(KEY_WAIT_MS)
+            key = await ask(s.channel, [*items, lib.flow("line_menu")], "123", KEY_WAIT_MS)
             if key == "1":
                 await self.acknowledge(cb)
                 return True

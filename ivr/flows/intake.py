@@ -19,7 +19,7 @@ from ivr.db.kinds import Source
 from ivr.db.models import SOURCE_CALLER_ID, SOURCE_KEYED, SOURCE_RECORDING
 from ivr.flows.audio import AudioStats, analyse
 from ivr.flows.session import Session
-from ivr.flows.speech import ALL_KEYS, Item, SayDigits, SayTime, play
+from ivr.flows.speech import ALL_KEYS, Item, SayDigits, SayTime, ask, play
 from ivr.records import calls
 from ivr.records.recordings import sealed_path, take
 from ivr.rules.model import normalise_number
@@ -92,11 +92,8 @@ async def read_keys(s: Session, first: str | None, max_digits: int,
 
 async def confirm(s: Session, readback: list[Item]) -> str | None:
     """'You entered <readback>. Correct: 1, again: 2' -> '1', '2', other key or None."""
-    key = await play(s.channel, [s.flow("you_entered"), *readback, s.flow("confirm")],
-                     ALL_KEYS)
-    if key is None:
-        key = await s.channel.wait_for_digit(s.timeout_ms)
-    return key
+    return await ask(s.channel, [s.flow("you_entered"), *readback, s.flow("confirm")],
+                     ALL_KEYS, s.timeout_ms)
 
 
 async def _event(s: Session, kind: str, **detail: object) -> None:
@@ -118,9 +115,7 @@ async def ask_callback(s: Session) -> None:
         else:
             items = (s.prompt("unknown_caller") if attempt == 1 else []) + \
                 s.prompt("ask_callback")
-        key = await play(s.channel, items, ALL_KEYS)
-        if key is None:
-            key = await s.channel.wait_for_digit(s.timeout_ms)
+        key = await ask(s.channel, items, ALL_KEYS, s.timeout_ms)
         if key is None:
             await _event(s, "intake.callback.no_input", attempt=attempt)
             await play(s.channel, [s.flow("no_input")])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from ivr.flows.session import Session
-from ivr.flows.speech import ALL_KEYS, play
+from ivr.flows.speech import ALL_KEYS, ask
 from ivr.records import calls
 from ivr.rules.languages import choose
 from ivr.texts import en, for_language
@@ -27,9 +27,8 @@ async def run(s: Session) -> None:
     practice = s.practice
     if practice is not None and len(practice.offered) > 1:
         s.step = STEP
-        key = await play(s.channel, s.library.language_choice(practice.offered), ALL_KEYS)
-        if key is None:
-            key = await s.channel.wait_for_digit(s.timeout_ms)
+        key = await ask(s.channel, s.library.language_choice(practice.offered), ALL_KEYS,
+                        s.timeout_ms)
         s.chosen_language, result = choose(practice.offered, key)
         await calls.update_call(s.db, s.call_id, language=s.language)
         await calls.add_event(s.db, s.call_id, "language.chosen", language=s.language,

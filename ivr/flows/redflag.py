@@ -15,7 +15,7 @@ The timeline records the topic ("breathing") and what the caller chose, never th
 from __future__ import annotations
 
 from ivr.flows.session import Session
-from ivr.flows.speech import play
+from ivr.flows.speech import ask
 from ivr.records import calls
 from ivr.rules.model import BRIDGE_DISPOSITIONS, Disposition
 
@@ -40,9 +40,7 @@ async def check(s: Session, disposition: str) -> str:
     await calls.update_call(s.db, s.call_id, red_flag_topic=topic)
     s.step = "redflag_offer"
     s.told.append(s.library_text("redflag_offer"))
-    key = await play(s.channel, [s.flow("redflag_offer")], OFFER_KEYS)
-    if key is None:
-        key = await s.channel.wait_for_digit(s.timeout_ms)
+    key = await ask(s.channel, [s.flow("redflag_offer")], OFFER_KEYS, s.timeout_ms)
     accepted = key == "1"
     await calls.add_event(s.db, s.call_id, "redflag.offer", topic=topic, chose=disposition,
                           answer="on_call" if accepted else

@@ -37,7 +37,7 @@ from ivr.db.models import (
     OncallLeg,
 )
 from ivr.flows.intake import spoken_number
-from ivr.flows.speech import SCREEN_INTROS, Item, PlayFile, SayDigits, play
+from ivr.flows.speech import SCREEN_INTROS, Item, PlayFile, SayDigits, ask, play
 from ivr.oncall import callbacks
 from ivr.oncall.dialer import DIAL_STATUS, Leg, allowed_number, dial_target, new_leg_id, utc_now
 from ivr.records import calls, recordings
@@ -150,10 +150,7 @@ class Screen:
         return [intro, *await message_items(self.services, leg.call_id, leg.id, self.copies)]
 
     async def ask(self, items: list[Item], keys: str = "12") -> str | None:
-        key = await play(self.channel, items, keys)
-        if key is None:
-            key = await self.channel.wait_for_digit(KEY_WAIT_MS)
-        return key
+        return await ask(self.channel, items, keys, KEY_WAIT_MS)
 
     async def ask_live(self, items: list[Item], keys: str = "12") -> str | None:
         """As `ask`, but stops as soon as it sees the caller gone (between prompts, and
@@ -338,9 +335,7 @@ async def offer_patient_call(services: Services, channel: AgiChannel, practice: 
     row = intake.get("callback")
     confirmed = row.value if row is not None and row.confirmed else None
     number = allowed_number(practice, confirmed, patient=confirmed) if confirmed else None
-    key = await play(channel, [*before, lib.flow(offer)], "12")
-    if key is None:
-        key = await channel.wait_for_digit(KEY_WAIT_MS)
+    key = await ask(channel, [*before, lib.flow(offer)], "12", KEY_WAIT_MS)
     if key != "1":
         return
     if number is None:

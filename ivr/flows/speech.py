@@ -360,3 +360,31 @@ async def play(channel: AgiChannel, items: Sequence[Item], escape: str = "") -> 
         if result > 0:
             return chr(result)
     return None
+
+
+async def ask(channel: AgiChannel, items: Sequence[Item], escape: str,
+              timeout_ms: int) -> str | None:
+    """Play a question and wait up to `timeout_ms` after it for one key (any key once it
+    has played, as WAIT FOR DIGIT; one of `escape` while it plays); None: no key.
+
+    The last prompt file and the wait are one command (GET OPTION): res_agi drops a key
+    that arrives between two commands, and a loaded controller may send its next command
+    seconds after a prompt ends, just when a caller who heard the question presses.
+    """
+    last = items[-1] if items else None
+    if not isinstance(last, PlayFile):
+        key = await play(channel, items, escape)
+        return key if key is not None else await channel.wait_for_digit(timeout_ms)
+    key = await play(channel, items[:-1], escape)
+    if key is not None:
+        return key
+    log.debug("%s: prompt %s, then a key", channel.uniqueid, last.path.rsplit("/", 1)[-1])
+    reply = await channel.command("GET OPTION", last.path, escape, timeout_ms,
+                                  timeout=125 + timeout_ms / 1000)
+    result = reply.result_int
+    if result < 0:
+        if channel.hung_up:
+            raise AgiHangup("caller hung up during a question")
+        log.warning("a question's prompt could not be played; waiting for its key")
+        return await channel.wait_for_digit(timeout_ms)
+    return chr(result) if result > 0 else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ivr.flows import bridge
 from ivr.flows.runner import Outcome
 from ivr.flows.session import Session
-from ivr.flows.speech import ALL_KEYS, play
+from ivr.flows.speech import ALL_KEYS, ask, play
 from ivr.records import calls
 from ivr.rules.model import BRIDGE_DISPOSITIONS, Disposition
 from ivr.rules.prompts import render
@@ -26,9 +26,7 @@ async def run_menu(s: Session) -> str:
     assert s.practice is not None
     menu = s.practice.menu
     for attempt in range(1, menu.retries + 2):
-        key = await play(s.channel, s.prompt("menu"), ALL_KEYS)
-        if key is None:
-            key = await s.channel.wait_for_digit(menu.timeout_seconds * 1000)
+        key = await ask(s.channel, s.prompt("menu"), ALL_KEYS, menu.timeout_seconds * 1000)
         if key is None:
             await calls.add_event(s.db, s.call_id, "menu.key", attempt=attempt, key=None,
                                   result="no_input")

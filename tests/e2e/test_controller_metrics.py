@@ -72,8 +72,8 @@ def test_a_real_call_is_counted_up_then_its_commands_timed(live, scraper):
     # The flow (the dialplan answered) played prompts, took the keys, set its result.
     assert grown.get("STREAM FILE", 0) >= 2 and grown.get("SET VARIABLE", 0) >= 1, grown
     assert set(grown) <= {"ANSWER", "GET DATA", "STREAM FILE", "GET VARIABLE",
-                          "GET FULL VARIABLE", "SET VARIABLE", "WAIT FOR DIGIT", "EXEC",
-                          "RECORD FILE", "SAY DIGITS", "HANGUP"}, grown
+                          "GET FULL VARIABLE", "SET VARIABLE", "WAIT FOR DIGIT", "GET OPTION",
+                          "EXEC", "RECORD FILE", "SAY DIGITS", "HANGUP"}, grown
     # A histogram whose buckets add up: the +Inf bucket is the count.
     seen = samples(after)
     for (name, labels), value in seen.items():

@@ -115,6 +115,11 @@ class Caller:
                       allow_after_hangup: bool = False) -> AgiReply:
         if self.hung_up:
             raise AgiHangup("caller hung up")
+        if name == "GET OPTION":  # STREAM FILE, then WAIT FOR DIGIT, in one command
+            played = await self.command("STREAM FILE", *args[:2])
+            if played.result_int:
+                return played
+            return await self.command("WAIT FOR DIGIT", args[2])
         if name == "STREAM FILE":
             what, escape = str(args[0]), str(args[1])
             self.heard.append(what)

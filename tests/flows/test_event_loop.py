@@ -105,7 +105,7 @@ async def play_caller(call: FakeCall) -> None:
         name = " ".join(words[:2]).upper()
         if name == "GET FULL":
             await call.send("200 result=1 (+16175550100||)")
-        elif name == "WAIT FOR":
+        elif name in ("WAIT FOR", "GET OPTION"):  # a key after the prompt (if any)
             key = keys.pop(0) if keys else None
             await call.send(f"200 result={ord(key) if key else 0}")
         elif name == "GET DATA":  # Asterisk collecting up to words[4] keys itself

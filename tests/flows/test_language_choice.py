@@ -160,6 +160,9 @@ class Channel:
 
     async def command(self, name: str, *args: object, **_kw: object) -> AgiReply:
         self.heard.append(str(args[0]))
+        if name == "GET OPTION":  # the last prompt, then the key
+            key = await self.wait_for_digit(int(str(args[2])))
+            return AgiReply(200, str(ord(key)) if key else "0")
         return AgiReply(200, "0")
 
     async def wait_for_digit(self, timeout_ms: int) -> str | None:

@@ -189,8 +189,11 @@ def _offer(monkeypatch, practice, *, value, confirmed, key, spy, hang_up_after="
     async def intake_of(_db, _call_id):
         return {"callback": SimpleNamespace(value=value, confirmed=confirmed)}
 
-    async def fake_play(_channel, _items, _escape=""):
+    async def fake_ask(_channel, _items, _escape, _timeout_ms):
         return key
+
+    async def fake_play(_channel, _items, _escape=""):
+        return None
 
     async def add_event(_db, _call_id, kind, **_kw):
         run.events.append(kind)
@@ -226,6 +229,7 @@ def _offer(monkeypatch, practice, *, value, confirmed, key, spy, hang_up_after="
 
     monkeypatch.setattr(screen, "allowed_number", gate)
     monkeypatch.setattr(screen.callbacks, "intake_of", intake_of)
+    monkeypatch.setattr(screen, "ask", fake_ask)
     monkeypatch.setattr(screen, "play", fake_play)
     monkeypatch.setattr(screen.calls, "add_event", add_event)
     lib = SimpleNamespace(flow=lambda name: name)
