@@ -378,7 +378,7 @@ async def ask(channel: AgiChannel, items: Sequence[Item], escape: str,
     key = await play(channel, items[:-1], escape)
     if key is not None:
         return key
-    log.debug("%s: prompt %s, then a key", channel.uniqueid, last.path.rsplit("/", 1)[-1])
+    log.debug("%s: prompt %s", channel.uniqueid, last.path.rsplit("/", 1)[-1])  # as `play`
     reply = await channel.command("GET OPTION", last.path, escape, timeout_ms,
                                   timeout=125 + timeout_ms / 1000)
     result = reply.result_int
