@@ -19,7 +19,7 @@ from ivr.db.kinds import Source
 from ivr.db.models import SOURCE_CALLER_ID, SOURCE_KEYED, SOURCE_RECORDING
 from ivr.flows.audio import AudioStats, analyse
 from ivr.flows.session import Session
-from ivr.flows.speech import ALL_KEYS, Item, SayDigits, SayTime, ask, play
+from ivr.flows.speech import ALL_KEYS, Item, PlayFile, SayDigits, SayTime, ask, play
 from ivr.records import calls
 from ivr.records.recordings import sealed_path, take
 from ivr.rules.model import normalise_number
@@ -90,6 +90,23 @@ async def read_keys(s: Session, first: str | None, max_digits: int,
     return keys + rest
 
 
+async def read_answer(s: Session, items: list[Item], max_digits: int,
+                      timeout_ms: int) -> str:
+    """A question answered with several keys (a date, a number): until '#', `max_digits`
+    digits or a pause of `timeout_ms`. Its last prompt and the keys are one GET DATA, so
+    Asterisk hears every key, pressed during the prompt or after it; a key during an
+    earlier prompt starts the answer (read_keys)."""
+    last = items[-1] if items else None
+    if not isinstance(last, PlayFile):
+        return await read_keys(s, await play(s.channel, items, DIGITS + "#"), max_digits,
+                               timeout_ms)
+    key = await play(s.channel, items[:-1], DIGITS + "#")
+    if key is not None:
+        return await read_keys(s, key, max_digits, timeout_ms)
+    digits, _timed_out = await s.channel.get_data(last.path, timeout_ms, max_digits)
+    return digits
+
+
 async def confirm(s: Session, readback: list[Item]) -> str | None:
     """'You entered <readback>. Correct: 1, again: 2' -> '1', '2', other key or None."""
     return await ask(s.channel, [s.flow("you_entered"), *readback, s.flow("confirm")],
@@ -112,26 +129,28 @@ async def ask_callback(s: Session) -> None:
         if s.caller_e164:
             items = [s.flow("offer_caller_id"), SayDigits(spoken_number(s.caller_e164)),
                      s.flow("offer_caller_id_end")]
+            key = await ask(s.channel, items, ALL_KEYS, s.timeout_ms)
+            if key == "1":
+                more = await s.channel.wait_for_digit(ACCEPT_WAIT_MS)
+                if more is None:
+                    await calls.save_intake(s.db, s.call_id, "callback", value=s.caller_e164,
+                                            source=SOURCE_CALLER_ID, confirmed=True,
+                                            attempts=attempt)
+                    return
+                # "1" and more keys: a number that starts with 1
+                digits = "1" + await read_keys(s, more, MAX_NUMBER_DIGITS - 1, s.timeout_ms)
+            elif key is not None:
+                digits = await read_keys(s, key, MAX_NUMBER_DIGITS, s.timeout_ms)
         else:
+            # No caller ID: a number to key, heard whole by one GET DATA ('#' alone: none).
             items = (s.prompt("unknown_caller") if attempt == 1 else []) + \
                 s.prompt("ask_callback")
-        key = await ask(s.channel, items, ALL_KEYS, s.timeout_ms)
+            key = await read_answer(s, items, MAX_NUMBER_DIGITS, s.timeout_ms) or None
+            digits = key or ""
         if key is None:
             await _event(s, "intake.callback.no_input", attempt=attempt)
             await play(s.channel, [s.flow("no_input")])
             continue
-        if key == "1" and s.caller_e164:
-            more = await s.channel.wait_for_digit(ACCEPT_WAIT_MS)
-            if more is None:
-                await calls.save_intake(s.db, s.call_id, "callback", value=s.caller_e164,
-                                        source=SOURCE_CALLER_ID, confirmed=True,
-                                        attempts=attempt)
-                return
-            key = "1" + more
-        if len(key) > 1:  # "1" and more keys: a number that starts with 1
-            digits = "1" + await read_keys(s, key[1], MAX_NUMBER_DIGITS - 1, s.timeout_ms)
-        else:
-            digits = await read_keys(s, key, MAX_NUMBER_DIGITS, s.timeout_ms)
         number = normalise_number(digits, s.regions) if digits.isdigit() else None
         if number is None:
             await _event(s, "intake.callback.invalid", attempt=attempt)
@@ -160,8 +179,7 @@ async def ask_dob(s: Session) -> None:
     zone = s.practice.tz if s.practice is not None else UTC
     today = s.instant.astimezone(zone).date()
     for attempt in range(1, tries + 1):
-        key = await play(s.channel, s.prompt("ask_dob"), DIGITS + "#")
-        digits = await read_keys(s, key, 8, s.timeout_ms)
+        digits = await read_answer(s, s.prompt("ask_dob"), 8, s.timeout_ms)
         if not digits:
             await _event(s, "intake.dob.no_input", attempt=attempt)
             await play(s.channel, [s.flow("no_input")])
