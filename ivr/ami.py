@@ -90,9 +90,13 @@ def _check_value(key: str, value: object) -> None:
 class AmiClient:
     """One AMI session that stays up: connect, act with timeouts, subscribe to events."""
 
+    # A Pong later than `ping_timeout` drops the session. Generous: a PBX (or this
+    # process) on a loaded machine can take seconds to answer, and a false reconnect is
+    # costly (an Originate in flight is then never re-sent and its leg may be resolved
+    # `unknown`); a dead peer closes the socket and is seen at once anyway.
     def __init__(self, host: str, port: int, username: str, secret: str, *,
                  action_timeout: float = 5.0, ping_interval: float = 5.0,
-                 ping_timeout: float = 3.0, reconnect_delay: float = 1.0) -> None:
+                 ping_timeout: float = 10.0, reconnect_delay: float = 1.0) -> None:
         self.host, self.port = host, port
         self.username, self._secret = username, secret
         self.action_timeout = action_timeout
