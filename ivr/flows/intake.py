@@ -103,6 +103,7 @@ async def read_answer(s: Session, items: list[Item], max_digits: int,
     key = await play(s.channel, items[:-1], DIGITS + "#")
     if key is not None:
         return await read_keys(s, key, max_digits, timeout_ms)
+    log.debug("%s: prompt %s", s.channel.uniqueid, last.path.rsplit("/", 1)[-1])  # as `play`
     digits, _timed_out = await s.channel.get_data(last.path, timeout_ms, max_digits)
     return digits
 
