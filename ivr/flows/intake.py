@@ -19,7 +19,16 @@ from ivr.db.kinds import Source
 from ivr.db.models import SOURCE_CALLER_ID, SOURCE_KEYED, SOURCE_RECORDING
 from ivr.flows.audio import AudioStats, analyse
 from ivr.flows.session import Session
-from ivr.flows.speech import ALL_KEYS, Item, PlayFile, SayDigits, SayTime, ask, play
+from ivr.flows.speech import (
+    ALL_KEYS,
+    Item,
+    SayDigits,
+    SayTime,
+    ask,
+    play,
+    play_lead,
+    trace_prompt,
+)
 from ivr.records import calls
 from ivr.records.recordings import sealed_path, take
 from ivr.rules.model import normalise_number
@@ -96,14 +105,10 @@ async def read_answer(s: Session, items: list[Item], max_digits: int,
     digits or a pause of `timeout_ms`. Its last prompt and the keys are one GET DATA, so
     Asterisk hears every key, pressed during the prompt or after it; a key during an
     earlier prompt starts the answer (read_keys)."""
-    last = items[-1] if items else None
-    if not isinstance(last, PlayFile):
-        return await read_keys(s, await play(s.channel, items, DIGITS + "#"), max_digits,
-                               timeout_ms)
-    key = await play(s.channel, items[:-1], DIGITS + "#")
-    if key is not None:
+    key, last = await play_lead(s.channel, items, DIGITS + "#")
+    if last is None:
         return await read_keys(s, key, max_digits, timeout_ms)
-    log.debug("%s: prompt %s", s.channel.uniqueid, last.path.rsplit("/", 1)[-1])  # as `play`
+    trace_prompt(s.channel, last)
     digits, _timed_out = await s.channel.get_data(last.path, timeout_ms, max_digits)
     return digits
 

@@ -48,9 +48,9 @@ FLOW_TEXTS = en.FLOW
 #: Per-practice words a clinician hears first ({practice} filled in when prepared).
 SCREEN_INTROS = en.SCREEN_INTROS
 
-#: Asterisk's core sounds used around spoken times.
 #: Prompt plans kept (practices x prompts x languages of a few rules loads).
 PLANS_KEPT = 4096
+#: Asterisk's core sounds used around spoken times.
 CORE_TODAY = "digits/today"
 CORE_TOMORROW = "digits/tomorrow"
 
@@ -338,9 +338,7 @@ async def play(channel: AgiChannel, items: Sequence[Item], escape: str = "") -> 
     """
     for item in items:
         if isinstance(item, PlayFile):
-            # The name only (a hash of a prompt's text, or a core sound): which prompt
-            # played, for tracing a call's language; never a value the caller gave.
-            log.debug("%s: prompt %s", channel.uniqueid, item.path.rsplit("/", 1)[-1])
+            trace_prompt(channel, item)
             reply = await channel.command("STREAM FILE", item.path, escape, timeout=125)
         elif isinstance(item, SayDigits):
             reply = await channel.command("SAY DIGITS", item.digits, escape,
@@ -362,6 +360,24 @@ async def play(channel: AgiChannel, items: Sequence[Item], escape: str = "") -> 
     return None
 
 
+def trace_prompt(channel: AgiChannel, item: PlayFile) -> None:
+    """Log which prompt a call plays: its file's name only (a hash of a prompt's text, or
+    a core sound), for tracing a call's language; never a value the caller gave."""
+    log.debug("%s: prompt %s", channel.uniqueid, item.path.rsplit("/", 1)[-1])
+
+
+async def play_lead(channel: AgiChannel, items: Sequence[Item],
+                    escape: str) -> tuple[str | None, PlayFile | None]:
+    """Play a question but its last prompt file: (the key that stopped it, or None; that
+    last file, or None when the question does not end with one and was played whole).
+    The caller sends the last file in the command that also takes the answer."""
+    last = items[-1] if items else None
+    if not isinstance(last, PlayFile):
+        return await play(channel, items, escape), None
+    key = await play(channel, items[:-1], escape)
+    return key, (last if key is None else None)
+
+
 async def ask(channel: AgiChannel, items: Sequence[Item], escape: str,
               timeout_ms: int) -> str | None:
     """Play a question and wait up to `timeout_ms` after it for one key (any key once it
@@ -371,14 +387,12 @@ async def ask(channel: AgiChannel, items: Sequence[Item], escape: str,
     that arrives between two commands, and a loaded controller may send its next command
     seconds after a prompt ends, just when a caller who heard the question presses.
     """
-    last = items[-1] if items else None
-    if not isinstance(last, PlayFile):
-        key = await play(channel, items, escape)
-        return key if key is not None else await channel.wait_for_digit(timeout_ms)
-    key = await play(channel, items[:-1], escape)
+    key, last = await play_lead(channel, items, escape)
     if key is not None:
         return key
-    log.debug("%s: prompt %s", channel.uniqueid, last.path.rsplit("/", 1)[-1])  # as `play`
+    if last is None:
+        return await channel.wait_for_digit(timeout_ms)
+    trace_prompt(channel, last)
     reply = await channel.command("GET OPTION", last.path, escape, timeout_ms,
                                   timeout=125 + timeout_ms / 1000)
     result = reply.result_int
