@@ -14,13 +14,25 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from argon2 import PasswordHasher, profiles
 from harness import Stack, wait_for  # noqa: E402
 
 from ivr import config
+from ivr.accounts import passwords
 from ivr.secure import keys
 
 # `databases`: SQLite and a real PostgreSQL for the tests that touch the database.
 pytest_plugins = ["support.databases"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_passwords():
+    """Passwords hashed in the tests' own process use argon2's cheapest profile: the
+    real one (~0.15 s of CPU each) was a fifth of the web tests' CPU. Processes the tests
+    start (`ivr web`, `ivr users`) keep the real one; test_passwords checks it."""
+    passwords.use_hasher(PasswordHasher.from_parameters(profiles.CHEAPEST))
+    yield
+    passwords.use_hasher(passwords.DEFAULT_HASHER)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -87,13 +99,22 @@ def pytest_runtest_makereport(item, call):  # noqa: ANN001, ANN201 (pytest's hoo
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):  # noqa: ANN001, ANN201 (pytest's hook)
     """With IVR_TEST_TIMELINE=FILE, one JSON line per test (worker, test, start, end,
-    outcome): where a run's time went, worker by worker (the suite on a busy machine)."""
+    outcome, CPU seconds of the worker and of the processes it started and reaped):
+    where a run's time and CPU went, worker by worker (the suite on a busy machine)."""
     timeline = os.environ.get("IVR_TEST_TIMELINE")
-    start = time.time()
+    start, cpu = time.time(), _cpu()
     yield
+    used = [round(b - a, 2) for a, b in zip(cpu, _cpu(), strict=True)]
     if timeline:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         with open(timeline, "a", encoding="utf-8") as out:
             out.write(json.dumps({"worker": worker, "test": item.nodeid,
                                   "start": round(start, 2), "end": round(time.time(), 2),
-                                  "outcome": item.stash.get(_OUTCOME, "skipped")}) + "\n")
+                                  "outcome": item.stash.get(_OUTCOME, "skipped"),
+                                  "cpu": used}) + "\n")
+
+
+def _cpu() -> tuple[float, float]:
+    """CPU seconds of this process and of its children that have ended."""
+    t = os.times()
+    return t.user + t.system, t.children_user + t.children_system

@@ -10,11 +10,9 @@ loaded machine. IVR_ONCALL_MINUTE_SECONDS=1 makes the rules' call-back minutes s
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from harness import REPO, wait_for
+from harness import wait_for
 
 MINUTE_SECONDS = "1"
 
@@ -112,10 +110,7 @@ def settle(stack) -> None:
 def cli_json(stack, *args: str):
     import json
 
-    out = subprocess.run([sys.executable, "-m", "ivr.cli", *args, "--json"], env=stack.env,
-                         capture_output=True, text=True, cwd=REPO, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    return json.loads(stack.cli(*args, "--json"))
 
 
 def call_of(stack, did: str) -> dict | None:

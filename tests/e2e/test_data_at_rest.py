@@ -11,12 +11,12 @@ import re
 import shutil
 import stat
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from harness import REPO, wait_for
+from harness import wait_for
+from support import cli as ivr_cli
 from support.plans import DOB_KEYS, answer, speak, voices
 
 from ivr.caller.plan import CallPlan
@@ -43,9 +43,8 @@ PATIENT_VALUES = ["1990-01-02", "19900102", "01021990", "01/02/1990",
 
 
 def _cli(stack, *args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "ivr.cli", *args], env=stack.env,
-                         capture_output=True, text=True, cwd=REPO, timeout=60)
-    assert out.returncode == 0, out.stderr
+    out = ivr_cli.run(args, stack.env)
+    assert out.code == 0, out.stderr
     return out.stdout + out.stderr
 
 

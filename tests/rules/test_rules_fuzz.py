@@ -22,7 +22,7 @@ from rules_helpers import EXAMPLES, FIXTURES, NOW
 
 from ivr.cli.rules import run as cli_run
 
-CASES = int(os.environ.get("IVR_FUZZ_CASES", "4000"))
+CASES = int(os.environ.get("IVR_FUZZ_CASES", "1500"))
 SEED = int(os.environ.get("IVR_FUZZ_SEED", "20261120"))
 CASE_BUDGET = 2.0  # seconds: the loader's own budget for one case
 HANG_AFTER = CASE_BUDGET + 2.0  # a case over this was not stopped by the budget

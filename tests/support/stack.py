@@ -25,6 +25,8 @@ from ivr.pbx.instance import PbxInstance
 from ivr.pbx.prompts import synthesize
 from ivr.pbx.root import ensure_root
 from ivr.secure import keys
+from ivr.transcribe.registry import OFF
+from support import cli as ivr_cli
 from support.polling import wait_for
 from support.ports import worker_ports
 from support.recorder import EventRecorder
@@ -58,6 +60,10 @@ class Stack:
             rtp_end=self.ports.rtp[1],
             data_dir=self.workdir / "data", rules_path=REPO / "routing_rules",
             cache_dir=config.Settings().cache_dir,
+            # No speech model in every test controller (its load and each recording's
+            # transcript cost CPU the other calls need): tests/e2e/test_transcripts.py
+            # and the transcribe tests turn it on where transcripts are what is tested.
+            transcribe_engine=OFF,
             # The tests' own keyring (conftest), else one beside the data: never the
             # user's. The controller makes it on its first start.
             key_file=Path(os.environ.get("IVR_KEY_FILE") or self.workdir / "keys.json"),
@@ -172,10 +178,10 @@ class Stack:
                            workdir=self.workdir, media_port=self.ports.next(4))
 
     def cli(self, *args: str, timeout: float = 60) -> str:
-        """`ivr ARGS` against this stack; its standard output (a failure fails the test)."""
-        out = subprocess.run([sys.executable, "-m", "ivr.cli", *args], env=self.env,
-                             capture_output=True, text=True, cwd=REPO, timeout=timeout)
-        assert out.returncode == 0, f"ivr {' '.join(args[:2])}: {out.stderr[-3000:]}"
+        """`ivr ARGS` against this stack, in this process (support/cli.py); its standard
+        output (a failure fails the test)."""
+        out = ivr_cli.run(args, self.env, timeout)
+        assert out.code == 0, f"ivr {' '.join(args[:2])}: {out.stderr[-3000:]}"
         return out.stdout
 
     def calls(self) -> list[dict[str, Any]]:
