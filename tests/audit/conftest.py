@@ -36,7 +36,7 @@ def rules_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def db(tmp_path: Path, databases):
-    database = Database(databases.new(tmp_path / "ivr.sqlite3"))
+    database = Database(databases.new(tmp_path / "ivr.sqlite3", at_head=True))
     await database.create()
     try:
         yield database
@@ -52,7 +52,7 @@ def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, databases) -> Seeded
     monkeypatch.setenv("IVR_DATA_DIR", str(data))
     monkeypatch.setenv("IVR_RULES_PATH", str(REPO / "routing_rules"))
     monkeypatch.setenv("IVR_INSTANCE", "audit-test")
-    databases.use_in_cli(monkeypatch, databases.new(data / "ivr.sqlite3"))
+    databases.use_in_cli(monkeypatch, databases.new(data / "ivr.sqlite3", at_head=True))
     data.mkdir(parents=True, exist_ok=True)  # PostgreSQL makes no file there
 
     async def seed() -> Seeded:

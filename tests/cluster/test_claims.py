@@ -40,7 +40,7 @@ def sunny():
 @pytest.fixture
 async def nodes(tmp_path, databases):
     """NODES engines on one new database (the first has made the schema)."""
-    url = databases.new(tmp_path / "ivr.sqlite3")
+    url = databases.new(tmp_path / "ivr.sqlite3", at_head=True)
     engines = [Database(url) for _ in range(NODES)]
     await engines[0].create()
     try:

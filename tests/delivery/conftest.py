@@ -12,7 +12,7 @@ from ivr.db.engine import Database
 
 @pytest.fixture
 async def outbox_db(tmp_path: Path, databases):
-    db = Database(databases.new(tmp_path / "outbox.sqlite3"))
+    db = Database(databases.new(tmp_path / "outbox.sqlite3", at_head=True))
     await db.create()
     try:
         yield db

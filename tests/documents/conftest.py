@@ -31,7 +31,7 @@ def sunny(rules):
 
 @pytest.fixture
 async def db(tmp_path: Path, databases):
-    database = Database(databases.new(tmp_path / "ivr.sqlite3"))
+    database = Database(databases.new(tmp_path / "ivr.sqlite3", at_head=True))
     await database.create()
     try:
         yield database

@@ -40,7 +40,7 @@ def test_the_row_keeps_the_result_that_settled_first(practice, tmp_path, databas
     from ivr.oncall.dialer import Dialer
 
     async def run():
-        db = Database(databases.new(tmp_path / "ivr.sqlite3"))
+        db = Database(databases.new(tmp_path / "ivr.sqlite3", at_head=True))
         await db.create()
         from datetime import UTC, datetime
 

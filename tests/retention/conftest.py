@@ -27,7 +27,7 @@ def rules():
 @pytest.fixture
 def db_url(tmp_path: Path, databases) -> str:
     """A new database: SQLite in the data folder, then one on the session's PostgreSQL."""
-    return databases.new(tmp_path / "data" / "ivr.sqlite3")
+    return databases.new(tmp_path / "data" / "ivr.sqlite3", at_head=True)
 
 
 @pytest.fixture

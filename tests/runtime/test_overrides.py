@@ -30,7 +30,7 @@ def rules():
 
 @pytest.fixture
 async def db(tmp_path, databases):
-    database = Database(databases.new(tmp_path / "ivr.sqlite3"))
+    database = Database(databases.new(tmp_path / "ivr.sqlite3", at_head=True))
     await database.create()
     try:
         yield database

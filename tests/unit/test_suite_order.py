@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import SLOW_FIRST
+from support.order import SLOW_FIRST
 
 REPO = Path(__file__).resolve().parents[2]
 
