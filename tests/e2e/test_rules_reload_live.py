@@ -20,8 +20,9 @@ pytestmark = pytest.mark.pbx
 
 
 def _reload(stack) -> tuple[int, dict]:
-    out = subprocess.run([sys.executable, "-m", "ivr.cli", "rules", "reload", "--json"],
-                         env=stack.env, capture_output=True, text=True, cwd=REPO, timeout=60)
+    out = subprocess.run([sys.executable, "-m", "ivr.cli", "rules", "reload", "--json",
+                          "--timeout", "120"],  # a starved machine loads slowly
+                         env=stack.env, capture_output=True, text=True, cwd=REPO, timeout=180)
     return out.returncode, json.loads(out.stdout or "{}")
 
 

@@ -46,12 +46,24 @@ def run_process(args: Sequence[str], env: Mapping[str, str], timeout: float = 60
 def run(args: Sequence[str], env: Mapping[str, str], timeout: float = 60) -> Ran:
     """`ivr ARGS` with exactly `env`, in this process when it can be.
 
-    Not in this process from inside a running event loop (the command runs its own with
-    asyncio.run) or from a thread other than the main one (it would swap the environment
-    under the test's own code): then as a process.
+    From a thread other than the main one, as a process (swapping the environment would
+    pull it from under the test's own code). Inside the test's running event loop, in a
+    thread of its own (the command runs its own loop with asyncio.run) that the test
+    waits for, as it would for the process.
     """
-    if threading.current_thread() is not threading.main_thread() or _loop_running():
+    if threading.current_thread() is not threading.main_thread():
         return run_process(args, env, timeout)
+    if not _loop_running():
+        return _run_here(args, env)
+    done: list[Ran] = []
+    worker = threading.Thread(target=lambda: done.append(_run_here(args, env)))
+    worker.start()
+    worker.join()
+    assert done, f"ivr {' '.join(args[:2])} raised (see the thread's traceback above)"
+    return done[0]
+
+
+def _run_here(args: Sequence[str], env: Mapping[str, str]) -> Ran:
     from ivr.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
