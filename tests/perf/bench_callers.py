@@ -5,7 +5,8 @@ Run: .venv/bin/python -m tests.perf.bench_callers [--levels 50,100,200,300]
      [--overload | --no-overload] [--rates 10,20] [--rate-seconds 10]
      [--caller swarm|pjsua2] [--keep]
      Prints numbers only; asserts nothing. Traffic stays on 127.0.0.1. The defaults take
-     about 12 minutes (each phase lasts a call, ~35 s, plus set-up).
+     about 15 minutes (7 arrival patterns; a phase lasts its longest call: ~80 s through
+     the controller, ~25 s plain).
 
 The callers wait for each prompt: each Listens until the service has spoken and gone
 quiet, then Presses or Says, as tests/support/plans.py's routine patient does (caller ID
@@ -353,6 +354,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "calls a process, up to ~24 calls on 2 cores)")
     parser.add_argument("--swarm-calls", type=int, default=SWARM_CALLS,
                         help=f"calls per swarm process (default {SWARM_CALLS})")
+    parser.add_argument("--uvloop", action=argparse.BooleanOptionalAction, default=True,
+                        help="the controller on uvloop (default) or, --no-uvloop, on "
+                             "asyncio's own loop (IVR_UVLOOP=0): to compare the two")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     parser.add_argument("--profile-callers", action="store_true",
@@ -393,6 +397,7 @@ def burst(n: int, spread: float) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     bench = Bench(args)
+    bench.stack.extra_env["IVR_UVLOOP"] = "1" if args.uvloop else "0"
     phases: list[Phase] = []
     overload: str | None = None
     try:
@@ -404,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = plans(bench)
         load = os.getloadavg()
         print(f"Asterisk {bench.stack.pbx.root.version}; {psutil.cpu_count()} CPUs; load "
-              f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at start; callers: {args.caller}",
+              f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at start; callers: {args.caller}; "
+              f"controller loop: {'uvloop' if args.uvloop else 'asyncio'}",
               flush=True)
         for n in args.levels:
             run_arrival(bench, args, f"burst {n}", burst(n, args.spread), plan, phases)
