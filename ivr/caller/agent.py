@@ -154,7 +154,7 @@ class Runner:
                 self.hearing.mark()
                 self._next()
         else:
-            follow(waiting(step, self._step_name(), elapsed, self.hearing), self._fail,
+            follow(waiting(step, self._step_name, elapsed, self.hearing), self._fail,
                    self._log, self._next)
 
     def _finish_on_end(self) -> None:

@@ -24,16 +24,18 @@ def step_name(steps: list[Step], index: int) -> str:
     return "end" if index >= len(steps) else f"{index + 1}:{type(steps[index]).__name__}"
 
 
-def waiting(step: Step, name: str, elapsed: float, hearing: Hearing) -> Over | str | None:
+def waiting(step: Step, name: Callable[[], str], elapsed: float,
+            hearing: Hearing) -> Over | str | None:
     """None while `step` (one of the waiting kinds) still waits; Over when it is done; a
-    string saying why the call failed when it waited too long."""
+    string saying why the call failed when it waited too long (`name()`: the step's
+    name for it, made only then: this runs on every tick of every call)."""
     if isinstance(step, Listen):
         voiced = hearing.turn()
         if voiced is not None:
             return Over("heard", {"voiced_ms": voiced})
         if elapsed > step.timeout_s:
             end = "beep" if step.tone else "wait"
-            return (f"step {name}: the service did not speak and then {end} within "
+            return (f"step {name()}: the service did not speak and then {end} within "
                     f"{step.timeout_s:.0f} s (heard {hearing.voiced_ms} ms of voice, quiet "
                     f"for {hearing.quiet_ms} ms)")
     elif isinstance(step, Pause):
@@ -44,9 +46,9 @@ def waiting(step: Step, name: str, elapsed: float, hearing: Hearing) -> Over | s
             hearing.mark()  # what was heard before the cue is not the answer
             return Over("cued", {"cue": Path(step.path).name})
         if elapsed > step.timeout_s:
-            return f"step {name}: no cue {Path(step.path).name} within {step.timeout_s:.0f} s"
+            return f"step {name()}: no cue {Path(step.path).name} within {step.timeout_s:.0f} s"
     elif isinstance(step, AwaitEnd) and elapsed > step.timeout_s:
-        return (f"step {name}: the service did not end the call within "
+        return (f"step {name()}: the service did not end the call within "
                 f"{step.timeout_s:.0f} s")
     return None
 

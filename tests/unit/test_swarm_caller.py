@@ -119,9 +119,19 @@ def test_ulaw_round_trip_and_the_classifier_match_hearing() -> None:
     decoded = wire.ULAW[np.frombuffer(codes, np.uint8)]
     again = wire.ulaw_encode(decoded)
     assert all(a == b or (a, b) == (0x7F, 0xFF) for a, b in zip(codes, again, strict=True))
-    assert wire.classify(wire.SILENCE) == (0.0, 0)
     tone = (8000 * np.sin(2 * np.pi * 1000 * np.arange(160) / 8000)).astype(np.int16)
-    rms, crossings = wire.classify(wire.ulaw_encode(tone))
-    assert math.isclose(rms, 8000 / math.sqrt(2), rel_tol=0.05) and crossings in (39, 40)
-    hiss = wire.ulaw_encode(np.full(160, 30, np.int16))
-    assert wire.classify(hiss)[0] < wire.VOICE_RMS and wire.classify(hiss)[1] == 0
+    hiss = np.full(160, 30, np.int16)
+    noise = np.random.default_rng(7).integers(-9000, 9000, 160 * 20).astype(np.int16)
+    frames = wire.SILENCE + wire.ulaw_encode(tone) + wire.ulaw_encode(hiss) + \
+        wire.ulaw_encode(noise)
+    rms, crossings = wire.classify(frames)
+    assert rms[0] == 0 and crossings[0] == 0
+    assert math.isclose(rms[1], 8000 / math.sqrt(2), rel_tol=0.05) and crossings[1] in (39, 40)
+    assert rms[2] < wire.VOICE_RMS and crossings[2] == 0
+    for i, frame in enumerate(frames[j:j + 160] for j in range(0, len(frames), 160)):
+        x = [int(wire.ULAW[b]) for b in frame]  # as ivr.caller.hearing measures a frame
+        expect = math.sqrt(sum(v * v for v in x) / 160)
+        assert math.isclose(rms[i], expect, rel_tol=1e-9, abs_tol=1e-9)
+        if expect >= wire.VOICE_RMS:
+            assert crossings[i] == sum((a < 0) != (b < 0) for a, b in
+                                        zip(x, x[1:], strict=False))
