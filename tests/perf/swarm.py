@@ -12,8 +12,8 @@ the tests' caller, holds 4 calls a process (its build limit) and mixes their aud
 its conference bridge, so 2 cores hold a few dozen reacting calls at most; SIPp holds
 thousands but plays keys at fixed times and cannot wait for what it hears. This UA does
 only what dialling Asterisk on 127.0.0.1 needs: INVITE (PCMU, telephone-event/8000),
-provisional and final answers, ACK, CANCEL, BYE both ways, answers to re-
-INVITE/UPDATE/OPTIONS; RTP at 20 ms with RFC 4733 keys. One 20 ms ticker sends every
+provisional and final answers, ACK, CANCEL, BYE both ways, answers to
+re-INVITE/UPDATE/OPTIONS; RTP at 20 ms with RFC 4733 keys. One 20 ms ticker sends every
 call's packet, classifies every frame heard since the last tick in one numpy pass, and
 moves each call's steps on: no timer per call. A call's dialog and steps:
 tests/perf/swarm_call.py.
