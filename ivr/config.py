@@ -103,10 +103,11 @@ class Settings:
     controller_answer_seconds: int = 3
     admission_max_calls: int = 120
     admission_max_lag_ms: int = 500
-    # `ivr serve` runs its event loop on uvloop (libuv) when it is installed: cheaper
-    # sockets and timers for hundreds of calls. IVR_UVLOOP=0: asyncio's own loop (to
-    # compare in a benchmark, or if uvloop misbehaves on a platform).
-    uvloop: bool = True
+    # IVR_UVLOOP=1: `ivr serve` runs its event loop on uvloop (libuv), cheaper sockets and
+    # timers for hundreds of calls. Off by default: with it, a controller that was
+    # SIGSTOPped and continued did not stop on SIGTERM within 20 s and the stalled-
+    # controller test (tests/e2e/test_overload_intake.py) failed; not understood yet.
+    uvloop: bool = False
 
     @property
     def database_url(self) -> str:

@@ -1,4 +1,5 @@
-"""The controller's event loop: uvloop when installed and wanted, else asyncio's own.
+"""The controller's event loop: uvloop when installed and wanted (IVR_UVLOOP=1, off by
+default: see ivr/config.py), else asyncio's own.
 
 uvloop (libuv underneath) makes each socket read, write and timer cheaper, which is
 most of what a loop serving hundreds of FastAGI and AMI connections does; the flows do

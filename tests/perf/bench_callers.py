@@ -354,9 +354,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "calls a process, up to ~24 calls on 2 cores)")
     parser.add_argument("--swarm-calls", type=int, default=SWARM_CALLS,
                         help=f"calls per swarm process (default {SWARM_CALLS})")
-    parser.add_argument("--uvloop", action=argparse.BooleanOptionalAction, default=True,
-                        help="the controller on uvloop (default) or, --no-uvloop, on "
-                             "asyncio's own loop (IVR_UVLOOP=0): to compare the two")
+    parser.add_argument("--uvloop", action=argparse.BooleanOptionalAction, default=False,
+                        help="the controller on uvloop (IVR_UVLOOP=1) instead of asyncio's "
+                             "own loop (the default, as in production): to compare the two")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     parser.add_argument("--profile-callers", action="store_true",

@@ -1,4 +1,4 @@
-"""`ivr serve`'s loop: uvloop when installed and wanted (IVR_UVLOOP), else asyncio's."""
+"""`ivr serve`'s loop: uvloop when installed and wanted (IVR_UVLOOP=1), else asyncio's."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ def test_the_loop_follows_the_setting() -> None:
 
 
 def test_ivr_uvloop_is_read_written_and_checked() -> None:
-    assert from_env({}).uvloop is True
-    off = from_env({"IVR_UVLOOP": "0"})
-    assert off.uvloop is False and to_env(off)["IVR_UVLOOP"] == "0"
+    assert from_env({}).uvloop is False
+    on = from_env({"IVR_UVLOOP": "1"})
+    assert on.uvloop is True and to_env(on)["IVR_UVLOOP"] == "1"
     with pytest.raises(ConfigError, match="IVR_UVLOOP='yes'"):
         from_env({"IVR_UVLOOP": "yes"})
