@@ -103,6 +103,11 @@ class Settings:
     controller_answer_seconds: int = 3
     admission_max_calls: int = 120
     admission_max_lag_ms: int = 500
+    # IVR_UVLOOP=1: `ivr serve` runs its event loop on uvloop (libuv), cheaper sockets and
+    # timers for hundreds of calls. Off by default: with it, a controller that was
+    # SIGSTOPped and continued did not stop on SIGTERM within 20 s and the stalled-
+    # controller test (tests/e2e/test_overload_intake.py) failed; not understood yet.
+    uvloop: bool = False
 
     @property
     def database_url(self) -> str:
@@ -264,7 +269,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
                 values[f.name] = float(raw)
             except ValueError:
                 raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected a number") from None
-        elif f.name == "test_phone":
+        elif f.name in ("test_phone", "uvloop"):
             if raw not in ("0", "1"):
                 raise ConfigError(f"{_env_name(f.name)}={raw!r}: expected 1 (on) or 0 (off)")
             values[f.name] = raw == "1"

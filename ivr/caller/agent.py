@@ -20,18 +20,15 @@ import pjsua2 as pj
 
 from ivr.caller.hearing import Hearing, WavTail
 from ivr.caller.plan import (
-    AwaitEnd,
     CallPlan,
-    Cue,
     Hangup,
-    Listen,
-    Pause,
     Phone,
     PhoneBook,
     Press,
     Say,
     Step,
 )
+from ivr.caller.steps import begin, end_verdict, follow, step_name, waiting
 
 CLOCK_RATE = 8000  # telephone audio; the conference bridge runs at the codec's rate
 KEY_MS = 250  # pjmedia sends a key as a 160 ms event, then a gap
@@ -115,19 +112,12 @@ class Runner:
         self.engine.log.add(self.label, event, step=self.index + 1, **detail)
 
     def _step_name(self) -> str:
-        if self.index >= len(self.steps):
-            return "end"
-        return f"{self.index + 1}:{type(self.steps[self.index]).__name__}"
+        return step_name(self.steps, self.index)
 
     def _start_step(self) -> None:
         self.step_at = time.monotonic()
-        if self.index >= len(self.steps):  # all done with the call up: the service ends it
-            self.steps.append(AwaitEnd())
-        step = self.steps[self.index]
-        if isinstance(step, Listen):
-            self.hearing.listen(step.quiet_ms, step.min_voice_ms, step.tone,
-                                step.tone_or_quiet_ms)
-        elif isinstance(step, Press):
+        step = begin(self.steps, self.index, self.hearing)
+        if isinstance(step, Press):
             self.call.dialDtmf(step.keys)
             self.hearing.mark()
             self._log("pressed", keys=step.keys)
@@ -155,18 +145,7 @@ class Runner:
             return
         step = self.steps[self.index]
         elapsed = now - self.step_at
-        if isinstance(step, Listen):
-            voiced = self.hearing.turn()
-            if voiced is not None:
-                self._log("heard", voiced_ms=voiced)
-                self._next()
-            elif elapsed > step.timeout_s:
-                end = "beep" if step.tone else "wait"
-                self._fail(f"step {self._step_name()}: the service did not speak and then "
-                           f"{end} within {step.timeout_s:.0f} s (heard "
-                           f"{self.hearing.voiced_ms} ms of voice, quiet for "
-                           f"{self.hearing.quiet_ms} ms)")
-        elif isinstance(step, Press):
+        if isinstance(step, Press):
             if elapsed * 1000 >= KEY_MS * len(step.keys):
                 self._next()
         elif isinstance(step, Say):
@@ -174,36 +153,14 @@ class Runner:
                 self.keep[-1].stopTransmit(self.audio)
                 self.hearing.mark()
                 self._next()
-        elif isinstance(step, Pause):
-            if elapsed * 1000 >= step.ms:
-                self._next()
-        elif isinstance(step, Cue):
-            if Path(step.path).exists():
-                self.hearing.mark()  # what was heard before the cue is not the answer
-                self._log("cued", cue=Path(step.path).name)
-                self._next()
-            elif elapsed > step.timeout_s:
-                self._fail(f"step {self._step_name()}: no cue {Path(step.path).name} "
-                           f"within {step.timeout_s:.0f} s")
-        elif isinstance(step, AwaitEnd):
-            if elapsed > step.timeout_s:
-                self._fail(f"step {self._step_name()}: the service did not end the call "
-                           f"within {step.timeout_s:.0f} s")
+        else:
+            follow(waiting(step, self._step_name, elapsed, self.hearing), self._fail,
+                   self._log, self._next)
 
     def _finish_on_end(self) -> None:
-        if self.ok is not None:
-            return
-        if not self.up:
-            self.ok = False
-            self.error = f"not answered: SIP {self.sip_status}"
-            return
-        waiting_for_end = self.index >= len(self.steps) or isinstance(
-            self.steps[self.index], AwaitEnd | Hangup)
-        if waiting_for_end:
-            self.ok = True
-        else:
-            self.ok = False
-            self.error = f"the call ended during step {self._step_name()} ({self.ended_by})"
+        if self.ok is None:
+            self.ok, self.error = end_verdict(self.steps, self.index, self.up,
+                                              self.sip_status, self.ended_by or "far")
 
     def _fail(self, error: str) -> None:
         self.ok = False

@@ -51,19 +51,25 @@ class Hearing:
         for start in range(0, whole, self.frame):
             chunk = buf[start:start + self.frame]
             rms = math.sqrt(sum(x * x for x in chunk) / self.frame)
-            self.heard_ms += FRAME_MS
-            if rms >= VOICE_RMS:
-                self.voiced_ms += FRAME_MS
-                self.quiet_ms = 0
-            else:
-                self.quiet_ms += FRAME_MS
-            self._check(self._tone_ended(chunk, rms))
+            # Only a voiced frame's zero crossings matter (see _tone_ended).
+            crossings = sum(1 for a, b in zip(chunk, chunk[1:], strict=False)
+                            if (a < 0) != (b < 0)) if rms >= VOICE_RMS else 0
+            self.heard_frame(rms, crossings)
         self._rest = buf[whole:]
 
-    def _tone_ended(self, chunk: array[int], rms: float) -> bool:
+    def heard_frame(self, rms: float, crossings: int) -> None:
+        """One 20 ms frame, by its RMS (16-bit scale) and its zero crossings (any value
+        for a frame under VOICE_RMS): for a caller that measures frames its own way."""
+        self.heard_ms += FRAME_MS
+        if rms >= VOICE_RMS:
+            self.voiced_ms += FRAME_MS
+            self.quiet_ms = 0
+        else:
+            self.quiet_ms += FRAME_MS
+        self._check(self._tone_ended(rms, crossings))
+
+    def _tone_ended(self, rms: float, crossings: int) -> bool:
         """Follow the steady run; True at the frame that ends one long enough for a tone."""
-        crossings = sum(1 for a, b in zip(chunk, chunk[1:], strict=False)
-                        if (a < 0) != (b < 0))
         frames, base, missed = self._steady
         if frames and rms >= VOICE_RMS and abs(crossings - base) <= 1:
             self._steady = (frames + 1, base, 0)

@@ -84,12 +84,13 @@ def cmd_pbx_cli(args: argparse.Namespace) -> int:
 # --- controller --------------------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ivr.controller.eventloop import run_loop
     from ivr.controller.service import Controller, ControllerError
 
     settings = load_settings()
     logs.setup(args.log_level, settings.log_dir / f"controller-{settings.instance}.log")
     try:
-        asyncio.run(Controller(settings).run())
+        run_loop(Controller(settings).run(), use_uvloop=settings.uvloop)
     except ControllerError as exc:
         print(f"ivr serve: {exc}", file=sys.stderr)
         return 2
