@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,12 +56,8 @@ def run(args: Sequence[str], env: Mapping[str, str], timeout: float = 60) -> Ran
         return run_process(args, env, timeout)
     if not _loop_running():
         return _run_here(args, env)
-    done: list[Ran] = []
-    worker = threading.Thread(target=lambda: done.append(_run_here(args, env)))
-    worker.start()
-    worker.join()
-    assert done, f"ivr {' '.join(args[:2])} raised (see the thread's traceback above)"
-    return done[0]
+    with ThreadPoolExecutor(1) as worker:
+        return worker.submit(_run_here, args, env).result()
 
 
 def _run_here(args: Sequence[str], env: Mapping[str, str]) -> Ran:

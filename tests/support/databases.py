@@ -15,8 +15,8 @@ import os
 import secrets
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,19 +128,8 @@ def _migrated(url: str) -> None:
         finally:
             await db.close()
 
-    failed: list[BaseException] = []
-    worker = threading.Thread(target=lambda: _run_catching(run, failed))
-    worker.start()
-    worker.join()
-    if failed:
-        raise failed[0]
-
-
-def _run_catching(run, failed: list[BaseException]) -> None:  # noqa: ANN001 (a coroutine fn)
-    try:
-        asyncio.run(run())
-    except BaseException as exc:  # handed to the thread that asked
-        failed.append(exc)
+    with ThreadPoolExecutor(1) as worker:  # its own thread, its own loop
+        worker.submit(asyncio.run, run()).result()
 
 
 def _sqlite_at_head() -> str:
