@@ -1,4 +1,5 @@
-"""The call record: create, step, finish, reconcile and read calls (one commit per step)."""
+"""The call record: create, step, finish, reconcile and read calls (each step committed
+before it returns: ivr.records.journal)."""
 
 from __future__ import annotations
 
@@ -75,8 +76,8 @@ async def start_call(db: Database, *, uniqueid: str, node: str, dialled: str,
     return call_id
 
 
-# The call's own steps are written with Core statements on one connection (Database.write):
-# one commit per step as before, at a fraction of the ORM's cost per statement. The
+# The call's own steps are written with Core statements on one connection (Database.write,
+# several calls' steps in one commit: journal.write), at a fraction of the ORM's cost. The
 # statements are built once here with named parameters (b_*: the WHERE's, the rest name
 # columns), so each execution reuses their cache key and compiled form.
 _EVENTS = cast(Table, CallEvent.__table__)
@@ -149,7 +150,7 @@ async def save_intake(db: Database, call_id: str, field: str, *, source: str,
                       value: str | None = None, recording_path: str | None = None,
                       duration_seconds: float | None = None, confirmed: bool = False,
                       attempts: int = 1) -> None:
-    """Store one intake field now (one commit); a later capture of it replaces it."""
+    """Store one intake field now (committed); a later capture of it replaces it."""
     await journal.write(db, call_id, "intake", {
         "field": field, "source": source, "value": value, "recording_path": recording_path,
         "duration_seconds": duration_seconds, "confirmed": confirmed,
@@ -219,7 +220,7 @@ async def _add_recording(conn: AsyncConnection, call_id: str, *, field: str, pat
 
 async def finish_call(db: Database, call_id: str, *, result: str, hung_up: bool,
                       fallback_reason: str | None = None) -> None:
-    """Record what the controller decided at the end of its part of the call (one commit,
+    """Record what the controller decided at the end of its part of the call (committed
     before the sentinel)."""
     await journal.write(db, call_id, "finish", {
         "result": result, "hung_up": hung_up, "fallback_reason": fallback_reason,
