@@ -24,9 +24,12 @@ from ivr.flows.speech import (
     Item,
     SayDigits,
     SayTime,
+    as_files,
     ask,
     play,
     play_lead,
+    read,
+    set_key_timeouts,
     trace_prompt,
 )
 from ivr.records import calls
@@ -104,7 +107,10 @@ async def read_answer(s: Session, items: list[Item], max_digits: int,
     """A question answered with several keys (a date, a number): until '#', `max_digits`
     digits or a pause of `timeout_ms`. Its last prompt and the keys are one GET DATA, so
     Asterisk hears every key, pressed during the prompt or after it; a key during an
-    earlier prompt starts the answer (read_keys)."""
+    earlier prompt starts the answer (read_keys). Made of files only, it is one Read."""
+    files = as_files(items)
+    if files is not None:
+        return await read(s.channel, files, max_digits, timeout_ms, any_key=False)
     key, last = await play_lead(s.channel, items, DIGITS + "#")
     if last is None:
         return await read_keys(s, key, max_digits, timeout_ms)
@@ -135,18 +141,14 @@ async def ask_callback(s: Session) -> None:
         if s.caller_e164:
             items = [s.flow("offer_caller_id"), SayDigits(spoken_number(s.caller_e164)),
                      s.flow("offer_caller_id_end")]
-            key = await ask(s.channel, items, ALL_KEYS, s.timeout_ms)
-            if key == "1":
-                more = await s.channel.wait_for_digit(ACCEPT_WAIT_MS)
-                if more is None:
-                    await calls.save_intake(s.db, s.call_id, "callback", value=s.caller_e164,
-                                            source=SOURCE_CALLER_ID, confirmed=True,
-                                            attempts=attempt)
-                    return
-                # "1" and more keys: a number that starts with 1
-                digits = "1" + await read_keys(s, more, MAX_NUMBER_DIGITS - 1, s.timeout_ms)
-            elif key is not None:
-                digits = await read_keys(s, key, MAX_NUMBER_DIGITS, s.timeout_ms)
+            typed = await _offer(s, items, first=attempt == 1)
+            key = typed[:1] or None
+            if typed == "1":  # that number
+                await calls.save_intake(s.db, s.call_id, "callback", value=s.caller_e164,
+                                        source=SOURCE_CALLER_ID, confirmed=True,
+                                        attempts=attempt)
+                return
+            digits = typed
         else:
             # No caller ID: a number to key, heard whole by one GET DATA ('#' alone: none).
             items = (s.prompt("unknown_caller") if attempt == 1 else []) + \
@@ -177,6 +179,27 @@ async def ask_callback(s: Session) -> None:
                                 source=SOURCE_CALLER_ID, confirmed=False, attempts=tries)
     await _event(s, "intake.callback.gave_up", kept=Source.KEYED if keyed else
                  (Source.CALLER_ID if s.caller_e164 else "none"))
+
+
+async def _offer(s: Session, items: list[Item], first: bool) -> str:
+    """The caller ID offered back: "1" (yes, that number: a lone 1 and a short pause), a
+    number typed instead, or '' (no key)."""
+    files = as_files(items)
+    if files is not None:
+        # One Read takes the lone "1" or a whole number typed at once, which a key-by-key
+        # reading loses to res_agi between its commands when the controller is slow.
+        if first:
+            await set_key_timeouts(s.channel, s.timeout_ms, ACCEPT_WAIT_MS)
+        return await read(s.channel, files, MAX_NUMBER_DIGITS, 0, any_key=False)
+    key = await ask(s.channel, items, ALL_KEYS, s.timeout_ms)
+    if key is None:
+        return ""
+    if key == "1":
+        more = await s.channel.wait_for_digit(ACCEPT_WAIT_MS)
+        if more is None:
+            return "1"
+        return "1" + await read_keys(s, more, MAX_NUMBER_DIGITS - 1, s.timeout_ms)
+    return await read_keys(s, key, MAX_NUMBER_DIGITS, s.timeout_ms)
 
 
 async def ask_dob(s: Session) -> None:

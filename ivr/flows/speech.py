@@ -378,15 +378,89 @@ async def play_lead(channel: AgiChannel, items: Sequence[Item],
     return key, (last if key is None else None)
 
 
+#: What a file of a Read may be called: ours are content hashes and Asterisk's core
+#: sounds. Read's arguments are split at ',' and its files at '&', so anything else keeps
+#: to one command per item.
+_READ_SAFE = re.compile(r"[A-Za-z0-9_./-]+")
+#: The channel variable Read leaves the keys in (read back in the same round trip as
+#: READSTATUS).
+READ_VARIABLE = "IVR_KEYS"
+#: The bound on a Read that waits with the channel's own timeouts (set_key_timeouts).
+READ_WAIT_MOST_S = 60.0
+
+
+def as_files(items: Sequence[Item]) -> list[PlayFile] | None:
+    """A question as files only, for one Read: a number read back digit by digit becomes
+    Asterisk's own digit sounds (as SAY DIGITS plays them, in the channel's language);
+    None when an item is not a file (a time: SAY DATETIME) or a name Read cannot take."""
+    out: list[PlayFile] = []
+    for item in items:
+        if isinstance(item, PlayFile):
+            out.append(item)
+        elif isinstance(item, SayDigits) and item.digits.isdigit():
+            out.extend(PlayFile(f"digits/{d}") for d in item.digits)
+        else:
+            return None
+    if not out or not all(_READ_SAFE.fullmatch(f.path) for f in out):
+        return None
+    return out
+
+
+async def read(channel: AgiChannel, files: Sequence[PlayFile], max_digits: int,
+               timeout_ms: int, any_key: bool) -> str:
+    """A whole question in one command (the dialplan's Read): its files in order, a key
+    stopping them, then keys until `max_digits`, '#' (unless `any_key`: then '#' and '*'
+    are keys like the others) or a pause of `timeout_ms`. The keys, '' for none.
+    `timeout_ms` 0: the channel's TIMEOUT(response) for the first key and TIMEOUT(digit)
+    between keys (set_key_timeouts).
+
+    res_agi drops a key that arrives between two AGI commands, and a loaded controller
+    can leave seconds between two prompts of one question, just where a caller who knows
+    the menu presses: in one Read there is no such gap, and no round trip per prompt.
+    """
+    for item in files:
+        trace_prompt(channel, item)
+    seconds = timeout_ms / 1000 if timeout_ms > 0 else READ_WAIT_MOST_S
+    reply = await channel.exec(
+        "Read", f"{READ_VARIABLE},{'&'.join(f.path for f in files)},{max_digits},"
+                f"{'t' if any_key else ''},1,{seconds:g}" if timeout_ms > 0 else
+                f"{READ_VARIABLE},{'&'.join(f.path for f in files)},{max_digits},"
+                f"{'t' if any_key else ''},1",
+        timeout=125 + seconds * (max_digits + 1))
+    if reply.result_int < 0:
+        raise AgiHangup("caller hung up during a question")
+    got = await channel.get_full_variable(f"${{READSTATUS}}:${{{READ_VARIABLE}}}")
+    status, _, keys = (got or "").partition(":")
+    if status == "HANGUP" or channel.hung_up:
+        raise AgiHangup("caller hung up during a question")
+    if status == "ERROR":
+        log.warning("a question could not be played (Read failed); waiting for its key")
+        return await channel.wait_for_digit(timeout_ms) or ""
+    # Only keys come back (Read keeps DTMF digits); anything else is not an answer.
+    return "".join(k for k in keys if k in ALL_KEYS)[:max_digits]
+
+
+async def set_key_timeouts(channel: AgiChannel, first_ms: int, between_ms: int) -> None:
+    """The waits a Read with no timeout of its own uses: for the first key after the
+    question, and between two keys (a short one: a lone key is taken soon)."""
+    await channel.set_variable("TIMEOUT(response)", f"{first_ms / 1000:g}")
+    await channel.set_variable("TIMEOUT(digit)", f"{between_ms / 1000:g}")
+
+
 async def ask(channel: AgiChannel, items: Sequence[Item], escape: str,
               timeout_ms: int) -> str | None:
     """Play a question and wait up to `timeout_ms` after it for one key (any key once it
     has played, as WAIT FOR DIGIT; one of `escape` while it plays); None: no key.
 
-    The last prompt file and the wait are one command (GET OPTION): res_agi drops a key
-    that arrives between two commands, and a loaded controller may send its next command
-    seconds after a prompt ends, just when a caller who heard the question presses.
+    A question that may be answered with any key and is made of files is one Read.
+    Otherwise the last prompt file and the wait are one command (GET OPTION): res_agi
+    drops a key that arrives between two commands, and a loaded controller may send its
+    next command seconds after a prompt ends, just when a caller who heard the question
+    presses.
     """
+    files = as_files(items) if escape == ALL_KEYS else None
+    if files is not None:
+        return await read(channel, files, 1, timeout_ms, any_key=True) or None
     key, last = await play_lead(channel, items, escape)
     if key is not None:
         return key

@@ -84,7 +84,7 @@ def use_rules(stack, folder: Path, extra_env: dict[str, str] | None = None) -> N
     stack.extra_env = {"IVR_ONCALL_MINUTE_SECONDS": MINUTE_SECONDS, **(extra_env or {})}
     stack.start_controller()
     wait_for(lambda: "AMI connected" in stack.controller_log().split("controller stopping")[-1],
-             20, "the controller's AMI connection")
+             90, "the controller's AMI connection")
 
 
 def restore(stack) -> None:

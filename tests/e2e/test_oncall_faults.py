@@ -115,7 +115,7 @@ def test_controller_killed_with_a_callback_pending(faults):
     bank.start({clin: PRESS_1}, "ack")
     connected = stack.controller_log().count("AMI connected")
     stack.start_controller()
-    wait_for(lambda: stack.controller_log().count("AMI connected") > connected, 20,
+    wait_for(lambda: stack.controller_log().count("AMI connected") > connected, 90,
              "the restarted controller's AMI")
 
     done = wait_for(lambda: (c := call_of(stack, did)) is not None

@@ -64,7 +64,7 @@ def test_red_flag_in_a_routine_reason_offers_the_on_call_and_bridges(red_flag_pr
     report = stack.place(plan, DID, tmp_path / "call")
     assert report.ok, report.explain()
     call = wait_for(lambda: (c := call_of(stack, DID)) is not None and c["ended_at"]
-                    and c["transcripts"] and c, 90, "the call and its transcript")
+                    and c["transcripts"] and c, 300, "the call and its transcript")
     kinds = [e["kind"] for e in call["timeline"]]
     transcript = next(t for t in call["transcripts"] if t["field"] == "reason")
     detail = f"timeline {kinds}; transcript {transcript}"
@@ -116,7 +116,7 @@ def test_a_real_calls_note_carries_the_reason_in_words(red_flag_practice, tmp_pa
             t["field"] == "reason" and t["status"] != "pending" for t in call["transcripts"])
         return call if done else None
 
-    call = wait_for(transcribed, 120, "the call and its reason's transcript")
+    call = wait_for(transcribed, 300, "the call and its reason's transcript")
     assert call["disposition"] == "routine" and call["red_flag"] is None
     pdf = tmp_path / "note.pdf"
     stack.cli("notes", "show", call["id"], "--pdf", str(pdf))

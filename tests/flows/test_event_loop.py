@@ -97,14 +97,26 @@ def voiced_wav(path: Path, seconds: float = 1.0) -> None:
 async def play_caller(call: FakeCall) -> None:
     """Answer every command as Asterisk would for a caller who does the whole intake."""
     keys = list(KEYS)
+    read = ""
     while True:
         try:
             words = await call.args(timeout=30)
         except AssertionError:  # the controller closed the socket: the call is over
             return
         name = " ".join(words[:2]).upper()
-        if name == "GET FULL":
+        if name == "GET FULL" and "READSTATUS" in words[3]:  # what the Read took
+            await call.send(f"200 result=1 ({'OK' if read else 'TIMEOUT'}:{read})")
+        elif name == "GET FULL":
             await call.send("200 result=1 (+16175550100||)")
+        elif name == "EXEC READ":  # a question, its keys taken by Asterisk
+            _var, _files, most, options, *_ = words[2].split(",")
+            read = keys.pop(0) or "" if keys else ""
+            while "t" not in options and keys and keys[0] is not None \
+                    and len(read) < int(most):
+                read += str(keys.pop(0))
+            if "t" not in options and len(read) < int(most) and keys and keys[0] is None:
+                keys.pop(0)  # the pause that ended the keys
+            await call.send("200 result=0")
         elif name in ("WAIT FOR", "GET OPTION"):  # a key after the prompt (if any)
             key = keys.pop(0) if keys else None
             await call.send(f"200 result={ord(key) if key else 0}")

@@ -159,11 +159,22 @@ class Channel:
         self.uniqueid, self.hung_up = "1700000000.2", False
 
     async def command(self, name: str, *args: object, **_kw: object) -> AgiReply:
+        if name == "EXEC" and args[0] == "Read":  # the whole question, then its key
+            self.heard += str(args[1]).split(",")[1].split("&")
+            self.read = await self.wait_for_digit(0)
+            return AgiReply(200, "0")
         self.heard.append(str(args[0]))
         if name == "GET OPTION":  # the last prompt, then the key
             key = await self.wait_for_digit(int(str(args[2])))
             return AgiReply(200, str(ord(key)) if key else "0")
         return AgiReply(200, "0")
+
+    async def exec(self, application: str, options: str = "", **kw: object) -> AgiReply:
+        return await self.command("EXEC", application, options, **kw)
+
+    async def get_full_variable(self, expression: str) -> str | None:
+        assert expression == "${READSTATUS}:${IVR_KEYS}", expression
+        return f"OK:{self.read}" if self.read else "TIMEOUT:"
 
     async def wait_for_digit(self, timeout_ms: int) -> str | None:
         key, self.key = self.key, None

@@ -230,6 +230,9 @@ async def controller(cli_env):
     """This process plays the controller: the runtime, the pid file and a SIGHUP handler."""
     settings = config.from_env()
     rt = RulesRuntime.for_settings(settings)
+    # Deadlines have their own tests (test_rules_deadline.py); here a child loader that
+    # a busy machine starves for 20 s must not turn a reload into a refusal.
+    rt.deadline = 120.0
     await rt.load()
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[bool]] = set()

@@ -1,0 +1,105 @@
+"""A question made of files is one Read (ivr.flows.speech.read): what it sends to
+Asterisk, what it makes of Read's answer, and what stays on the old commands."""
+
+from __future__ import annotations
+
+import pytest
+
+from ivr.agi.protocol import AgiHangup, AgiReply
+from ivr.flows.speech import (
+    ALL_KEYS,
+    PlayFile,
+    SayDigits,
+    SayTime,
+    as_files,
+    ask,
+    read,
+)
+
+
+class Channel:
+    """Answers EXEC Read and the variables it leaves as Asterisk would."""
+
+    def __init__(self, status: str = "OK", keys: str = "", exec_result: str = "0") -> None:
+        self.status, self.keys, self.exec_result = status, keys, exec_result
+        self.sent: list[tuple[object, ...]] = []
+        self.uniqueid, self.hung_up = "1700000000.9", False
+
+    async def command(self, name: str, *args: object, **_kw: object) -> AgiReply:
+        self.sent.append((name, *args))
+        if name == "GET OPTION":
+            return AgiReply(200, str(ord(self.keys[0])) if self.keys else "0")
+        return AgiReply(200, "0")
+
+    async def exec(self, application: str, options: str = "", **kw: object) -> AgiReply:
+        self.sent.append(("EXEC", application, options))
+        return AgiReply(200, self.exec_result)
+
+    async def get_full_variable(self, expression: str) -> str | None:
+        self.sent.append(("GET FULL VARIABLE", expression))
+        return f"{self.status}:{self.keys}"
+
+    async def wait_for_digit(self, _timeout_ms: int) -> str | None:
+        self.sent.append(("WAIT FOR DIGIT",))
+        return None
+
+
+def test_digits_read_back_become_asterisks_digit_sounds():
+    files = as_files([PlayFile("/s/a1"), SayDigits("6175"), PlayFile("/s/b2")])
+    assert files is not None
+    assert [f.path for f in files] == ["/s/a1", "digits/6", "digits/1", "digits/7",
+                                       "digits/5", "/s/b2"]
+
+
+@pytest.mark.parametrize("items", [
+    [PlayFile("/s/a"), SayTime(0, "UTC", "ABdY")],  # a time: SAY DATETIME
+    [PlayFile("/s/a,b")],  # would split Read's arguments
+    [PlayFile("/s/a&b")],  # would split its files
+    [SayDigits("٣")],  # a digit to str.isdigit, not an ASCII one
+    [],
+])
+def test_what_cannot_be_one_read_keeps_the_old_commands(items):
+    assert as_files(items) is None
+
+
+async def test_one_read_plays_the_question_and_returns_its_keys():
+    channel = Channel(keys="01021990")
+    got = await read(channel, [PlayFile("/s/q"), PlayFile("digits/1")], 8, 6000,
+                     any_key=False)
+    assert got == "01021990"
+    assert channel.sent == [("EXEC", "Read", "IVR_KEYS,/s/q&digits/1,8,,1,6"),
+                            ("GET FULL VARIABLE", "${READSTATUS}:${IVR_KEYS}")]
+
+
+async def test_any_key_reads_hash_and_star_as_keys_and_the_channels_timeouts():
+    channel = Channel(keys="#")
+    assert await ask(channel, [PlayFile("/s/menu")], ALL_KEYS, 8000) == "#"
+    assert channel.sent[0] == ("EXEC", "Read", "IVR_KEYS,/s/menu,1,t,1,8")
+    channel = Channel(keys="1")
+    assert await read(channel, [PlayFile("/s/q")], 15, 0, any_key=False) == "1"
+    assert channel.sent[0] == ("EXEC", "Read", "IVR_KEYS,/s/q,15,,1")
+
+
+async def test_a_timeout_is_no_key_and_only_keys_come_back():
+    assert await ask(Channel(status="TIMEOUT"), [PlayFile("/s/m")], ALL_KEYS, 5000) is None
+    assert await read(Channel(keys="12x)3"), [PlayFile("/s/m")], 8, 5000,
+                      any_key=False) == "123"
+
+
+@pytest.mark.parametrize(("status", "exec_result"), [("HANGUP", "0"), ("OK", "-1")])
+async def test_a_hang_up_during_the_question_ends_the_flow(status, exec_result):
+    with pytest.raises(AgiHangup):
+        await read(Channel(status=status, exec_result=exec_result), [PlayFile("/s/q")],
+                   1, 5000, any_key=True)
+
+
+async def test_a_failed_read_still_waits_for_a_key():
+    channel = Channel(status="ERROR")
+    assert await read(channel, [PlayFile("/s/q")], 1, 5000, any_key=True) == ""
+    assert channel.sent[-1] == ("WAIT FOR DIGIT",)
+
+
+async def test_a_question_that_limits_its_keys_keeps_get_option():
+    channel = Channel(keys="2")
+    assert await ask(channel, [PlayFile("/s/offer")], "12", 5000) == "2"
+    assert [c[0] for c in channel.sent] == ["GET OPTION"]
