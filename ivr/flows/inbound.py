@@ -74,6 +74,9 @@ async def handle(ctx: CallContext) -> Outcome:
 
 
 async def _steps(s: Session) -> Outcome:
+    # Before the first prompt, not between the notice and the first question, where a
+    # round trip is a gap a caller's key can fall into.
+    await intake.set_timeouts(s)
     await language.run(s)
     s.step = "greeting"
     await calls.add_event(s.db, s.call_id, "prompt.greeting")

@@ -141,7 +141,7 @@ async def ask_callback(s: Session) -> None:
         if s.caller_e164:
             items = [s.flow("offer_caller_id"), SayDigits(spoken_number(s.caller_e164)),
                      s.flow("offer_caller_id_end")]
-            typed = await _offer(s, items, first=attempt == 1)
+            typed = await _offer(s, items)
             key = typed[:1] or None
             if typed == "1":  # that number
                 await calls.save_intake(s.db, s.call_id, "callback", value=s.caller_e164,
@@ -181,15 +181,19 @@ async def ask_callback(s: Session) -> None:
                  (Source.CALLER_ID if s.caller_e164 else "none"))
 
 
-async def _offer(s: Session, items: list[Item], first: bool) -> str:
+async def set_timeouts(s: Session) -> None:
+    """The channel's own key waits, for the questions that use them (the caller-ID offer):
+    the rules' time for a first key, a short pause after a lone key."""
+    await set_key_timeouts(s.channel, s.timeout_ms, ACCEPT_WAIT_MS)
+
+
+async def _offer(s: Session, items: list[Item]) -> str:
     """The caller ID offered back: "1" (yes, that number: a lone 1 and a short pause), a
     number typed instead, or '' (no key)."""
     files = as_files(items)
     if files is not None:
         # One Read takes the lone "1" or a whole number typed at once, which a key-by-key
         # reading loses to res_agi between its commands when the controller is slow.
-        if first:
-            await set_key_timeouts(s.channel, s.timeout_ms, ACCEPT_WAIT_MS)
         return await read(s.channel, files, MAX_NUMBER_DIGITS, 0, any_key=False)
     key = await ask(s.channel, items, ALL_KEYS, s.timeout_ms)
     if key is None:

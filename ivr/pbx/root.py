@@ -28,8 +28,11 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 #: Packages the root needs; python3 runs the process-per-call baseline of the benchmark.
+#: The -es package only links sounds/es to the -es-wav files (update-alternatives): the
+#: -wav one merely recommends it, and without the link Asterisk has no Spanish at all
+#: (a Spanish date read back fails; digits fall back to English).
 ROOT_PACKAGES = ("asterisk", "asterisk-modules", "asterisk-core-sounds-en-wav",
-                 "asterisk-core-sounds-es-wav", "python3")
+                 "asterisk-core-sounds-es-wav", "asterisk-core-sounds-es", "python3")
 ROOT_NAME = "asterisk-root-sid"
 MARKER = ".ivr-root-ok"
 MIN_MAJOR = 22

@@ -33,7 +33,8 @@ reading call, dtmf, user and agi events):
   controller's first STREAM FILE/GET DATA/SAY/RECORD as AGIExecStart; plain: the
   UserEvent before Playback);
 - key to next prompt: a key's DTMFEnd (the last key of a run) to the next prompt's start,
-  less the time the flow spends by design waiting for more keys (WAIT FOR DIGIT);
+  less the time the flow spends by design waiting for more keys (WAIT FOR DIGIT, or the
+  rest of the Read the key came in);
 - completed: the caller's plan ran to its end and the service then hung up;
 - shed: calls the controller shed or that missed its bound (IvrControllerReturned
   Result: shed, IvrControllerTimeout), which went to the dialplan's intake;
@@ -69,8 +70,9 @@ MAX_LEVEL = 450  # Asterisk's RTP range here (1000 ports) holds 500 calls
 KINDS = frozenset({"UserEvent", "DTMFEnd", "AGIExecStart", "AGIExecEnd"})
 #: AGI commands that start something the caller hears (a prompt, a read-back, the beep).
 PROMPT_COMMANDS = ("STREAM FILE", "GET DATA", "SAY ", "RECORD FILE", "CONTROL STREAM FILE",
-                   "GET OPTION", "EXEC Playback", "EXEC Background")
+                   "GET OPTION", "EXEC Playback", "EXEC Background", "EXEC Read")
 WAIT_COMMAND = "WAIT FOR DIGIT"
+READ_COMMAND = "EXEC Read"
 
 
 @dataclass
@@ -208,10 +210,17 @@ def key_latencies(timeline: list[dict[str, str]],
     for i, e in enumerate(timeline):
         if e.get("Event") != "DTMFEnd" or e.get("Direction") != "Received":
             continue
-        waited, started = 0.0, None
+        waited, started, inside = 0.0, None, True
         for later in timeline[i + 1:]:
             if later.get("Event") == "DTMFEnd":
                 break  # not the last key of its run
+            if later.get("Event") == "AGIExecStart":
+                inside = False
+            if inside and later.get("Event") == "AGIExecEnd" and later.get(
+                    "Command", "").startswith(READ_COMMAND):
+                # The key came in a Read, which waits by design for more keys (a lone
+                # "1" of the offer: TIMEOUT(digit)); the controller's time starts at its end.
+                waited += float(later["Timestamp"]) - float(e["Timestamp"])
             if later.get("Event") == "AGIExecStart" and later.get("Command", "").startswith(
                     WAIT_COMMAND):
                 started = float(later["Timestamp"])
