@@ -27,6 +27,9 @@ then steady rates (R new calls a second for --rate-seconds). Each runs through t
 dialplan first (bench_capacity's menu: greeting, a key, a recording, goodbye; its
 callers listen, press 4, speak after the beep, press #), then through `ivr serve`.
 
+The controller runs with the product's bounds (controller_answer_seconds,
+admission_max_lag_ms: ivr.config's defaults), not the suite's relaxed ones.
+
 Measured on the PBX, from AMI events with Asterisk's timestamps (a bench-only AMI user
 reading call, dtmf, user and agi events):
 - first prompt: the call's answer (IvrInbound / BenchAnswered) to its first prompt (the

@@ -49,6 +49,8 @@ class Stack:
     _controller_log: Any = None
     # Extra IVR_* variables for the controller process (e.g. IVR_ONCALL_MINUTE_SECONDS).
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Settings that replace the suite's own below (the benchmarks: the product's bounds).
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -71,7 +73,7 @@ class Stack:
             # The tests' own keyring (conftest), else one beside the data: never the
             # user's. The controller makes it on its first start.
             key_file=Path(os.environ.get("IVR_KEY_FILE") or self.workdir / "keys.json"),
-        ).validate()
+        ).with_overrides(**self.overrides).validate()
         keys.use(keys.KeySource(self.settings))  # this process reads what the stack sealed
         self.pbx = PbxInstance(self.settings, ensure_root(self.settings.cache_dir))
 
