@@ -421,12 +421,12 @@ async def read(channel: AgiChannel, files: Sequence[PlayFile], max_digits: int,
     for item in files:
         trace_prompt(channel, item)
     seconds = timeout_ms / 1000 if timeout_ms > 0 else READ_WAIT_MOST_S
-    reply = await channel.exec(
-        "Read", f"{READ_VARIABLE},{'&'.join(f.path for f in files)},{max_digits},"
-                f"{'t' if any_key else ''},1,{seconds:g}" if timeout_ms > 0 else
-                f"{READ_VARIABLE},{'&'.join(f.path for f in files)},{max_digits},"
-                f"{'t' if any_key else ''},1",
-        timeout=125 + seconds * (max_digits + 1))
+    args = [READ_VARIABLE, "&".join(f.path for f in files), str(max_digits),
+            "t" if any_key else "", "1"]
+    if timeout_ms > 0:  # else no timeout argument: the channel's own (set_key_timeouts)
+        args.append(f"{seconds:g}")
+    reply = await channel.exec("Read", ",".join(args),
+                               timeout=125 + seconds * (max_digits + 1))
     if reply.result_int < 0:
         raise AgiHangup("caller hung up during a question")
     got = await channel.get_full_variable(f"${{READSTATUS}}:${{{READ_VARIABLE}}}")
