@@ -182,7 +182,7 @@ class PbxInstance:
         # The parents inside the root stay root's (0755); only the instance folder and
         # what is below it are the PBX user's.
         if not self.host_dir.is_dir():
-            self.host_dir.parent.mkdir(parents=True, exist_ok=True)
+            _traversable_parents(self.host_dir.parent)
             with contextlib.suppress(FileExistsError):
                 self.host_dir.mkdir(mode=0o700)
         if self.host_dir.is_symlink():
@@ -469,3 +469,17 @@ class PbxInstance:
                 row["ok"] = reg["state"] == "Registered"
             out.append(row)
         return out
+
+
+def _traversable_parents(folder: Path) -> None:
+    """`folder` and its missing parents made 0755, whatever the umask (an `ivr` command
+    runs with 077, and the PBX user must pass through them to its instance folder); the
+    instances' own parent repaired if an earlier version made it closed."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for level in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            level.mkdir()
+        os.chmod(level, 0o755)
+    st = folder.stat()
+    if st.st_uid == os.geteuid() and st.st_mode & 0o055 != 0o055:
+        os.chmod(folder, 0o755)

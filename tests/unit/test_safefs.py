@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 from ivr.pbx import safefs
 
@@ -25,3 +26,21 @@ def test_hand_over_keeps_files_private(tmp_path):
     safefs.hand_over(tmp_path, "sounds", None)
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
     assert oct((folder / "a.wav").stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_instances_parents_open_to_the_pbx_user_whatever_the_umask(tmp_path):
+    """`ivr cluster up` first on a fresh machine (umask 077) made /var/lib/ivr-pbx 0700:
+    the PBX user could not reach its own folder and Asterisk did not boot."""
+    from ivr.pbx.instance import _traversable_parents
+
+    parent = tmp_path / "var" / "lib" / "ivr-pbx"
+    mask = os.umask(0o077)
+    try:
+        _traversable_parents(parent)
+    finally:
+        os.umask(mask)
+    assert [stat.S_IMODE((tmp_path / p).stat().st_mode)
+            for p in ("var", "var/lib", "var/lib/ivr-pbx")] == [0o755] * 3
+    os.chmod(parent, 0o700)  # made so by an earlier version: repaired
+    _traversable_parents(parent)
+    assert stat.S_IMODE(parent.stat().st_mode) == 0o755
