@@ -6,31 +6,31 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 from crypto_helpers import (
     CALLER,
     DOB,
-    REPO,
     key_strings,
     settings_in,
     tone_wav,
     using_key_file,
 )
+from support import cli
+from support.cli import Ran
 
 from ivr.db.engine import Database
 from ivr.records import audit, calls, recordings
 from ivr.secure import keys
 
 
-def _ivr(settings, *args: str) -> subprocess.CompletedProcess[str]:
+def _ivr(settings, *args: str) -> Ran:
+    """The command in this process (its keyring read from its own settings, as a process
+    would: tests/support/cli.py)."""
     env = {k: v for k, v in os.environ.items() if k != keys.ENV_KEYS}
     env.update(IVR_DATA_DIR=str(settings.data_dir), IVR_KEY_FILE=str(settings.key_file),
                IVR_INSTANCE=settings.instance, IVR_DB_URL=settings.db_url)
-    return subprocess.run([sys.executable, "-m", "ivr.cli", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    return cli.run(args, env)
 
 
 async def _a_call(settings) -> tuple[str, bytes]:
@@ -55,10 +55,10 @@ async def test_the_key_commands_and_export_never_show_a_key(tmp_path, databases)
     settings = settings_in(tmp_path, databases)
     outputs: list[str] = []
 
-    def run(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, code: int = 0) -> Ran:
         result = _ivr(settings, *args)
         outputs.extend([result.stdout, result.stderr])
-        assert result.returncode == code, result.stderr
+        assert result.code == code, result.stderr
         return result
 
     made = run("keys", "init")
@@ -105,7 +105,7 @@ async def test_the_key_commands_and_export_never_show_a_key(tmp_path, databases)
 
 def test_an_unsafe_key_file_is_refused_with_what_to_do(tmp_path):
     settings = settings_in(tmp_path)
-    assert _ivr(settings, "keys", "init").returncode == 0
+    assert _ivr(settings, "keys", "init").code == 0
     os.chmod(settings.key_file, 0o644)
     result = _ivr(settings, "keys", "status")
-    assert result.returncode == 2 and "chmod 600" in result.stderr
+    assert result.code == 2 and "chmod 600" in result.stderr

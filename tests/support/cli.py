@@ -62,14 +62,20 @@ def run(args: Sequence[str], env: Mapping[str, str], timeout: float = 60) -> Ran
 
 def _run_here(args: Sequence[str], env: Mapping[str, str]) -> Ran:
     from ivr.cli.main import main
+    from ivr.secure import keys
 
     out, err = io.StringIO(), io.StringIO()
     with _ONE_AT_A_TIME, _environment(env), contextlib.redirect_stdout(out), \
             contextlib.redirect_stderr(err):
+        # The keyring is the process's: the command reads its own from `env`, as a
+        # process would, and the test's comes back afterwards.
+        previous = keys.use(None)
         try:
             code = main(list(args))
         except SystemExit as exc:  # argparse's usage errors and --help
             code = exc.code if isinstance(exc.code, int) else 2
+        finally:
+            keys.use(previous)
     return Ran(code, out.getvalue(), err.getvalue())
 
 

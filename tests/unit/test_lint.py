@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ivr.config import from_env
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -24,5 +26,8 @@ def test_ruff_finds_nothing():
 
 
 def test_mypy_finds_nothing():
-    res = _run("mypy", "ivr")
+    # A fresh clone has no .mypy_cache: the cache kept with the machine's other caches
+    # makes a re-run on the same machine check only what changed (40 s of CPU otherwise).
+    cache = from_env().cache_dir / f"mypy-{sys.version_info[0]}.{sys.version_info[1]}"
+    res = _run("mypy", "--cache-dir", str(cache), "ivr")
     assert res.returncode == 0, f"mypy ivr:\n{res.stdout}{res.stderr}"
