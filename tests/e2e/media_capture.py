@@ -43,6 +43,9 @@ class Datagram:
     def ports(self) -> tuple[int, int]:
         return self.src[1], self.dst[1]
 
+    def ends(self) -> set[tuple[str, int]]:
+        return {self.src, self.dst}
+
     @property
     def is_rtcp(self) -> bool:
         return len(self.data) >= 8 and self.data[0] >> 6 == 2 and 200 <= self.data[1] <= 207
@@ -65,10 +68,13 @@ class Datagram:
 
 
 class LoopbackCapture:
-    """Captures the UDP datagrams on `lo` that touch `ports`, from start() to stop()."""
+    """Captures the UDP datagrams on `lo` that touch `ports` of `hosts`, from start() to
+    stop(). The host matters: other tests' processes on other loopback addresses (a
+    cluster's nodes, Kamailio) may use the same port numbers at the same time."""
 
-    def __init__(self, ports: Iterable[int]) -> None:
+    def __init__(self, ports: Iterable[int], hosts: Iterable[str]) -> None:
         self.ports = frozenset(ports)
+        self.hosts = frozenset(hosts)
         self.packets: list[Datagram] = []
         self._stop = threading.Event()
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
@@ -95,8 +101,9 @@ class LoopbackCapture:
             if address[2] == PACKET_OUTGOING:
                 continue
             packet = _udp(frame)
-            if packet is not None and (packet.src[1] in self.ports
-                                       or packet.dst[1] in self.ports):
+            if packet is not None and any(
+                    host in self.hosts and port in self.ports
+                    for host, port in (packet.src, packet.dst)):
                 self.packets.append(packet)
 
 

@@ -61,7 +61,8 @@ class Chain:
         carrier = stack.carrier.settings
         self.service_ports = range(s.rtp_start, s.rtp_end + 1)
         self.carrier_ports = range(carrier.rtp_start, carrier.rtp_end + 1)
-        capture = (LoopbackCapture([*self.service_ports, *self.carrier_ports])
+        capture = (LoopbackCapture([*self.service_ports, *self.carrier_ports],
+                                   [s.sip_host, carrier.sip_host])
                    if can_capture() else None)
         try:
             if capture:
@@ -140,9 +141,11 @@ def test_no_plain_audio_crossed_the_service_media_ports(chain):
     assert chain.report.ok, chain.report.explain()
     packets = chain.packets
     assert packets is not None
-    service = set(chain.service_ports)
-    secured = [p for p in packets if service & set(p.ports())]
-    plain = [p for p in packets if not service & set(p.ports())]
+    # The service's media ends are its address's ports (another test's process may use
+    # the same port numbers on another loopback address).
+    service = {(chain.stack.settings.sip_host, port) for port in chain.service_ports}
+    secured = [p for p in packets if service & p.ends()]
+    plain = [p for p in packets if not service & p.ends()]
     # Enough media to judge (a 50 packets/s stream each way for most of the call).
     assert len(secured) > 1000 and len(plain) > 1000, (len(secured), len(plain))
     assert not [p for p in secured if not (p.is_rtp or p.is_rtcp)]

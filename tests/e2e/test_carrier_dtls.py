@@ -38,7 +38,7 @@ def test_a_call_in_is_dtls_srtp(dtls_edge, tmp_path):
     cmark = dtls_edge.carrier_events.mark()
     s = dtls_edge.settings
     service = range(s.rtp_start, s.rtp_end + 1)
-    capture = LoopbackCapture(service).start() if can_capture() else None
+    capture = LoopbackCapture(service, [s.sip_host]).start() if can_capture() else None
     try:
         # Until the greeting is heard: media flowed, so the handshake was done.
         plan = CallPlan(caller_id="+16175550197",

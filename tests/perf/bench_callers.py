@@ -145,8 +145,9 @@ def run_callers(bench: Bench, variant: str, plan: CallPlan, starts: list[float],
         # A swarm's profile, if asked (python -m pstats agentN/profile.out).
         extra = ["--profile", str(work / "profile.out")] if caller == "swarm" and \
             bench.args.profile_callers else []
+        nice = ["nice", "-n", str(bench.args.caller_nice)] if bench.args.caller_nice else []
         procs.append((work, log, subprocess.Popen(
-            [sys.executable, "-m", CALLER_MODULES[caller], "--spec", str(work / "spec.json"),
+            [*nice, sys.executable, "-m", CALLER_MODULES[caller], "--spec", str(work / "spec.json"),
              "--out", str(work / "out.json"), *extra], cwd=REPO, stdout=log,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)))
     # All processes watched at once (each one's CPU as last seen alive, every 0.5 s).
@@ -369,6 +370,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--uvloop", action=argparse.BooleanOptionalAction, default=False,
                         help="the controller on uvloop (IVR_UVLOOP=1) instead of asyncio's "
                              "own loop (the default, as in production): to compare the two")
+    parser.add_argument("--caller-nice", type=int, default=0, metavar="N",
+                        help="run the callers at niceness N (default 0): they stand in for "
+                             "phones on other machines, and at 10 they take only the CPU "
+                             "the PBX and the controller leave")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     parser.add_argument("--profile-callers", action="store_true",
