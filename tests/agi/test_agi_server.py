@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -105,8 +106,12 @@ async def test_disconnect_during_handshake_does_not_block_the_loop(no_leaked_tas
         if partial:
             await bad.send_raw(partial)
         await bad.close()
-        before = ticker.ticks
-        await asyncio.sleep(0.1)
+        # A read that blocked the loop would hold it for the handshake's 5 s: three
+        # 10 ms ticks must come well within half of that (a starved machine can delay
+        # a tick by some hundreds of ms, never by seconds in a row).
+        before, started = ticker.ticks, time.monotonic()
+        while ticker.ticks - before < 3 and time.monotonic() - started < 2.5:
+            await asyncio.sleep(0.01)
         assert ticker.ticks - before >= 3, "event loop stalled after a half handshake"
         # The next call is served right away.
         await asyncio.wait_for(play_sentinel_call(server.port, uniqueid="node-1795722896.1"),

@@ -9,7 +9,7 @@ killed are drilled under continuous calls in tests/cluster/test_cluster_load.py 
 drill`). The test rules (tests/support/cluster.py) have short prompts, and a test that
 needs only a finished call dials their quick practice (callback number, menu); the whole
 intake is taken where a test checks it. Nodes on 127.0.0.5/.6, Kamailio on 127.0.0.4,
-ports 27000-27999.
+ports 12000-12999.
 """
 
 from __future__ import annotations

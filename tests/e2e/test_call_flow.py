@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from harness import REPO, drop_pending_callbacks, run_scenario, timed_caller_scenario, wait_for
-from support.plans import answer, happy, speak, voices
+from support.plans import answer, choose, happy, speak, voices
 from support.reacting import cue_when
 from support.sipp import CallerSpec
 
@@ -49,25 +49,25 @@ HOLD_THEN_HANG_UP = [Listen(quiet_ms=0, min_voice_ms=4000), Pause(30000), Hangup
 
 # name -> (number dialled, caller ID, Diversion, steps from the voices)
 SCENARIOS: dict[str, tuple[str, str, str | None, Any]] = {
-    "routine": (SUNNY_DID, "+16175550142", None, lambda v: happy(v) + answer("4")),
+    "routine": (SUNNY_DID, "+16175550142", None, lambda v: happy(v) + choose("4")),
     "urgent": (SUNNY_DID, "+16175550143", None,
-               lambda v: happy(v) + answer("1") + HOLD_THEN_HANG_UP),
+               lambda v: happy(v) + choose("1") + HOLD_THEN_HANG_UP),
     "emergency": (SUNNY_DID, "+16175550144", None,
-                  lambda v: happy(v) + answer("9") + HOLD_THEN_HANG_UP),
+                  lambda v: happy(v) + choose("9") + HOLD_THEN_HANG_UP),
     "forwarded": (SHARED_TRUNK_DID, "+16175550145",
                   f"<sip:{SUNNY_FWD}@127.0.0.1>;reason=no-answer",
-                  lambda v: happy(v) + answer("3")),
+                  lambda v: happy(v) + choose("3")),
     "overflow": (MESA_DID, "+16175550146", f"<sip:{MESA_FWD}@127.0.0.1>;reason=user-busy",
-                 lambda v: happy(v) + answer("2")),
+                 lambda v: happy(v) + choose("2")),
     "unknown": (UNKNOWN_DID, "+16175550147", None, happy),
     "anonymous": (SUNNY_DID, "anonymous", None,
                   lambda v: [*answer("6175550177#"), *answer("1"), *answer("07041965"),
                              *answer("1"), *speak(v["name"]), *speak(v["reason"]),
-                             *answer("4")]),
+                             *choose("4")]),
     "invalid": (SUNNY_DID, "+16175550148", None,
                 lambda v: [*answer("555#"), *answer("1"), *answer("13451990"),
                            *answer("01021990"), *answer("1"), *speak(v["name"]),
-                           *speak(v["reason"]), *answer("7"), *answer("4")]),
+                           *speak(v["reason"]), *choose("7"), *choose("4")]),
     # Says nothing at all, to the end (the line stays open: silence keeps arriving).
     "silence": (MESA_DID, "+16175550149", None, lambda v: [AwaitEnd(400)]),
     # Hangs up once the controller has begun to ask for the number (its cue, below): a

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from harness import wait_for
 from support import cli as ivr_cli
-from support.plans import DOB_KEYS, answer, speak, voices
+from support.plans import DOB_KEYS, answer, choose, speak, voices
 
 from ivr.caller.plan import CallPlan
 from ivr.flows.audio import analyse
@@ -35,7 +35,7 @@ def steps(v: dict[str, str]) -> tuple:
     """Key another callback number over the caller-ID offer and confirm it; key the date
     of birth and confirm it; say the name and the reason; 4: a routine message."""
     return (*answer("6175550182#"), *answer("1"), *answer(DOB_KEYS), *answer("1"),
-            *speak(v["name"]), *speak(v["reason"]), *answer("4"))
+            *speak(v["name"]), *speak(v["reason"]), *choose("4"))
 
 
 PATIENT_VALUES = ["1990-01-02", "19900102", "01021990", "01/02/1990",

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from harness import wait_for
 from oncall_helpers import call_of, practice_yaml, restore, use_rules
-from support.plans import DOB_KEYS, answer, happy, voices
+from support.plans import DOB_KEYS, answer, choose, happy, voices
 
 from ivr.caller.plan import AwaitEnd, CallPlan
 from ivr.flows.speech import PromptLibrary
@@ -81,7 +81,7 @@ def test_a_spanish_caller_hears_only_spanish_after_pressing_2(bilingual, tmp_pat
     stack, rules = bilingual
     v = voices(stack)
     plan = CallPlan(caller_id=CALLER,
-                    steps=(*answer("2"), *happy(v), *answer("4"), AwaitEnd(120)))
+                    steps=(*answer("2"), *happy(v), *choose("4"), AwaitEnd(120)))
     report = stack.place(plan, DID, tmp_path / "call")
     assert report.ok, report.explain()
     call = wait_for(lambda: (c := call_of(stack, DID)) is not None and c["ended_at"] and c,

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 from harness import REPO, wait_for
 from oncall_helpers import call_of, practice_yaml, restore, use_rules
-from support.plans import answer, speak
+from support.plans import accept_caller_id, answer, choose, speak
 
 from ivr.caller.plan import AwaitEnd, CallPlan, Hangup, Listen, Phone, PhoneBook, Press, Say
 from ivr.pbx.prompts import synthesize
@@ -31,7 +31,8 @@ REASON = "My son is having trouble breathing."
 def caller_steps(reason_wav: str) -> tuple:
     """Accept the caller ID, say the reason, 4 (routine) in the menu; then hear the
     red-flag offer and take it (1), and stay on the line to the end."""
-    return (*answer("1"), *speak(reason_wav), *answer("4"), *answer("1"), AwaitEnd(180))
+    return (*accept_caller_id(), *speak(reason_wav), *choose("4"), *answer("1"),
+            AwaitEnd(180))
 
 
 @pytest.fixture
@@ -103,7 +104,7 @@ def test_a_real_calls_note_carries_the_reason_in_words(red_flag_practice, tmp_pa
     # espeak-ng's default voice says "fever" so that Whisper tiny.en rarely hears it (the
     # benchmark's WER); a clearer synthetic voice stands in for a person here.
     said = synthesize(FEVER, stack.workdir / "voices", voice="en-gb+f3", speed=140)
-    steps = (*answer("1"), *speak(str(said)), *answer("4"), AwaitEnd(180))
+    steps = (*accept_caller_id(), *speak(str(said)), *choose("4"), AwaitEnd(180))
     report = stack.place(CallPlan(caller_id=FEVER_CALLER, steps=steps), DID,
                          tmp_path / "call")
     assert report.ok, report.explain()

@@ -46,6 +46,7 @@ import psutil
 from sqlalchemy import select
 from support.cluster import (
     CALLER_SCENARIO,
+    E2E_CLUSTER_PORTS,
     QUICK,
     RealCluster,
     e2e_port_base,
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     # Media ports enough for every level (RTP and RTCP per call), so the ramp finds
     # where the machine gives up, not where a port range ends.
     rtp_per_node = 2 * max(levels) + 20
-    rtp_start = 40000 + 2000 * (e2e_port_base() - 27000) // 250
+    rtp_start = 40000 + 2000 * (e2e_port_base() - E2E_CLUSTER_PORTS) // 250
     with running_cluster("ivr-bench-cluster-", "bench: after hours", keep=args.keep,
                          rtp=(rtp_start, rtp_per_node)) as cluster:
         sipp_port = cluster.base + 60  # the drills' caller slots are base+50..53

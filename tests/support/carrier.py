@@ -34,10 +34,14 @@ from support.recorder import EventRecorder
 from support.stack import REPO, Stack, own_stack
 
 CARRIER_HOST = "127.0.0.8"
+# SIP and media 13000-13599, apart from the workers' RTP ranges (tests/support/ports.py).
+CARRIER_PORTS = 13000
+
+
 def carrier_base() -> int:
     """20 ports on 127.0.0.8 for this test process (its xdist worker and run offset):
     several workers run carrier tests at once."""
-    return 28000 + 20 * (worker_ports().worker % 10)
+    return CARRIER_PORTS + 20 * (worker_ports().worker % 10)
 ACCOUNT = "acct1234"
 PASSWORD_ENV = "IVR_TEST_CARRIER_PASSWORD"
 FORWARDED = "+16175550111"  # sunny-pediatrics' own number, forwarded after hours
@@ -113,8 +117,8 @@ def carrier_settings(name: str, workdir: Path) -> config.Settings:
     return config.Settings(
         instance=name, sip_host=CARRIER_HOST, sip_port=b, ami_host=CARRIER_HOST,
         ami_port=b + 1, agi_host=CARRIER_HOST, agi_port=b + 2, web_port=b + 3,
-        gateway_port=b + 4, rtp_start=28200 + 40 * (b % 1000 // 20),
-        rtp_end=28200 + 40 * (b % 1000 // 20) + 39, data_dir=workdir / name,
+        gateway_port=b + 4, rtp_start=CARRIER_PORTS + 200 + 40 * (b % 1000 // 20),
+        rtp_end=CARRIER_PORTS + 200 + 40 * (b % 1000 // 20) + 39, data_dir=workdir / name,
         cache_dir=config.Settings().cache_dir).validate()
 
 

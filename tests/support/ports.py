@@ -11,7 +11,9 @@ import threading
 class PortPlan:
     """Ports for one test process, disjoint from other xdist workers and from the kernel's
     ephemeral range, so parallel workers never race for a port between choosing and
-    binding it. Worker N owns 15000+200N .. 15000+200N+199 and RTP 21000+1000N .. +999."""
+    binding it. Worker N owns 15000+200N .. 15000+200N+199 and RTP 21000+1000N .. +999;
+    the cluster and carrier tests' own ports are 11000-13599, apart from both (an RTP port
+    Asterisk picks must never be one another test binds)."""
 
     def __init__(self, worker: int | None = None) -> None:
         if worker is None:

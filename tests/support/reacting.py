@@ -29,15 +29,13 @@ from ivr.caller.plan import (
     Say,
     Step,
 )
-from support.plans import BEEP, NAME, hear
+from support.plans import BEEP, MENU, NAME, OFFER, hear
 
 GREETING = "Hello, this is the nurse on call. How can I help you?"
 #: Each turn asks for most of its prompts' voice, as measured idle (the prompts are fixed
 #: TTS), more than what comes before its last prompt. A prompt shortened below these
 #: makes its Listen time out, saying what it heard.
 HEAR = hear()
-OFFER = hear(9500)  # "To be called back at <digits>" (8 s), "press 1. To give..." (4.3 s)
-MENU = hear(5000)  # the practice's triage menu (7 s)
 SCREENING = hear(14000)  # who calls, the name, the number (15 s), "To accept..." (4 s)
 LINE_MESSAGE = hear(15000)  # clinician line: count, message, number (16 s), its menu (4 s)
 TAKEN = hear(3500)  # "you have the message" (2 s), "press 1 to call the patient now" (3.5 s)
