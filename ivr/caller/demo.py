@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ivr.caller.plan import BEEP, AwaitEnd, CallPlan, Press, Say, Step, turn
+from ivr.caller.plan import (
+    BEEP,
+    MENU_VOICE_MS,
+    OFFER_VOICE_MS,
+    AwaitEnd,
+    CallPlan,
+    Press,
+    Say,
+    Step,
+    turn,
+)
 from ivr.pbx.prompts import synthesize
 
 
@@ -26,7 +36,7 @@ def intake_steps(patient: Patient, voices: Path) -> list[tuple[Step, str]]:
     name = synthesize(patient.name, voices)
     reason = synthesize(patient.reason, voices)
     return [
-        (turn(), "heard the greeting and the offer to call back the caller ID"),
+        (turn(OFFER_VOICE_MS), "heard the greeting and the offer to call back the caller ID"),
         (Press("1"), "pressed 1: yes, call me back on this number"),
         (turn(), "heard the date of birth question"),
         (Press(patient.dob_keys), f"keyed the date of birth {patient.dob_keys}"),
@@ -36,7 +46,7 @@ def intake_steps(patient: Patient, voices: Path) -> list[tuple[Step, str]]:
         (Say(str(name)), f"said {patient.name!r}"),
         (BEEP, "heard 'say why you are calling', and the beep"),
         (Say(str(reason)), f"said {patient.reason!r}"),
-        (turn(), "heard the menu"),
+        (turn(MENU_VOICE_MS), "heard the menu"),
         (Press(patient.menu_key), f"pressed {patient.menu_key} in the menu"),
         (AwaitEnd(), "the service ended the call"),
     ]

@@ -42,6 +42,14 @@ def turn(min_voice_ms: int = 800, timeout_s: float = 300.0) -> Listen:
     return Listen(quiet_ms=2000, min_voice_ms=min_voice_ms, timeout_s=timeout_s)
 
 
+#: The least voice of two turns that follow another command of the service, where a
+#: starved controller can leave seconds of quiet (a key pressed there is lost,
+#: docs/platform.md): the offer to call back the caller ID ("To be called back at
+#: <digits>", 8 s, "press 1. To give...", 4.3 s) after the greeting, and the triage menu
+#: (four or more choices, 7 s or more) after the reason's recording.
+OFFER_VOICE_MS = 9500
+MENU_VOICE_MS = 5000
+
 #: "After the tone, please say...": the beep ends the turn, however long the pause
 #: before it (a caller who spoke in that pause would not be recorded). A beep a starved
 #: line garbled past recognition: 2 s of quiet end the turn, inside the recording's 3 s.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ivr.caller.plan import BEEP, Press, Say, Step, turn
+from ivr.caller.plan import BEEP, MENU_VOICE_MS, OFFER_VOICE_MS, Press, Say, Step, turn
 
 NAME = "Alex Smith."
 REASON = "My daughter has had a fever since this morning."
@@ -16,11 +16,9 @@ def answer(keys: str) -> list[Step]:
     return [hear(), Press(keys)]
 
 
-#: The offer to call back the caller ID heard to its end: "To be called back at <digits>"
-#: (8 s), "press 1. To give..." (4.3 s). The greeting before it is another command; a
-#: starved controller can leave seconds of quiet between them, and a key pressed there
-#: is lost (docs/platform.md), so the greeting's voice alone must not end this turn.
-OFFER = hear(9500)
+#: The offer to call back the caller ID heard to its end (the greeting's voice alone
+#: must not end this turn: ivr.caller.plan).
+OFFER = hear(OFFER_VOICE_MS)
 
 
 def accept_caller_id() -> list[Step]:
@@ -28,10 +26,9 @@ def accept_caller_id() -> list[Step]:
     return [OFFER, Press("1")]
 
 
-#: The triage menu heard to its end: every example practice's menu names four or more
-#: choices (7 s of speech or more), so a gap a starved PBX leaves inside it or before it
-#: (2 s after 0.9 s of voice, seen beside two CPU hogs) is not taken for its end.
-MENU = hear(5000)
+#: The triage menu heard to its end (a gap before it or inside it, 2 s after 0.9 s of
+#: voice seen beside two CPU hogs, is not its end).
+MENU = hear(MENU_VOICE_MS)
 
 
 def choose(key: str) -> list[Step]:
