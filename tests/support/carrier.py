@@ -34,18 +34,19 @@ from support.recorder import EventRecorder
 from support.stack import REPO, Stack, own_stack
 
 CARRIER_HOST = "127.0.0.8"
-# SIP and media 13000-13599, apart from the workers' RTP ranges (tests/support/ports.py).
+# SIP and media 13000-13599, apart from the workers' RTP ranges (tests/support/ports.py):
+# 20 SIP/AMI/AGI ports a worker from 13000, 40 RTP ports a worker from 13200.
 CARRIER_PORTS = 13000
+ACCOUNT = "acct1234"
+PASSWORD_ENV = "IVR_TEST_CARRIER_PASSWORD"
+FORWARDED = "+16175550111"  # sunny-pediatrics' own number, forwarded after hours
+FAX_LINE = "+16175550188"  # the practice's fax machine, reached through the carrier
 
 
 def carrier_base() -> int:
     """20 ports on 127.0.0.8 for this test process (its xdist worker and run offset):
     several workers run carrier tests at once."""
     return CARRIER_PORTS + 20 * (worker_ports().worker % 10)
-ACCOUNT = "acct1234"
-PASSWORD_ENV = "IVR_TEST_CARRIER_PASSWORD"
-FORWARDED = "+16175550111"  # sunny-pediatrics' own number, forwarded after hours
-FAX_LINE = "+16175550188"  # the practice's fax machine, reached through the carrier
 
 
 @dataclass(frozen=True)
@@ -114,11 +115,11 @@ def make_pki(folder: Path, owner: tuple[int, int] | None) -> Pki:
 
 def carrier_settings(name: str, workdir: Path) -> config.Settings:
     b = carrier_base()
+    rtp = CARRIER_PORTS + 200 + 40 * ((b - CARRIER_PORTS) // 20)  # the worker's 40
     return config.Settings(
         instance=name, sip_host=CARRIER_HOST, sip_port=b, ami_host=CARRIER_HOST,
         ami_port=b + 1, agi_host=CARRIER_HOST, agi_port=b + 2, web_port=b + 3,
-        gateway_port=b + 4, rtp_start=CARRIER_PORTS + 200 + 40 * (b % 1000 // 20),
-        rtp_end=CARRIER_PORTS + 200 + 40 * (b % 1000 // 20) + 39, data_dir=workdir / name,
+        gateway_port=b + 4, rtp_start=rtp, rtp_end=rtp + 39, data_dir=workdir / name,
         cache_dir=config.Settings().cache_dir).validate()
 
 

@@ -28,6 +28,7 @@ from ivr.pbx.prompts import synthesize
 from ivr.records import calls
 from support.plans import DOB_KEYS, NAME, REASON, accept_caller_id, answer, choose
 from support.polling import wait_for
+from support.ports import worker_ports
 from support.sipp import sipp_binary
 from support.stack import REPO
 
@@ -40,10 +41,7 @@ E2E_CLUSTER_PORTS = 12000
 
 def cluster_port_base() -> int:
     """50 ports for this test process in 11000-11999 (its xdist worker and run offset)."""
-    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    worker = int(name[2:]) if name[2:].isdigit() else 0
-    worker += int(os.environ.get("IVR_TEST_WORKER_OFFSET", "0") or 0)
-    return CLUSTER_PORTS + 50 * (worker % 20)
+    return CLUSTER_PORTS + 50 * (worker_ports().worker % 20)
 
 
 _SDP = """v=0
@@ -234,10 +232,7 @@ def write_test_rules(folder: Path, quick_webhook: str | None = None) -> Path:
 
 def e2e_port_base() -> int:
     """250 ports in 12000-12999 for this test process (its xdist worker and run offset)."""
-    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    worker = int(name[2:]) if name[2:].isdigit() else 0
-    worker += int(os.environ.get("IVR_TEST_WORKER_OFFSET", "0") or 0)
-    return E2E_CLUSTER_PORTS + 250 * (worker % 4)
+    return E2E_CLUSTER_PORTS + 250 * (worker_ports().worker % 4)
 
 
 class RealCluster:
