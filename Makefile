@@ -23,7 +23,7 @@ TEST_WORKERS ?= 7
 BENCH_ARGS ?=
 
 test: setup
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
 
 # Drills too slow for `make test` (docs/cluster.md): PostgreSQL restarted during 20 calls
 # through a 2-node cluster, the counts printed. CI runs it after `make test`.

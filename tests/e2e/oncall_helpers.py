@@ -15,6 +15,10 @@ from pathlib import Path
 from harness import wait_for
 
 MINUTE_SECONDS = "1"
+# The caller's wait (max_caller_wait_seconds) in tests whose caller must reach a
+# clinician: on a loaded machine ringing and screening one clinician takes 45 s or more,
+# so a wait of 30 s turned a bridge into a call-back promise.
+BRIDGE_WAIT = 400
 
 
 def practice_yaml(pid: str, did: str, clinicians: list[tuple[str, str, int]], *,

@@ -27,7 +27,7 @@ from media_capture import (
     entropy,
     plain_audio_crossed,
 )
-from oncall_helpers import call_of, gateway_channels, practice_yaml, use_rules
+from oncall_helpers import BRIDGE_WAIT, call_of, gateway_channels, practice_yaml, use_rules
 from support import carrier as c
 from support.reacting import (
     bridged,
@@ -82,7 +82,7 @@ def chain(tmp_path_factory):
     with c.edge_stack("chain") as stack:
         rules = tmp_path_factory.mktemp("chain-rules")
         (rules / "chain.yaml").write_text(
-            practice_yaml("chain", DID, [("k1", CLINICIAN, 40)], max_wait=400))
+            practice_yaml("chain", DID, [("k1", CLINICIAN, 40)], max_wait=BRIDGE_WAIT))
         use_rules(stack, rules, {c.PASSWORD_ENV: c.Carrier.password})
         yield Chain(stack, tmp_path_factory.mktemp("chain-call"))
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from harness import wait_for
 from oncall_helpers import (
+    BRIDGE_WAIT,
     call_of,
     cli_json,
     dial_begins,
@@ -64,9 +65,8 @@ BRIDGED = "bridged"  # talks to the clinician who takes it, then hangs up
 TOLD = "told"  # hears the call-back promise; the service ends the call
 LEAVES = "leaves"  # hangs up while the clinician is screening (cued: see `heard`)
 
-# The callers who reach a clinician wait long enough for a loaded machine: there a
-# clinician hearing the screening to its end takes 45 s, not 20.
-LONG_WAIT = {"max_wait": 400}
+# The callers who reach a clinician wait long enough for a loaded machine.
+LONG_WAIT = {"max_wait": BRIDGE_WAIT}
 # name -> (DID, caller ID, clinicians (id, phone, ring s), practice options, caller)
 SCENARIOS = {
     "accept": (_did(401), "+16175550491", [("a1", _did(411), 8)], LONG_WAIT, BRIDGED),

@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 from harness import wait_for
-from oncall_helpers import call_of, cli_json, gateway_channels, practice_yaml, restore, use_rules
+from oncall_helpers import (
+    BRIDGE_WAIT,
+    call_of,
+    cli_json,
+    gateway_channels,
+    practice_yaml,
+    restore,
+    use_rules,
+)
 from support.faults import DROP_AMI_AFTER_ORIGINATE
 from support.reacting import (
     ACCEPTS,
@@ -147,7 +155,7 @@ def test_ami_dropped_during_the_originate(faults):
     rules = workdir / "rules"
     rules.mkdir()
     (rules / "drop.yaml").write_text(practice_yaml("oc-drop", did, [("f1", clin, 8)],
-                                                   max_wait=30))
+                                                   max_wait=BRIDGE_WAIT))
     use_rules(stack, rules, {DROP_AMI_AFTER_ORIGINATE: "1"})
     mark = stack.recorder.mark()
     bridge = workdir / "cue-bridged"
@@ -182,7 +190,7 @@ def test_controller_killed_during_a_bridge(faults):
     rules = workdir / "rules"
     rules.mkdir()
     (rules / "bridge.yaml").write_text(practice_yaml("oc-bridge", did, [("b1", clin, 20)],
-                                                     max_wait=30))
+                                                     max_wait=BRIDGE_WAIT))
     use_rules(stack, rules)
     # The caller and the clinician talk once the controller is gone: the clinician
     # greets the caller, who hangs up once it has heard that.
