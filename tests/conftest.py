@@ -8,6 +8,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -86,9 +87,17 @@ def live(stack):
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow files first, in SLOW_FIRST's order; the rest as collected."""
+    """SLOW_FIRST's files first, in its order; then the files with the most tests first,
+    as xdist would order them (make test turns its own reordering off, which would put
+    SLOW_FIRST last)."""
     rank = {path: i for i, path in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+    counts = Counter(item.nodeid.split("::")[0] for item in items)
+
+    def order(item: pytest.Item) -> tuple[int, int]:
+        path = item.nodeid.split("::")[0]
+        return (rank[path], 0) if path in rank else (len(rank), -counts[path])
+
+    items.sort(key=order)
 
 
 _OUTCOME = pytest.StashKey[str]()
