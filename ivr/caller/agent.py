@@ -35,7 +35,7 @@ CLOCK_RATE = 8000  # telephone audio; the conference bridge runs at the codec's 
 # once on one, and media runs on pjmedia's own threads, so this only spaces the steps'
 # checks: what the caller hears reaches the WAV file every 250 ms anyway (pjmedia's
 # writer buffer). At 10 ms the loop itself cost ~2.5 % of a core per call, more than the
-# library's media and clock threads together; at 50 ms a sixth of that.
+# library's media and clock threads together; at 50 ms about a ninth of that.
 POLL_MS = 50
 KEY_MS = 250  # pjmedia sends a key as a 160 ms event, then a gap
 _REQUEST_USER = re.compile(r"^INVITE sips?:\+?([^@;>\s]+)@")
