@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from harness import REPO, drop_pending_callbacks, run_scenario, timed_caller_scenario, wait_for
-from support.plans import answer, choose, happy, speak, voices
+from support.plans import accept_caller_id, answer, choose, happy, speak, voices
 from support.reacting import cue_when
 from support.sipp import CallerSpec
 
@@ -75,12 +75,12 @@ SCENARIOS: dict[str, tuple[str, str, str | None, Any]] = {
     "hangup_callback": (SUNNY_DID, "+16175550150", None,
                         lambda v: [Listen(), Cue(v["cue"]), Hangup()]),
     "hangup_dob": (SUNNY_DID, "+16175550151", None,
-                   lambda v: [*answer("1"), *answer("010"), Hangup()]),
+                   lambda v: [*accept_caller_id(), *answer("010"), Hangup()]),
     "hangup_name": (SUNNY_DID, "+16175550152", None,
-                    lambda v: [*answer("1"), *answer("01021990"), *answer("1"),
+                    lambda v: [*accept_caller_id(), *answer("01021990"), *answer("1"),
                                *speak(v["name"]), Hangup()]),
     "hangup_reason": (SUNNY_DID, "+16175550153", None,
-                      lambda v: [*answer("1"), *answer("01021990"), *answer("1"),
+                      lambda v: [*accept_caller_id(), *answer("01021990"), *answer("1"),
                                  *speak(v["name"]), *speak(v["reason"]), Hangup()]),
 }
 CALLER_DIGITS = {name: "".join(c for c in spec[1] if c.isdigit() or c == "+")

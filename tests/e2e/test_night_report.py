@@ -48,7 +48,7 @@ from delivery.test_delivery_fax import (  # noqa: F401  (fax_pbxs is a fixture)
     fax_pbxs,
 )
 from harness import REPO, wait_for
-from support.plans import answer, choose, happy, voices
+from support.plans import accept_caller_id, answer, choose, happy, voices
 from test_call_flow import _cli
 
 from ivr.ami import AmiClient
@@ -75,7 +75,7 @@ SECRET = "night-report-webhook-secret"
 CALLERS = {
     "routine": ("+16175550171", lambda v: happy(v) + choose("4")),
     "appointment": ("+16175550172", lambda v: happy(v) + choose("3")),
-    "abandoned": ("+16175550173", lambda v: [*answer("1"), *answer("010"), Hangup()]),
+    "abandoned": ("+16175550173", lambda v: [*accept_caller_id(), *answer("010"), Hangup()]),
 }
 
 
