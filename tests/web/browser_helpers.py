@@ -68,9 +68,13 @@ def serve_portal(stack: Any, output: Path) -> Iterator[str]:
 
 
 def until(driver: Any, condition: Any, what: str, timeout: float = 60) -> Any:
+    """Wait for `condition(driver)`. A page that refreshes itself (Tonight) may replace an
+    element between finding it and reading it: that try is a miss, not a failure."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(
+    return WebDriverWait(driver, timeout, poll_frequency=0.2,
+                         ignored_exceptions=[StaleElementReferenceException]).until(
         lambda d: condition(d), message=what)
 
 

@@ -94,8 +94,9 @@ def test_a_real_call_is_live_on_tonight_then_its_recording_plays(live, portal_on
 
     browser.get(base + "/tonight")
     until(browser, lambda d: d.find_elements(By.ID, "live"), "Tonight")
-    before = {a.get_attribute("href") for a in
-              browser.find_elements(By.CSS_SELECTOR, "#live a[href*='/calls/']")}
+    # A tuple (truthy even with no links), read again if the page refreshed meanwhile.
+    before = until(browser, lambda d: ({a.get_attribute("href") for a in d.find_elements(
+        By.CSS_SELECTOR, "#live a[href*='/calls/']")},), "the calls up before")[0]
     plan, _ = intake_plan(Patient(caller_id=CALLER, menu_key="4"), tmp_path / "voices")
     done: dict[str, Any] = {}
     caller = threading.Thread(target=lambda: done.setdefault(
