@@ -127,7 +127,26 @@ class _Tail:
         return [json.loads(line) for line in whole.splitlines() if line.strip()]
 
 
+#: The niceness the caller's processes take (their threads and agents inherit it).
+NICE_VARIABLE = "IVR_CALLER_NICE"
+
+
+def _take_niceness() -> None:
+    """IVR_CALLER_NICE=N: run at niceness N. The suite sets -5 (as root): its callers and
+    phones stand in for devices on other machines, which a busy service machine does
+    not slow down; a caller that heard a prompt's end seconds late missed the prompt's
+    wait for a key. Set before pjsua2 starts its threads; refused (not root): as is."""
+    value = os.environ.get(NICE_VARIABLE, "").strip()
+    if not value:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, int(value))
+    except (ValueError, PermissionError) as exc:
+        print(f"{NICE_VARIABLE}={value!r} not taken ({type(exc).__name__})", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _take_niceness()
     parser = argparse.ArgumentParser(prog="python -m ivr.caller",
                                      description="a SIP caller or phones that react")
     sub = parser.add_subparsers(dest="mode", required=True)

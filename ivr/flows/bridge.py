@@ -70,6 +70,8 @@ async def connect(s: Session, fallback_reason: str, overflow: bool = False,
     `announce` plays "we are connecting you": while the first phones already ring, so the
     caller reaches a clinician a prompt's length sooner.
     """
+    # The clinician's screening reads the intake from the record: committed before a leg.
+    await s.settle()
     services = s.services
     dialer = getattr(services, "dialer", None)
     practice = s.practice

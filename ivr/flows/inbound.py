@@ -79,7 +79,7 @@ async def _steps(s: Session) -> Outcome:
     await intake.set_timeouts(s)
     await language.run(s)
     s.step = "greeting"
-    await calls.add_event(s.db, s.call_id, "prompt.greeting")
+    s.event_soon("prompt.greeting")
     greeting: list[Item]
     if s.practice is None:
         greeting = [s.flow("generic_greeting")]
@@ -96,16 +96,18 @@ async def _steps(s: Session) -> Outcome:
         s.step = "operator_closing"
         s.told.append(s.library_text("operator_closing"))
         await play(s.channel, [s.flow("operator_closing")])
-        await _told(s)
+        _told(s)
+        await s.settle()
         return Outcome()
     s.step = "triage"
     disposition = await triage.run_menu(s)
-    await calls.update_call(s.db, s.call_id, disposition=disposition)
+    s.soon(calls.update_call(s.db, s.call_id, disposition=disposition))
     disposition = await redflag.check(s, disposition)
     outcome = await triage.act(s, disposition)
-    await _told(s)
-    await calls.add_event(s.db, s.call_id, "action", disposition=disposition,
-                          result=outcome.result, reason=outcome.fallback_reason)
+    _told(s)
+    s.event_soon("action", disposition=disposition, result=outcome.result,
+                 reason=outcome.fallback_reason)
+    await s.settle()  # a write that failed fails the call's flow, as before the sentinel
     return outcome
 
 
@@ -131,8 +133,8 @@ async def _settled(s: Session) -> None:
                     type(exc).__name__)
 
 
-async def _told(s: Session) -> None:
-    await calls.update_call(s.db, s.call_id, caller_told=" ".join(s.told))
+def _told(s: Session) -> None:
+    s.soon(calls.update_call(s.db, s.call_id, caller_told=" ".join(s.told)))
 
 
 # A caller ID kept although the phone-number library rejects it (a number it does not
@@ -146,7 +148,8 @@ async def _abandoned(s: Session, raw_caller: str = "") -> None:
     try:
         await calls.update_call(s.db, s.call_id, abandoned_step=s.step)
         if s.told:
-            await _told(s)
+            _told(s)
+            await s.settle()
         lead, source = s.caller_e164, SOURCE_CALLER_ID
         if lead is None and RAW_CALLER_ID.fullmatch(raw_caller):
             lead, source = raw_caller, SOURCE_CALLER_ID_UNVALIDATED

@@ -1,8 +1,10 @@
-"""The intake steps: callback number, date of birth, name and reason (one commit each).
+"""The intake steps: callback number, date of birth, name and reason.
 
 Each step asks, checks, reads back and confirms within the rules' timeout and retries;
 when the retries run out the call goes on with what it has rather than ending. Values are
-stored the moment they are captured, and never logged or put in the timeline.
+written the moment they are captured, committed while the caller hears the next prompt
+and before the next answer is taken (Session.soon), and never logged or put in the
+timeline.
 """
 
 from __future__ import annotations
@@ -107,7 +109,15 @@ async def read_answer(s: Session, items: list[Item], max_digits: int,
     """A question answered with several keys (a date, a number): until '#', `max_digits`
     digits or a pause of `timeout_ms`. Its last prompt and the keys are one GET DATA, so
     Asterisk hears every key, pressed during the prompt or after it; a key during an
-    earlier prompt starts the answer (read_keys). Made of files only, it is one Read."""
+    earlier prompt starts the answer (read_keys). Made of files only, it is one Read.
+    Handed on once the call's earlier writes are committed (Session.soon)."""
+    answer = await _keyed_answer(s, items, max_digits, timeout_ms)
+    await s.settle()
+    return answer
+
+
+async def _keyed_answer(s: Session, items: list[Item], max_digits: int,
+                        timeout_ms: int) -> str:
     files = as_files(items)
     if files is not None:
         return await read(s.channel, files, max_digits, timeout_ms, any_key=False)
@@ -120,14 +130,12 @@ async def read_answer(s: Session, items: list[Item], max_digits: int,
 
 
 async def confirm(s: Session, readback: list[Item]) -> str | None:
-    """'You entered <readback>. Correct: 1, again: 2' -> '1', '2', other key or None."""
-    return await ask(s.channel, [s.flow("you_entered"), *readback, s.flow("confirm")],
-                     ALL_KEYS, s.timeout_ms)
-
-
-async def _event(s: Session, kind: str, **detail: object) -> None:
-    await s.settle()  # after the ones written in the background: the timeline's order
-    await calls.add_event(s.db, s.call_id, kind, **detail)
+    """'You entered <readback>. Correct: 1, again: 2' -> '1', '2', other key or None
+    (once the value read back is committed: it was written while the caller heard it)."""
+    answer = await ask(s.channel, [s.flow("you_entered"), *readback, s.flow("confirm")],
+                       ALL_KEYS, s.timeout_ms)
+    await s.settle()
+    return answer
 
 
 # --- the steps ---------------------------------------------------------------------------
@@ -142,11 +150,12 @@ async def ask_callback(s: Session) -> None:
             items = [s.flow("offer_caller_id"), SayDigits(spoken_number(s.caller_e164)),
                      s.flow("offer_caller_id_end")]
             typed = await _offer(s, items)
+            await s.settle()
             key = typed[:1] or None
             if typed == "1":  # that number
-                await calls.save_intake(s.db, s.call_id, "callback", value=s.caller_e164,
-                                        source=SOURCE_CALLER_ID, confirmed=True,
-                                        attempts=attempt)
+                s.soon(calls.save_intake(s.db, s.call_id, "callback", value=s.caller_e164,
+                                         source=SOURCE_CALLER_ID, confirmed=True,
+                                         attempts=attempt))
                 return
             digits = typed
         else:
@@ -156,28 +165,28 @@ async def ask_callback(s: Session) -> None:
             key = await read_answer(s, items, MAX_NUMBER_DIGITS, s.timeout_ms) or None
             digits = key or ""
         if key is None:
-            await _event(s, "intake.callback.no_input", attempt=attempt)
+            s.event_soon("intake.callback.no_input", attempt=attempt)
             await play(s.channel, [s.flow("no_input")])
             continue
         number = normalise_number(digits, s.regions) if digits.isdigit() else None
         if number is None:
-            await _event(s, "intake.callback.invalid", attempt=attempt)
+            s.event_soon("intake.callback.invalid", attempt=attempt)
             await play(s.channel, [s.flow("invalid_number")])
             continue
         keyed = number
-        await calls.save_intake(s.db, s.call_id, "callback", value=number,
-                                source=SOURCE_KEYED, confirmed=False, attempts=attempt)
+        s.soon(calls.save_intake(s.db, s.call_id, "callback", value=number,
+                                 source=SOURCE_KEYED, confirmed=False, attempts=attempt))
         answer = await confirm(s, [SayDigits(spoken_number(number))])
         if answer == "1":
-            await calls.confirm_intake(s.db, s.call_id, "callback")
+            s.soon(calls.confirm_intake(s.db, s.call_id, "callback"))
             return
-        await _event(s, "intake.callback.not_confirmed", attempt=attempt,
+        s.event_soon("intake.callback.not_confirmed", attempt=attempt,
                      answer="none" if answer is None else "other")
     if keyed is None and s.caller_e164:
         # Retries ran out: the caller ID is the best number we have, unconfirmed.
-        await calls.save_intake(s.db, s.call_id, "callback", value=s.caller_e164,
-                                source=SOURCE_CALLER_ID, confirmed=False, attempts=tries)
-    await _event(s, "intake.callback.gave_up", kept=Source.KEYED if keyed else
+        s.soon(calls.save_intake(s.db, s.call_id, "callback", value=s.caller_e164,
+                                 source=SOURCE_CALLER_ID, confirmed=False, attempts=tries))
+    s.event_soon("intake.callback.gave_up", kept=Source.KEYED if keyed else
                  (Source.CALLER_ID if s.caller_e164 else "none"))
 
 
@@ -214,23 +223,23 @@ async def ask_dob(s: Session) -> None:
     for attempt in range(1, tries + 1):
         digits = await read_answer(s, s.prompt("ask_dob"), 8, s.timeout_ms)
         if not digits:
-            await _event(s, "intake.dob.no_input", attempt=attempt)
+            s.event_soon("intake.dob.no_input", attempt=attempt)
             await play(s.channel, [s.flow("no_input")])
             continue
         dob = parse_dob(digits, today)
         if dob is None:
-            await _event(s, "intake.dob.invalid", attempt=attempt)
+            s.event_soon("intake.dob.invalid", attempt=attempt)
             await play(s.channel, [s.flow("invalid_date")])
             continue
-        await calls.save_intake(s.db, s.call_id, "dob", value=dob.isoformat(),
-                                source=SOURCE_KEYED, confirmed=False, attempts=attempt)
+        s.soon(calls.save_intake(s.db, s.call_id, "dob", value=dob.isoformat(),
+                                 source=SOURCE_KEYED, confirmed=False, attempts=attempt))
         answer = await confirm(s, [dob_item(dob, s.language)])
         if answer == "1":
-            await calls.confirm_intake(s.db, s.call_id, "dob")
+            s.soon(calls.confirm_intake(s.db, s.call_id, "dob"))
             return
-        await _event(s, "intake.dob.not_confirmed", attempt=attempt,
+        s.event_soon("intake.dob.not_confirmed", attempt=attempt,
                      answer="none" if answer is None else "other")
-    await _event(s, "intake.dob.gave_up")
+    s.event_soon("intake.dob.gave_up")
 
 
 async def ask_recording(s: Session, field: str) -> None:
@@ -247,6 +256,7 @@ async def ask_recording(s: Session, field: str) -> None:
                                                 silence_seconds=SILENCE_SECONDS)
             if reply.result == "-1":  # the reply can come before Asterisk's HANGUP line
                 raise AgiHangup("caller hung up during the recording")
+            await s.settle()  # an answer: what came before it is committed first
         except AgiHangup:
             # Keep what was said before the hang-up; then let the flow end.
             await _keep(s, field, host.with_suffix(".wav"), attempt, partial=True)
@@ -255,7 +265,7 @@ async def ask_recording(s: Session, field: str) -> None:
             return
         if attempt == 1:
             await play(s.channel, [s.flow("no_voice")])
-    await _event(s, f"intake.{field}.gave_up")
+    s.event_soon(f"intake.{field}.gave_up")
 
 
 async def _keep(s: Session, field: str, spooled: Path, attempt: int, partial: bool) -> bool:
@@ -269,17 +279,17 @@ async def _keep(s: Session, field: str, spooled: Path, attempt: int, partial: bo
                     type(exc).__name__)
         stats = None
     if stats is None or not stats.has_voice:
-        await _event(s, f"intake.{field}.silent", attempt=attempt, partial=partial)
+        s.event_soon(f"intake.{field}.silent", attempt=attempt, partial=partial)
         return False
-    await calls.add_recording(s.db, s.call_id, field, path=str(dest),
-                              duration_seconds=round(stats.duration_seconds, 2),
-                              size_bytes=dest.stat().st_size, peak=stats.peak,
-                              rms=round(stats.rms, 1))
-    await calls.save_intake(s.db, s.call_id, field, recording_path=str(dest),
-                            duration_seconds=round(stats.duration_seconds, 2),
-                            source=SOURCE_RECORDING, confirmed=False, attempts=attempt)
+    s.soon(calls.add_recording(s.db, s.call_id, field, path=str(dest),
+                               duration_seconds=round(stats.duration_seconds, 2),
+                               size_bytes=dest.stat().st_size, peak=stats.peak,
+                               rms=round(stats.rms, 1)))
+    s.soon(calls.save_intake(s.db, s.call_id, field, recording_path=str(dest),
+                             duration_seconds=round(stats.duration_seconds, 2),
+                             source=SOURCE_RECORDING, confirmed=False, attempts=attempt))
     if partial:
-        await _event(s, f"intake.{field}.partial")
+        s.event_soon(f"intake.{field}.partial")
     # Words, not only a file: transcribed now in a worker process; the call goes on.
     s.services.transcriber.submit(s.call_id, field, dest, s.language,
                                   s.red_flags() if field == "reason" else ())
@@ -309,5 +319,4 @@ async def run(s: Session) -> None:
     for field in s.intake.collect:
         s.step = f"intake.{field}"
         s.event_soon(f"intake.{field}.asked")  # written while the question is asked
-        await STEPS[field](s)
-        await s.settle()
+        await STEPS[field](s)  # its writes are committed while the next question plays

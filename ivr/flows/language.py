@@ -30,9 +30,8 @@ async def run(s: Session) -> None:
         key = await ask(s.channel, s.library.language_choice(practice.offered), ALL_KEYS,
                         s.timeout_ms)
         s.chosen_language, result = choose(practice.offered, key)
-        await calls.update_call(s.db, s.call_id, language=s.language)
-        await calls.add_event(s.db, s.call_id, "language.chosen", language=s.language,
-                              result=result)
+        s.soon(calls.update_call(s.db, s.call_id, language=s.language))
+        s.event_soon("language.chosen", language=s.language, result=result)
     sayings = for_language(s.language).ASTERISK_LANGUAGE
     if sayings != en.ASTERISK_LANGUAGE:  # English is Asterisk's own default
         await s.channel.set_variable("CHANNEL(language)", sayings)

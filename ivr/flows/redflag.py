@@ -31,21 +31,21 @@ async def check(s: Session, disposition: str) -> str:
         return disposition  # no reason recorded (or transcription off)
     result = await transcriber.wait(s.call_id, "reason", s.practice.red_flags.wait_seconds)
     if result is None:
-        await calls.add_event(s.db, s.call_id, "redflag.check", result="late")
+        s.event_soon("redflag.check", result="late")
         return disposition
     if result.flag is None:
-        await calls.add_event(s.db, s.call_id, "redflag.check", result=result.status)
+        s.event_soon("redflag.check", result=result.status)
         return disposition
     topic = result.flag.topic
-    await calls.update_call(s.db, s.call_id, red_flag_topic=topic)
+    s.soon(calls.update_call(s.db, s.call_id, red_flag_topic=topic))
     s.step = "redflag_offer"
     s.told.append(s.library_text("redflag_offer"))
     key = await ask(s.channel, [s.flow("redflag_offer")], OFFER_KEYS, s.timeout_ms)
+    await s.settle()
     accepted = key == "1"
-    await calls.add_event(s.db, s.call_id, "redflag.offer", topic=topic, chose=disposition,
-                          answer="on_call" if accepted else
-                          ("kept" if key == "2" else "none"))
+    s.event_soon("redflag.offer", topic=topic, chose=disposition,
+                 answer="on_call" if accepted else ("kept" if key == "2" else "none"))
     if not accepted:
         return disposition
-    await calls.update_call(s.db, s.call_id, disposition=Disposition.URGENT)
+    s.soon(calls.update_call(s.db, s.call_id, disposition=Disposition.URGENT))
     return Disposition.URGENT

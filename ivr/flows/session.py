@@ -7,6 +7,7 @@ back); everything captured is written to the database the moment it is captured.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -34,32 +35,50 @@ class Session:
     step: str = "start"
     told: list[str] = field(default_factory=list)  # texts of what the caller was told
     chosen_language: str | None = None  # picked at the start (ivr.flows.language)
-    #: Timeline events being written while the caller hears the next prompt (event_soon).
+    #: The call's writes being committed while the caller hears the next prompt (soon).
     background: list[asyncio.Future[None]] = field(default_factory=list)
 
-    def event_soon(self, kind: str, **detail: object) -> None:
-        """Write a timeline event while the caller already hears the next prompt.
+    def soon(self, write: Coroutine[Any, Any, object]) -> None:
+        """Commit one of the call's writes while the caller already hears what follows.
 
-        Between the notice and the first question the flow wrote two events: on a
-        saturated machine, with many calls' writes queued at the database, the caller
-        heard seconds of silence there, and a key pressed in it is dropped by res_agi.
-        Events only (a captured field is still stored before the flow moves on); each
-        waits for the one before, so the timeline keeps its order.
+        A write waits for the one before it, so the record keeps the order the flow took
+        them in. The flow waits for all of them (`settle`) before it acts on the caller's
+        next answer, before anyone else reads the call (a clinician's screening) and
+        before the call ends: a captured field is committed before the next one is
+        taken, and the sentinel is last. Without this, a caller heard each commit as
+        silence between a key and the next prompt: on a loaded controller, with many
+        calls' writes queued at the database, hundreds of milliseconds, and a key
+        pressed in such a gap is dropped by res_agi.
         """
         previous = self.background[-1] if self.background else None
 
-        async def write() -> None:
-            if previous is not None:
-                await previous
-            await calls.add_event(self.db, self.call_id, kind, **detail)
+        async def run() -> None:
+            try:
+                if previous is not None:  # done or failed: a failed write stops no later one
+                    await asyncio.wait([previous])
+            except BaseException:
+                write.close()  # cancelled before it began: never started, nothing half done
+                raise
+            await write
 
-        self.background.append(asyncio.ensure_future(write()))
+        self.background.append(asyncio.ensure_future(run()))
+
+    def event_soon(self, kind: str, **detail: object) -> None:
+        """A timeline event, written as `soon` writes (no patient data in `detail`)."""
+        self.soon(calls.add_event(self.db, self.call_id, kind, **detail))
 
     async def settle(self) -> None:
-        """Every event written in the background is stored (the first error is raised)."""
+        """Every write started by `soon` is committed (the first error is raised once
+        all of them have ended)."""
         pending, self.background = self.background, []
+        failed: BaseException | None = None
         for task in pending:
-            await task
+            try:
+                await task
+            except Exception as exc:
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     @property
     def practice(self) -> Practice | None:

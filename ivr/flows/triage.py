@@ -27,19 +27,17 @@ async def run_menu(s: Session) -> str:
     menu = s.practice.menu
     for attempt in range(1, menu.retries + 2):
         key = await ask(s.channel, s.prompt("menu"), ALL_KEYS, menu.timeout_seconds * 1000)
+        await s.settle()  # the intake is committed before its menu answer is acted on
         if key is None:
-            await calls.add_event(s.db, s.call_id, "menu.key", attempt=attempt, key=None,
-                                  result="no_input")
+            s.event_soon("menu.key", attempt=attempt, key=None, result="no_input")
             await play(s.channel, s.prompt("menu_no_input"))
         elif key in menu.options:
-            await calls.add_event(s.db, s.call_id, "menu.key", attempt=attempt, key=key,
-                                  result=menu.options[key])
+            s.event_soon("menu.key", attempt=attempt, key=key, result=menu.options[key])
             return menu.options[key]
         else:
-            await calls.add_event(s.db, s.call_id, "menu.key", attempt=attempt, key=key,
-                                  result="invalid")
+            s.event_soon("menu.key", attempt=attempt, key=key, result="invalid")
             await play(s.channel, s.prompt("menu_invalid"))
-    await calls.add_event(s.db, s.call_id, "menu.default", disposition=menu.default)
+    s.event_soon("menu.default", disposition=menu.default)
     return menu.default
 
 
@@ -78,7 +76,7 @@ async def act(s: Session, disposition: str) -> Outcome:
     if disposition in BRIDGE_DISPOSITIONS:
         return await bridge.connect(s, REASON_URGENT, announce=lambda: _say(s, "connecting"))
     if overflow:  # intake_same_day_callback
-        await calls.update_call(s.db, s.call_id, same_day_callback=True)
+        s.soon(calls.update_call(s.db, s.call_id, same_day_callback=True))
         await _say(s, "same_day_callback")
     else:
         await _say(s, "callback_promise")

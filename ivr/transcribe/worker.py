@@ -22,8 +22,13 @@ _loaded: dict[tuple[str, str], Engine] = {}
 PARENT_CHECK_SECONDS = 2.0
 
 
+#: The workers' niceness (Linux: 0 is the default, 19 the lowest priority).
+WORKER_NICE = 10
+
+
 def watch_parent(parent: int) -> None:
-    """The pool's initializer: end this worker when the controller is gone.
+    """The pool's initializer: this worker below the calls' priority (WORKER_NICE), and
+    ended when the controller is gone.
 
     A controller killed outright (SIGKILL, a crash) cannot shut its pool down, and a
     worker blocked on its queue would live on holding a model in memory: a thread here
@@ -34,6 +39,10 @@ def watch_parent(parent: int) -> None:
             time.sleep(PARENT_CHECK_SECONDS)
         os._exit(0)
 
+    # Transcripts can wait; calls cannot: a worker decoding a burst of recordings took
+    # the cores from Asterisk's audio and the controller's next prompts. Before the
+    # engine starts its threads, which inherit it.
+    os.setpriority(os.PRIO_PROCESS, 0, max(WORKER_NICE, os.getpriority(os.PRIO_PROCESS, 0)))
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 

@@ -199,6 +199,7 @@ async def test_the_live_choice_is_stored_and_sets_asterisks_language(
     s = Session(channel, call_id, services, decide(rules, DID, "", EVENING),  # type: ignore[arg-type]
                 EVENING, ("US",), None)
     await choice.run(s)
+    await s.settle()  # its writes are committed while the next prompt plays
     assert s.language == language
     assert channel.heard == [p.path for p in lib.language_choice(("en-US", "es-US"))]
     assert channel.variables == ({"CHANNEL(language)": "es"} if language == "es-US" else {})
