@@ -29,7 +29,7 @@ from ivr.records import calls
 from support.plans import DOB_KEYS, NAME, REASON, accept_caller_id, answer, choose
 from support.polling import wait_for
 from support.ports import worker_ports
-from support.sipp import sipp_binary
+from support.sipp import sipp_command
 from support.stack import REPO
 
 # Below the per-worker control ports (15000-19999) and RTP ranges (21000-28999) of
@@ -156,7 +156,7 @@ class FakeNode:
         scenario = self.folder / f"node-{self.port}.xml"
         scenario.write_text(NODE_SCENARIO)
         self.proc = subprocess.Popen(
-            [sipp_binary(), "-sf", str(scenario), "-i", self.host, "-p", str(self.port),
+            [*sipp_command(), "-sf", str(scenario), "-i", self.host, "-p", str(self.port),
              "-mi", self.host, "-nostdin", "-trace_msg", "-message_file", str(self.messages)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             cwd=self.folder, text=True)
@@ -181,7 +181,7 @@ def place_calls(target: str, number: str, calls: int, local_port: int,
         scenario = Path(tmp) / "caller.xml"
         scenario.write_text(CALLER_SCENARIO)
         return subprocess.run(
-            [sipp_binary(), target, "-sf", str(scenario), "-s", number, "-m", str(calls),
+            [*sipp_command(), target, "-sf", str(scenario), "-s", number, "-m", str(calls),
              "-l", "1", "-i", "127.0.0.1", "-p", str(local_port), "-nostdin",
              "-timeout", f"{timeout_s}s", "-timeout_error"],
             capture_output=True, text=True, timeout=timeout_s + 30, stdin=subprocess.DEVNULL,

@@ -11,6 +11,7 @@ attribute values are XML-escaped.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -271,6 +272,15 @@ def sipp_binary() -> str:
     return binary
 
 
+def sipp_command() -> list[str]:
+    """SIPp's argv start: at IVR_CALLER_NICE when the suite sets it (as root), as the
+    reacting callers are (ivr/caller/__main__.py). A starved SIPp phone answered an
+    INVITE late, got Asterisk's retransmission where its scenario expects the ACK, and
+    aborted the call."""
+    nice = os.environ.get("IVR_CALLER_NICE", "").strip()
+    return ["nice", "-n", nice, sipp_binary()] if nice else [sipp_binary()]
+
+
 def run_caller(spec: CallerSpec, target: str, number: str, *, local_port: int = 0,
                media_port: int = 0, timeout_s: int = 120, calls: int = 1,
                rate: float | None = None,
@@ -280,7 +290,7 @@ def run_caller(spec: CallerSpec, target: str, number: str, *, local_port: int = 
     with tempfile.TemporaryDirectory() as tmp:
         scenario = Path(tmp) / "caller.xml"
         scenario.write_text(caller_scenario(spec))
-        argv = [sipp_binary(), target, "-sf", str(scenario), "-s", number, "-m", str(calls),
+        argv = [*sipp_command(), target, "-sf", str(scenario), "-s", number, "-m", str(calls),
                 "-i", "127.0.0.1", "-timeout", f"{timeout_s}s", "-timeout_error",
                 "-nostdin", "-trace_err", "-error_file", str(Path(tmp) / "errors.log")]
         # Always an explicit port: left alone, SIPp takes 5060 when it is free, which is
@@ -309,7 +319,7 @@ def start_phone(spec: PhoneSpec, port: int, calls: int = 1,
     folder = Path(workdir or tempfile.mkdtemp(prefix="ivr-phone-"))
     scenario = folder / f"phone-{port}.xml"
     scenario.write_text(phone_scenario(spec))
-    argv = [sipp_binary(), "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),
+    argv = [*sipp_command(), "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),
             "-m", str(calls), "-nostdin", "-trace_err",
             "-error_file", str(folder / f"phone-{port}-errors.log")]
     if media_port:
@@ -474,7 +484,7 @@ def start_multi_phone(behaviours: dict[str, PhoneBehaviour], default: PhoneBehav
     workdir.mkdir(parents=True, exist_ok=True)
     scenario = workdir / f"phones-{port}.xml"
     scenario.write_text(multi_phone_scenario(behaviours, default, workdir))
-    argv = [sipp_binary(), "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),
+    argv = [*sipp_command(), "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),
             "-m", str(calls), "-nostdin", "-trace_err", "-trace_msg",
             "-message_file", str(workdir / f"phones-{port}-messages.log"),
             "-error_file", str(workdir / f"phones-{port}-errors.log")]
@@ -550,7 +560,7 @@ def _run_sipp(xml: str | bytes, target: str, number: str, workdir: Path, timeout
         scenario.write_bytes(xml)
     else:
         scenario.write_text(xml)
-    argv = [sipp_binary(), target, "-sf", str(scenario), "-s", number, "-m", "1",
+    argv = [*sipp_command(), target, "-sf", str(scenario), "-s", number, "-m", "1",
             "-i", "127.0.0.1", "-p", str(ports.next()), "-mp", str(ports.next(4)),
             "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin", "-trace_err",
             "-error_file", str(workdir / "errors.log")]
