@@ -21,6 +21,7 @@ from support.order import SLOW_FIRST  # noqa: E402
 
 from ivr import config
 from ivr.accounts import passwords
+from ivr.caller.__main__ import NICE_VARIABLE
 from ivr.secure import keys
 
 # `databases`: SQLite and a real PostgreSQL for the tests that touch the database.
@@ -46,14 +47,14 @@ def outside_devices():
     """The suite's callers and phones are the devices of other machines: beside two CPU
     hogs a caller starved of its share heard a menu's end late and pressed after its
     wait. Asterisk, the controller and everything else keep the niceness they had."""
-    if os.geteuid() != 0 or "IVR_CALLER_NICE" in os.environ:
+    if os.geteuid() != 0 or NICE_VARIABLE in os.environ:
         yield
         return
-    os.environ["IVR_CALLER_NICE"] = DEVICE_NICE
+    os.environ[NICE_VARIABLE] = DEVICE_NICE
     try:
         yield
     finally:
-        os.environ.pop("IVR_CALLER_NICE", None)
+        os.environ.pop(NICE_VARIABLE, None)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -150,7 +150,6 @@ async def ask_callback(s: Session) -> None:
             items = [s.flow("offer_caller_id"), SayDigits(spoken_number(s.caller_e164)),
                      s.flow("offer_caller_id_end")]
             typed = await _offer(s, items)
-            await s.settle()
             key = typed[:1] or None
             if typed == "1":  # that number
                 s.soon(calls.save_intake(s.db, s.call_id, "callback", value=s.caller_e164,
@@ -198,7 +197,13 @@ async def set_timeouts(s: Session) -> None:
 
 async def _offer(s: Session, items: list[Item]) -> str:
     """The caller ID offered back: "1" (yes, that number: a lone 1 and a short pause), a
-    number typed instead, or '' (no key)."""
+    number typed instead, or '' (no key); handed on as read_answer's answers are."""
+    typed = await _offered(s, items)
+    await s.settle()
+    return typed
+
+
+async def _offered(s: Session, items: list[Item]) -> str:
     files = as_files(items)
     if files is not None:
         # One Read takes the lone "1" or a whole number typed at once, which a key-by-key

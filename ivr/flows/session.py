@@ -56,7 +56,7 @@ class Session:
             try:
                 if previous is not None:  # done or failed: a failed write stops no later one
                     await asyncio.wait([previous])
-            except BaseException:
+            except asyncio.CancelledError:
                 write.close()  # cancelled before it began: never started, nothing half done
                 raise
             await write

@@ -39,9 +39,9 @@ def watch_parent(parent: int) -> None:
             time.sleep(PARENT_CHECK_SECONDS)
         os._exit(0)
 
-    # Transcripts can wait; calls cannot: a worker decoding a burst of recordings took
-    # the cores from Asterisk's audio and the controller's next prompts. Before the
-    # engine starts its threads, which inherit it.
+    # Transcripts can wait; calls cannot: a burst of recordings keeps the workers busy
+    # for minutes, and they must not take the cores from Asterisk's audio and the
+    # controller's prompts. Set before the engine starts its threads, which inherit it.
     os.setpriority(os.PRIO_PROCESS, 0, max(WORKER_NICE, os.getpriority(os.PRIO_PROCESS, 0)))
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 

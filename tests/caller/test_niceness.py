@@ -9,12 +9,14 @@ import sys
 
 import pytest
 
+from ivr.caller.__main__ import NICE_VARIABLE
+
 PROBE = ("import os, sys; from ivr.caller.__main__ import _take_niceness; "
          "_take_niceness(); print(os.getpriority(os.PRIO_PROCESS, 0))")
 
 
 def _run(value: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "IVR_CALLER_NICE": value}
+    env = {**os.environ, NICE_VARIABLE: value}
     return subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
                           text=True, timeout=60, check=True)
 

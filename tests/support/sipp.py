@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from ivr.caller.__main__ import NICE_VARIABLE
 from support.ports import PortPlan, worker_ports
 
 DTMF_PCAP_DIR = Path("/usr/share/sip-tester")
@@ -277,7 +278,7 @@ def sipp_command() -> list[str]:
     reacting callers are (ivr/caller/__main__.py). A starved SIPp phone answered an
     INVITE late, got Asterisk's retransmission where its scenario expects the ACK, and
     aborted the call."""
-    nice = os.environ.get("IVR_CALLER_NICE", "").strip()
+    nice = os.environ.get(NICE_VARIABLE, "").strip()
     return ["nice", "-n", nice, sipp_binary()] if nice else [sipp_binary()]
 
 
