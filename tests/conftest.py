@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from argon2 import PasswordHasher, profiles
 from harness import Stack, wait_for  # noqa: E402
-from support.order import SLOW_FIRST  # noqa: E402
+from support.order import rank  # noqa: E402
 
 from ivr import config
 from ivr.accounts import passwords
@@ -107,15 +107,13 @@ def live(stack):
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """SLOW_FIRST's files first, in its order; then the files with the most tests first,
-    as xdist would order them (make test turns its own reordering off, which would put
-    SLOW_FIRST last)."""
-    rank = {path: i for i, path in enumerate(SLOW_FIRST)}
+    """The longest files first (support/order.py); make test turns xdist's own
+    reordering off, which would sort by the number of tests alone."""
     counts = Counter(item.nodeid.split("::")[0] for item in items)
 
     def order(item: pytest.Item) -> tuple[int, int]:
         path = item.nodeid.split("::")[0]
-        return (rank[path], 0) if path in rank else (len(rank), -counts[path])
+        return rank(path, counts[path])
 
     items.sort(key=order)
 

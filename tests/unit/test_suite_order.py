@@ -5,19 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support.order import SLOW_FIRST
+from support.order import SECONDS
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_every_slow_first_file_exists_once():
-    assert len(set(SLOW_FIRST)) == len(SLOW_FIRST)
-    assert [p for p in SLOW_FIRST if not (REPO / p).is_file()] == []
+def test_every_measured_file_exists():
+    assert [p for p in SECONDS if not (REPO / p).is_file()] == []
 
 
 def test_make_test_keeps_the_collection_order():
     """Without --no-loadscope-reorder xdist hands out the files with the most tests
-    first, and the slow few-test files above start last (the run 2 minutes longer)."""
+    first, and the long few-test files start last (the run 2 minutes longer)."""
     rule = next(line for line in (REPO / "Makefile").read_text().splitlines()
                 if "pytest" in line and "--dist loadfile" in line)
     assert "--no-loadscope-reorder" in rule
