@@ -38,7 +38,6 @@ from ivr.records import calls
 from ivr.records.recordings import sealed_path, take
 from ivr.rules.model import normalise_number
 from ivr.secure import keys
-from ivr.secure.crypto import Keyring
 from ivr.texts import for_language
 
 log = logging.getLogger(__name__)
@@ -274,43 +273,64 @@ async def ask_recording(s: Session, field: str) -> None:
 
 
 async def _keep(s: Session, field: str, spooled: Path, attempt: int, partial: bool) -> bool:
-    """Seal a recording into the data folder if it holds a voice; True when kept."""
-    dest = sealed_path(s.services.settings.recordings_dir / s.call_id / f"{field}.wav")
+    """Keep a recording that holds a voice (True); a silent one is deleted (False).
+
+    Only the voice check is waited for: the sealing into the data folder (a read, an
+    encryption and a synced write) and the record's rows follow as `soon` writes, while
+    the caller hears the next question. A burst of recordings ending together queued
+    their seals in the threads that also serve the other calls' reads, and each caller
+    heard that queue as silence after their '#'. Until the seal ends the recording stays
+    where Asterisk wrote it (the spool folder, the PBX user's own).
+    """
     try:
-        ring = keys.current()
-        stats = await asyncio.to_thread(_move_if_voiced, spooled, dest, ring)
-    except (OSError, ValueError, EOFError, keys.KeyFileError) as exc:
+        stats = await asyncio.to_thread(_voice_check, spooled)
+    except (OSError, ValueError, EOFError) as exc:
         log.warning("call %s: %s recording unreadable (%s)", s.call_id, field,
                     type(exc).__name__)
         stats = None
     if stats is None or not stats.has_voice:
         s.event_soon(f"intake.{field}.silent", attempt=attempt, partial=partial)
         return False
-    s.soon(calls.add_recording(s.db, s.call_id, field, path=str(dest),
-                               duration_seconds=round(stats.duration_seconds, 2),
-                               size_bytes=dest.stat().st_size, peak=stats.peak,
-                               rms=round(stats.rms, 1)))
-    s.soon(calls.save_intake(s.db, s.call_id, field, recording_path=str(dest),
-                             duration_seconds=round(stats.duration_seconds, 2),
-                             source=SOURCE_RECORDING, confirmed=False, attempts=attempt))
-    if partial:
-        s.event_soon(f"intake.{field}.partial")
-    # Words, not only a file: transcribed now in a worker process; the call goes on.
-    s.services.transcriber.submit(s.call_id, field, dest, s.language,
-                                  s.red_flags() if field == "reason" else ())
+    s.soon(_seal(s, field, spooled, stats, attempt, partial))
     return True
 
 
-def _move_if_voiced(spooled: Path, dest: Path, ring: Keyring) -> AudioStats | None:
-    """Analyse the spooled file (the voice check needs the plaintext); seal a voiced one
-    into `dest` (0600, its folder 0700) and remove the spool copy; delete a silent one."""
+async def _seal(s: Session, field: str, spooled: Path, stats: AudioStats, attempt: int,
+                partial: bool) -> None:
+    """Seal a voiced recording (0600, its folder 0700), then write its rows and hand it
+    to the transcriber. A seal that fails (no key, a full disk) is logged and put in the
+    call's timeline; the spooled file is left for the operator, and the call goes on."""
+    dest = sealed_path(s.services.settings.recordings_dir / s.call_id / f"{field}.wav")
+    try:
+        ring = keys.current()
+        await asyncio.to_thread(take, ring, spooled, dest)
+        size = dest.stat().st_size
+    except (OSError, keys.KeyFileError) as exc:
+        log.warning("call %s: %s recording not sealed (%s)", s.call_id, field,
+                    type(exc).__name__)
+        await calls.add_event(s.db, s.call_id, f"intake.{field}.unsealed", attempt=attempt)
+        return
+    await calls.add_recording(s.db, s.call_id, field, path=str(dest),
+                              duration_seconds=round(stats.duration_seconds, 2),
+                              size_bytes=size, peak=stats.peak, rms=round(stats.rms, 1))
+    await calls.save_intake(s.db, s.call_id, field, recording_path=str(dest),
+                            duration_seconds=round(stats.duration_seconds, 2),
+                            source=SOURCE_RECORDING, confirmed=False, attempts=attempt)
+    if partial:
+        await calls.add_event(s.db, s.call_id, f"intake.{field}.partial")
+    # Words, not only a file: transcribed now in a worker process; the call goes on.
+    s.services.transcriber.submit(s.call_id, field, dest, s.language,
+                                  s.red_flags() if field == "reason" else ())
+
+
+def _voice_check(spooled: Path) -> AudioStats | None:
+    """The spooled file's levels (the check needs the plaintext); a silent one is deleted
+    (silence holds no patient data worth keeping). None: nothing was recorded."""
     if not spooled.exists():
         return None
     stats = analyse(spooled)
     if not stats.has_voice:
-        spooled.unlink(missing_ok=True)  # silence holds no patient data worth keeping
-        return stats
-    take(ring, spooled, dest)
+        spooled.unlink(missing_ok=True)
     return stats
 
 

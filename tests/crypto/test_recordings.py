@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from crypto_helpers import own_keyring, settings_in, tone_wav
 
-from ivr.flows.intake import _move_if_voiced
+from ivr.flows.intake import _voice_check
 from ivr.flows.screen import SCREEN_SPOOL, playable_copy
 from ivr.records import recordings
 from ivr.records.reconcile import _take_recording
@@ -31,8 +31,9 @@ def test_a_voiced_intake_recording_is_sealed_and_the_spool_copy_removed(tmp_path
         wav = tone_wav()
         spooled = _spool(tmp_path, "c1-name-1.wav", wav)
         dest = recordings.sealed_path(settings.recordings_dir / "c1" / "name.wav")
-        stats = _move_if_voiced(spooled, dest, keys.current())
+        stats = _voice_check(spooled)
         assert stats is not None and stats.has_voice
+        recordings.take(keys.current(), spooled, dest)  # as the flow's seal does
         assert not spooled.exists()
         data = dest.read_bytes()
         assert data.startswith(crypto.MAGIC) and not data.startswith(b"RIFF")
@@ -41,9 +42,9 @@ def test_a_voiced_intake_recording_is_sealed_and_the_spool_copy_removed(tmp_path
         assert recordings.read(dest) == wav
         # Silence is not kept at all.
         silent = _spool(tmp_path, "c1-reason-1.wav", tone_wav(0.0) + bytes(16000))
-        quiet = _move_if_voiced(silent, dest.with_name("reason.wav.enc"), keys.current())
+        quiet = _voice_check(silent)
         assert quiet is not None and not quiet.has_voice
-        assert not silent.exists() and not dest.with_name("reason.wav.enc").exists()
+        assert not silent.exists()
 
 
 def test_a_recording_copied_over_another_calls_does_not_open(tmp_path):

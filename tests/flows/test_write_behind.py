@@ -5,6 +5,10 @@ before the flow acts on the caller's next answer."""
 from __future__ import annotations
 
 import asyncio
+import math
+import struct
+import threading
+import wave
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -110,3 +114,68 @@ async def test_the_read_back_plays_while_the_value_commits_and_waits_before_the_
     assert shown["intake"]["dob"]["confirmed"] is True
     kinds = [e["kind"] for e in shown["timeline"]]
     assert kinds.index("intake.dob.captured") < kinds.index("intake.dob.confirmed")
+
+
+def _voiced_wav(path: Path, seconds: float = 1.0) -> Path:
+    """A loud 440 Hz tone as the spool's 16-bit mono WAV (a voice to the voice check)."""
+    frames = b"".join(struct.pack("<h", int(12000 * math.sin(2 * math.pi * 440 * i / 8000)))
+                      for i in range(int(seconds * 8000)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(frames)
+    return path
+
+
+async def _recording_call(db: Any, tmp_path: Path) -> tuple[Session, list[str]]:
+    call_id = await calls.start_call(db, uniqueid="u2", node="n", dialled="+16175550100",
+                                     forwarded_from="", caller="", started_at=calls.now())
+    submitted: list[str] = []
+    services = SimpleNamespace(
+        db=db, settings=SimpleNamespace(recordings_dir=tmp_path / "recordings"),
+        transcriber=SimpleNamespace(submit=lambda _call, field, *_a: submitted.append(field)))
+    return _session(None, services, call_id), submitted
+
+
+async def test_a_recording_is_sealed_while_the_next_question_plays(db, tmp_path: Path,
+                                                                   monkeypatch):
+    s, submitted = await _recording_call(db, tmp_path)
+    spooled = _voiced_wav(tmp_path / "spool" / f"{s.call_id}-name-1.wav")
+    gate = threading.Event()
+    real_take = intake.take
+
+    def held_take(*args: Any) -> Path:  # a burst's seals queued in the threads
+        assert gate.wait(30)
+        return real_take(*args)
+
+    monkeypatch.setattr(intake, "take", held_take)
+    # The voice check is all the flow waits for: it goes on with the seal still held.
+    assert await intake._keep(s, "name", spooled, 1, partial=False) is True
+    assert spooled.exists() and submitted == []
+    gate.set()
+    await s.settle()  # the next answer is taken only after the seal and its rows
+    dest = tmp_path / "recordings" / s.call_id / "name.wav.enc"
+    assert dest.exists() and not spooled.exists() and submitted == ["name"]
+    shown = await calls.show_call(db, s.call_id)
+    assert shown is not None
+    assert shown["intake"]["name"]["recording_path"] == str(dest)
+
+
+async def test_a_seal_that_fails_is_in_the_timeline_and_the_call_goes_on(db, tmp_path: Path,
+                                                                         monkeypatch):
+    s, submitted = await _recording_call(db, tmp_path)
+    spooled = _voiced_wav(tmp_path / "spool" / f"{s.call_id}-reason-1.wav")
+
+    def full_disk(*_args: Any) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(intake, "take", full_disk)
+    assert await intake._keep(s, "reason", spooled, 1, partial=False) is True
+    await s.settle()  # not raised: the caller's call goes on to the menu
+    shown = await calls.show_call(db, s.call_id)
+    assert shown is not None
+    assert "intake.reason.unsealed" in [e["kind"] for e in shown["timeline"]]
+    assert "reason" not in shown["intake"] and submitted == []
+    assert spooled.exists()  # left where Asterisk wrote it, for the operator
