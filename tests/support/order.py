@@ -1,13 +1,20 @@
 """The order the suite's files start in (tests/conftest.py sorts the collection).
 
-Longest first: xdist's loadfile hands each idle worker the next file in the collection's
-order, so a file of minutes that starts near the end runs on alone and sets the run's
-length (the h9 run beside two CPU hogs: one worker ended at 675 s, another at 915 s, the
-last files of all being single calls of 2-3 minutes). With the longest first and the
-quick many-test files last, those fill the gaps as the long ones end (the greedy
-"longest processing time" order; scripted over h9's own durations: 818 s instead of
-1,118 s for the slowest worker).
+xdist's loadfile hands each idle worker the next file in the collection's order, so a
+file of minutes that starts near the end runs on alone and sets the run's length (the h9
+run beside two CPU hogs: one worker ended at 675 s, another at 915 s, the last files of
+all being single calls of 2-3 minutes). So the measured files go longest first (the
+greedy "longest processing time" order), with one exception: only the LEAD longest
+start at once, then the quick unmeasured files (a few seconds each) fill the other
+workers while those stacks boot, then the rest of the measured ones. All seven longest
+at once (bursts of calls, the browser, the cluster, each with its PBX and speech files
+to make) starved the PBX beside the hogs: in run h12 the first prompt of
+tests/e2e/test_call_flow.py's callers came 56 s after the answer and all its 13 tests
+failed. Scripted over h12's durations: 912 s for the slowest worker, pure longest-first
+890 s, the order before either 929 s.
 """
+
+LEAD = 4
 
 # Seconds each file took in a run beside two CPU hogs (IVR_TEST_TIMELINE, run h9,
 # 2026-12-02), for the files over 20 s; the rest follow, most tests first. Re-measure
@@ -66,9 +73,11 @@ SECONDS: dict[str, int] = {
 
 
 def rank(path: str, tests_in_file: int) -> tuple[int, int]:
-    """Sort key of a test file: the measured ones by their seconds, then by test count."""
+    """Sort key of a test file: the LEAD longest, the unmeasured ones by test count, then
+    the other measured ones by their seconds."""
     if path in SECONDS:
-        return (0, -SECONDS[path])
+        place = sorted(SECONDS.values(), reverse=True).index(SECONDS[path])
+        return (0 if place < LEAD else 2, -SECONDS[path])
     return (1, -tests_in_file)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support.order import SECONDS
+from support.order import LEAD, SECONDS, rank
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,3 +20,12 @@ def test_make_test_keeps_the_collection_order():
     rule = next(line for line in (REPO / "Makefile").read_text().splitlines()
                 if "pytest" in line and "--dist loadfile" in line)
     assert "--no-loadscope-reorder" in rule
+
+
+def test_only_the_longest_files_start_together():
+    """The LEAD longest first, then a quick file before any other long one."""
+    files = sorted([*SECONDS, "tests/unit/a_quick_one.py"], key=lambda p: rank(p, 3))
+    longest = sorted(SECONDS, key=SECONDS.__getitem__, reverse=True)
+    assert files[:LEAD] == longest[:LEAD]
+    assert files[LEAD] == "tests/unit/a_quick_one.py"
+    assert files[LEAD + 1:] == longest[LEAD:]
