@@ -122,14 +122,16 @@ class Database:
                 # Made 0600 (in a 0700 folder) before SQLite opens it: SQLite gives its
                 # -wal, -shm and -journal files the database file's own mode.
                 create_private(Path(path))
+        # A refused statement's error text would carry its values (a caller's number, a
+        # name) into whatever logs it: SQLAlchemy leaves them out when asked.
         if url.startswith("sqlite"):
-            self.engine: AsyncEngine = create_async_engine(url)
+            self.engine: AsyncEngine = create_async_engine(url, hide_parameters=True)
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
             # A server can restart under us (PostgreSQL shared by several nodes): a pooled
             # connection is checked before use, so the next step gets a new one instead of
             # the dead one's error.
-            self.engine = create_async_engine(url, pool_pre_ping=True)
+            self.engine = create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         #: Awaited by close() before the engine goes: work still queued for this database
         #: (ivr.records.journal's group commit) is written, never left pending.

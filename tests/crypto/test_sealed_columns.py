@@ -139,3 +139,22 @@ async def test_clinician_leg_numbers_are_sealed(db):
         row = await s.get(OncallLeg, "leg1")
         row.status = "answered"
     assert await _raw(db, "SELECT number FROM oncall_legs") == [(number,)]
+
+
+async def test_a_refused_statement_does_not_carry_its_values(db):
+    """An error text reaches logs: a clash (two writers starting one call) names the
+    statement, not its values."""
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from ivr.db.sealed import sealed_values
+    call_id = await _call(db, CALLER, "u1")
+    row = sealed_values(Call, {"id": call_id, "uniqueid": "u-hostile'", "node": "n",
+                               "dialled": "+16175550100", "forwarded_from": "+16175550111",
+                               "caller": CALLER, "started_at": datetime.now(UTC)})
+    with pytest.raises(IntegrityError) as refused:
+        async with db.write() as conn:
+            await conn.execute(insert(Call), row)
+    said = str(refused.value)
+    for value in ("6175550100", "6175550111", CALLER[-10:], "u-hostile", "ivr1:"):
+        assert value not in said
