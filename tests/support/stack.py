@@ -91,10 +91,17 @@ class Stack:
         self.recorder = EventRecorder(self.settings, self.pbx.ami_secret).start()
 
     def stop(self) -> None:
-        self.stop_controller()
-        if self.recorder:
-            self.recorder.stop()
-        self.pbx.stop()
+        """Stop the controller, then the PBX, even when the controller would not stop (a
+        PBX left running keeps this worker's ports, and every later file here fails)."""
+        try:
+            self.stop_controller()
+        finally:
+            if self.controller is not None and self.controller.poll() is None:
+                self.controller.kill()
+                self.controller.wait()
+            if self.recorder:
+                self.recorder.stop()
+            self.pbx.stop()
 
     def remove(self) -> None:
         """Stop everything; remove the instance and (unless IVR_KEEP_TEST_DIRS=1) the
@@ -122,7 +129,8 @@ class Stack:
         self.controller = subprocess.Popen(
             [sys.executable, str(REPO / "tests" / "support" / "controller.py"), "serve",
              "--log-level", "DEBUG"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+            env={**self.env, "PYTHONFAULTHANDLER": "1"}, stdout=log, stderr=subprocess.STDOUT,
+            cwd=REPO)
         wait_for(self._controller_ready, timeout, "the controller to listen")
 
     def _controller_ready(self) -> bool:
@@ -134,7 +142,16 @@ class Stack:
     def kill_controller(self, sig: int = signal.SIGKILL) -> None:
         if self.controller and self.controller.poll() is None:
             self.controller.send_signal(sig)
-            self.controller.wait(20)
+            try:
+                self.controller.wait(20)
+            except subprocess.TimeoutExpired:
+                # Not gone: SIGABRT makes faulthandler write every thread's stack into
+                # the log, so the failure says where the stop hung.
+                self.controller.send_signal(signal.SIGABRT)
+                self.controller.wait(20)
+                text = (self.workdir / "controller.log").read_text(errors="replace")
+                raise AssertionError(f"the controller did not exit within 20 s of signal "
+                                     f"{sig}; its log ends:\n{text[-6000:]}") from None
 
     def stop_controller(self) -> None:
         self.kill_controller(signal.SIGTERM)
