@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 from crypto_helpers import CALLER, DOB, own_keyring, settings_in
-from sqlalchemy import text, update
-from sqlalchemy.exc import StatementError
+from sqlalchemy import insert, text, update
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from ivr.db.engine import Database
 from ivr.db.models import Call, OncallLeg
-from ivr.db.sealed import SealError
+from ivr.db.sealed import SealError, sealed_values
 from ivr.oncall import callbacks
 from ivr.records import calls
 from ivr.secure import crypto
@@ -144,10 +144,6 @@ async def test_clinician_leg_numbers_are_sealed(db):
 async def test_a_refused_statement_does_not_carry_its_values(db):
     """An error text reaches logs: a clash (two writers starting one call) names the
     statement, not its values."""
-    from sqlalchemy import insert
-    from sqlalchemy.exc import IntegrityError
-
-    from ivr.db.sealed import sealed_values
     call_id = await _call(db, CALLER, "u1")
     row = sealed_values(Call, {"id": call_id, "uniqueid": "u-hostile'", "node": "n",
                                "dialled": "+16175550100", "forwarded_from": "+16175550111",

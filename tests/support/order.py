@@ -72,12 +72,14 @@ SECONDS: dict[str, int] = {
 }
 
 
+_LEADING = frozenset(sorted(SECONDS, key=SECONDS.__getitem__, reverse=True)[:LEAD])
+
+
 def rank(path: str, tests_in_file: int) -> tuple[int, int]:
     """Sort key of a test file: the LEAD longest, the unmeasured ones by test count, then
     the other measured ones by their seconds."""
     if path in SECONDS:
-        place = sorted(SECONDS.values(), reverse=True).index(SECONDS[path])
-        return (0 if place < LEAD else 2, -SECONDS[path])
+        return (0 if path in _LEADING else 2, -SECONDS[path])
     return (1, -tests_in_file)
 
 
