@@ -43,6 +43,27 @@ class Result:
     flag: Flag | None = None
 
 
+def _end_workers(pool: ProcessPoolExecutor) -> None:
+    """Shut the pool down and terminate its workers instead of letting them finish.
+
+    shutdown(wait=False) does not end a worker that is busy: it finishes its job (or its
+    model's load, minutes at niceness 10 on a busy machine) and the interpreter's exit
+    joins it, so a stopped controller stayed up for as long (seen beside two CPU hogs:
+    no exit 20 s after SIGTERM). Python 3.14 has terminate_workers(); before it, the
+    executor's own table of processes (emptied by shutdown, so read first) is the only
+    handle on them.
+    """
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+
+
 class Transcriber:
     """One per controller process; `submit` when a recording is kept, `wait` for one."""
 
@@ -105,7 +126,7 @@ class Transcriber:
             self._ready.cancel()
             await asyncio.gather(self._ready, return_exceptions=True)
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            _end_workers(self._pool)
             self._pool = None
 
     # --- per recording -----------------------------------------------------------------

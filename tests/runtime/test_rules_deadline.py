@@ -159,7 +159,8 @@ def _serve(rules: Path, tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
     log_path = tmp_path / "controller.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "ivr.cli", "serve", "--log-level", "DEBUG"],
-                                env={**os.environ, **config.to_env(settings)}, stdout=log,
+                                env={**os.environ, **config.to_env(settings),
+                                     "PYTHONFAULTHANDLER": "1"}, stdout=log,
                                 stderr=subprocess.STDOUT, cwd=REPO)
     return proc, log_path
 
@@ -173,12 +174,21 @@ def _wait_for(proc: subprocess.Popen[bytes], log_path: Path, what: str, ready) -
         time.sleep(0.05)
 
 
-def _sigterm(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
-    """SIGTERM; (exit code, seconds until the process was gone)."""
+def _sigterm(proc: subprocess.Popen[bytes], log_path: Path) -> tuple[int, float]:
+    """SIGTERM; (exit code, seconds until the process was gone). One that is not gone
+    by STOP_BOUND_S gets SIGABRT, so faulthandler writes where each thread hung into
+    the log the failure shows."""
     try:
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=15)
+        try:
+            code = proc.wait(timeout=STOP_BOUND_S)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(timeout=20)
+            text = log_path.read_text(errors="replace")
+            raise AssertionError(f"no exit within {STOP_BOUND_S:.0f} s of SIGTERM\n"
+                                 f"{text[-6000:]}") from None
         return code, time.monotonic() - sent
     finally:
         if proc.poll() is None:
@@ -199,7 +209,7 @@ def test_serve_stops_on_sigterm_without_waiting_for_a_slow_load(slow_rules, tmp_
     kids = loader_children(proc.pid)
     time.sleep(1.0)  # well inside the load (40 events of seconds each)
     assert proc.poll() is None
-    code, took = _sigterm(proc)
+    code, took = _sigterm(proc, log_path)
     text = log_path.read_text(errors="replace")
     assert took <= STOP_BOUND_S, f"exit took {took:.1f} s after SIGTERM\n{text[-3000:]}"
     assert code == 0, text[-3000:]
@@ -220,7 +230,7 @@ def test_serve_stops_on_sigterm_without_waiting_for_a_reload(rules_dir, tmp_path
     _wait_for(proc, log_path, "the reload", lambda: loader_children(proc.pid))
     kids = loader_children(proc.pid)
     time.sleep(1.0)
-    code, took = _sigterm(proc)
+    code, took = _sigterm(proc, log_path)
     text = log_path.read_text(errors="replace")
     assert took <= STOP_BOUND_S, f"exit took {took:.1f} s after SIGTERM\n{text[-3000:]}"
     assert code == 0, text[-3000:]

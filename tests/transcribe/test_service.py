@@ -115,16 +115,25 @@ async def test_transcription_off_stores_a_skip(db, tmp_path):
     assert (result.status, row.note) == ("skipped", "transcription is off")
 
 
+def _parent(tmp_path: Path, script: str) -> subprocess.Popen[str]:
+    """`script` run as a controller stand-in (a process that owns a worker pool)."""
+    import sys
+
+    path = tmp_path / "parent.py"
+    path.write_text(script)
+    return subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[2])
+
+
 def test_workers_end_when_the_controller_is_killed(tmp_path):
     """A controller killed outright cannot shut its pool down: the workers notice."""
     import signal
-    import sys
     import time
 
     import psutil
 
-    script = tmp_path / "parent.py"
-    script.write_text(
+    parent = _parent(
+        tmp_path,
         "import multiprocessing, os, sys, time\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
         "from ivr.transcribe import worker\n"
@@ -134,8 +143,6 @@ def test_workers_end_when_the_controller_is_killed(tmp_path):
         "                               initargs=(os.getpid(),))\n"
         "    print(pool.submit(os.getpid).result(), flush=True)\n"
         "    time.sleep(600)\n")
-    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
-                              text=True, cwd=Path(__file__).resolve().parents[2])
     try:
         child = int(parent.stdout.readline())
         assert psutil.pid_exists(child)
@@ -154,3 +161,31 @@ def test_workers_end_when_the_controller_is_killed(tmp_path):
     gone = not psutil.pid_exists(child) or psutil.Process(child).status() == \
         psutil.STATUS_ZOMBIE
     assert gone, "the worker outlived its controller"
+
+
+def test_a_stopping_controller_does_not_wait_for_a_busy_worker(tmp_path):
+    """A worker in the middle of a job (a model's load takes minutes at its niceness on
+    a busy machine) is ended at stop, not joined at exit: the process is gone."""
+    parent = _parent(
+        tmp_path,
+        "import multiprocessing, os, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from ivr.transcribe.service import _end_workers\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'))\n"
+        "    pool.submit(os.getpid).result()  # the worker is up\n"
+        "    busy = pool.submit(time.sleep, 600)\n"
+        "    while not busy.running():\n"
+        "        time.sleep(0.05)\n"
+        "    _end_workers(pool)\n"
+        "    print('stopped', flush=True)\n")
+    try:
+        # 600 s without the fix (the exit joins the sleeping worker); a bound, not a timing.
+        parent.wait(120)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        out = parent.stdout.read()
+        parent.stdout.close()
+    assert "stopped" in out and parent.returncode == 0
