@@ -131,7 +131,8 @@ class LocalCluster:
         self.proxy = KamailioProxy(layout.kamailio_dir, layout.entry_host, layout.entry_port,
                                    layout.proxy_nodes(), trunk_match=trunk,
                                    probe_seconds=layout.probe_seconds,
-                                   fail_over_ms=layout.fail_over_ms)
+                                   fail_over_ms=layout.fail_over_ms,
+                                   niceness=base.service_nice)
 
     @classmethod
     def found(cls, folder: Path, base: Settings) -> LocalCluster:
