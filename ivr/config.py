@@ -108,10 +108,6 @@ class Settings:
     # SIGSTOPped and continued did not stop on SIGTERM within 20 s and the stalled-
     # controller test (tests/e2e/test_overload_intake.py) failed; not understood yet.
     uvloop: bool = False
-    # The niceness the service's real-time processes run at (Asterisk, the controller,
-    # Kamailio): the callers' audio and prompts go before batch work on a shared machine
-    # (ivr/pbx/priority.py). Lowering it takes root; without, the inherited one stays.
-    service_nice: int = -5
 
     @property
     def database_url(self) -> str:
@@ -215,8 +211,7 @@ class Settings:
 #: The load settings' ranges: (field, lowest, highest, unit).
 _LOAD_LIMITS = (("controller_answer_seconds", 1, 60, "seconds"),
                 ("admission_max_calls", 0, 100000, "calls"),
-                ("admission_max_lag_ms", 0, 60000, "milliseconds"),
-                ("service_nice", -20, 19, "a niceness"))
+                ("admission_max_lag_ms", 0, 60000, "milliseconds"))
 
 
 def _with_password(url: str, password_file: Path) -> str:
@@ -263,7 +258,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
             values[f.name] = Path(raw).expanduser()
         elif f.name in ("web_session_idle_minutes", "web_session_max_hours",
                         "controller_answer_seconds", "admission_max_calls",
-                        "admission_max_lag_ms", "service_nice"):
+                        "admission_max_lag_ms"):
             try:
                 values[f.name] = int(raw)
             except ValueError:

@@ -46,8 +46,7 @@ DEVICE_NICE = "-5"
 def outside_devices():
     """The suite's callers and phones are the devices of other machines: beside two CPU
     hogs a caller starved of its share heard a menu's end late and pressed after its
-    wait. Asterisk, the controller and Kamailio take the service's own niceness
-    (IVR_SERVICE_NICE, ivr/pbx/priority.py); the tests' own processes keep theirs."""
+    wait. Asterisk, the controller and everything else keep the niceness they had."""
     if os.geteuid() != 0 or NICE_VARIABLE in os.environ:
         yield
         return

@@ -150,11 +150,10 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     if not nodes:
         raise UsageError("--node: name at least one node (NAME=ADDRESS:PORT)")
     carriers = os.environ.get(CARRIERS_ENV, "").strip()
-    settings = common.load_settings()
-    trunk = tuple(args.trunk or (carriers or settings.trunk_match).split(","))
+    trunk = tuple(args.trunk or (carriers or common.load_settings().trunk_match).split(","))
     proxy = KamailioProxy(Path(args.folder).absolute(), host, port, nodes,
                           trunk_match=trunk, probe_seconds=args.probe_seconds,
-                          fail_over_ms=args.fail_over_ms, niceness=settings.service_nice)
+                          fail_over_ms=args.fail_over_ms)
     proxy.exec_foreground()  # does not return
     return 0  # pragma: no cover
 

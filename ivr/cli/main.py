@@ -86,11 +86,9 @@ def cmd_pbx_cli(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.controller.eventloop import run_loop
     from ivr.controller.service import Controller, ControllerError
-    from ivr.pbx import priority
 
     settings = load_settings()
     logs.setup(args.log_level, settings.log_dir / f"controller-{settings.instance}.log")
-    priority.take(settings.service_nice)  # before the loop and its threads start
     try:
         run_loop(Controller(settings).run(), use_uvloop=settings.uvloop)
     except ControllerError as exc:

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.cluster.accounts import service_user
-from ivr.pbx.priority import nice_argv
 from ivr.pbx.render import REPO, render_text
 
 TEMPLATE = REPO / "kamailio_conf" / "kamailio.cfg"
@@ -79,7 +78,6 @@ class KamailioProxy:
     probe_seconds: int = 2
     fail_over_ms: int = 2000
     name: str = "ivr-sip"
-    niceness: int | None = None  # IVR_SERVICE_NICE (ivr/pbx/priority.py); None: inherited
     _started: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -146,8 +144,7 @@ class KamailioProxy:
 
     def _argv(self) -> list[str]:
         """Kamailio in the foreground (-DD: no daemon, its workers still forked)."""
-        prefix = nice_argv(self.niceness) if self.niceness is not None else []
-        argv = [*prefix, _binary("kamailio"), "-f", str(self.config_file), "-P", str(self.pid_file),
+        argv = [_binary("kamailio"), "-f", str(self.config_file), "-P", str(self.pid_file),
                 "-DD", "-E", "-w", str(self.folder / "run")]
         owner = self._owner()
         if owner is not None:
@@ -159,7 +156,7 @@ class KamailioProxy:
         self.render()
         self.check()
         argv = self._argv()
-        os.execvp(argv[0], argv)
+        os.execv(argv[0], argv)
 
     def start(self, timeout: float = 30) -> None:
         self.render()

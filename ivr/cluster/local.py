@@ -131,8 +131,7 @@ class LocalCluster:
         self.proxy = KamailioProxy(layout.kamailio_dir, layout.entry_host, layout.entry_port,
                                    layout.proxy_nodes(), trunk_match=trunk,
                                    probe_seconds=layout.probe_seconds,
-                                   fail_over_ms=layout.fail_over_ms,
-                                   niceness=base.service_nice)
+                                   fail_over_ms=layout.fail_over_ms)
 
     @classmethod
     def found(cls, folder: Path, base: Settings) -> LocalCluster:

@@ -25,7 +25,7 @@ from typing import Any
 
 from ivr import contract
 from ivr.config import Settings
-from ivr.pbx import priority, prompts, safefs
+from ivr.pbx import prompts, safefs
 from ivr.pbx.render import CONF_DIR, agi_backup_lines, render_all, render_text
 from ivr.pbx.root import AsteriskRoot, PbxUser
 
@@ -312,33 +312,18 @@ class PbxInstance:
         return self.root.command_as(self.pbx_user, "/usr/sbin/asterisk", "-C",
                                     self.conf_inner, *args)
 
-    def _drops_in_popen(self) -> bool:
-        """A host install: Popen itself becomes the PBX user before Asterisk starts."""
-        return self.pbx_user is not None and not self.root.chrooted
-
     def _server_kwargs(self) -> dict[str, Any]:
         """Popen arguments for server_argv: umask 077; for a host install, the user."""
         kwargs: dict[str, Any] = {"umask": PBX_UMASK}
-        if self._drops_in_popen():
+        if self.pbx_user is not None and not self.root.chrooted:
             kwargs.update(user=self.pbx_uid, group=self.pbx_gid, extra_groups=[])
         return kwargs
-
-    def _renice(self) -> None:
-        """Every thread of the running Asterisk at the service's niceness (threads it
-        makes later take their maker's); nothing where that is not allowed."""
-        pid = self.pid()
-        if pid is None or not priority.nice_argv(self.settings.service_nice):
-            return
-        for task in Path(f"/proc/{pid}/task").glob("*"):
-            with contextlib.suppress(OSError, ValueError):
-                os.setpriority(os.PRIO_PROCESS, int(task.name), self.settings.service_nice)
 
     def exec_foreground(self) -> None:
         """Render, then become Asterisk in the foreground (containers, service managers)."""
         self.render()
         argv = self.server_argv("-f", "-n")
         os.umask(PBX_UMASK)
-        priority.take(self.settings.service_nice)  # while still allowed to lower it
         if self.pbx_user is not None and not self.root.chrooted:
             os.setgroups([])
             os.setgid(self.pbx_gid)
@@ -387,12 +372,7 @@ class PbxInstance:
             safefs.unlink(self.host_dir, f"run/{stale}")
         out = safefs.open_append(self.host_dir, "log/startup.log", self._owner())
         try:
-            # The niceness is taken by `nice` as we are, before the root drops to the PBX
-            # user (chroot --userspec); a host install's Popen drops first, so its
-            # threads are reniced once it has booted (_renice).
-            nice = [] if self._drops_in_popen() else priority.nice_argv(
-                self.settings.service_nice)
-            code = subprocess.call([*nice, *self.server_argv("-n")], stdin=subprocess.DEVNULL,
+            code = subprocess.call(self.server_argv("-n"), stdin=subprocess.DEVNULL,
                                    stdout=out, stderr=out, timeout=60, **self._server_kwargs())
         finally:
             os.close(out)
@@ -404,8 +384,6 @@ class PbxInstance:
                 result = subprocess.run(self.asterisk("-rx", "core waitfullybooted"),
                                         capture_output=True, text=True, timeout=timeout)
                 if result.returncode == 0 and "fully booted" in result.stdout.lower():
-                    if self._drops_in_popen():
-                        self._renice()
                     return
             time.sleep(0.2)
         raise PbxError(f"Asterisk did not finish booting in {timeout:.0f}s; "

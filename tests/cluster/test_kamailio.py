@@ -15,7 +15,6 @@ from harness import wait_for
 from support.cluster import FakeNode, cluster_port_base, place_calls
 
 from ivr.cluster.kamailio import KamailioError, KamailioProxy, Node
-from ivr.config import Settings
 
 pytestmark = pytest.mark.skipif(shutil.which("kamailio") is None and
                                 not Path("/usr/sbin/kamailio").exists(),
@@ -28,8 +27,7 @@ def proxy():
     base = cluster_port_base()
     folder = Path(tempfile.mkdtemp(prefix="ivr-test-kam-"))
     nodes = [Node("node1", "127.0.0.2", base + 1), Node("node2", "127.0.0.3", base + 2)]
-    kam = KamailioProxy(folder, "127.0.0.1", base, nodes, probe_seconds=1, fail_over_ms=1500,
-                        niceness=Settings().service_nice)
+    kam = KamailioProxy(folder, "127.0.0.1", base, nodes, probe_seconds=1, fail_over_ms=1500)
     try:
         yield kam
     finally:

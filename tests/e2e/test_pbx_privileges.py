@@ -137,22 +137,6 @@ def test_asterisk_runs_as_the_pbx_user_with_no_capabilities(own):
     assert "System uptime" in pbx.cli("core show uptime")
 
 
-def test_the_service_runs_ahead_of_batch_work(own):
-    """Asterisk's threads and the controller run at IVR_SERVICE_NICE (ivr/pbx/priority.py),
-    started as root; the controller's thread pool and transcription aside."""
-    if os.geteuid() != 0:
-        pytest.skip("lowering a niceness takes root")
-    want = own.settings.service_nice
-    tasks = list(Path(f"/proc/{own.pbx.pid()}/task").iterdir())
-    assert tasks and {os.getpriority(os.PRIO_PROCESS, int(t.name)) for t in tasks} == {want}
-    own.start_controller()
-    try:
-        assert own.controller is not None
-        assert os.getpriority(os.PRIO_PROCESS, own.controller.pid) == want
-    finally:
-        own.stop_controller()
-
-
 def test_pbx_user_creation_is_idempotent(own):
     root = own.pbx.root
     assert root.ensure_user() == root.ensure_user() == own.pbx.pbx_user
