@@ -43,6 +43,8 @@ MESA_DID = "+17205550200"
 MESA_FWD = "+17205550211"
 UNKNOWN_DID = "+15555550123"
 SHARED_TRUNK_DID = "+16175550999"  # claimed by nobody: only the Diversion names the practice
+# The silent caller's wait for the service to end its call (see SCENARIOS).
+SILENT_CALL_S = 900
 # A caller who holds for the clinician (the service keeps talking or ringing: no quiet
 # turn), then gives up while the chain is rung.
 HOLD_THEN_HANG_UP = [Listen(quiet_ms=0, min_voice_ms=4000), Pause(30000), Hangup()]
@@ -69,7 +71,9 @@ SCENARIOS: dict[str, tuple[str, str, str | None, Any]] = {
                            *answer("01021990"), *answer("1"), *speak(v["name"]),
                            *speak(v["reason"]), *choose("7"), *choose("4")]),
     # Says nothing at all, to the end (the line stays open: silence keeps arriving).
-    "silence": (MESA_DID, "+16175550149", None, lambda v: [AwaitEnd(400)]),
+    # Every question asked and timed out, then the on-call chain rung unanswered: about
+    # 5 minutes idle, 6.5 beside two CPU hogs (runs h14, h15), so the wait is generous.
+    "silence": (MESA_DID, "+16175550149", None, lambda v: [AwaitEnd(SILENT_CALL_S)]),
     # Hangs up once the controller has begun to ask for the number (its cue, below): a
     # pause between two prompts on a loaded machine must not make it hang up earlier.
     "hangup_callback": (SUNNY_DID, "+16175550150", None,
@@ -115,7 +119,7 @@ class Campaign:
             plan = CallPlan(caller_id=caller_id, steps=tuple(steps(said)),
                             headers=(("Diversion", diversion),) if diversion else ())
             self._start(name, lambda plan=plan, number=number, name=name: stack.place(
-                plan, number, workdir / name, timeout_s=400))
+                plan, number, workdir / name, timeout_s=SILENT_CALL_S + 60))
         xml = timed_caller_scenario(CallerSpec(caller_id="+16175550166"), [],
                                     HOSTILE_HANGUP_MS, True, HOSTILE_HEADERS)
         self._start(HOSTILE, lambda: run_scenario(xml, stack.target, SUNNY_DID,
