@@ -45,6 +45,7 @@ UNKNOWN_DID = "+15555550123"
 SHARED_TRUNK_DID = "+16175550999"  # claimed by nobody: only the Diversion names the practice
 # The silent caller's wait for the service to end its call (see SCENARIOS).
 SILENT_CALL_S = 900
+CAMPAIGN_S = SILENT_CALL_S + 120  # the longest caller's wait and its own time-out after it
 # A caller who holds for the clinician (the service keeps talking or ringing: no quiet
 # turn), then gives up while the chain is rung.
 HOLD_THEN_HANG_UP = [Listen(quiet_ms=0, min_voice_ms=4000), Pause(30000), Hangup()]
@@ -139,7 +140,7 @@ class Campaign:
         self.threads.append(thread)
 
     def result(self, name: str) -> CallReport | subprocess.CompletedProcess[str]:
-        wait_for(lambda: name in self.results, 460, f"the {name} caller to finish",
+        wait_for(lambda: name in self.results, CAMPAIGN_S, f"the {name} caller to finish",
                  interval=0.5)
         return self.results[name]
 
@@ -162,7 +163,7 @@ def campaign(stack, tmp_path_factory):
     try:
         yield run
         for thread in run.threads:
-            thread.join(470)
+            thread.join(CAMPAIGN_S)
         wait_for(lambda: stack.channels() == 0, 30, "no channels left in Asterisk")
     finally:
         for thread in run.threads:
