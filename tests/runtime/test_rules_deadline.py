@@ -21,6 +21,7 @@ from ivr.rules.sandbox import load_in_child
 
 sys.path.insert(0, str(REPO / "tests"))
 from harness import worker_ports  # noqa: E402  (ports from this worker's own range)
+from support.polling import exit_or_dump  # noqa: E402
 
 ICS = "mesa-family-oncall.ics"
 
@@ -176,19 +177,11 @@ def _wait_for(proc: subprocess.Popen[bytes], log_path: Path, what: str, ready) -
 
 def _sigterm(proc: subprocess.Popen[bytes], log_path: Path) -> tuple[int, float]:
     """SIGTERM; (exit code, seconds until the process was gone). One that is not gone
-    by STOP_BOUND_S gets SIGABRT, so faulthandler writes where each thread hung into
-    the log the failure shows."""
+    by STOP_BOUND_S fails with its threads' stacks (support.polling.exit_or_dump)."""
     try:
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=STOP_BOUND_S)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGABRT)
-            proc.wait(timeout=20)
-            text = log_path.read_text(errors="replace")
-            raise AssertionError(f"no exit within {STOP_BOUND_S:.0f} s of SIGTERM\n"
-                                 f"{text[-6000:]}") from None
+        code = exit_or_dump(proc, log_path, STOP_BOUND_S, "`ivr serve` after SIGTERM")
         return code, time.monotonic() - sent
     finally:
         if proc.poll() is None:

@@ -3,8 +3,11 @@ sleep that load can outrun."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 # The longest pause between two looks: a condition met is seen within this much.
@@ -29,3 +32,19 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         pause = max(interval, min(now - began, MAX_INTERVAL_S))
         time.sleep(min(pause, deadline - now))
+
+
+def exit_or_dump(proc: subprocess.Popen[Any], log_path: Path, seconds: float,
+                 what: str) -> int:
+    """`proc`'s exit code once it ends within `seconds` (a signal already sent to it).
+    One that has not gets SIGABRT: a controller started with PYTHONFAULTHANDLER=1 writes
+    every thread's stack into its log, and the AssertionError carries the log's end, so
+    the failure says where it hung."""
+    try:
+        return proc.wait(seconds)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        proc.wait(20)
+        text = log_path.read_text(errors="replace")
+        raise AssertionError(f"{what} did not exit within {seconds:.0f} s; its log "
+                             f"ends:\n{text[-6000:]}") from None

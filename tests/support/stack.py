@@ -27,7 +27,7 @@ from ivr.pbx.root import ensure_root
 from ivr.secure import keys
 from ivr.transcribe.registry import OFF
 from support import cli as ivr_cli
-from support.polling import wait_for
+from support.polling import exit_or_dump, wait_for
 from support.ports import worker_ports
 from support.recorder import EventRecorder
 from support.sipp import CallerSpec, PhoneSpec, run_caller, start_phone
@@ -142,16 +142,8 @@ class Stack:
     def kill_controller(self, sig: int = signal.SIGKILL) -> None:
         if self.controller and self.controller.poll() is None:
             self.controller.send_signal(sig)
-            try:
-                self.controller.wait(20)
-            except subprocess.TimeoutExpired:
-                # Not gone: SIGABRT makes faulthandler write every thread's stack into
-                # the log, so the failure says where the stop hung.
-                self.controller.send_signal(signal.SIGABRT)
-                self.controller.wait(20)
-                text = (self.workdir / "controller.log").read_text(errors="replace")
-                raise AssertionError(f"the controller did not exit within 20 s of signal "
-                                     f"{sig}; its log ends:\n{text[-6000:]}") from None
+            exit_or_dump(self.controller, self.workdir / "controller.log", 20,
+                         f"the controller (signal {sig})")
 
     def stop_controller(self) -> None:
         self.kill_controller(signal.SIGTERM)
