@@ -102,6 +102,8 @@ CTX_INBOUND = "ivr-inbound"  # the trunk's context
 CTX_FALLBACK = "ivr-fallback"
 CTX_HANGUP = "ivr-hangup"
 CTX_SCREEN = "ivr-screen"  # fallback screening: "press 1 to accept"
+#: A question after a lead-in in one AGI command (GOSUB): ivr.flows.speech.read.
+CTX_ASK = "ivr-ask"
 CTX_GATEWAY_IN = "ivr-gateway-in"  # anything arriving from the clinician gateway: nothing
 CTX_CLINICIAN = "ivr-clinician"  # the controller's Originates to clinicians land here
 #: How long an accepted clinician waits (music) for the caller's Bridge before hanging up.
@@ -126,6 +128,7 @@ EV_FALLBACK_RECORD = "IvrFallbackRecord"  # recording the caller's message
 EV_CONTROLLER_TIMEOUT = "IvrControllerTimeout"  # the controller missed its bound
 EV_FALLBACK_INTAKE = "IvrFallbackIntake"  # the dialplan's own intake asks who is urgent
 EV_FALLBACK_INTAKE_CHOICE = "IvrFallbackIntakeChoice"  # Urgent: yes/no
+EV_ASK = "IvrAsk"  # the dialplan plays a lead-in and a question for the controller (ivr-ask)
 EV_CALL_ENDED = "IvrCallEnded"  # hang-up handler stamped the call
 EV_BRIDGE = "IvrBridge"  # the caller is about to Bridge(); Leg: the clinician leg id
 EV_BRIDGE_RESULT = "IvrBridgeResult"  # Bridge() returned; Result: BRIDGERESULT

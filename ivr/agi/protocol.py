@@ -70,6 +70,9 @@ class AgiReply:
     result: str
     data: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: Words after the result that are neither (data) nor key=value: GOSUB's
+    #: "Gosub complete (abnormal exit)".
+    note: str = ""
 
     @property
     def result_int(self) -> int:
@@ -97,8 +100,9 @@ def parse_reply(line: str) -> AgiReply:
         close = rest.rfind(")")
         if close > 0:
             data, rest = rest[1:close], rest[close + 1:]
-    extra = dict(p.split("=", 1) for p in rest.split() if "=" in p)
-    return AgiReply(code, result, data, extra)
+    words = rest.split()
+    extra = dict(p.split("=", 1) for p in words if "=" in p)
+    return AgiReply(code, result, data, extra, " ".join(p for p in words if "=" not in p))
 
 
 def quote(arg: object) -> str:
@@ -333,9 +337,8 @@ class AgiChannel:
             except (ConnectionError, OSError) as exc:
                 raise AgiDisconnected("AGI socket closed") from exc
             try:
-                item = await asyncio.wait_for(self._replies.get(),
-                                              timeout if timeout is not None
-                                              else self.default_timeout)
+                item = await self._reply(timeout if timeout is not None
+                                         else self.default_timeout)
             except TimeoutError as exc:
                 # A late reply would now be taken for the next command's: stop here.
                 self._broken = f"no reply to {name} in time"
@@ -360,6 +363,15 @@ class AgiChannel:
             if reply.code != 200:
                 raise AgiCommandError(reply.code, reply.data or reply.result)
             return reply
+
+    async def _reply(self, seconds: float) -> object:
+        """The command's final reply: a `100 result=0 Trying...` line (GOSUB writes one
+        before it runs the subroutine) is not the end of it; the whole wait is bounded."""
+        async with asyncio.timeout(seconds):
+            while True:
+                item = await self._replies.get()
+                if not (isinstance(item, str) and item.startswith("100 ")):
+                    return item
 
     # --- convenience wrappers (each one AGI command) ------------------------------------
     async def answer(self) -> None:
@@ -415,6 +427,16 @@ class AgiChannel:
         if silence_seconds:
             args.append(f"s={silence_seconds}")
         return await self.command("RECORD FILE", *args, timeout=timeout_ms / 1000 + 15)
+
+    async def gosub(self, context: str, arguments: tuple[str, ...],
+                    timeout: float = 60) -> AgiReply:
+        """Run a dialplan subroutine (`context`, s, 1) with `arguments` (ARG1...), built
+        by us and never by a caller: Gosub splits them at ',' and so they may not hold
+        one. A subroutine the caller's hang-up cut short reports an abnormal exit."""
+        if any("," in a or "(" in a or ")" in a for a in arguments):
+            raise ValueError("a Gosub argument may not contain ',' or brackets")
+        return await self.command("GOSUB", context, "s", 1, ",".join(arguments),
+                                  timeout=timeout)
 
     async def exec(self, application: str, options: str = "", timeout: float = 60) -> AgiReply:
         """Run a dialplan application; `options` must be built by us, never by a caller."""

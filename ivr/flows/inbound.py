@@ -18,7 +18,7 @@ from ivr.db.models import SOURCE_CALLER_ID, SOURCE_CALLER_ID_UNVALIDATED
 from ivr.flows import clinician_line, intake, language, redflag, triage
 from ivr.flows.decide import ROUTE_AFTER_HOURS, decide, find_practice
 from ivr.flows.runner import CallContext, Outcome
-from ivr.flows.session import Session
+from ivr.flows.session import Lead, Session
 from ivr.flows.speech import ALL_KEYS, Item, play
 from ivr.records import calls
 from ivr.records.overrides import active_overrides
@@ -88,8 +88,9 @@ async def _steps(s: Session) -> Outcome:
                             else "overflow_greeting")
     await play(s.channel, greeting, ALL_KEYS)  # a key skips to the notice
     s.step = "emergency_notice"
-    skipped = await play(s.channel, s.prompt("emergency_notice"), ALL_KEYS)
-    s.event_soon("prompt.emergency_notice", skipped=bool(skipped))
+    # Played by the first question's own command, so that no key falls between them
+    # (a hang-up during either is recorded at that question).
+    s.lead = Lead(s.prompt("emergency_notice"), "prompt.emergency_notice")
     await intake.run(s)
     if s.practice is None:
         # No practice to triage for: the intake goes to an operator (flagged at routing).

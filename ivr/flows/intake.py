@@ -24,6 +24,7 @@ from ivr.flows.session import Session
 from ivr.flows.speech import (
     ALL_KEYS,
     Item,
+    PlayFile,
     SayDigits,
     SayTime,
     as_files,
@@ -31,6 +32,7 @@ from ivr.flows.speech import (
     play,
     play_lead,
     read,
+    read_after,
     set_key_timeouts,
     trace_prompt,
 )
@@ -115,11 +117,26 @@ async def read_answer(s: Session, items: list[Item], max_digits: int,
     return answer
 
 
+async def read_question(s: Session, files: list[PlayFile], max_digits: int,
+                        timeout_ms: int) -> str:
+    """A question of files in one command, after the call's pending lead (the emergency
+    notice) when there is one: both in one command, no gap between them."""
+    lead = s.take_lead()
+    if not lead:
+        await s.flush_lead()
+        return await read(s.channel, files, max_digits, timeout_ms, any_key=False)
+    skipped, keys = await read_after(s.channel, lead, files, max_digits, timeout_ms,
+                                     any_key=False, key_waits=(s.timeout_ms, ACCEPT_WAIT_MS))
+    s.lead_heard(skipped)
+    return keys
+
+
 async def _keyed_answer(s: Session, items: list[Item], max_digits: int,
                         timeout_ms: int) -> str:
     files = as_files(items)
     if files is not None:
-        return await read(s.channel, files, max_digits, timeout_ms, any_key=False)
+        return await read_question(s, files, max_digits, timeout_ms)
+    await s.flush_lead()
     key, last = await play_lead(s.channel, items, DIGITS + "#")
     if last is None:
         return await read_keys(s, key, max_digits, timeout_ms)
@@ -207,7 +224,8 @@ async def _offered(s: Session, items: list[Item]) -> str:
     if files is not None:
         # One Read takes the lone "1" or a whole number typed at once, which a key-by-key
         # reading loses to res_agi between its commands when the controller is slow.
-        return await read(s.channel, files, MAX_NUMBER_DIGITS, 0, any_key=False)
+        return await read_question(s, files, MAX_NUMBER_DIGITS, 0)
+    await s.flush_lead()
     key = await ask(s.channel, items, ALL_KEYS, s.timeout_ms)
     if key is None:
         return ""
@@ -251,6 +269,7 @@ async def ask_recording(s: Session, field: str) -> None:
     max_seconds = s.intake.name_max_seconds if field == "name" else s.intake.reason_max_seconds
     pid = "ask_name" if field == "name" else "ask_reason"
     spool = s.services.pbx.spool_dir / SPOOL_INTAKE_DIR
+    await s.flush_lead()  # a recording's question is no Read: the lead plays on its own
     for attempt in (1, 2):
         await play(s.channel, s.prompt(pid))
         host = spool / f"{s.call_id}-{field}-{attempt}"
@@ -345,3 +364,4 @@ async def run(s: Session) -> None:
         s.step = f"intake.{field}"
         s.event_soon(f"intake.{field}.asked")  # written while the question is asked
         await STEPS[field](s)  # its writes are committed while the next question plays
+    await s.flush_lead()  # no question took it (none collected)

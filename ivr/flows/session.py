@@ -16,11 +16,21 @@ from typing import Any
 from ivr.agi.protocol import AgiChannel
 from ivr.controller.services import Services
 from ivr.flows.decide import Decision
-from ivr.flows.speech import Item, PlayFile, PromptLibrary, say_time
+from ivr.flows.speech import ALL_KEYS, Item, PlayFile, PromptLibrary, as_files, play, say_time
 from ivr.records import calls
 from ivr.rules.model import Intake, Practice
 from ivr.texts import DEFAULT_LANGUAGE, for_language
 from ivr.transcribe.redflags import Flag, flags_for
+
+
+@dataclass(frozen=True)
+class Lead:
+    """Prompts the next question plays first, in the same command (speech.read_after):
+    the emergency notice, so no gap falls between it and the first question. `event`
+    goes in the timeline once it was heard, with whether a key skipped it."""
+
+    items: list[Item]
+    event: str
 
 
 @dataclass
@@ -35,6 +45,8 @@ class Session:
     step: str = "start"
     told: list[str] = field(default_factory=list)  # texts of what the caller was told
     chosen_language: str | None = None  # picked at the start (ivr.flows.language)
+    #: Played before the next question, in its command (take_lead), or on its own (flush_lead).
+    lead: Lead | None = None
     #: The call's writes being committed while the caller hears the next prompt (soon).
     background: list[asyncio.Future[None]] = field(default_factory=list)
 
@@ -79,6 +91,29 @@ class Session:
                 failed = failed or exc
         if failed is not None:
             raise failed
+
+    def take_lead(self) -> list[PlayFile]:
+        """The pending lead's files for a question's own command ([]: none pending, or
+        one that is not all files, played here on its own first). The question reports
+        it heard with `lead_heard`."""
+        if self.lead is None:
+            return []
+        files = as_files(self.lead.items)
+        if files is None:
+            return []  # flush_lead, called by the question's fallback path, plays it
+        return files
+
+    def lead_heard(self, skipped: bool) -> None:
+        if self.lead is not None:
+            self.event_soon(self.lead.event, skipped=skipped)
+            self.lead = None
+
+    async def flush_lead(self) -> None:
+        """Play the pending lead on its own (what comes next is not a question that can
+        take it); a key skips it."""
+        if self.lead is not None:
+            skipped = await play(self.channel, self.lead.items, ALL_KEYS)
+            self.lead_heard(bool(skipped))
 
     @property
     def practice(self) -> Practice | None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from ivr import contract
 from ivr import texts as builtin
 from ivr.agi.protocol import AgiChannel, AgiHangup
 from ivr.pbx import prompts as tts
@@ -385,6 +386,8 @@ _READ_SAFE = re.compile(r"[A-Za-z0-9_./-]+")
 #: The channel variable Read leaves the keys in (read back in the same round trip as
 #: READSTATUS).
 READ_VARIABLE = "IVR_KEYS"
+#: The variable the lead's Read of ivr-ask leaves its key in (a key: the lead was skipped).
+LEAD_VARIABLE = "IVR_LEAD"
 #: The bound on a Read that waits with the channel's own timeouts (set_key_timeouts).
 READ_WAIT_MOST_S = 60.0
 
@@ -406,6 +409,17 @@ def as_files(items: Sequence[Item]) -> list[PlayFile] | None:
     return out
 
 
+def _read_arguments(channel: AgiChannel, files: Sequence[PlayFile], max_digits: int,
+                    timeout_ms: int, any_key: bool) -> tuple[list[str], str, float]:
+    """Read's files, most keys and options, its timeout argument ('' for the channel's
+    own: set_key_timeouts) and the longest it may wait for keys, in seconds."""
+    for item in files:
+        trace_prompt(channel, item)
+    seconds = timeout_ms / 1000 if timeout_ms > 0 else READ_WAIT_MOST_S
+    args = ["&".join(f.path for f in files), str(max_digits), "t" if any_key else ""]
+    return args, (f"{seconds:g}" if timeout_ms > 0 else ""), seconds
+
+
 async def read(channel: AgiChannel, files: Sequence[PlayFile], max_digits: int,
                timeout_ms: int, any_key: bool) -> str:
     """A whole question in one command (the dialplan's Read): its files in order, a key
@@ -418,26 +432,55 @@ async def read(channel: AgiChannel, files: Sequence[PlayFile], max_digits: int,
     can leave seconds between two prompts of one question, just where a caller who knows
     the menu presses: in one Read there is no such gap, and no round trip per prompt.
     """
-    for item in files:
-        trace_prompt(channel, item)
-    seconds = timeout_ms / 1000 if timeout_ms > 0 else READ_WAIT_MOST_S
-    args = [READ_VARIABLE, "&".join(f.path for f in files), str(max_digits),
-            "t" if any_key else "", "1"]
-    if timeout_ms > 0:  # else no timeout argument: the channel's own (set_key_timeouts)
-        args.append(f"{seconds:g}")
-    reply = await channel.exec("Read", ",".join(args),
-                               timeout=125 + seconds * (max_digits + 1))
+    args, wait, seconds = _read_arguments(channel, files, max_digits, timeout_ms, any_key)
+    # No timeout argument at all for the channel's own (set_key_timeouts).
+    options = ",".join([READ_VARIABLE, *args, "1", *([wait] if wait else [])])
+    reply = await channel.exec("Read", options, timeout=125 + seconds * (max_digits + 1))
     if reply.result_int < 0:
         raise AgiHangup("caller hung up during a question")
-    got = await channel.get_full_variable(f"${{READSTATUS}}:${{{READ_VARIABLE}}}")
-    status, _, keys = (got or "").partition(":")
+    return (await _read_keys(channel, max_digits, timeout_ms))[1]
+
+
+async def read_after(channel: AgiChannel, lead: Sequence[PlayFile],
+                     files: Sequence[PlayFile], max_digits: int, timeout_ms: int,
+                     any_key: bool, key_waits: tuple[int, int]) -> tuple[bool, str]:
+    """`lead` (the emergency notice), then the question as `read` asks it, in one
+    command (the dialplan's ivr-ask): no gap between them for a key to fall into. A key
+    during the lead skips it and is no answer. `key_waits`: the first key's and the
+    next keys' waits in ms for `timeout_ms` 0 (what set_key_timeouts set: the
+    subroutine does not see it). (whether the lead was skipped, the keys)."""
+    for item in lead:
+        trace_prompt(channel, item)
+    args, wait, seconds = _read_arguments(channel, files, max_digits, timeout_ms, any_key)
+    first, between = (f"{ms / 1000:g}" for ms in key_waits)
+    reply = await channel.gosub(
+        contract.CTX_ASK, ("&".join(f.path for f in lead), *args, wait, first, between),
+        timeout=125 * (len(lead) + 1) + seconds * (max_digits + 1))
+    # Cut short by a hang-up, the subroutine does not return: "Gosub complete (abnormal
+    # exit)", and AGIEXITONHANGUP ends the session right after it.
+    if reply.result_int < 0 or "abnormal" in reply.note or channel.hung_up:
+        raise AgiHangup("caller hung up during a question")
+    lead_key, keys = await _read_keys(channel, max_digits, timeout_ms, LEAD_VARIABLE)
+    return bool(lead_key), keys
+
+
+async def _read_keys(channel: AgiChannel, max_digits: int, timeout_ms: int,
+                     lead_variable: str = "") -> tuple[str, str]:
+    """The keys a Read left, once it ended, its status (and the lead's key, when there
+    was one) read in the same round trip: (lead key, keys)."""
+    expression = f"${{READSTATUS}}:${{{READ_VARIABLE}}}"
+    if lead_variable:
+        expression = f"${{{lead_variable}}}:{expression}"
+    got = (await channel.get_full_variable(expression) or "").split(":", 2)
+    lead_key = got.pop(0) if lead_variable else ""
+    status, keys = (*got, "", "")[:2]
     if status == "HANGUP" or channel.hung_up:
         raise AgiHangup("caller hung up during a question")
     if status == "ERROR":
         log.warning("a question could not be played (Read failed); waiting for its key")
-        return await channel.wait_for_digit(timeout_ms) or ""
+        return lead_key, await channel.wait_for_digit(timeout_ms) or ""
     # Only keys come back (Read keeps DTMF digits); anything else is not an answer.
-    return "".join(k for k in keys if k in ALL_KEYS)[:max_digits]
+    return lead_key, "".join(k for k in keys if k in ALL_KEYS)[:max_digits]
 
 
 async def set_key_timeouts(channel: AgiChannel, first_ms: int, between_ms: int) -> None:

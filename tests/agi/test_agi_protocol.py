@@ -388,3 +388,32 @@ async def attempt_value(awaitable):
         return await awaitable
     except ValueError as exc:
         return exc
+
+
+async def test_gosubs_interim_reply_is_not_its_reply(no_leaked_tasks):
+    """GOSUB answers `100 result=0 Trying...` before it runs the subroutine, then its
+    real reply; the next command gets its own."""
+    async def steps(ch, out):
+        out.append(await attempt(ch.gosub("ivr-ask", ("a&b", "15", ""))))
+        out.append(await attempt(ch.get_full_variable("${READSTATUS}")))
+
+    script = Script(steps)
+    async with agi_server({"inbound": script}) as server:
+        call = await FakeCall.dial(server.port)
+        assert await call.args() == ["GOSUB", "ivr-ask", "s", "1", "a&b,15,"]
+        await call.send("100 result=0 Trying...")
+        await asyncio.sleep(0.02)
+        await call.send("200 result=0 Gosub complete")
+        assert await call.args() == ["GET", "FULL", "VARIABLE", "${READSTATUS}"]
+        await call.send("200 result=1 (OK)")
+        results = await script.finished()
+        await call.close()
+    assert isinstance(results[0], AgiReply) and results[0].note == "Gosub complete"
+    assert isinstance(results[1], str) and results[1] == "OK"
+
+
+async def test_a_gosub_argument_cannot_split_the_subroutines_arguments():
+    channel = AgiChannel.__new__(AgiChannel)
+    for bad in ("a,b", "x(1)"):
+        with pytest.raises(ValueError):
+            await channel.gosub("ivr-ask", (bad,))

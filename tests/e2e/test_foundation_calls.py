@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 from harness import EXAMPLE_DID, wait_for
+from support.plans import OFFER, hear
 
 from ivr.caller.plan import (
     BUSY,
     AwaitEnd,
     CallPlan,
+    Cue,
     Hangup,
     Listen,
     Pause,
@@ -22,6 +24,7 @@ from ivr.caller.plan import (
     Press,
     Say,
 )
+from ivr.contract import EV_ASK
 
 # The greeting is playing: the caller has heard a second of it.
 IN_GREETING = Listen(quiet_ms=0, min_voice_ms=1000)
@@ -72,6 +75,36 @@ def test_caller_presses_a_key_and_the_call_is_recorded(live):
     assert path[0] == "IvrInbound"
     assert "IvrControllerReturned" not in path and "IvrFallback" not in path
     assert path[-1] == "IvrCallEnded"
+
+
+def test_the_first_question_follows_the_notice_with_the_controller_frozen(live):
+    """The emergency notice and the first question are one command (the dialplan's
+    ivr-ask): with the controller stopped (SIGSTOP) once the dialplan has both, the caller
+    still hears the offer right after the notice and its key is taken; let go, the
+    controller carries on from that answer. (Two commands left a gap a key fell into.)"""
+    mark = live.recorder.mark()
+    thawed = live.workdir / f"thawed-{mark}"
+    call = live.start(CallPlan(steps=(OFFER, Press("1"), Cue(str(thawed)), hear(), Hangup())))
+    uniqueid = _uniqueid_after(live, mark)
+    wait_for(lambda: EV_ASK in live.recorder.path(uniqueid), 120,
+             "the notice and the offer to be handed to the dialplan")
+    live.controller.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: any(e["event"] == "pressed" for e in call.events()), 240,
+                 "the caller to hear the offer and press 1 while the controller is stopped")
+    finally:
+        live.controller.send_signal(signal.SIGCONT)
+    thawed.touch()
+    report = call.wait()
+    assert report.ok, report.explain()
+    record = _record(live, uniqueid, lambda c: c["ended_at"], timeout=120)
+    detail = live.show(record["id"])
+    assert detail["intake"]["callback"]["source"] == "caller_id"
+    assert detail["intake"]["callback"]["confirmed"], (detail["timeline"], report.events)
+    notice = [e["detail"] for e in detail["timeline"] if e["kind"] == "prompt.emergency_notice"]
+    assert notice == [{"skipped": False}]
+    kinds = [e["kind"] for e in detail["timeline"]]
+    assert kinds.index("intake.callback.asked") < kinds.index("intake.dob.asked")
 
 
 def test_caller_hangs_up_mid_command(live):

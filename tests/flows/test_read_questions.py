@@ -14,14 +14,17 @@ from ivr.flows.speech import (
     as_files,
     ask,
     read,
+    read_after,
 )
 
 
 class Channel:
     """Answers EXEC Read and the variables it leaves as Asterisk would."""
 
-    def __init__(self, status: str = "OK", keys: str = "", exec_result: str = "0") -> None:
+    def __init__(self, status: str = "OK", keys: str = "", exec_result: str = "0",
+                 lead: str = "", gosub: str = "Gosub complete") -> None:
         self.status, self.keys, self.exec_result = status, keys, exec_result
+        self.lead, self.gosub_text = lead, gosub
         self.sent: list[tuple[object, ...]] = []
         self.uniqueid, self.hung_up = "1700000000.9", False
 
@@ -35,8 +38,14 @@ class Channel:
         self.sent.append(("EXEC", application, options))
         return AgiReply(200, self.exec_result)
 
+    async def gosub(self, context: str, arguments: tuple[str, ...], **_kw: object) -> AgiReply:
+        self.sent.append(("GOSUB", context, *arguments))
+        return AgiReply(200, "0", note=self.gosub_text)
+
     async def get_full_variable(self, expression: str) -> str | None:
         self.sent.append(("GET FULL VARIABLE", expression))
+        if expression.startswith("${IVR_LEAD}:"):
+            return f"{self.lead}:{self.status}:{self.keys}"
         return f"{self.status}:{self.keys}"
 
     async def wait_for_digit(self, _timeout_ms: int) -> str | None:
@@ -103,3 +112,33 @@ async def test_a_question_that_limits_its_keys_keeps_get_option():
     channel = Channel(keys="2")
     assert await ask(channel, [PlayFile("/s/offer")], "12", 5000) == "2"
     assert [c[0] for c in channel.sent] == ["GET OPTION"]
+
+
+async def test_a_lead_and_its_question_are_one_subroutine_with_the_keys_waits():
+    """The notice and the offer: one GOSUB (no gap between them for a key), the rules'
+    waits passed in (a subroutine does not see the channel's own), one read-back."""
+    channel = Channel(keys="1")
+    got = await read_after(channel, [PlayFile("/s/notice")], [PlayFile("/s/offer")], 15, 0,
+                           any_key=False, key_waits=(6000, 1500))
+    assert got == (False, "1")
+    assert channel.sent == [
+        ("GOSUB", "ivr-ask", "/s/notice", "/s/offer", "15", "", "", "6", "1.5"),
+        ("GET FULL VARIABLE", "${IVR_LEAD}:${READSTATUS}:${IVR_KEYS}")]
+
+
+async def test_a_key_during_the_lead_skips_it_and_is_no_answer():
+    channel = Channel(status="TIMEOUT", lead="#")
+    got = await read_after(channel, [PlayFile("/s/notice")], [PlayFile("/s/q")], 8, 5000,
+                           any_key=False, key_waits=(5000, 1500))
+    assert got == (True, "")
+    assert channel.sent[0][3:7] == ("/s/q", "8", "", "5")
+
+
+@pytest.mark.parametrize(("gosub", "status"), [
+    ("Gosub complete (abnormal exit)", "OK"),  # the hang-up cut the subroutine short
+    ("Gosub complete", "HANGUP"),
+])
+async def test_a_hang_up_during_the_lead_or_its_question_ends_the_flow(gosub, status):
+    with pytest.raises(AgiHangup):
+        await read_after(Channel(status=status, gosub=gosub), [PlayFile("/s/n")],
+                         [PlayFile("/s/q")], 1, 5000, any_key=True, key_waits=(5000, 1500))
