@@ -19,7 +19,7 @@ from ivr.flows import clinician_line, intake, language, redflag, triage
 from ivr.flows.decide import ROUTE_AFTER_HOURS, decide, find_practice
 from ivr.flows.runner import CallContext, Outcome
 from ivr.flows.session import Lead, Session
-from ivr.flows.speech import ALL_KEYS, Item, play
+from ivr.flows.speech import Item, play
 from ivr.records import calls
 from ivr.records.overrides import active_overrides
 from ivr.rules.model import Clinician, Override, normalise_number
@@ -86,11 +86,12 @@ async def _steps(s: Session) -> Outcome:
     else:
         greeting = s.prompt("greeting" if s.decision.route == ROUTE_AFTER_HOURS
                             else "overflow_greeting")
-    await play(s.channel, greeting, ALL_KEYS)  # a key skips to the notice
-    s.step = "emergency_notice"
-    # Played by the first question's own command, so that no key falls between them
-    # (a hang-up during either is recorded at that question).
-    s.lead = Lead(s.prompt("emergency_notice"), "prompt.emergency_notice")
+    # The greeting (a key skips to the notice) and the notice (a key skips to the first
+    # question) are played by the first question's own command, so that no key falls
+    # between them (a hang-up during any of the three is recorded at that question).
+    s.leads = [Lead(greeting, "greeting"),
+               Lead(s.prompt("emergency_notice"), "emergency_notice",
+                    "prompt.emergency_notice")]
     await intake.run(s)
     if s.practice is None:
         # No practice to triage for: the intake goes to an operator (flagged at routing).

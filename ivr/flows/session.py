@@ -7,7 +7,7 @@ back); everything captured is written to the database the moment it is captured.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -16,7 +16,16 @@ from typing import Any
 from ivr.agi.protocol import AgiChannel
 from ivr.controller.services import Services
 from ivr.flows.decide import Decision
-from ivr.flows.speech import ALL_KEYS, Item, PlayFile, PromptLibrary, as_files, play, say_time
+from ivr.flows.speech import (
+    ALL_KEYS,
+    MAX_LEADS,
+    Item,
+    PlayFile,
+    PromptLibrary,
+    as_files,
+    play,
+    say_time,
+)
 from ivr.records import calls
 from ivr.rules.model import Intake, Practice
 from ivr.texts import DEFAULT_LANGUAGE, for_language
@@ -26,11 +35,13 @@ from ivr.transcribe.redflags import Flag, flags_for
 @dataclass(frozen=True)
 class Lead:
     """Prompts the next question plays first, in the same command (speech.read_after):
-    the emergency notice, so no gap falls between it and the first question. `event`
-    goes in the timeline once it was heard, with whether a key skipped it."""
+    the greeting and the emergency notice, so no gap falls between them and the first
+    question. `step` is the call's step while it plays on its own (flush_lead); `event`,
+    if any, goes in the timeline once it was heard, with whether a key skipped it."""
 
     items: list[Item]
-    event: str
+    step: str
+    event: str | None = None
 
 
 @dataclass
@@ -46,7 +57,7 @@ class Session:
     told: list[str] = field(default_factory=list)  # texts of what the caller was told
     chosen_language: str | None = None  # picked at the start (ivr.flows.language)
     #: Played before the next question, in its command (take_lead), or on its own (flush_lead).
-    lead: Lead | None = None
+    leads: list[Lead] = field(default_factory=list)
     #: The call's writes being committed while the caller hears the next prompt (soon).
     background: list[asyncio.Future[None]] = field(default_factory=list)
 
@@ -92,28 +103,30 @@ class Session:
         if failed is not None:
             raise failed
 
-    def take_lead(self) -> list[PlayFile]:
-        """The pending lead's files for a question's own command ([]: none pending, or
-        one that is not all files, played here on its own first). The question reports
-        it heard with `lead_heard`."""
-        if self.lead is None:
+    def take_lead(self) -> list[list[PlayFile]]:
+        """The pending leads' files, for a question's own command ([]: none pending, or
+        one that is not all files: then the question's path calls flush_lead, which
+        plays them on their own first). The question reports them heard (lead_heard)."""
+        files = [as_files(lead.items) for lead in self.leads]
+        if not all(files) or len(files) > MAX_LEADS:
             return []
-        files = as_files(self.lead.items)
-        if files is None:
-            return []  # flush_lead, called by the question's fallback path, plays it
-        return files
+        return [f for f in files if f is not None]
 
-    def lead_heard(self, skipped: bool) -> None:
-        if self.lead is not None:
-            self.event_soon(self.lead.event, skipped=skipped)
-            self.lead = None
+    def lead_heard(self, skipped: Sequence[bool]) -> None:
+        for lead, skip in zip(self.leads, skipped, strict=True):
+            if lead.event:
+                self.event_soon(lead.event, skipped=skip)
+        self.leads = []
 
     async def flush_lead(self) -> None:
-        """Play the pending lead on its own (what comes next is not a question that can
-        take it); a key skips it."""
-        if self.lead is not None:
-            skipped = await play(self.channel, self.lead.items, ALL_KEYS)
-            self.lead_heard(bool(skipped))
+        """Play the pending leads on their own (what comes next is not a question that
+        can take them); a key skips one."""
+        while self.leads:
+            lead = self.leads.pop(0)
+            self.step = lead.step
+            skipped = await play(self.channel, lead.items, ALL_KEYS)
+            if lead.event:
+                self.event_soon(lead.event, skipped=bool(skipped))
 
     @property
     def practice(self) -> Practice | None:

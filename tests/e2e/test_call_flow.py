@@ -185,19 +185,16 @@ def _finished(campaign, name: str) -> dict:
     stack = campaign.stack
     caller = CALLER_DIGITS[name] if name != "anonymous" else ""
 
-    def keyed(call: dict) -> str | None:
-        return (call["intake"].get("callback") or {}).get("value")
-
     def ready():
         calls = [c for c in stack.calls() if c["caller"] == caller
                  and c["started_at"] >= (campaign.until - timedelta(hours=4)).isoformat()]
-        # Two callers without a caller ID dial Sunny: the anonymous one keys a number.
-        if name == "anonymous":
-            calls = [c for c in calls if c["dialled"] == SUNNY_DID
-                     and keyed(c) == "+16175550177"]
-        if name == "hostile":
-            calls = [c for c in calls if c["dialled"] == SUNNY_DID
-                     and keyed(c) != "+16175550177"]
+        # Two callers without a caller ID dial Sunny: the hostile one is known by the
+        # name its From header gave the channel (as Asterisk created it, before
+        # [ivr-strict]), whatever became of either intake.
+        if name in ("anonymous", HOSTILE):
+            hostile = _hostile_uniqueid(stack)
+            calls = [c for c in calls if c["dialled"] == SUNNY_DID and hostile is not None
+                     and (c["uniqueid"] == hostile) == (name == HOSTILE)]
         return calls[0] if calls and calls[0]["reconciled_at"] else None
 
     call = wait_for(ready, 60, f"the {name} call to be stored and reconciled", interval=0.5)
@@ -206,6 +203,12 @@ def _finished(campaign, name: str) -> dict:
              if e.get("UserEvent") == "IvrCallEnded"]
     assert ended, f"{name}: the channel did not end"
     return detail
+
+
+def _hostile_uniqueid(stack) -> str | None:
+    """The hostile caller's channel: the one Asterisk created with its From's name."""
+    return next((e.get("Uniqueid") for e in stack.recorder.of_kind("Newchannel")
+                 if e.get("CallerIDName", "").startswith("Evil")), None)
 
 
 def _voiced(detail: dict, field: str) -> None:

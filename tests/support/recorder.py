@@ -57,6 +57,11 @@ class EventRecorder:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
 
+    def of_kind(self, event: str) -> list[dict[str, str]]:
+        """Every recorded event named `event` (Newchannel, DTMFEnd...), in order."""
+        with self._lock:
+            return [e for e in self.events if e.get("Event") == event]
+
     def user_events(self, uniqueid: str | None = None) -> list[dict[str, str]]:
         with self._lock:
             return [e for e in self.events if e.get("Event") == "UserEvent"
