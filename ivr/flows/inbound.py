@@ -86,9 +86,10 @@ async def _steps(s: Session) -> Outcome:
     else:
         greeting = s.prompt("greeting" if s.decision.route == ROUTE_AFTER_HOURS
                             else "overflow_greeting")
-    # The greeting (a key skips to the notice) and the notice (a key skips to the first
-    # question) are played by the first question's own command, so that no key falls
-    # between them (a hang-up during any of the three is recorded at that question).
+    # The greeting and the notice are played by the first question's own Read, so that
+    # no key falls between them: a key during either starts the answer (a hang-up
+    # during any of the three is recorded at that question). Played on their own (a
+    # first question that is no Read), a key skips each.
     s.leads = [Lead(greeting, "greeting"),
                Lead(s.prompt("emergency_notice"), "emergency_notice",
                     "prompt.emergency_notice")]

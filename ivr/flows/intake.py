@@ -119,15 +119,16 @@ async def read_answer(s: Session, items: list[Item], max_digits: int,
 
 async def read_question(s: Session, files: list[PlayFile], max_digits: int,
                         timeout_ms: int) -> str:
-    """A question of files in one command, after the call's pending lead (the emergency
-    notice) when there is one: both in one command, no gap between them."""
+    """A question of files in one command, after the call's pending leads (the greeting
+    and the emergency notice) when there are: one Read, no gap between them, and keys
+    typed over a lead are the answer's."""
     lead = s.take_lead()
     if not lead:
         await s.flush_lead()
         return await read(s.channel, files, max_digits, timeout_ms, any_key=False)
-    skipped, keys = await read_after(s.channel, lead, files, max_digits, timeout_ms,
-                                     any_key=False, key_waits=(s.timeout_ms, ACCEPT_WAIT_MS))
-    s.lead_heard(skipped)
+    keys = await read_after(s.channel, lead, files, max_digits, timeout_ms, any_key=False,
+                            key_waits=(s.timeout_ms, ACCEPT_WAIT_MS))
+    s.lead_heard()
     return keys
 
 

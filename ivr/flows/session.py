@@ -7,7 +7,7 @@ back); everything captured is written to the database the moment it is captured.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -37,7 +37,8 @@ class Lead:
     """Prompts the next question plays first, in the same command (speech.read_after):
     the greeting and the emergency notice, so no gap falls between them and the first
     question. `step` is the call's step while it plays on its own (flush_lead); `event`,
-    if any, goes in the timeline once it was heard, with whether a key skipped it."""
+    if any, goes in the timeline once it was heard (on its own: with whether a key
+    skipped it; in the question: a key there was the answer's start)."""
 
     items: list[Item]
     step: str
@@ -112,10 +113,11 @@ class Session:
             return []
         return [f for f in files if f is not None]
 
-    def lead_heard(self, skipped: Sequence[bool]) -> None:
-        for lead, skip in zip(self.leads, skipped, strict=True):
+    def lead_heard(self) -> None:
+        """The leads were played in the question's Read (a key there is its answer)."""
+        for lead in self.leads:
             if lead.event:
-                self.event_soon(lead.event, skipped=skip)
+                self.event_soon(lead.event, with_question=True)
         self.leads = []
 
     async def flush_lead(self) -> None:

@@ -386,10 +386,8 @@ _READ_SAFE = re.compile(r"[A-Za-z0-9_./-]+")
 #: The channel variable Read leaves the keys in (read back in the same round trip as
 #: READSTATUS).
 READ_VARIABLE = "IVR_KEYS"
-#: The variables the leads' Reads of ivr-ask leave their keys in (a key: that lead was
-#: skipped), one per lead the subroutine takes.
-LEAD_VARIABLES = ("IVR_LEAD1", "IVR_LEAD2")
-MAX_LEADS = len(LEAD_VARIABLES)
+#: The lead-ins one question's command takes at most (the greeting and the notice).
+MAX_LEADS = 2
 #: The bound on a Read that waits with the channel's own timeouts (set_key_timeouts).
 READ_WAIT_MOST_S = 60.0
 
@@ -440,55 +438,44 @@ async def read(channel: AgiChannel, files: Sequence[PlayFile], max_digits: int,
     reply = await channel.exec("Read", options, timeout=125 + seconds * (max_digits + 1))
     if reply.result_int < 0:
         raise AgiHangup("caller hung up during a question")
-    return (await _read_keys(channel, max_digits, timeout_ms))[1]
+    return await _read_keys(channel, max_digits, timeout_ms)
 
 
 async def read_after(channel: AgiChannel, leads: Sequence[Sequence[PlayFile]],
                      files: Sequence[PlayFile], max_digits: int, timeout_ms: int,
-                     any_key: bool, key_waits: tuple[int, int]) -> tuple[list[bool], str]:
-    """Up to MAX_LEADS `leads` (the greeting, the emergency notice), then the question as
-    `read` asks it, in one command (the dialplan's ivr-ask): no gap between them for a
-    key to fall into. A key during a lead skips it and is no answer. `key_waits`: the
-    first key's and the next keys' waits in ms for `timeout_ms` 0 (what set_key_timeouts
-    set: the subroutine does not see it); with a timeout of its own, that is the wait
-    between keys too, also for keys typed over the question's first prompts. (whether
-    each lead was skipped, the keys)."""
-    if not 1 <= len(leads) <= MAX_LEADS:
-        raise ValueError(f"ivr-ask takes 1 to {MAX_LEADS} leads")
-    for lead in leads:
-        for item in lead:
-            trace_prompt(channel, item)
-    args, wait, seconds = _read_arguments(channel, files, max_digits, timeout_ms, any_key)
+                     any_key: bool, key_waits: tuple[int, int]) -> str:
+    """`leads` (the greeting, the emergency notice), then the question as `read` asks
+    it, in one command and one Read (the dialplan's ivr-ask): no gap between them for a
+    key to fall into, and a key during a lead stops it and starts the answer (a caller
+    who knows the question types ahead). `key_waits`: the first key's and the next keys'
+    waits in ms for `timeout_ms` 0 (what set_key_timeouts set: the subroutine does not
+    see it); with a timeout of its own, that is the wait between keys too, also for keys
+    typed over the leads. The keys, '' for none."""
+    everything = [f for lead in leads for f in lead] + list(files)
+    args, wait, seconds = _read_arguments(channel, everything, max_digits, timeout_ms,
+                                          any_key)
     first, between = key_waits if timeout_ms <= 0 else (timeout_ms, timeout_ms)
-    joined = ["&".join(f.path for f in lead) for lead in leads]
-    joined += [""] * (MAX_LEADS - len(joined))
     reply = await channel.gosub(
-        contract.CTX_ASK, (*joined, *args, wait, f"{first / 1000:g}", f"{between / 1000:g}"),
-        timeout=125 * (sum(len(lead) for lead in leads) + 1) + seconds * (max_digits + 1))
+        contract.CTX_ASK, (*args, wait, f"{first / 1000:g}", f"{between / 1000:g}"),
+        timeout=125 * (len(everything) + 1) + seconds * (max_digits + 1))
     # Cut short by a hang-up, the subroutine does not return: "Gosub complete (abnormal
     # exit)", and AGIEXITONHANGUP ends the session right after it.
     if reply.result_int < 0 or "abnormal" in reply.note or channel.hung_up:
         raise AgiHangup("caller hung up during a question")
-    lead_keys, keys = await _read_keys(channel, max_digits, timeout_ms, LEAD_VARIABLES)
-    return [bool(k) for k in lead_keys[:len(leads)]], keys
+    return await _read_keys(channel, max_digits, timeout_ms)
 
 
-async def _read_keys(channel: AgiChannel, max_digits: int, timeout_ms: int,
-                     lead_variables: Sequence[str] = ()) -> tuple[list[str], str]:
-    """The keys a Read left, once it ended, its status (and the leads' keys, when there
-    were leads) read in the same round trip: (leads' keys, keys)."""
-    expression = ":".join([*(f"${{{v}}}" for v in lead_variables),
-                           "${READSTATUS}", f"${{{READ_VARIABLE}}}"])
-    got = (await channel.get_full_variable(expression) or "").split(":", len(lead_variables) + 1)
-    got += [""] * (len(lead_variables) + 2 - len(got))
-    lead_keys, (status, keys) = got[:len(lead_variables)], got[len(lead_variables):]
+async def _read_keys(channel: AgiChannel, max_digits: int, timeout_ms: int) -> str:
+    """The keys a Read left, once it ended (its status read in the same round trip)."""
+    got = await channel.get_full_variable(f"${{READSTATUS}}:${{{READ_VARIABLE}}}")
+    status, _, keys = (got or "").partition(":")
     if status == "HANGUP" or channel.hung_up:
         raise AgiHangup("caller hung up during a question")
     if status == "ERROR":
         log.warning("a question could not be played (Read failed); waiting for its key")
-        return lead_keys, await channel.wait_for_digit(timeout_ms) or ""
+        return await channel.wait_for_digit(timeout_ms) or ""
     # Only keys come back (Read keeps DTMF digits); anything else is not an answer.
-    return lead_keys, "".join(k for k in keys if k in ALL_KEYS)[:max_digits]
+    return "".join(k for k in keys if k in ALL_KEYS)[:max_digits]
 
 
 async def set_key_timeouts(channel: AgiChannel, first_ms: int, between_ms: int) -> None:

@@ -144,17 +144,14 @@ class Caller:
 
     async def gosub(self, _context: str, arguments: tuple[str, ...],
                     timeout: float = 60) -> AgiReply:
-        """ivr-ask as Asterisk runs it: each lead's files played (a key skips the lead),
-        then the question, which hears no key (these callers hang up before it)."""
-        for lead in arguments[:2]:
-            for path in filter(None, lead.split("&")):
-                if (await self.command("STREAM FILE", path, "0123456789*#")).result_int:
-                    break
-        self.heard.extend(arguments[2].split("&"))
+        """ivr-ask as Asterisk runs it: one Read of its files, here heard to the end
+        (these callers press nothing in it; they hang up at the greeting)."""
+        for path in arguments[0].split("&"):
+            await self.command("STREAM FILE", path, "")
         return AgiReply(200, "0", note="Gosub complete")
 
     async def get_full_variable(self, expression: str) -> str | None:
-        return ":" * expression.count(":")  # no key anywhere, no status
+        return "TIMEOUT:"  # no key
 
     async def wait_for_digit(self, timeout_ms: int) -> str | None:
         reply = await self.command("WAIT FOR DIGIT", timeout_ms)

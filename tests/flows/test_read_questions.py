@@ -22,9 +22,9 @@ class Channel:
     """Answers EXEC Read and the variables it leaves as Asterisk would."""
 
     def __init__(self, status: str = "OK", keys: str = "", exec_result: str = "0",
-                 lead: str = "", gosub: str = "Gosub complete") -> None:
+                 gosub: str = "Gosub complete") -> None:
         self.status, self.keys, self.exec_result = status, keys, exec_result
-        self.lead, self.gosub_text = lead, gosub
+        self.gosub_text = gosub
         self.sent: list[tuple[object, ...]] = []
         self.uniqueid, self.hung_up = "1700000000.9", False
 
@@ -44,8 +44,6 @@ class Channel:
 
     async def get_full_variable(self, expression: str) -> str | None:
         self.sent.append(("GET FULL VARIABLE", expression))
-        if expression.startswith("${IVR_LEAD1}:${IVR_LEAD2}:"):
-            return f"{self.lead}:{self.status}:{self.keys}"
         return f"{self.status}:{self.keys}"
 
     async def wait_for_digit(self, _timeout_ms: int) -> str | None:
@@ -114,28 +112,26 @@ async def test_a_question_that_limits_its_keys_keeps_get_option():
     assert [c[0] for c in channel.sent] == ["GET OPTION"]
 
 
-async def test_leads_and_their_question_are_one_subroutine_with_the_keys_waits():
-    """The greeting, the notice and the offer: one GOSUB (no gap between them for a
-    key), the rules' waits passed in (a subroutine does not see the channel's own), one
-    read-back."""
-    channel = Channel(keys="1", lead=":")
+async def test_leads_and_their_question_are_one_read_with_the_keys_waits():
+    """The greeting, the notice and the offer: one GOSUB, one Read of all their files
+    (no gap between them for a key; a key typed over the greeting is the answer's), the
+    rules' waits passed in (a subroutine does not see the channel's own)."""
+    channel = Channel(keys="1")
     got = await read_after(channel, [[PlayFile("/s/hello")], [PlayFile("/s/notice")]],
                            [PlayFile("/s/offer")], 15, 0, any_key=False,
                            key_waits=(6000, 1500))
-    assert got == ([False, False], "1")
+    assert got == "1"
     assert channel.sent == [
-        ("GOSUB", "ivr-ask", "/s/hello", "/s/notice", "/s/offer", "15", "", "", "6", "1.5"),
-        ("GET FULL VARIABLE", "${IVR_LEAD1}:${IVR_LEAD2}:${READSTATUS}:${IVR_KEYS}")]
+        ("GOSUB", "ivr-ask", "/s/hello&/s/notice&/s/offer", "15", "", "", "6", "1.5"),
+        ("GET FULL VARIABLE", "${READSTATUS}:${IVR_KEYS}")]
 
 
-async def test_a_key_during_a_lead_skips_it_and_is_no_answer():
-    """One lead; a question with a timeout of its own waits that long between keys too
-    (keys typed over its first prompts: TIMEOUT(digit) inside the subroutine)."""
-    channel = Channel(status="TIMEOUT", lead="#:")
+async def test_a_question_with_its_own_timeout_waits_it_between_keys_over_the_leads():
+    channel = Channel(status="TIMEOUT")
     got = await read_after(channel, [[PlayFile("/s/notice")]], [PlayFile("/s/q")], 8, 5000,
                            any_key=False, key_waits=(5000, 1500))
-    assert got == ([True], "")
-    assert channel.sent[0][2:] == ("/s/notice", "", "/s/q", "8", "", "5", "5", "5")
+    assert got == ""
+    assert channel.sent[0][2:] == ("/s/notice&/s/q", "8", "", "5", "5", "5")
 
 
 @pytest.mark.parametrize(("gosub", "status"), [
@@ -144,5 +140,5 @@ async def test_a_key_during_a_lead_skips_it_and_is_no_answer():
 ])
 async def test_a_hang_up_during_a_lead_or_its_question_ends_the_flow(gosub, status):
     with pytest.raises(AgiHangup):
-        await read_after(Channel(status=status, gosub=gosub, lead=":"), [[PlayFile("/s/n")]],
+        await read_after(Channel(status=status, gosub=gosub), [[PlayFile("/s/n")]],
                          [PlayFile("/s/q")], 1, 5000, any_key=True, key_waits=(5000, 1500))
