@@ -20,6 +20,7 @@ from ivr.agi.protocol import AgiHangup
 from ivr.db.kinds import Source
 from ivr.db.models import SOURCE_CALLER_ID, SOURCE_KEYED, SOURCE_RECORDING
 from ivr.flows.audio import AudioStats, analyse
+from ivr.flows.saydate import date_files
 from ivr.flows.session import Session
 from ivr.flows.speech import (
     ALL_KEYS,
@@ -47,7 +48,11 @@ log = logging.getLogger(__name__)
 DIGITS = "0123456789"
 MAX_NUMBER_DIGITS = 15  # E.164's limit
 ACCEPT_WAIT_MS = 1500  # after "1": a pause means "yes, that number"; more keys, a new one
-SILENCE_SECONDS = 3  # a recording ends after this much silence
+#: A recording ends after this much silence. Asterisk counts it from the beep, not from
+#: the end of the voice (RECORD FILE's s=), so it is also how long a caller may pause
+#: before speaking: 3 s cut off callers who took a breath first (and a starved line's
+#: late audio); 5 s is still short next to a voicemail's usual 10.
+SILENCE_SECONDS = 5
 MAX_AGE_YEARS = 125
 SPOOL_INTAKE_DIR = "ivr-intake"
 
@@ -83,6 +88,16 @@ def dob_item(dob: date, language: str | None = None) -> SayTime:
     in the caller's language's order ("January 2 1990", "2 de enero de 1990")."""
     epoch = int(datetime.combine(dob, time(12), tzinfo=UTC).timestamp())
     return SayTime(epoch, "UTC", for_language(language).SAY_DATE)
+
+
+def dob_readback(dob: date, language: str | None = None) -> list[Item]:
+    """The date of birth as Asterisk's own sound files when the language's rules are
+    known (the confirmation is then one Read), else as SAY DATETIME (dob_item)."""
+    lang = for_language(language)
+    files = date_files(dob, lang.ASTERISK_LANGUAGE, lang.SAY_DATE)
+    if files is None:
+        return [dob_item(dob, language)]
+    return [PlayFile(f) for f in files]
 
 
 # --- keypad helpers ----------------------------------------------------------------------
@@ -256,7 +271,7 @@ async def ask_dob(s: Session) -> None:
             continue
         s.soon(calls.save_intake(s.db, s.call_id, "dob", value=dob.isoformat(),
                                  source=SOURCE_KEYED, confirmed=False, attempts=attempt))
-        answer = await confirm(s, [dob_item(dob, s.language)])
+        answer = await confirm(s, dob_readback(dob, s.language))
         if answer == "1":
             s.soon(calls.confirm_intake(s.db, s.call_id, "dob"))
             return

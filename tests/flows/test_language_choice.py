@@ -15,7 +15,7 @@ import pytest
 from ivr.agi.protocol import AgiReply
 from ivr.flows import language as choice
 from ivr.flows.decide import decide
-from ivr.flows.intake import dob_item
+from ivr.flows.intake import dob_item, dob_readback
 from ivr.flows.session import Session
 from ivr.flows.speech import PlayFile, PromptLibrary, SayTime, choice_lines, say_time
 from ivr.pbx import prompts as tts
@@ -133,6 +133,12 @@ def test_read_backs_in_spanish_use_asterisks_spanish_formats():
     dob = date(1990, 1, 2)
     assert dob_item(dob).fmt == "BdY"
     assert dob_item(dob, "es-US").fmt == "d'digits/es-de'B'digits/es-de'Y"
+    # Said as Asterisk's own files (one Read with the confirmation), in each order.
+    assert [f.path for f in dob_readback(dob)] == [
+        "digits/mon-0", "digits/h-2", "digits/19", "digits/90"]
+    assert [f.path for f in dob_readback(dob, "es-US")] == [
+        "digits/2", "digits/es-de", "digits/mon-0", "digits/es-de", "digits/thousand",
+        "digits/900", "digits/90"]
     later = datetime(2026, 11, 27, 13, 0, tzinfo=UTC)
     items = say_time(later, "America/New_York", EVENING, "es-US")
     assert [i.fmt for i in items if isinstance(i, SayTime)] == ["IMp", "Ad'digits/es-de'B"]

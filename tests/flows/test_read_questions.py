@@ -3,9 +3,12 @@ Asterisk, what it makes of Read's answer, and what stays on the old commands."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from ivr.agi.protocol import AgiHangup, AgiReply
+from ivr.flows.saydate import date_files
 from ivr.flows.speech import (
     ALL_KEYS,
     PlayFile,
@@ -142,3 +145,27 @@ async def test_a_hang_up_during_a_lead_or_its_question_ends_the_flow(gosub, stat
     with pytest.raises(AgiHangup):
         await read_after(Channel(status=status, gosub=gosub), [[PlayFile("/s/n")]],
                          [PlayFile("/s/q")], 1, 5000, any_key=True, key_waits=(5000, 1500))
+
+
+@pytest.mark.parametrize(("day", "language", "fmt", "files"), [
+    # English (say.c: day as an ordinal, the year in two halves before 2000)
+    (date(1985, 3, 21), "en", "BdY", "mon-2 20 h-1 19 80 5"),
+    (date(1905, 12, 30), "en", "BdY", "mon-11 h-30 19 oh 5"),
+    (date(2000, 7, 4), "en", "BdY", "mon-6 h-4 2 thousand"),
+    (date(2012, 11, 13), "en", "BdY", "mon-10 h-13 2 thousand 12"),
+    # Spanish (day and year as numbers, 'y' between tens and units above thirty)
+    (date(1985, 3, 21), "es", "d'digits/es-de'B'digits/es-de'Y",
+     "21 es-de mon-2 es-de thousand 900 80 and 5"),
+    (date(2001, 1, 1), "es", "d'digits/es-de'B'digits/es-de'Y",
+     "1 es-de mon-0 es-de 2 thousand 1"),
+    (date(1950, 5, 31), "es", "dBY", "30 and 1 mon-4 thousand 900 50"),
+])
+def test_a_date_is_said_with_asterisks_own_files(day, language, fmt, files):
+    assert date_files(day, language, fmt) == [
+        f if f.startswith("digits/") else f"digits/{f}" for f in files.split()]
+
+
+def test_a_date_format_or_language_not_covered_is_left_to_asterisk():
+    assert date_files(date(1990, 1, 2), "fr", "BdY") is None
+    assert date_files(date(1990, 1, 2), "en", "ABdY") is None  # the weekday: not covered
+    assert date_files(date(1990, 1, 2), "en", "d'digits/es-de") is None  # unclosed quote

@@ -61,8 +61,8 @@ async def test_writes_run_in_order_and_a_failed_one_stops_no_later_one():
 
 
 class Channel:
-    """Answers the date of birth's Read and its read-back's GET OPTION; notes when the
-    read-back (SAY DATETIME) starts."""
+    """Answers the date of birth's Read and its read-back's (a Read of the date's
+    sound files); notes when the read-back starts."""
 
     def __init__(self, dob: str, confirm: str) -> None:
         self.dob, self.confirm = dob, confirm
@@ -70,17 +70,15 @@ class Channel:
         self.read_back = asyncio.Event()
 
     async def command(self, name: str, *args: object, **_kw: object) -> AgiReply:
-        if name == "SAY DATETIME":
-            self.read_back.set()
-        if name == "GET OPTION":
-            return AgiReply(200, str(ord(self.confirm)))
         return AgiReply(200, "0")
 
     async def exec(self, application: str, options: str = "", **_kw: object) -> AgiReply:
+        if "digits/mon-" in options:
+            self.read_back.set()
         return AgiReply(200, "0")
 
     async def get_full_variable(self, expression: str) -> str | None:
-        return f"OK:{self.dob}"
+        return f"OK:{self.confirm if self.read_back.is_set() else self.dob}"
 
 
 async def test_the_read_back_plays_while_the_value_commits_and_waits_before_the_answer(
