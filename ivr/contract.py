@@ -104,6 +104,9 @@ CTX_HANGUP = "ivr-hangup"
 CTX_SCREEN = "ivr-screen"  # fallback screening: "press 1 to accept"
 #: A question after a lead-in in one AGI command (GOSUB): ivr.flows.speech.read.
 CTX_ASK = "ivr-ask"
+#: A question, its beep and the recording after it in one AGI command (GOSUB):
+#: ivr.flows.speech.record_after.
+CTX_RECORD = "ivr-record"
 CTX_GATEWAY_IN = "ivr-gateway-in"  # anything arriving from the clinician gateway: nothing
 CTX_CLINICIAN = "ivr-clinician"  # the controller's Originates to clinicians land here
 #: How long an accepted clinician waits (music) for the caller's Bridge before hanging up.
@@ -129,6 +132,7 @@ EV_CONTROLLER_TIMEOUT = "IvrControllerTimeout"  # the controller missed its boun
 EV_FALLBACK_INTAKE = "IvrFallbackIntake"  # the dialplan's own intake asks who is urgent
 EV_FALLBACK_INTAKE_CHOICE = "IvrFallbackIntakeChoice"  # Urgent: yes/no
 EV_ASK = "IvrAsk"  # the dialplan plays a lead-in and a question for the controller (ivr-ask)
+EV_RECORD = "IvrRecord"  # the dialplan plays a question and records its answer (ivr-record)
 EV_CALL_ENDED = "IvrCallEnded"  # hang-up handler stamped the call
 EV_BRIDGE = "IvrBridge"  # the caller is about to Bridge(); Leg: the clinician leg id
 EV_BRIDGE_RESULT = "IvrBridgeResult"  # Bridge() returned; Result: BRIDGERESULT

@@ -34,6 +34,7 @@ from ivr.flows.speech import (
     play_lead,
     read,
     read_after,
+    record_after,
     set_key_timeouts,
     trace_prompt,
 )
@@ -49,7 +50,7 @@ DIGITS = "0123456789"
 MAX_NUMBER_DIGITS = 15  # E.164's limit
 ACCEPT_WAIT_MS = 1500  # after "1": a pause means "yes, that number"; more keys, a new one
 #: A recording ends after this much silence. Asterisk counts it from the beep, not from
-#: the end of the voice (RECORD FILE's s=), so it is also how long a caller may pause
+#: the end of the voice (Record's silence), so it is also how long a caller may pause
 #: before speaking: 3 s cut off callers who took a breath first (and a starved line's
 #: late audio); 5 s is still short next to a voicemail's usual 10.
 SILENCE_SECONDS = 5
@@ -286,15 +287,12 @@ async def ask_recording(s: Session, field: str) -> None:
     pid = "ask_name" if field == "name" else "ask_reason"
     spool = s.services.pbx.spool_dir / SPOOL_INTAKE_DIR
     await s.flush_lead()  # a recording's question is no Read: the lead plays on its own
+    sorry: list[Item] = []  # before the second try: "we did not hear anything"
     for attempt in (1, 2):
-        await play(s.channel, s.prompt(pid))
         host = spool / f"{s.call_id}-{field}-{attempt}"
         try:
-            reply = await s.channel.record_file(s.services.pbx.inner_path(host), "wav", "#",
-                                                max_seconds * 1000, beep=True,
-                                                silence_seconds=SILENCE_SECONDS)
-            if reply.result == "-1":  # the reply can come before Asterisk's HANGUP line
-                raise AgiHangup("caller hung up during the recording")
+            await record_after(s.channel, [*sorry, *s.prompt(pid)],
+                               s.services.pbx.inner_path(host), SILENCE_SECONDS, max_seconds)
             await s.settle()  # an answer: what came before it is committed first
         except AgiHangup:
             # Keep what was said before the hang-up; then let the flow end.
@@ -302,8 +300,7 @@ async def ask_recording(s: Session, field: str) -> None:
             raise
         if await _keep(s, field, host.with_suffix(".wav"), attempt, partial=False):
             return
-        if attempt == 1:
-            await play(s.channel, [s.flow("no_voice")])
+        sorry = [s.flow("no_voice")]
     s.event_soon(f"intake.{field}.gave_up")
 
 

@@ -465,6 +465,33 @@ async def read_after(channel: AgiChannel, leads: Sequence[Sequence[PlayFile]],
     return await _read_keys(channel, max_digits, timeout_ms)
 
 
+async def record_after(channel: AgiChannel, items: Sequence[Item], path: str,
+                       silence_s: int, most_s: int) -> None:
+    """`items` (a question), the beep and a recording to `path`.wav in one command (the
+    dialplan's ivr-record), ended by '#', `silence_s` of silence or `most_s` in all.
+    As two commands, a loaded controller left seconds between the question and the
+    beep, and a caller who spoke when the question ended was not recorded. Raises
+    AgiHangup when the caller hung up (the file keeps what they said)."""
+    files = as_files(items)
+    if files is None or not _READ_SAFE.fullmatch(path):
+        # Not plain file names (an operator's folder with a space in it): two commands.
+        await play(channel, items)
+        reply = await channel.record_file(path, "wav", "#", most_s * 1000, beep=True,
+                                          silence_seconds=silence_s)
+        if reply.result == "-1":  # the reply can come before Asterisk's HANGUP line
+            raise AgiHangup("caller hung up during the recording")
+        return
+    for item in files:
+        trace_prompt(channel, item)
+    reply = await channel.gosub(
+        contract.CTX_RECORD, ("&".join(f.path for f in files), path, str(silence_s),
+                              str(most_s)),
+        timeout=125 * (len(files) + 1) + most_s)
+    # As with ivr-ask: a hang-up ends the subroutine abnormally, with no Return.
+    if reply.result_int < 0 or "abnormal" in reply.note or channel.hung_up:
+        raise AgiHangup("caller hung up during the recording")
+
+
 async def _read_keys(channel: AgiChannel, max_digits: int, timeout_ms: int) -> str:
     """The keys a Read left, once it ended (its status read in the same round trip)."""
     got = await channel.get_full_variable(f"${{READSTATUS}}:${{{READ_VARIABLE}}}")

@@ -125,9 +125,9 @@ async def play_caller(call: FakeCall) -> None:
             while keys and keys[0] is not None and len(typed) < int(words[4]):
                 typed += str(keys.pop(0))
             await call.send(f"200 result={typed}")
-        elif name == "RECORD FILE":
-            voiced_wav(Path(words[2] + "." + words[3]))
-            await call.send("200 result=35 (dtmf) endpos=8000")
+        elif name == "GOSUB IVR-RECORD":  # question, beep, recording
+            voiced_wav(Path(words[4].split(",")[1] + ".wav"))
+            await call.send("200 result=0 Gosub complete")
         elif name == "SET VARIABLE" and words[2] == "IVR_RESULT":
             await call.send("200 result=1")
             await call.close()
@@ -202,4 +202,4 @@ async def test_the_checks_catch_a_blocking_or_busy_callback():
 
 
 def test_the_fake_caller_splits_like_asterisk():
-    assert split_args('RECORD FILE "/x/y" wav "#" 5000 BEEP s=3')[2:4] == ["/x/y", "wav"]
+    assert split_args('GOSUB ivr-record s 1 "/x/y,/z,5,8"')[4] == "/x/y,/z,5,8"

@@ -18,6 +18,7 @@ from ivr.flows.speech import (
     ask,
     read,
     read_after,
+    record_after,
 )
 
 
@@ -43,7 +44,7 @@ class Channel:
 
     async def gosub(self, context: str, arguments: tuple[str, ...], **_kw: object) -> AgiReply:
         self.sent.append(("GOSUB", context, *arguments))
-        return AgiReply(200, "0", note=self.gosub_text)
+        return AgiReply(200, self.exec_result, note=self.gosub_text)
 
     async def get_full_variable(self, expression: str) -> str | None:
         self.sent.append(("GET FULL VARIABLE", expression))
@@ -52,6 +53,11 @@ class Channel:
     async def wait_for_digit(self, _timeout_ms: int) -> str | None:
         self.sent.append(("WAIT FOR DIGIT",))
         return None
+
+    async def record_file(self, path: str, fmt: str, escape: str, timeout_ms: int,
+                          **kw: object) -> AgiReply:
+        self.sent.append(("RECORD FILE", path, fmt, escape, timeout_ms, kw))
+        return AgiReply(200, self.exec_result)
 
 
 def test_digits_read_back_become_asterisks_digit_sounds():
@@ -169,3 +175,28 @@ def test_a_date_format_or_language_not_covered_is_left_to_asterisk():
     assert date_files(date(1990, 1, 2), "fr", "BdY") is None
     assert date_files(date(1990, 1, 2), "en", "ABdY") is None  # the weekday: not covered
     assert date_files(date(1990, 1, 2), "en", "d'digits/es-de") is None  # unclosed quote
+
+
+async def test_a_recording_is_one_command_with_its_question_and_beep():
+    """The question, the beep and the recording: one GOSUB (ivr-record), so no gap falls
+    between the question's end and the beep for a caller to speak into."""
+    channel = Channel()
+    await record_after(channel, [PlayFile("/s/sorry"), PlayFile("/s/name")],
+                       "/spool/ivr-intake/c1-name-2", 5, 8)
+    assert channel.sent == [("GOSUB", "ivr-record", "/s/sorry&/s/name",
+                             "/spool/ivr-intake/c1-name-2", "5", "8")]
+
+
+@pytest.mark.parametrize(("gosub", "exec_result"), [
+    ("Gosub complete (abnormal exit)", "0"), ("Gosub complete", "-1")])
+async def test_a_hang_up_during_the_recording_ends_the_flow(gosub, exec_result):
+    channel = Channel(gosub=gosub, exec_result=exec_result)
+    with pytest.raises(AgiHangup):
+        await record_after(channel, [PlayFile("/s/name")], "/spool/c1-name-1", 5, 8)
+
+
+async def test_a_recording_folder_gosub_cannot_take_keeps_two_commands():
+    channel = Channel()
+    await record_after(channel, [PlayFile("/s/name")], "/my spool/c1-name-1", 5, 8)
+    assert [c[0] for c in channel.sent] == ["STREAM FILE", "RECORD FILE"]
+    assert channel.sent[1][1:5] == ("/my spool/c1-name-1", "wav", "#", 8000)

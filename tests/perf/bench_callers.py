@@ -72,8 +72,9 @@ OVERLOAD = 1.5
 MAX_LEVEL = 450  # Asterisk's RTP range here (1000 ports) holds 500 calls
 KINDS = frozenset({"UserEvent", "DTMFEnd", "AGIExecStart", "AGIExecEnd"})
 #: AGI commands that start something the caller hears (a prompt, a read-back, the beep).
-PROMPT_COMMANDS = ("STREAM FILE", "GET DATA", "SAY ", "RECORD FILE", "CONTROL STREAM FILE",
-                   "GET OPTION", "EXEC Playback", "EXEC Background", "EXEC Read")
+PROMPT_COMMANDS = ("STREAM FILE", "GET DATA", "SAY ", "RECORD FILE", "GOSUB",
+                   "CONTROL STREAM FILE", "GET OPTION", "EXEC Playback", "EXEC Background",
+                   "EXEC Read")
 WAIT_COMMAND = "WAIT FOR DIGIT"
 READ_COMMAND = "EXEC Read"
 
