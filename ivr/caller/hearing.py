@@ -18,6 +18,11 @@ VOICE_RMS = 120.0
 TONE_FRAMES = 15
 TONE_MISSED = 2  # odd frames in a row forgiven: a loaded PBX loses packets in pairs
 TONE_MIN_CROSSINGS = 10  # per frame: above 250 Hz, no hum
+# A beep is over once this much quiet follows it: a starved PBX sends its 0.43 s in
+# pieces over a second or more (0.4 s gaps seen, the caller's jitter buffer filling
+# them), and the recording starts only after the last piece, so a caller who spoke at
+# the first piece's end was not recorded. A person, too, speaks once the beep stopped.
+TONE_AFTER_MS = 600
 WAV_HEADER = 44  # the canonical PCM header pjmedia's WAV writer puts first
 
 
@@ -39,6 +44,7 @@ class Hearing:
         self._turn: int | None = None  # voiced ms of the turn that ended while listening
         self._fallback_ms = 0  # a tone turn also ends after this much quiet (0: never)
         self._steady = (0, 0, 0)  # steady frames so far, their crossings, odd frames in a row
+        self._tone_heard = False  # a tone since listen(); the turn ends in the quiet after
 
     def mark(self) -> None:
         """We acted (pressed, spoke): what the service says next counts from here."""
@@ -66,7 +72,9 @@ class Hearing:
             self.quiet_ms = 0
         else:
             self.quiet_ms += FRAME_MS
-        self._check(self._tone_ended(rms, crossings))
+        if self._tone_ended(rms, crossings):
+            self._tone_heard = True
+        self._check()
 
     def _tone_ended(self, rms: float, crossings: int) -> bool:
         """Follow the steady run; True at the frame that ends one long enough for a tone."""
@@ -94,21 +102,22 @@ class Hearing:
         recognition by a starved line is still followed by the recording's silence)."""
         self._listening, self._turn = (quiet_ms, min_voice_ms, tone), None
         self._fallback_ms = tone_or_quiet_ms
-        self._check(False)
+        self._tone_heard = False
+        self._check()
 
     def turn(self) -> int | None:
         """Once, after the turn listened for is over: the voice it held (ms)."""
         turn, self._turn = self._turn, None
         return turn
 
-    def _check(self, tone_ended: bool) -> None:
+    def _check(self) -> None:
         if self._listening is None:
             return
         quiet_ms, min_voice_ms, tone = self._listening
         fallback = tone and self._fallback_ms > 0 and \
             self.turn_over(self._fallback_ms, min_voice_ms)
-        if fallback or (tone_ended and self.voiced_ms >= min_voice_ms if tone
-                        else self.turn_over(quiet_ms, min_voice_ms)):
+        beep_over = self._tone_heard and self.turn_over(TONE_AFTER_MS, min_voice_ms)
+        if fallback or (beep_over if tone else self.turn_over(quiet_ms, min_voice_ms)):
             self._turn, self._listening = self.voiced_ms, None
             self.mark()
 

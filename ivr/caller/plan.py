@@ -50,8 +50,9 @@ def turn(min_voice_ms: int = 800, timeout_s: float = 300.0) -> Listen:
 OFFER_VOICE_MS = 9500
 MENU_VOICE_MS = 5000
 
-#: "After the tone, please say...": the beep ends the turn, however long the pause
-#: before it (a caller who spoke in that pause would not be recorded). A beep a starved
+#: "After the tone, please say...": the beep's end (the quiet after it: hearing's
+#: TONE_AFTER_MS) ends the turn, however long the pause before it (a caller who spoke in
+#: that pause, or over the beep, would not be recorded). A beep a starved
 #: line garbled past recognition: 2 s of quiet end the turn, inside the recording's 5 s
 #: (ivr.flows.intake.SILENCE_SECONDS).
 BEEP = Listen(tone=True, timeout_s=300.0, tone_or_quiet_ms=2000)

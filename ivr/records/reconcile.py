@@ -9,9 +9,11 @@ them from disk and deletes each one once its record is committed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
+import weakref
 from pathlib import Path
 
 from ivr import contract
@@ -27,6 +29,13 @@ STAMP_MAX_BYTES = 4096  # a stamp is about 100 bytes; a bigger file is not one o
 #: A stamp that does not parse yet may still be being written; it is dropped only when
 #: it has not changed for this long.
 PARTIAL_GRACE_SECONDS = 10.0
+
+#: One reconciliation at a time in a process (per event loop): an IvrCallEnded event's
+#: and the periodic round's, run together, read the same stamp and both inserted the call
+#: the controller never saw (a UNIQUE error in the log). Run one after the other, the
+#: second finds the stamp gone.
+_RUNNING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary())
 
 # The stamps folder is the PBX user's: it could put links there (or make the folder one),
 # so root reads, stats and deletes in it only through ivr.pbx.safefs, never by path.
@@ -54,6 +63,14 @@ def _age(pbx_dir: Path, name: str) -> float | None:
 async def reconcile(db: Database, *, node: str, pbx_dir: Path, spool_fallback_dir: Path,
                     recordings_dir: Path, only: str | None = None) -> int:
     """Apply every pending stamp (or just `only`); return how many were applied."""
+    loop = asyncio.get_running_loop()
+    lock = _RUNNING.setdefault(loop, asyncio.Lock())
+    async with lock:
+        return await _reconcile(db, node, pbx_dir, spool_fallback_dir, recordings_dir, only)
+
+
+async def _reconcile(db: Database, node: str, pbx_dir: Path, spool_fallback_dir: Path,
+                     recordings_dir: Path, only: str | None) -> int:
     applied = 0
     for uniqueid in pending_stamps(pbx_dir):
         if only is not None and uniqueid != only:

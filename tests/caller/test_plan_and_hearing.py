@@ -7,7 +7,7 @@ from array import array
 
 import pytest
 
-from ivr.caller.hearing import FRAME_MS, Hearing, WavTail
+from ivr.caller.hearing import FRAME_MS, TONE_AFTER_MS, Hearing, WavTail
 from ivr.caller.plan import (
     BUSY,
     AwaitEnd,
@@ -116,9 +116,21 @@ def test_a_tone_ends_a_turn_that_waits_for_one():
     hearing.listen(1000, 300, tone=True)
     hearing.feed(speechlike(2400) + quiet(1500))  # a pause before the beep: not it yet
     assert hearing.turn() is None
-    hearing.feed(tone(420, hz=675))
-    hearing.feed(quiet(60))  # the third quiet frame ends it: two are forgiven as lost
+    hearing.feed(tone(420, hz=675) + quiet(TONE_AFTER_MS - FRAME_MS))
+    assert hearing.turn() is None  # the beep may not be over yet
+    hearing.feed(quiet(FRAME_MS))
     assert hearing.turn() == 2400 + 420
+
+
+def test_a_beep_a_starved_pbx_sent_in_pieces_is_over_after_its_last_piece():
+    """A 0.43 s beep heard as a second and a half: a long piece, a gap, short pieces
+    (run h21). Speaking at the first piece's end was speaking before the recording."""
+    hearing = Hearing(RATE)
+    hearing.listen(1000, 300, tone=True)
+    hearing.feed(speechlike(2400) + tone(520, hz=675) + quiet(380))
+    assert hearing.turn() is None
+    hearing.feed(tone(80, hz=675) + quiet(200) + tone(260, hz=675) + quiet(TONE_AFTER_MS))
+    assert hearing.turn() == 2400 + 520 + 80 + 260
 
 
 def test_a_tone_survives_a_lost_packet_but_speech_and_a_blip_are_no_tone():
@@ -127,7 +139,7 @@ def test_a_tone_survives_a_lost_packet_but_speech_and_a_blip_are_no_tone():
     for audio, heard in ((lost, True), (speechlike(3000), False), (tone(200, hz=675), False)):
         hearing = Hearing(RATE)
         hearing.listen(1000, 300, tone=True)
-        hearing.feed(audio + quiet(100))
+        hearing.feed(audio + quiet(TONE_AFTER_MS))
         assert (hearing.turn() is not None) == heard
 
 
@@ -159,7 +171,7 @@ def test_a_beep_garbled_by_lost_packets_still_ends_the_turn():
     two_lost = beep[:1600] + quiet(40) + beep[1920:]
     hearing = Hearing(RATE)
     hearing.listen(1000, 300, tone=True)
-    hearing.feed(two_lost + quiet(100))
+    hearing.feed(two_lost + quiet(TONE_AFTER_MS))
     assert hearing.turn() is not None
     hearing = Hearing(RATE)
     hearing.listen(1000, 300, tone=True, tone_or_quiet_ms=2000)
