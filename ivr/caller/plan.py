@@ -56,6 +56,10 @@ MENU_VOICE_MS = 5000
 #: line garbled past recognition: 2 s of quiet end the turn, inside the recording's 5 s
 #: (ivr.flows.intake.SILENCE_SECONDS).
 BEEP = Listen(tone=True, timeout_s=300.0, tone_or_quiet_ms=2000)
+#: A caller's breath between their last word and the '#' that ends a recording: Record
+#: drops the last 250 ms of a recording a key ended (the key's own tone), which must not
+#: be the end of a word.
+BEFORE_POUND_MS = 500
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from support.reacting import cue_when
 from support.sipp import CallerSpec
 
 from ivr.caller.client import CallReport
-from ivr.caller.plan import AwaitEnd, CallPlan, Cue, Hangup, Listen, Pause
+from ivr.caller.plan import AwaitEnd, CallPlan, Cue, Hangup, Listen, Pause, Step
 from ivr.flows.audio import analyse
 from ivr.records import recordings
 from ivr.rules import load_rules
@@ -50,27 +50,34 @@ CAMPAIGN_S = SILENT_CALL_S + 120  # the longest caller's wait and its own time-o
 # turn), then gives up while the chain is rung.
 HOLD_THEN_HANG_UP = [Listen(quiet_ms=0, min_voice_ms=4000), Pause(30000), Hangup()]
 
-# name -> (number dialled, caller ID, Diversion, steps from the voices)
+def say(wav: str) -> list[Step]:
+    """Speak after the beep and let the silence end the recording."""
+    return speak(wav, pound=False)
+
+
+# name -> (number dialled, caller ID, Diversion, steps from the voices). These callers
+# let the silence after their words end each recording (pound=False): the path a caller
+# who does not know '#' takes; the silent caller sets the campaign's length anyway.
 SCENARIOS: dict[str, tuple[str, str, str | None, Any]] = {
-    "routine": (SUNNY_DID, "+16175550142", None, lambda v: happy(v) + choose("4")),
+    "routine": (SUNNY_DID, "+16175550142", None, lambda v: happy(v, pound=False) + choose("4")),
     "urgent": (SUNNY_DID, "+16175550143", None,
-               lambda v: happy(v) + choose("1") + HOLD_THEN_HANG_UP),
+               lambda v: happy(v, pound=False) + choose("1") + HOLD_THEN_HANG_UP),
     "emergency": (SUNNY_DID, "+16175550144", None,
-                  lambda v: happy(v) + choose("9") + HOLD_THEN_HANG_UP),
+                  lambda v: happy(v, pound=False) + choose("9") + HOLD_THEN_HANG_UP),
     "forwarded": (SHARED_TRUNK_DID, "+16175550145",
                   f"<sip:{SUNNY_FWD}@127.0.0.1>;reason=no-answer",
-                  lambda v: happy(v) + choose("3")),
+                  lambda v: happy(v, pound=False) + choose("3")),
     "overflow": (MESA_DID, "+16175550146", f"<sip:{MESA_FWD}@127.0.0.1>;reason=user-busy",
-                 lambda v: happy(v) + choose("2")),
-    "unknown": (UNKNOWN_DID, "+16175550147", None, happy),
+                 lambda v: happy(v, pound=False) + choose("2")),
+    "unknown": (UNKNOWN_DID, "+16175550147", None, lambda v: happy(v, pound=False)),
     "anonymous": (SUNNY_DID, "anonymous", None,
                   lambda v: [*answer("6175550177#"), *answer("1"), *answer("07041965"),
-                             *answer("1"), *speak(v["name"]), *speak(v["reason"]),
+                             *answer("1"), *say(v["name"]), *say(v["reason"]),
                              *choose("4")]),
     "invalid": (SUNNY_DID, "+16175550148", None,
                 lambda v: [*answer("555#"), *answer("1"), *answer("13451990"),
-                           *answer("01021990"), *answer("1"), *speak(v["name"]),
-                           *speak(v["reason"]), *choose("7"), *choose("4")]),
+                           *answer("01021990"), *answer("1"), *say(v["name"]),
+                           *say(v["reason"]), *choose("7"), *choose("4")]),
     # Says nothing at all, to the end (the line stays open: silence keeps arriving).
     # Every question asked and timed out, then the on-call chain rung unanswered: about
     # 5 minutes idle, 6.5 beside two CPU hogs (runs h14, h15), so the wait is generous.
@@ -83,10 +90,10 @@ SCENARIOS: dict[str, tuple[str, str, str | None, Any]] = {
                    lambda v: [*accept_caller_id(), *answer("010"), Hangup()]),
     "hangup_name": (SUNNY_DID, "+16175550152", None,
                     lambda v: [*accept_caller_id(), *answer("01021990"), *answer("1"),
-                               *speak(v["name"]), Hangup()]),
+                               *say(v["name"]), Hangup()]),
     "hangup_reason": (SUNNY_DID, "+16175550153", None,
                       lambda v: [*accept_caller_id(), *answer("01021990"), *answer("1"),
-                                 *speak(v["name"]), *speak(v["reason"]), Hangup()]),
+                                 *say(v["name"]), *say(v["reason"]), Hangup()]),
 }
 CALLER_DIGITS = {name: "".join(c for c in spec[1] if c.isdigit() or c == "+")
                  for name, spec in SCENARIOS.items()}

@@ -12,7 +12,9 @@ from ivr.records.calls import show_call as retention_call
 from ivr.retention import purge as retention
 
 
-async def _until(predicate, timeout: float = 5.0) -> None:
+async def _until(predicate, timeout: float = 60.0) -> None:
+    """Wait for `predicate`; the bound only ends a hung test (three purges against
+    PostgreSQL beside two CPU hogs took more than 5 s, run h22)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not predicate():

@@ -20,13 +20,13 @@ from typing import Any
 
 from ivr import config
 from ivr.caller.client import Phones, RunningCall, start_call
-from ivr.caller.plan import BEEP, BUSY, CallPlan, PhoneBook, Press, Say, Step
+from ivr.caller.plan import BUSY, CallPlan, PhoneBook, Step
 from ivr.cluster.local import LocalCluster
 from ivr.cluster.postgres import PostgresServer
 from ivr.db.engine import Database
 from ivr.pbx.prompts import synthesize
 from ivr.records import calls
-from support.plans import DOB_KEYS, NAME, REASON, accept_caller_id, answer, choose
+from support.plans import DOB_KEYS, NAME, REASON, accept_caller_id, answer, choose, speak
 from support.polling import wait_for
 from support.ports import worker_ports
 from support.sipp import sipp_command
@@ -386,7 +386,7 @@ class RealCluster:
         """The whole intake on SUNNY: the caller ID accepted, the date of birth keyed and
         confirmed, name and reason said (each recording ended with '#'), a message."""
         def said(text: str) -> list[Step]:
-            return [BEEP, Say(str(synthesize(text, self.voices))), Press("#")]
+            return speak(str(synthesize(text, self.voices)))
         return CallPlan(caller_id=caller, steps=(
             *accept_caller_id(), *answer(DOB_KEYS), *answer("1"), *said(NAME),
             *said(REASON), *choose("4")))

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from ivr.caller.plan import BEEP, MENU_VOICE_MS, OFFER_VOICE_MS, Press, Say, Step, turn
+from ivr.caller.plan import (
+    BEEP,
+    BEFORE_POUND_MS,
+    MENU_VOICE_MS,
+    OFFER_VOICE_MS,
+    Pause,
+    Press,
+    Say,
+    Step,
+    turn,
+)
 
 NAME = "Alex Smith."
 REASON = "My daughter has had a fever since this morning."
@@ -36,9 +46,11 @@ def choose(key: str) -> list[Step]:
     return [MENU, Press(key)]
 
 
-def speak(wav: str) -> list[Step]:
-    """Wait for the beep, then speak."""
-    return [BEEP, Say(wav)]
+def speak(wav: str, pound: bool = True) -> list[Step]:
+    """Wait for the beep, speak, then end the recording with '#'; without `pound`, wait
+    for the recording's silence to end it (ivr.flows.intake.SILENCE_SECONDS), as a
+    caller who does not know the key does."""
+    return [BEEP, Say(wav), Pause(BEFORE_POUND_MS), Press("#")] if pound else [BEEP, Say(wav)]
 
 
 def voices(stack) -> dict[str, str]:  # noqa: ANN001 (harness.Stack; no import circle)
@@ -46,7 +58,8 @@ def voices(stack) -> dict[str, str]:  # noqa: ANN001 (harness.Stack; no import c
     return {"name": stack.voice(NAME), "reason": stack.voice(REASON)}
 
 
-def happy(v: dict[str, str]) -> list[Step]:
-    """Caller ID accepted, date of birth keyed and confirmed, name and reason said."""
-    return [*accept_caller_id(), *answer(DOB_KEYS), *answer("1"), *speak(v["name"]),
-            *speak(v["reason"])]
+def happy(v: dict[str, str], pound: bool = True) -> list[Step]:
+    """Caller ID accepted, date of birth keyed and confirmed, name and reason said (each
+    ended with '#', or with `pound` False by the silence after it)."""
+    return [*accept_caller_id(), *answer(DOB_KEYS), *answer("1"), *speak(v["name"], pound),
+            *speak(v["reason"], pound)]
