@@ -35,6 +35,12 @@ from support.sipp import CallerSpec, PhoneSpec, run_caller, start_phone
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_DID = "+16175550100"  # sunny-pediatrics
 
+#: How long a stopped controller may take to exit before the test takes it for hung (and
+#: asks for its threads' stacks): an orderly stop drains calls for 5 s, ends the
+#: transcription workers and closes the database; beside two CPU hogs, with a clinician's
+#: leg still in its screening, that took just over 20 s (run h23, exit code 0).
+STOP_BOUND_S = 60.0
+
 
 @dataclass
 class Stack:
@@ -142,7 +148,7 @@ class Stack:
     def kill_controller(self, sig: int = signal.SIGKILL) -> None:
         if self.controller and self.controller.poll() is None:
             self.controller.send_signal(sig)
-            exit_or_dump(self.controller, self.workdir / "controller.log", 20,
+            exit_or_dump(self.controller, self.workdir / "controller.log", STOP_BOUND_S,
                          f"the controller (signal {sig})")
 
     def stop_controller(self) -> None:
