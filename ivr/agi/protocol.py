@@ -29,7 +29,13 @@ log = logging.getLogger(__name__)
 
 MAX_HEADER_LINES = 200
 MAX_LINE = 16 * 1024
-DEFAULT_TIMEOUT = 10.0
+#: How long a command waits for Asterisk's reply before the stream is given up (the
+#: call then goes to the dialplan's fallback). A hang-up ends the wait at once; this is
+#: for a stream that answers nothing. 10 s was too short for a starved machine: beside
+#: two CPU hogs, Asterisk's answer to GET FULL VARIABLE after a Read came more than 10 s
+#: late (the controller's own log silent for as long), and two callers in the middle of
+#: their intake were sent to the fallback.
+DEFAULT_TIMEOUT = 30.0
 _EOF = object()
 
 

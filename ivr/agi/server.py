@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from ivr.agi.protocol import (
+    DEFAULT_TIMEOUT,
     MAX_LINE,
     AgiChannel,
     AgiHandshakeError,
@@ -27,7 +28,7 @@ class AgiServer:
 
     def __init__(self, routes: Mapping[str, Handler], host: str = "127.0.0.1",
                  port: int = 4573, handshake_timeout: float = 5.0,
-                 command_timeout: float = 10.0,
+                 command_timeout: float = DEFAULT_TIMEOUT,
                  on_refused: RefusedHook | None = None,
                  on_command: CommandHook | None = None) -> None:
         self.routes = dict(routes)
