@@ -17,12 +17,16 @@ VOICE_RMS = 120.0
 # some 20.
 TONE_FRAMES = 15
 TONE_MISSED = 2  # odd frames in a row forgiven: a loaded PBX loses packets in pairs
-TONE_MIN_CROSSINGS = 10  # per frame: above 250 Hz, no hum
+#: Zero crossings per frame of Asterisk's beep (a 675 Hz tone: 27 per 20 ms), with room
+#: for the line's coding. A steady vowel is no beep: "After the tone," with a starved
+#: line's packet-loss concealment stretching its vowel, then a pause, was taken for the
+#: beep, and the caller spoke over the rest of the question.
+TONE_CROSSINGS = range(24, 31)
 # A beep is over once this much quiet follows it: a starved PBX sends its 0.43 s in
-# pieces over a second or more (0.4 s gaps seen, the caller's jitter buffer filling
-# them), and the recording starts only after the last piece, so a caller who spoke at
-# the first piece's end was not recorded. A person, too, speaks once the beep stopped.
-TONE_AFTER_MS = 600
+# pieces over a second or more (gaps of 0.4-0.9 s seen), and the recording starts only
+# after the last piece, so a caller who spoke at the first piece's end was not recorded.
+# A person, too, speaks once the beep stopped.
+TONE_AFTER_MS = 1000
 WAV_HEADER = 44  # the canonical PCM header pjmedia's WAV writer puts first
 
 
@@ -85,7 +89,7 @@ class Hearing:
         if frames and missed < TONE_MISSED:
             self._steady = (frames, base, missed + 1)
             return False
-        voiced = rms >= VOICE_RMS and crossings >= TONE_MIN_CROSSINGS
+        voiced = rms >= VOICE_RMS and crossings in TONE_CROSSINGS
         self._steady = (1, crossings, 0) if voiced else (0, 0, 0)
         return frames >= TONE_FRAMES
 

@@ -122,6 +122,17 @@ def test_a_tone_ends_a_turn_that_waits_for_one():
     assert hearing.turn() == 2400 + 420
 
 
+def test_a_steady_vowel_and_a_pause_are_no_beep():
+    """A vowel held as long as a beep (a starved line's concealment stretches one), then
+    a pause: still the question, not its beep (run h25: "After the tone," then a pause)."""
+    hearing = Hearing(RATE)
+    hearing.listen(1000, 300, tone=True)
+    hearing.feed(speechlike(1200) + tone(500, hz=300) + quiet(1500))
+    assert hearing.turn() is None
+    hearing.feed(tone(420, hz=675) + quiet(TONE_AFTER_MS))  # the beep itself
+    assert hearing.turn() == 1200 + 500 + 420
+
+
 def test_a_beep_a_starved_pbx_sent_in_pieces_is_over_after_its_last_piece():
     """A 0.43 s beep heard as a second and a half: a long piece, a gap, short pieces
     (run h21). Speaking at the first piece's end was speaking before the recording."""
