@@ -206,9 +206,11 @@ def _finished(campaign, name: str) -> dict:
 
     call = wait_for(ready, 60, f"the {name} call to be stored and reconciled", interval=0.5)
     detail = stack.show(call["id"])
-    ended = [e for e in stack.recorder.user_events(call["uniqueid"])
-             if e.get("UserEvent") == "IvrCallEnded"]
-    assert ended, f"{name}: the channel did not end"
+    # The test's own AMI recorder may read the event after the controller reconciled the
+    # call from it (its thread starved beside the hogs): waited for, not asserted at once.
+    wait_for(lambda: [e for e in stack.recorder.user_events(call["uniqueid"])
+                      if e.get("UserEvent") == "IvrCallEnded"],
+             30, f"{name}: the channel's end (IvrCallEnded)", interval=0.5)
     return detail
 
 
