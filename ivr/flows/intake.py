@@ -291,20 +291,23 @@ async def ask_recording(s: Session, field: str) -> None:
     for attempt in (1, 2):
         host = spool / f"{s.call_id}-{field}-{attempt}"
         try:
-            await record_after(s.channel, [*sorry, *s.prompt(pid)],
-                               s.services.pbx.inner_path(host), SILENCE_SECONDS, max_seconds)
+            ended = await record_after(s.channel, [*sorry, *s.prompt(pid)],
+                                       s.services.pbx.inner_path(host), SILENCE_SECONDS,
+                                       max_seconds)
             await s.settle()  # an answer: what came before it is committed first
         except AgiHangup:
             # Keep what was said before the hang-up; then let the flow end.
             await _keep(s, field, host.with_suffix(".wav"), attempt, partial=True)
             raise
-        if await _keep(s, field, host.with_suffix(".wav"), attempt, partial=False):
+        if await _keep(s, field, host.with_suffix(".wav"), attempt, partial=False,
+                       ended=ended):
             return
         sorry = [s.flow("no_voice")]
     s.event_soon(f"intake.{field}.gave_up")
 
 
-async def _keep(s: Session, field: str, spooled: Path, attempt: int, partial: bool) -> bool:
+async def _keep(s: Session, field: str, spooled: Path, attempt: int, partial: bool,
+                ended: str = "") -> bool:
     """Keep a recording that holds a voice (True); a silent one is deleted (False).
 
     Only the voice check is waited for: the sealing into the data folder (a read, an
@@ -321,7 +324,10 @@ async def _keep(s: Session, field: str, spooled: Path, attempt: int, partial: bo
                     type(exc).__name__)
         stats = None
     if stats is None or not stats.has_voice:
-        s.event_soon(f"intake.{field}.silent", attempt=attempt, partial=partial)
+        # How Record ended (no patient data): a silent recording ended by '#' or by an
+        # error tells a different story than one ended by its silence.
+        s.event_soon(f"intake.{field}.silent", attempt=attempt, partial=partial,
+                     **({"ended": ended.lower()} if ended else {}))
         return False
     s.soon(_seal(s, field, spooled, stats, attempt, partial))
     return True

@@ -50,6 +50,10 @@ class Channel:
         self.sent.append(("GET FULL VARIABLE", expression))
         return f"{self.status}:{self.keys}"
 
+    async def get_variable(self, name: str) -> str | None:
+        self.sent.append(("GET VARIABLE", name))
+        return "SILENCE" if name == "RECORD_STATUS" else None
+
     async def wait_for_digit(self, _timeout_ms: int) -> str | None:
         self.sent.append(("WAIT FOR DIGIT",))
         return None
@@ -181,10 +185,12 @@ async def test_a_recording_is_one_command_with_its_question_and_beep():
     """The question, the beep and the recording: one GOSUB (ivr-record), so no gap falls
     between the question's end and the beep for a caller to speak into."""
     channel = Channel()
-    await record_after(channel, [PlayFile("/s/sorry"), PlayFile("/s/name")],
-                       "/spool/ivr-intake/c1-name-2", 5, 8)
+    ended = await record_after(channel, [PlayFile("/s/sorry"), PlayFile("/s/name")],
+                               "/spool/ivr-intake/c1-name-2", 5, 8)
     assert channel.sent == [("GOSUB", "ivr-record", "/s/sorry&/s/name",
-                             "/spool/ivr-intake/c1-name-2", "5", "8")]
+                             "/spool/ivr-intake/c1-name-2", "5", "8"),
+                            ("GET VARIABLE", "RECORD_STATUS")]
+    assert ended == "SILENCE"  # how Record ended, for a silent recording's timeline
 
 
 @pytest.mark.parametrize(("gosub", "exec_result"), [
