@@ -35,6 +35,7 @@ from ivr.flows.speech import (
     read,
     read_after,
     record_after,
+    record_status,
     set_key_timeouts,
     trace_prompt,
 )
@@ -291,23 +292,20 @@ async def ask_recording(s: Session, field: str) -> None:
     for attempt in (1, 2):
         host = spool / f"{s.call_id}-{field}-{attempt}"
         try:
-            ended = await record_after(s.channel, [*sorry, *s.prompt(pid)],
-                                       s.services.pbx.inner_path(host), SILENCE_SECONDS,
-                                       max_seconds)
+            await record_after(s.channel, [*sorry, *s.prompt(pid)],
+                               s.services.pbx.inner_path(host), SILENCE_SECONDS, max_seconds)
             await s.settle()  # an answer: what came before it is committed first
         except AgiHangup:
             # Keep what was said before the hang-up; then let the flow end.
             await _keep(s, field, host.with_suffix(".wav"), attempt, partial=True)
             raise
-        if await _keep(s, field, host.with_suffix(".wav"), attempt, partial=False,
-                       ended=ended):
+        if await _keep(s, field, host.with_suffix(".wav"), attempt, partial=False):
             return
         sorry = [s.flow("no_voice")]
     s.event_soon(f"intake.{field}.gave_up")
 
 
-async def _keep(s: Session, field: str, spooled: Path, attempt: int, partial: bool,
-                ended: str = "") -> bool:
+async def _keep(s: Session, field: str, spooled: Path, attempt: int, partial: bool) -> bool:
     """Keep a recording that holds a voice (True); a silent one is deleted (False).
 
     Only the voice check is waited for: the sealing into the data folder (a read, an
@@ -325,7 +323,9 @@ async def _keep(s: Session, field: str, spooled: Path, attempt: int, partial: bo
         stats = None
     if stats is None or not stats.has_voice:
         # How Record ended (no patient data): a silent recording ended by '#' or by an
-        # error tells a different story than one ended by its silence.
+        # error tells a different story than one ended by its silence. A caller who hung
+        # up has no channel left to ask.
+        ended = "" if partial else await record_status(s.channel)
         s.event_soon(f"intake.{field}.silent", attempt=attempt, partial=partial,
                      **({"ended": ended.lower()} if ended else {}))
         return False

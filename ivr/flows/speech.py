@@ -466,14 +466,12 @@ async def read_after(channel: AgiChannel, leads: Sequence[Sequence[PlayFile]],
 
 
 async def record_after(channel: AgiChannel, items: Sequence[Item], path: str,
-                       silence_s: int, most_s: int) -> str:
+                       silence_s: int, most_s: int) -> None:
     """`items` (a question), the beep and a recording to `path`.wav in one command (the
     dialplan's ivr-record), ended by '#', `silence_s` of silence or `most_s` in all.
     As two commands, a loaded controller left seconds between the question and the
     beep, and a caller who spoke when the question ended was not recorded. Raises
-    AgiHangup when the caller hung up (the file keeps what they said). Returns how the
-    recording ended (Record's RECORD_STATUS: DTMF, SILENCE, TIMEOUT, ERROR; '' unknown),
-    for the call's timeline when a recording comes back silent."""
+    AgiHangup when the caller hung up (the file keeps what they said)."""
     files = as_files(items)
     if files is None or not _READ_SAFE.fullmatch(path):
         # Not plain file names (an operator's folder with a space in it): two commands.
@@ -482,7 +480,7 @@ async def record_after(channel: AgiChannel, items: Sequence[Item], path: str,
                                           silence_seconds=silence_s)
         if reply.result == "-1":  # the reply can come before Asterisk's HANGUP line
             raise AgiHangup("caller hung up during the recording")
-        return ""
+        return
     for item in files:
         trace_prompt(channel, item)
     reply = await channel.gosub(
@@ -492,6 +490,12 @@ async def record_after(channel: AgiChannel, items: Sequence[Item], path: str,
     # As with ivr-ask: a hang-up ends the subroutine abnormally, with no Return.
     if reply.result_int < 0 or "abnormal" in reply.note or channel.hung_up:
         raise AgiHangup("caller hung up during the recording")
+
+
+async def record_status(channel: AgiChannel) -> str:
+    """How the last Record ended (RECORD_STATUS: DTMF, SILENCE, TIMEOUT, ERROR; '' when
+    unknown, as after RECORD FILE). Asked only for a recording that came back silent:
+    a round trip no voiced recording needs."""
     status = await channel.get_variable("RECORD_STATUS") or ""
     return status if status.isalpha() and status.isupper() else ""
 

@@ -19,6 +19,7 @@ from ivr.flows.speech import (
     read,
     read_after,
     record_after,
+    record_status,
 )
 
 
@@ -185,12 +186,13 @@ async def test_a_recording_is_one_command_with_its_question_and_beep():
     """The question, the beep and the recording: one GOSUB (ivr-record), so no gap falls
     between the question's end and the beep for a caller to speak into."""
     channel = Channel()
-    ended = await record_after(channel, [PlayFile("/s/sorry"), PlayFile("/s/name")],
-                               "/spool/ivr-intake/c1-name-2", 5, 8)
+    await record_after(channel, [PlayFile("/s/sorry"), PlayFile("/s/name")],
+                       "/spool/ivr-intake/c1-name-2", 5, 8)
     assert channel.sent == [("GOSUB", "ivr-record", "/s/sorry&/s/name",
-                             "/spool/ivr-intake/c1-name-2", "5", "8"),
-                            ("GET VARIABLE", "RECORD_STATUS")]
-    assert ended == "SILENCE"  # how Record ended, for a silent recording's timeline
+                             "/spool/ivr-intake/c1-name-2", "5", "8")]
+    # How Record ended, asked only for a silent recording's timeline.
+    assert await record_status(channel) == "SILENCE"
+    assert channel.sent[-1] == ("GET VARIABLE", "RECORD_STATUS")
 
 
 @pytest.mark.parametrize(("gosub", "exec_result"), [
