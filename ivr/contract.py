@@ -128,6 +128,7 @@ EV_FALLBACK_DIAL = "IvrFallbackDial"  # dialling fallback number #Index
 EV_FALLBACK_DIAL_RESULT = "IvrFallbackDialResult"  # DialStatus of that attempt
 EV_FALLBACK_ACCEPTED = "IvrFallbackAccepted"  # clinician pressed 1 (Linkedid = caller)
 EV_FALLBACK_RECORD = "IvrFallbackRecord"  # recording the caller's message
+EV_FALLBACK_RECORDED = "IvrFallbackRecorded"  # Record() ended, caller on the line; Status
 EV_CONTROLLER_TIMEOUT = "IvrControllerTimeout"  # the controller missed its bound
 EV_FALLBACK_INTAKE = "IvrFallbackIntake"  # the dialplan's own intake asks who is urgent
 EV_FALLBACK_INTAKE_CHOICE = "IvrFallbackIntakeChoice"  # Urgent: yes/no

@@ -200,7 +200,7 @@ def test_no_controller_and_no_clinician_caller_leaves_a_recording(live):
         phones.stop()
     uniqueid = _uniqueid_after(live, mark)
     names = live.recorder.path(uniqueid)
-    assert "IvrFallbackRecord" in names, names
+    assert "IvrFallbackRecord" in names and "IvrFallbackRecorded" in names, names
     live.start_controller()
     record = _record(live, uniqueid, lambda c: c["reconciled_at"])
     assert record["end_reason"] == "fallback_recorded"

@@ -86,6 +86,7 @@ def test_over_the_admission_limit_the_next_call_is_shed_to_the_intake(one_call_a
     assert events[contract.EV_CONTROLLER_RETURNED]["Result"] == contract.RESULT_SHED
     assert events[contract.EV_FALLBACK]["Reason"] == contract.REASON_SHED
     assert events[contract.EV_FALLBACK_INTAKE_CHOICE]["Urgent"] == "no"
+    assert events[contract.EV_FALLBACK_RECORDED]["Status"] == "DTMF"  # ended by its '#'
     assert contract.EV_FALLBACK_DIAL not in path  # nobody was rung for a message
     record = _record(stack, shed, lambda c: c["reconciled_at"])
     assert record["fallback_reason"] == contract.REASON_SHED

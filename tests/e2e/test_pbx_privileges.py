@@ -47,13 +47,14 @@ HOSTILE_MARK = b"Dial(PJSIP/evil)"
 NAME_SLOT = "@@CALLER-NAME@@"
 
 
-def _hostile_scenario(end_ms: int, audio: Path | None) -> bytes:
-    """A caller with the name and From user part above, hanging up after end_ms."""
+def _hostile_scenario(end_ms: int, audio: Path | None, hangup: bool = True) -> bytes:
+    """A caller with the name and From user part above, hanging up after end_ms (or, not
+    `hangup`, waiting up to end_ms for the PBX to end the call)."""
     from_header = (f'From: "{NAME_SLOT}" <sip:{HOSTILE_USER}@127.0.0.1:[local_port]>'
                    ";tag=[call_number]")
     xml = timed_caller_scenario(CallerSpec(caller_id=NUMBER,
                                            audio_pcap=str(audio) if audio else None),
-                                [], end_ms, hangup=True, raw_headers=(from_header,))
+                                [], end_ms, hangup=hangup, raw_headers=(from_header,))
     assert NAME_SLOT in xml
     return xml.encode().replace(NAME_SLOT.encode(), RAW_NAME)
 
@@ -96,10 +97,12 @@ def after_calls(own: Stack) -> dict[str, Any]:
     for path in own.pbx.fallback_dir.iterdir():
         path.unlink()
     speech = speech_pcap("I need a call back about my daughter's fever. " * 6,
-                         own.workdir / "speech.pcap", tail_silence_s=1)
+                         own.workdir / "speech.pcap", tail_silence_s=40)
     mark = own.recorder.mark()
-    second = run_scenario_in(own, _hostile_scenario(32000, speech), EXAMPLE_DID,
-                             own.workdir / "call2")
+    # The PBX ends this call (the quiet after the speech ends the recording: 40 s of it),
+    # not a fixed length: a loaded PBX may reach Record() late.
+    second = run_scenario_in(own, _hostile_scenario(120000, speech, hangup=False),
+                             EXAMPLE_DID, own.workdir / "call2")
     assert second.returncode == 0, second.stderr
     uid2 = wait_for(lambda: own.recorder.last_inbound_uniqueid(mark), 20, "the second call")
     assert "IvrFallbackRecord" in own.recorder.path(uid2)

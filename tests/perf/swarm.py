@@ -42,9 +42,12 @@ from tests.perf.swarm_call import LOCAL, TICK_S, Call, grow_buffer
 class Swarm:
     """The SIP socket, the calls by Call-ID, the ticker."""
 
-    def __init__(self, target: str, number: str) -> None:
+    def __init__(self, target: str, number: str, tag: str = "") -> None:
         host, _, port = target.rpartition(":")
         self.target, self.number = target, number
+        #: Added to each call's caller name (with the call's label): the bench finds a
+        #: report's call among the PBX's AMI events by it (their CallerIDName).
+        self.tag = tag
         self.remote = (host, int(port))
         self.calls: dict[str, Call] = {}
         self.sip: asyncio.DatagramTransport | None = None
@@ -147,7 +150,7 @@ class _Sip(asyncio.DatagramProtocol):
 
 
 def run(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    swarm = Swarm(str(spec["target"]), str(spec["number"]))
+    swarm = Swarm(str(spec["target"]), str(spec["number"]), str(spec.get("tag", "")))
     plan = CallPlan.from_json(spec["plan"])
     starts = [float(s) for s in spec["starts"]]
 

@@ -33,6 +33,9 @@ class Call:
         self.swarm, self.label, self.plan = swarm, label, plan
         self.steps: list[Step] = list(plan.steps)
         self.call_id = f"{label}-{random.getrandbits(64):016x}@{LOCAL}"
+        # Letters, digits and spaces only: the dialplan refuses other names (ivr-strict).
+        self.name = " ".join(x for x in (plan.caller_name, swarm.tag + label) if x) \
+            if swarm.tag else plan.caller_name
         self.from_tag = f"{random.getrandbits(32):08x}"
         self.to_tag: str | None = None
         self.cseq = 1
@@ -69,7 +72,7 @@ class Call:
     def headers(self, method: str, cseq: int, branch: str) -> list[tuple[str, str]]:
         sip = self.swarm.sip_port
         to = f"<sip:{self.swarm.number}@{self.swarm.target}>"
-        name = "".join(c for c in self.plan.caller_name if c not in '"\\')
+        name = "".join(c for c in self.name if c not in '"\\')
         return [("Via", f"SIP/2.0/UDP {LOCAL}:{sip};branch={branch};rport"),
                 ("Max-Forwards", "70"),
                 ("From", f'"{name}" <sip:{self.plan.caller_id}@{LOCAL}>;tag={self.from_tag}'),
@@ -304,7 +307,7 @@ class Call:
 
     def report(self) -> dict[str, Any]:
         return {"ok": bool(self.ok), "error": self.error if self.ok is not None
-                else "no end in time", "events": self.events}
+                else "no end in time", "name": self.name, "events": self.events}
 
 
 class _Rtp(asyncio.DatagramProtocol):
