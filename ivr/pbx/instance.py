@@ -428,7 +428,7 @@ class PbxInstance:
                     return
                 deadline = time.monotonic() + 5
             while time.monotonic() < deadline:
-                if self.pid() is None:
+                if _exited(pid):
                     return
                 time.sleep(0.1)
         raise PbxError(f"Asterisk (pid {pid}) did not stop")
@@ -483,3 +483,17 @@ def _traversable_parents(folder: Path) -> None:
     st = folder.stat()
     if st.st_uid == os.geteuid() and st.st_mode & 0o055 != 0o055:
         os.chmod(folder, 0o755)
+
+
+def _exited(pid: int) -> bool:
+    """The process is gone or a zombie: its sockets are closed.
+
+    Not pid(): Asterisk removes its pid file, and an exiting process's cmdline reads
+    empty, before the kernel closes its files, so a start right after could still find
+    the SIP port taken (seen beside two CPU hogs)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    # The state follows the command's closing parenthesis (the command may hold spaces).
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
