@@ -22,7 +22,7 @@ run: setup
 
 # Calls spend most of their time listening to prompts, so several workers (each with its
 # own Asterisk instance and controller) share 2 cores well.
-TEST_WORKERS ?= 7
+TEST_WORKERS ?= 8
 BENCH_ARGS ?=
 
 test: setup
