@@ -37,6 +37,9 @@ CLOCK_RATE = 8000  # telephone audio; the conference bridge runs at the codec's 
 # writer buffer). At 10 ms the loop itself cost ~2.5 % of a core per call, more than the
 # library's media and clock threads together; at 50 ms about a ninth of that.
 POLL_MS = 50
+#: No packet for this long is a gap in the line (the PBX sends one every 20 ms, silence
+#: included, while a call is up).
+GAP_S = 0.25
 KEY_MS = 250  # pjmedia sends a key as a 160 ms event, then a gap
 _REQUEST_USER = re.compile(r"^INVITE sips?:\+?([^@;>\s]+)@")
 
@@ -79,6 +82,10 @@ class Runner:
     hearing: Hearing = field(default_factory=lambda: Hearing(CLOCK_RATE))
     tail: WavTail | None = None
     audio: Any = None
+    media_index: int = -1
+    rx_packets: int = 0  # RTP packets received, at the last tick that saw the count grow
+    rx_at: float = 0.0  # when that was
+    gap_at: float = 0.0  # the last tick that found no packet for over GAP_S
     keep: list[Any] = field(default_factory=list)  # pjsua2 objects must outlive the call
     on_confirmed: Callable[[], None] | None = None
 
@@ -107,6 +114,8 @@ class Runner:
             if (media.type == pj.PJMEDIA_TYPE_AUDIO
                     and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE and self.audio is None):
                 self.audio = self.call.getAudioMedia(i)
+                self.media_index = i
+                self.rx_at = self.gap_at = time.monotonic()
                 recorder = pj.AudioMediaRecorder()
                 recorder.createRecorder(str(self.heard_path))
                 self.audio.startTransmit(recorder)
@@ -146,6 +155,7 @@ class Runner:
 
     def tick(self, now: float) -> None:
         if self.tail is not None:
+            self._follow_line(now)
             self.hearing.feed(self.tail.read())
         if not self.up or self.ended:
             return
@@ -162,6 +172,20 @@ class Runner:
         else:
             follow(waiting(step, self._step_name, elapsed, self.hearing), self._fail,
                    self._log, self._next)
+
+    def _follow_line(self, now: float) -> None:
+        """Tell the hearing how long packets have come with no gap (line_steady)."""
+        if self.media_index < 0 or self.ended:
+            return
+        try:
+            rx = int(self.call.getStreamStat(self.media_index).rtcp.rxStat.pkt)
+        except pj.Error:
+            return  # the stream is gone (ending): the hearing keeps its last word
+        if rx != self.rx_packets:
+            self.rx_packets, self.rx_at = rx, now
+        elif now - self.rx_at > GAP_S:
+            self.gap_at = now
+        self.hearing.line_steady((now - self.gap_at) * 1000)
 
     def _finish_on_end(self) -> None:
         if self.ok is None:

@@ -49,6 +49,16 @@ class Hearing:
         self._fallback_ms = 0  # a tone turn also ends after this much quiet (0: never)
         self._steady = (0, 0, 0)  # steady frames so far, their crossings, odd frames in a row
         self._tone_heard = False  # a tone since listen(); the turn ends in the quiet after
+        #: How long the line has carried packets with no gap (ms; inf: not measured).
+        self._line_ms = math.inf
+
+    def line_steady(self, ms: float) -> None:
+        """For how long packets have reached us with no gap. A starved PBX sends nothing
+        for seconds, which a caller hears as quiet; that quiet is not the recording's
+        silence, so the missed-beep fallback waits for this much steady line too.
+        (Run h30: a 2 s gap inside the reason's question was taken for the quiet after a
+        missed beep, the caller spoke before the recording, both tries came back silent.)"""
+        self._line_ms = ms
 
     def mark(self) -> None:
         """We acted (pressed, spoke): what the service says next counts from here."""
@@ -118,8 +128,8 @@ class Hearing:
         if self._listening is None:
             return
         quiet_ms, min_voice_ms, tone = self._listening
-        fallback = tone and self._fallback_ms > 0 and \
-            self.turn_over(self._fallback_ms, min_voice_ms)
+        fallback = tone and self._fallback_ms > 0 and self._line_ms >= self._fallback_ms \
+            and self.turn_over(self._fallback_ms, min_voice_ms)
         beep_over = self._tone_heard and self.turn_over(TONE_AFTER_MS, min_voice_ms)
         if fallback or (beep_over if tone else self.turn_over(quiet_ms, min_voice_ms)):
             self._turn, self._listening = self.voiced_ms, None

@@ -190,3 +190,19 @@ def test_a_beep_garbled_by_lost_packets_still_ends_the_turn():
     assert hearing.turn() is None
     hearing.feed(speechlike(300) + quiet(2000))  # the beep, unrecognisable, then silence
     assert hearing.turn() is not None
+
+
+def test_a_gap_in_the_line_is_not_the_quiet_after_a_missed_beep():
+    """A starved PBX sends nothing for seconds inside a question: the caller hears quiet,
+    but the fallback (tone_or_quiet_ms) waits until the line has been steady that long."""
+    hearing = Hearing(RATE)
+    hearing.listen(1000, 300, tone=True, tone_or_quiet_ms=2000)
+    hearing.line_steady(0)  # packets stopped
+    hearing.feed(speechlike(2400) + quiet(2500))
+    assert hearing.turn() is None
+    hearing.line_steady(1000)  # they came back a second ago
+    hearing.feed(quiet(200))
+    assert hearing.turn() is None
+    hearing.line_steady(2000)  # steady for the fallback's length: the quiet is silence
+    hearing.feed(quiet(20))
+    assert hearing.turn() is not None

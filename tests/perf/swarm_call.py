@@ -62,6 +62,7 @@ class Call:
         self.event_ts = 0
         self.speech, self.speech_at = b"", 0
         self.last_rx = 0.0
+        self.gap_at = 0.0  # the last tick with no packet for over NO_MEDIA_S
         self.placed_at = 0.0
 
     # --- the dialog ---------------------------------------------------------------------
@@ -235,7 +236,9 @@ class Call:
         self.ts = (self.ts + wire.SAMPLES) & 0xFFFFFFFF
         self.rtp.sendto(packet, (self.media.ip, self.media.port))
         if now - self.last_rx > NO_MEDIA_S:
+            self.gap_at = now
             self.hearing.heard_frame(0.0, 0)
+        self.hearing.line_steady((now - self.gap_at) * 1000)
 
     # --- steps (as ivr.caller.agent.Runner's) -----------------------------------------
     def _step_name(self) -> str:
