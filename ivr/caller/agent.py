@@ -37,6 +37,9 @@ CLOCK_RATE = 8000  # telephone audio; the conference bridge runs at the codec's 
 # writer buffer). At 10 ms the loop itself cost ~2.5 % of a core per call, more than the
 # library's media and clock threads together; at 50 ms about a ninth of that.
 POLL_MS = 50
+#: A Say step waits at most this many times its file's length (and 5 s) for the player.
+SAY_BOUND = 3
+FRAME_SAMPLES = 160  # one 20 ms frame at 8 kHz: the player's last read may stop short
 #: No packet for this long is a gap in the line (the PBX sends one every 20 ms, silence
 #: included, while a call is up).
 GAP_S = 0.25
@@ -79,6 +82,8 @@ class Runner:
     index: int = 0
     step_at: float = 0.0
     say_s: float = 0.0  # the length of what a Say step plays
+    say_samples: int = 0  # and in samples
+    say_pos: int = 0  # the furthest sample its player has reached
     hearing: Hearing = field(default_factory=lambda: Hearing(CLOCK_RATE))
     tail: WavTail | None = None
     audio: Any = None
@@ -141,7 +146,9 @@ class Runner:
             player.createPlayer(step.wav, pj.PJMEDIA_FILE_NO_LOOP)
             player.startTransmit(self.audio)
             self.keep.append(player)
-            self.say_s = _wav_seconds(Path(step.wav))  # read once, not on every tick
+            # Read once, not on every tick.
+            self.say_s, self.say_samples = _wav_length(Path(step.wav))
+            self.say_pos = 0
             self.hearing.mark()
             self._log("saying", wav=Path(step.wav).name)
         elif isinstance(step, Hangup):
@@ -165,13 +172,32 @@ class Runner:
             if elapsed * 1000 >= KEY_MS * len(step.keys):
                 self._next()
         elif isinstance(step, Say):
-            if elapsed >= self.say_s + 0.1:
+            if self._said(elapsed):
                 self.keep[-1].stopTransmit(self.audio)
                 self.hearing.mark()
                 self._next()
         else:
             follow(waiting(step, self._step_name, elapsed, self.hearing), self._fail,
                    self._log, self._next)
+
+    def _said(self, elapsed: float) -> bool:
+        """The player has played its whole file. Counted by its position, not by the
+        wall clock: a starved media clock plays a 3 s file in more than 3 s, and a caller
+        stopped at 3 s was heard without its last words (beside the hogs "... of one
+        hundred and three" reached the transcript without "three"). At the end of the
+        file the position goes back to 0; an unreadable one ends it on the clock."""
+        if elapsed < self.say_s + 0.1:
+            return False
+        if elapsed > SAY_BOUND * self.say_s + 5:
+            return True  # a player that never ends (cannot happen: NO_LOOP) ends here
+        try:
+            pos = int(self.keep[-1].getPos())
+        except pj.Error:
+            return True
+        if pos < self.say_pos:
+            return True
+        self.say_pos = pos
+        return pos >= self.say_samples - FRAME_SAMPLES
 
     def _follow_line(self, now: float) -> None:
         """Tell the hearing how long packets have come with no gap (line_steady)."""
@@ -201,9 +227,10 @@ class Runner:
             self.call.hangup(pj.CallOpParam())
 
 
-def _wav_seconds(path: Path) -> float:
+def _wav_length(path: Path) -> tuple[float, int]:
+    """A WAV file's length: seconds, samples."""
     with wave.open(str(path), "rb") as w:
-        return w.getnframes() / w.getframerate()
+        return w.getnframes() / w.getframerate(), w.getnframes()
 
 
 class _Call(pj.Call):
