@@ -84,6 +84,7 @@ class Runner:
     say_s: float = 0.0  # the length of what a Say step plays
     say_samples: int = 0  # and in samples
     say_pos: int = 0  # the furthest sample its player has reached
+    say_done: bool = False  # its file played to the end
     hearing: Hearing = field(default_factory=lambda: Hearing(CLOCK_RATE))
     tail: WavTail | None = None
     audio: Any = None
@@ -148,7 +149,7 @@ class Runner:
             self.keep.append(player)
             # Read once, not on every tick.
             self.say_s, self.say_samples = _wav_length(Path(step.wav))
-            self.say_pos = 0
+            self.say_pos, self.say_done = 0, False
             self.hearing.mark()
             self._log("saying", wav=Path(step.wav).name)
         elif isinstance(step, Hangup):
@@ -185,19 +186,24 @@ class Runner:
         wall clock: a starved media clock plays a 3 s file in more than 3 s, and a caller
         stopped at 3 s was heard without its last words (beside the hogs "... of one
         hundred and three" reached the transcript without "three"). At the end of the
-        file the position goes back to 0; an unreadable one ends it on the clock."""
+        file the position goes back to 0, so it is followed from the start; a player
+        that cannot be read ends the step on the clock."""
+        if not self.say_done:
+            try:
+                pos = int(self.keep[-1].getPos())
+            except pj.Error:
+                pos, self.say_done = self.say_pos, True
+            if pos < self.say_pos or pos >= self.say_samples - FRAME_SAMPLES:
+                self.say_done = True
+            self.say_pos = max(pos, self.say_pos)
         if elapsed < self.say_s + 0.1:
             return False
+        if self.say_done:
+            return True
         if elapsed > SAY_BOUND * self.say_s + 5:
+            self._log("said", by="bound", pos=self.say_pos)
             return True  # a player that never ends (cannot happen: NO_LOOP) ends here
-        try:
-            pos = int(self.keep[-1].getPos())
-        except pj.Error:
-            return True
-        if pos < self.say_pos:
-            return True
-        self.say_pos = pos
-        return pos >= self.say_samples - FRAME_SAMPLES
+        return False
 
     def _follow_line(self, now: float) -> None:
         """Tell the hearing how long packets have come with no gap (line_steady)."""
