@@ -21,7 +21,8 @@ run: setup
 	IVR_TEST_PHONE=$${IVR_TEST_PHONE:-1} $(BIN)/ivr run
 
 # Calls spend most of their time listening to prompts, so several workers (each with its
-# own Asterisk instance and controller) share 2 cores well.
+# own Asterisk instance and controller) share 2 cores well. Beside two CPU hogs 8 workers
+# took 807-824 s where 7 took 892-947 s (more of the suite runnable, more of the machine).
 TEST_WORKERS ?= 8
 BENCH_ARGS ?=
 
