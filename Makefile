@@ -22,7 +22,7 @@ run: setup
 
 # Calls spend most of their time listening to prompts, so several workers (each with its
 # own Asterisk instance and controller) share 2 cores well. Beside two CPU hogs 8 workers
-# took 807-824 s where 7 took 892-947 s (more of the suite runnable, more of the machine).
+# took 807-870 s where 7 took 892-947 s (more of the suite runnable, more of the machine).
 TEST_WORKERS ?= 8
 BENCH_ARGS ?=
 
